@@ -1,0 +1,264 @@
+//! What each subcommand does: `daemon` runs a node here; the rest ask the daemon.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use reqwest::Method;
+use seedbank_node::daemon::ConfigOverrides;
+use seedbank_node::DataDir;
+use seedbank_protocol::api::{
+    AddRequest, ArtifactDetail, ArtifactSummary, Completeness, ExportReport, ExportRequest,
+    GcReport, PinReport, StatusResponse, VerifyReport,
+};
+use seedbank_protocol::ArtifactKind;
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, KindArg};
+use crate::client::DaemonClient;
+use crate::output::{human_bytes, print_table, progress_bar, update_bar};
+
+/// Log filter when `RUST_LOG` is unset. iroh-blobs' GC loop logs every skipped run at
+/// info, which the store's on-demand collection turns into noise.
+const DEFAULT_LOG_FILTER: &str = "info,iroh_blobs=warn";
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let data_dir = DataDir::resolve(cli.data_dir.as_deref())?;
+    let json = cli.json;
+    if let Command::Daemon { api_addr } = cli.command {
+        return run_daemon(data_dir, ConfigOverrides { api_addr });
+    }
+    let client = DaemonClient::connect(data_dir.root())?;
+    match cli.command {
+        Command::Daemon { .. } => unreachable!("handled above"),
+        Command::Add {
+            path,
+            kind,
+            name,
+            revision,
+            licence,
+            pin,
+            reference,
+            follow_symlinks,
+        } => {
+            // Absolute, but not canonical: resolving symlinks here would hide them from the daemon.
+            let path = std::path::absolute(&path)
+                .with_context(|| format!("resolving {}", path.display()))?;
+            let request = AddRequest {
+                path: path.display().to_string(),
+                kind: match kind {
+                    KindArg::Model => ArtifactKind::Model,
+                    KindArg::Dataset => ArtifactKind::Dataset,
+                },
+                name,
+                revision,
+                licence,
+                pin,
+                reference,
+                follow_symlinks,
+            };
+            let bar = progress_bar("adding");
+            let added: ArtifactSummary =
+                client.stream(&["v1", "artifacts"], &request, |p| update_bar(&bar, p))?;
+            bar.finish_and_clear();
+            print(json, &added, || {
+                println!(
+                    "added {} ({}@{}, {} files, {}){}",
+                    added.id,
+                    added.name,
+                    added.revision,
+                    added.files,
+                    human_bytes(added.size),
+                    if added.pinned { ", pinned" } else { "" }
+                )
+            })?;
+        }
+        Command::Ls => {
+            let list: Vec<ArtifactSummary> = client.call(Method::GET, &["v1", "artifacts"])?;
+            print(json, &list, || print_artifacts(&list))?;
+        }
+        Command::Show { artifact } => {
+            let detail: ArtifactDetail =
+                client.call(Method::GET, &["v1", "artifacts", &artifact])?;
+            print(json, &detail, || print_detail(&detail))?;
+        }
+        Command::Export {
+            artifact,
+            dir,
+            include,
+            force,
+        } => {
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("resolving {}", dir.display()))?;
+            let request = ExportRequest {
+                dir: dir.display().to_string(),
+                include,
+                force,
+            };
+            let bar = progress_bar("exporting");
+            let report: ExportReport =
+                client.stream(&["v1", "artifacts", &artifact, "export"], &request, |p| {
+                    update_bar(&bar, p)
+                })?;
+            bar.finish_and_clear();
+            print(json, &report, || {
+                println!(
+                    "exported {} files ({}) to {}",
+                    report.files,
+                    human_bytes(report.bytes),
+                    report.dir
+                )
+            })?;
+        }
+        Command::Pin { artifact } => pin(&client, json, &artifact, Method::PUT)?,
+        Command::Unpin { artifact } => pin(&client, json, &artifact, Method::DELETE)?,
+        Command::Gc => {
+            let report: GcReport = client.call(Method::POST, &["v1", "gc"])?;
+            print(json, &report, || {
+                println!(
+                    "removed {} unpinned artifacts, {} blobs, freed {}",
+                    report.artifacts_removed.len(),
+                    report.blobs_removed,
+                    human_bytes(report.bytes_freed)
+                )
+            })?;
+        }
+        Command::Verify => {
+            let bar = progress_bar("verifying");
+            let report: VerifyReport =
+                client.stream(&["v1", "verify"], &(), |p| update_bar(&bar, p))?;
+            bar.finish_and_clear();
+            print(json, &report, || print_verify(&report))?;
+            if !report.corrupt.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Status => {
+            let status: StatusResponse = client.call(Method::GET, &["v1", "status"])?;
+            print(json, &status, || print_status(&status))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_daemon(data_dir: DataDir, overrides: ConfigOverrides) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(seedbank_node::daemon::run(data_dir, overrides))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pin(client: &DaemonClient, json: bool, artifact: &str, method: Method) -> Result<()> {
+    let report: PinReport = client.call(method, &["v1", "pins", artifact])?;
+    print(json, &report, || {
+        let state = if report.pinned { "pinned" } else { "unpinned" };
+        let already = if report.changed { "" } else { " (already)" };
+        println!("{state} {}{already}", report.id)
+    })
+}
+
+/// Prints `value` as JSON, or runs `human` to print it as text.
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+fn state_text(state: Completeness) -> &'static str {
+    match state {
+        Completeness::Complete => "complete",
+        Completeness::Partial => "partial",
+        Completeness::Modified => "modified",
+    }
+}
+
+fn print_artifacts(list: &[ArtifactSummary]) {
+    if list.is_empty() {
+        println!("no artifacts yet (add one with `seedbank add PATH`)");
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.kind.to_string(),
+                a.revision.clone(),
+                human_bytes(a.size),
+                a.files.to_string(),
+                if a.pinned { "yes" } else { "no" }.into(),
+                state_text(a.state).into(),
+                a.id.to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NAME", "KIND", "REVISION", "SIZE", "FILES", "PINNED", "STATE", "ID",
+        ],
+        &rows,
+    );
+}
+
+fn print_detail(detail: &ArtifactDetail) {
+    let m = &detail.manifest;
+    let s = &detail.summary;
+    println!("id:       {}", s.id);
+    println!("name:     {}@{} ({})", m.name, m.revision, m.kind);
+    println!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
+    println!("card:     {}", m.card.as_deref().unwrap_or("-"));
+    println!("size:     {} in {} files", human_bytes(s.size), s.files);
+    println!(
+        "state:    {}{}",
+        state_text(s.state),
+        if s.pinned { ", pinned" } else { "" }
+    );
+    if let Some(parent) = &m.parent {
+        println!("parent:   {parent}");
+    }
+    println!();
+    let rows: Vec<Vec<String>> = m
+        .files
+        .iter()
+        .map(|f| vec![f.path.clone(), f.size.to_string(), f.hash.to_hex()])
+        .collect();
+    print_table(&["PATH", "BYTES", "BLAKE3"], &rows);
+}
+
+fn print_verify(report: &VerifyReport) {
+    for bad in &report.corrupt {
+        println!(
+            "CORRUPT {} ({}): {}",
+            bad.hash,
+            bad.used_by.join(", "),
+            bad.reason
+        );
+    }
+    println!(
+        "checked {} blobs ({}): {} corrupt",
+        report.blobs_checked,
+        human_bytes(report.bytes_checked),
+        report.corrupt.len()
+    );
+}
+
+fn print_status(status: &StatusResponse) {
+    println!("node id:    {}", status.node_id);
+    println!("version:    {}", status.version);
+    println!("data dir:   {}", status.data_dir);
+    println!("store:      {}", human_bytes(status.store_bytes));
+    println!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
+    println!("uptime:     {}s", status.uptime_secs);
+}

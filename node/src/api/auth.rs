@@ -1,0 +1,44 @@
+//! Refuses browser-originated requests (403) and requests without the token (401).
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use seedbank_protocol::api::ErrorCode;
+
+use super::handlers::error_response;
+use super::ApiState;
+
+/// Middleware: a request with an `Origin` header came from a web page, which must never
+/// drive the daemon; every other request must carry `Authorization: Bearer <token>`.
+pub async fn require_token(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "requests from web pages (with an Origin header) are refused".into(),
+        );
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token)
+            if constant_time_eq::constant_time_eq(token.as_bytes(), state.token.as_bytes()) =>
+        {
+            next.run(request).await
+        }
+        _ => error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "missing or wrong API token (the CLI reads it from <data dir>/api.token)".into(),
+        ),
+    }
+}

@@ -1,0 +1,157 @@
+//! One function per API route. Each turns the request into a [`Library`] call and its
+//! result into JSON; errors become `{ "code", "message" }` with a matching status.
+//!
+//! [`Library`]: crate::library::Library
+
+use std::path::PathBuf;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use seedbank_protocol::api::{
+    AddRequest, ApiError, ArtifactDetail, ArtifactSummary, ErrorCode, ExportRequest, GcReport,
+    PinReport, StatusResponse,
+};
+
+use super::ndjson::stream_operation;
+use super::ApiState;
+use crate::error::NodeError;
+use crate::import::AddOptions;
+
+/// An error response with the given status and code.
+pub fn error_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
+    (status, Json(ApiError { code, message })).into_response()
+}
+
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::Corrupt | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for NodeError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        error_response(status_for(code), code, self.to_string())
+    }
+}
+
+/// Turns a JSON body that failed to parse into a 400 that says why.
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
+    json.map(|Json(value)| value).map_err(|rejection| {
+        NodeError::BadRequest(format!("malformed request: {}", rejection.body_text()))
+    })
+}
+
+/// A path from a request must be absolute: the daemon's working directory is not the user's.
+fn absolute_path(text: &str, what: &str) -> Result<PathBuf, NodeError> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(NodeError::BadRequest(format!(
+            "{what} {text:?} must be an absolute path"
+        )))
+    }
+}
+
+/// Result of a handler: JSON on success, the error's status and body otherwise.
+type ApiResult<T> = Result<Json<T>, NodeError>;
+
+/// `GET /v1/status`
+pub async fn status(State(state): State<ApiState>) -> ApiResult<StatusResponse> {
+    Ok(Json(state.library.status().await?))
+}
+
+/// `GET /v1/artifacts`
+pub async fn list(State(state): State<ApiState>) -> ApiResult<Vec<ArtifactSummary>> {
+    Ok(Json(state.library.list().await?))
+}
+
+/// `GET /v1/artifacts/{reference}`
+pub async fn show(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+) -> ApiResult<ArtifactDetail> {
+    Ok(Json(state.library.detail(&reference).await?))
+}
+
+/// `POST /v1/artifacts`: streams progress, then the new artifact's summary.
+pub async fn add(
+    State(state): State<ApiState>,
+    json: Result<Json<AddRequest>, JsonRejection>,
+) -> Result<Response, NodeError> {
+    let request = body(json)?;
+    let options = AddOptions {
+        path: absolute_path(&request.path, "path")?,
+        kind: request.kind,
+        name: request.name,
+        revision: request.revision,
+        licence: request.licence,
+        pin: request.pin,
+        reference: request.reference,
+        follow_symlinks: request.follow_symlinks,
+    };
+    let library = state.library.clone();
+    Ok(stream_operation(move |mut progress| async move {
+        library.add(options, &mut progress).await
+    }))
+}
+
+/// `POST /v1/artifacts/{reference}/export`: streams progress, then a report.
+pub async fn export(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+    json: Result<Json<ExportRequest>, JsonRejection>,
+) -> Result<Response, NodeError> {
+    let request = body(json)?;
+    absolute_path(&request.dir, "export directory")?;
+    let library = state.library.clone();
+    Ok(stream_operation(move |mut progress| async move {
+        library.export(&reference, &request, &mut progress).await
+    }))
+}
+
+/// `PUT /v1/pins/{reference}`
+pub async fn pin(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+) -> ApiResult<PinReport> {
+    Ok(Json(state.library.set_pinned(&reference, true).await?))
+}
+
+/// `DELETE /v1/pins/{reference}`
+pub async fn unpin(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+) -> ApiResult<PinReport> {
+    Ok(Json(state.library.set_pinned(&reference, false).await?))
+}
+
+/// `POST /v1/gc`
+pub async fn gc(State(state): State<ApiState>) -> ApiResult<GcReport> {
+    Ok(Json(state.library.collect_garbage().await?))
+}
+
+/// `POST /v1/verify`: streams progress, then the report.
+pub async fn verify(State(state): State<ApiState>) -> Response {
+    let library = state.library.clone();
+    stream_operation(move |mut progress| async move { library.verify(&mut progress).await })
+}
+
+/// Any other route.
+pub async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such API route".into(),
+    )
+}

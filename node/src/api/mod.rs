@@ -1,0 +1,55 @@
+//! The HTTP/JSON control API the `seedbank` CLI talks to.
+//!
+//! Loopback only by default. Every request needs the bearer token from
+//! `<data>/api.token`; any request carrying a browser `Origin` header is refused, so a
+//! web page cannot drive the daemon through the user's browser. Bodies are capped at
+//! [`MAX_API_REQUEST_BYTES`] and requests in flight at the configured maximum.
+
+mod auth;
+mod handlers;
+mod metrics;
+mod ndjson;
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
+use tower::limit::ConcurrencyLimitLayer;
+
+use crate::library::Library;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The node's artifacts.
+    pub library: Library,
+    /// The bearer token clients must present.
+    pub token: Arc<str>,
+}
+
+/// Builds the API router.
+pub fn router(state: ApiState, max_requests: usize) -> Router {
+    Router::new()
+        .route("/v1/status", get(handlers::status))
+        .route("/v1/artifacts", get(handlers::list).post(handlers::add))
+        .route("/v1/artifacts/{reference}", get(handlers::show))
+        .route("/v1/artifacts/{reference}/export", post(handlers::export))
+        .route(
+            "/v1/pins/{reference}",
+            put(handlers::pin).delete(handlers::unpin),
+        )
+        .route("/v1/gc", post(handlers::gc))
+        .route("/v1/verify", post(handlers::verify))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_API_REQUEST_BYTES))
+        .layer(ConcurrencyLimitLayer::new(max_requests))
+        .with_state(state)
+}

@@ -1,0 +1,123 @@
+//! The node's error type, with one variant per kind of failure a caller can act on.
+
+use std::path::PathBuf;
+
+use seedbank_protocol::api::{ApiError, ErrorCode};
+use seedbank_protocol::ManifestError;
+
+/// Anything that can go wrong in a node operation.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The request itself is invalid (bad name, bad glob, bad option).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No artifact by that id or name.
+    #[error("no artifact {0:?} in this node (see `seedbank ls`)")]
+    UnknownArtifact(String),
+    /// A name matches more than one artifact.
+    #[error("{name:?} matches {count} artifacts; use the content id instead (see `seedbank ls`)")]
+    AmbiguousName {
+        /// The name given.
+        name: String,
+        /// How many artifacts match.
+        count: usize,
+    },
+    /// No file of the artifact matches the patterns given.
+    #[error("no file in the artifact matches {0}")]
+    NothingMatches(String),
+    /// A path the user named does not exist.
+    #[error("path not found: {0}")]
+    PathNotFound(PathBuf),
+    /// The daemon may not read or write a path.
+    #[error("permission denied: {0}")]
+    PermissionDenied(PathBuf),
+    /// A symbolic link was met and following them was not asked for.
+    #[error("{0} is a symbolic link; pass --follow-symlinks to import what it points to")]
+    SymlinkRefused(PathBuf),
+    /// A path is neither a regular file nor a directory.
+    #[error("{0} is not a regular file or directory")]
+    NotAFile(PathBuf),
+    /// An export target exists and `force` was not given.
+    #[error("{0} already exists; pass --force to overwrite")]
+    AlreadyExists(PathBuf),
+    /// The disk filled up.
+    #[error("disk full while writing {0}")]
+    DiskFull(PathBuf),
+    /// Stored bytes did not hash to what they should, or a referenced file changed.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A manifest failed validation.
+    #[error("invalid manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The blob store failed.
+    #[error("blob store: {0}")]
+    Store(String),
+    /// The metadata database failed.
+    #[error("metadata database: {0}")]
+    Meta(#[from] sled::Error),
+}
+
+impl NodeError {
+    /// An I/O error on `path`, classified into not found, permission denied, disk full or other.
+    pub fn io(context: impl Into<String>, path: &std::path::Path, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::NotFound => NodeError::PathNotFound(path.to_owned()),
+            std::io::ErrorKind::PermissionDenied => NodeError::PermissionDenied(path.to_owned()),
+            std::io::ErrorKind::StorageFull => NodeError::DiskFull(path.to_owned()),
+            _ => NodeError::Io {
+                context: format!("{}: {}", context.into(), path.display()),
+                source,
+            },
+        }
+    }
+
+    /// A blob-store error. Disk-full errors inside the store are reported as such.
+    pub fn store(
+        context: &str,
+        error: impl std::fmt::Display,
+        data_path: &std::path::Path,
+    ) -> Self {
+        let text = error.to_string();
+        if text.contains("No space left on device") || text.contains("StorageFull") {
+            return NodeError::DiskFull(data_path.to_owned());
+        }
+        NodeError::Store(format!("{context}: {text}"))
+    }
+
+    /// The API error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            NodeError::BadRequest(_) | NodeError::Manifest(_) | NodeError::SymlinkRefused(_) => {
+                ErrorCode::BadRequest
+            }
+            NodeError::NotAFile(_) | NodeError::AmbiguousName { .. } => ErrorCode::BadRequest,
+            NodeError::UnknownArtifact(_)
+            | NodeError::PathNotFound(_)
+            | NodeError::NothingMatches(_) => ErrorCode::NotFound,
+            NodeError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            NodeError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            NodeError::DiskFull(_) => ErrorCode::DiskFull,
+            NodeError::Corrupt(_) => ErrorCode::Corrupt,
+            NodeError::Io { .. } | NodeError::Store(_) | NodeError::Meta(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// This error as the API reports it.
+    pub fn to_api(&self) -> ApiError {
+        ApiError {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// Result with [`NodeError`].
+pub type NodeResult<T> = Result<T, NodeError>;

@@ -1,0 +1,186 @@
+//! Writing an artifact's files out of the store into a directory, verified.
+//!
+//! Each file streams from the store into a hidden partial file beside its target while
+//! being hashed; only a file whose bytes hash to the manifest's hash is renamed into
+//! place. A failed or interrupted export never leaves a wrong file under a real name.
+
+use std::path::Path;
+
+use seedbank_protocol::FileEntry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{NodeError, NodeResult};
+use crate::progress::ProgressReporter;
+use crate::store::BlobStore;
+
+/// Bytes read from the store per step: large enough for fast hashing and writing,
+/// small enough that memory stays flat for any file size.
+const EXPORT_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Selects the files whose paths match any of `globs` (all files when `globs` is empty).
+pub fn select_files<'a>(
+    files: &'a [FileEntry],
+    globs: &[String],
+) -> NodeResult<Vec<&'a FileEntry>> {
+    if globs.is_empty() {
+        return Ok(files.iter().collect());
+    }
+    let mut builder = globset::GlobSetBuilder::new();
+    for glob in globs {
+        let glob = globset::GlobBuilder::new(glob)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| {
+                NodeError::BadRequest(format!("invalid --include pattern {glob:?}: {e}"))
+            })?;
+        builder.add(glob);
+    }
+    let set = builder
+        .build()
+        .map_err(|e| NodeError::BadRequest(format!("invalid --include patterns: {e}")))?;
+    let selected: Vec<_> = files.iter().filter(|f| set.is_match(&f.path)).collect();
+    if selected.is_empty() {
+        return Err(NodeError::NothingMatches(globs.join(", ")));
+    }
+    Ok(selected)
+}
+
+/// Writes `files` under `dir`, refusing to overwrite existing files unless `force`.
+/// Returns the bytes written.
+pub async fn export_files(
+    store: &BlobStore,
+    files: &[&FileEntry],
+    dir: &Path,
+    force: bool,
+    progress: &mut ProgressReporter,
+) -> NodeResult<u64> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| NodeError::io("creating", dir, e))?;
+    if !force {
+        for file in files {
+            let target = dir.join(&file.path);
+            if tokio::fs::symlink_metadata(&target).await.is_ok() {
+                return Err(NodeError::AlreadyExists(target));
+            }
+        }
+    }
+    progress.set_total(files.iter().map(|f| f.size).sum());
+    let mut done = 0;
+    for file in files {
+        let target = dir.join(&file.path);
+        export_one(store, file, &target, done, progress).await?;
+        done += file.size;
+        progress.report(done, &file.path);
+    }
+    Ok(done)
+}
+
+async fn export_one(
+    store: &BlobStore,
+    file: &FileEntry,
+    target: &Path,
+    done_before: u64,
+    progress: &mut ProgressReporter,
+) -> NodeResult<()> {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(|e| NodeError::io("creating", parent, e))?;
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = parent.join(format!(".{file_name}.seedbank-partial"));
+    let result = write_verified(store, file, &partial, done_before, progress).await;
+    let result = match result {
+        Ok(()) => tokio::fs::rename(&partial, target)
+            .await
+            .map_err(|e| NodeError::io("moving export into place at", target, e)),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    result
+}
+
+async fn write_verified(
+    store: &BlobStore,
+    file: &FileEntry,
+    partial: &Path,
+    done_before: u64,
+    progress: &mut ProgressReporter,
+) -> NodeResult<()> {
+    let mut output = tokio::fs::File::create(partial)
+        .await
+        .map_err(|e| NodeError::io("creating", partial, e))?;
+    let mut reader = store.reader(file.hash);
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; EXPORT_BUFFER_BYTES];
+    let mut written = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).await.map_err(|e| {
+            NodeError::Corrupt(format!(
+                "reading {} ({}) from the store: {e}",
+                file.path, file.hash
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        output
+            .write_all(&buffer[..n])
+            .await
+            .map_err(|e| NodeError::io("writing", partial, e))?;
+        written += n as u64;
+        progress.report(done_before + written, &file.path);
+    }
+    output
+        .sync_all()
+        .await
+        .map_err(|e| NodeError::io("writing", partial, e))?;
+    if written != file.size || hasher.finalize().as_bytes() != file.hash.as_bytes() {
+        return Err(NodeError::Corrupt(format!(
+            "stored bytes of {} do not match its hash {}; run `seedbank verify`",
+            file.path, file.hash
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use seedbank_protocol::BlobHash;
+
+    use super::*;
+
+    fn entry(path: &str) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            size: 0,
+            hash: BlobHash([0; 32]),
+        }
+    }
+
+    #[test]
+    fn globs_select_files_and_bad_globs_are_named() {
+        let files = vec![
+            entry("config.json"),
+            entry("weights/a.safetensors"),
+            entry("weights/b.bin"),
+        ];
+        let picked = select_files(&files, &["*.safetensors".into()]).unwrap();
+        assert_eq!(picked.len(), 1);
+        let picked = select_files(&files, &["weights/*".into(), "*.json".into()]).unwrap();
+        assert_eq!(picked.len(), 3);
+        assert_eq!(select_files(&files, &[]).unwrap().len(), 3);
+        assert!(matches!(
+            select_files(&files, &["*.gguf".into()]),
+            Err(NodeError::NothingMatches(_))
+        ));
+        let error = select_files(&files, &["[".into()]).unwrap_err().to_string();
+        assert!(error.contains("--include"), "{error}");
+    }
+}

@@ -1,0 +1,327 @@
+//! Adding a file or directory as an artifact: walk it, stream each file into the blob
+//! store, write the manifest and the root HashSeq, tag the root, record it in sled.
+//!
+//! Nothing is visible to `ls` until the root is tagged and recorded, so an add that
+//! fails half-way (bad file, full disk, killed daemon) leaves only untagged blobs,
+//! which the next garbage collection frees.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use iroh_blobs::BlobFormat;
+use seedbank_protocol::limits::MAX_FILES_PER_ARTIFACT;
+use seedbank_protocol::{validate_artifact_path, ArtifactKind, ContentId, FileEntry, Manifest};
+
+use crate::error::{NodeError, NodeResult};
+use crate::meta::{ArtifactRecord, Meta, PinRecord};
+use crate::progress::ProgressReporter;
+use crate::reference;
+use crate::store::{from_iroh, to_iroh, BlobStore};
+
+/// Revision label when none is given.
+pub const DEFAULT_REVISION: &str = "main";
+
+/// File names taken as the model or dataset card, in order of preference.
+const CARD_FILE_NAMES: [&str; 3] = ["README.md", "readme.md", "README"];
+
+/// What to add and how.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Model or dataset.
+    pub kind: ArtifactKind,
+    /// Name; defaults to the file or directory name.
+    pub name: Option<String>,
+    /// Revision; defaults to [`DEFAULT_REVISION`].
+    pub revision: Option<String>,
+    /// SPDX licence.
+    pub licence: Option<String>,
+    /// Pin once added.
+    pub pin: bool,
+    /// Reference files in place rather than copying them.
+    pub reference: bool,
+    /// Follow symbolic links rather than refusing them.
+    pub follow_symlinks: bool,
+}
+
+/// One file found under the path being added.
+#[derive(Debug, Clone)]
+struct SourceFile {
+    relative: String,
+    absolute: PathBuf,
+    size: u64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Adds `options.path` to the store and records it; returns the artifact's record.
+pub async fn add_artifact(
+    store: &BlobStore,
+    meta: &Meta,
+    options: AddOptions,
+    progress: &mut ProgressReporter,
+) -> NodeResult<ArtifactRecord> {
+    let root_path = options.path.clone();
+    let follow = options.follow_symlinks;
+    let files = tokio::task::spawn_blocking(move || collect_files(&root_path, follow))
+        .await
+        .map_err(|e| NodeError::Store(format!("file walk task failed: {e}")))??;
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => default_name(&options.path)?,
+    };
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    progress.set_total(total);
+
+    // Temp tags keep imported blobs alive until the root tag holds them.
+    let mut temp_tags = Vec::with_capacity(files.len() + 2);
+    let mut entries = Vec::with_capacity(files.len());
+    let mut done = 0;
+    for file in &files {
+        let before = options
+            .reference
+            .then(|| reference::snapshot(&file.absolute))
+            .transpose()?;
+        let imported = store
+            .import_file(&file.absolute, options.reference, |bytes| {
+                progress.report(done + bytes, &file.relative)
+            })
+            .await?;
+        if imported.size != file.size {
+            return Err(NodeError::BadRequest(format!(
+                "{} changed size while being added; add it again once it is finished",
+                file.absolute.display()
+            )));
+        }
+        let hash = from_iroh(imported.temp_tag.hash());
+        if let Some(before) = before {
+            if reference::snapshot(&file.absolute)? != before {
+                return Err(NodeError::BadRequest(format!(
+                    "{} changed while being added; add it again once it is finished",
+                    file.absolute.display()
+                )));
+            }
+            meta.put_reference(hash, &before)?;
+        }
+        done += file.size;
+        progress.report(done, &file.relative);
+        entries.push(FileEntry {
+            path: file.relative.clone(),
+            size: file.size,
+            hash,
+        });
+        temp_tags.push(imported.temp_tag);
+    }
+
+    let card = CARD_FILE_NAMES
+        .iter()
+        .find(|card| entries.iter().any(|e| e.path == **card))
+        .map(|card| (*card).to_owned());
+    let manifest = Manifest {
+        kind: options.kind,
+        name,
+        revision: options
+            .revision
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REVISION.to_owned()),
+        files: entries,
+        licence: options.licence.clone(),
+        card,
+        parent: None,
+        created_at: unix_now(),
+        publisher: None,
+    };
+    let manifest_bytes = manifest.encode()?;
+    let manifest_tag = store.add_bytes(manifest_bytes, BlobFormat::Raw).await?;
+    let manifest_hash = from_iroh(manifest_tag.hash());
+
+    let mut hash_seq = Vec::with_capacity(32 * (manifest.files.len() + 1));
+    hash_seq.extend_from_slice(manifest_hash.as_bytes());
+    for file in &manifest.files {
+        hash_seq.extend_from_slice(to_iroh(file.hash).as_bytes());
+    }
+    let root_tag = store.add_bytes(hash_seq, BlobFormat::HashSeq).await?;
+    let root = ContentId::from_hash(from_iroh(root_tag.hash()));
+    store.keep_artifact(root).await?;
+    store.sync().await?;
+
+    let added_at = meta
+        .artifact(root)?
+        .map(|existing| existing.added_at)
+        .unwrap_or_else(unix_now);
+    let record = ArtifactRecord {
+        root,
+        manifest: manifest_hash,
+        name: manifest.name.clone(),
+        kind: manifest.kind,
+        revision: manifest.revision.clone(),
+        size: manifest.total_size(),
+        files: manifest.files.len() as u64,
+        added_at,
+        referenced: options.reference,
+    };
+    meta.put_artifact(&record)?;
+    if options.pin {
+        let pin = PinRecord {
+            pinned_at: unix_now(),
+            reason: None,
+            replica_target: None,
+        };
+        meta.pin(root, &pin)?;
+        store.set_pinned(root, true).await?;
+    }
+    meta.flush().await?;
+    tracing::info!(%root, name = %record.name, files = record.files, bytes = record.size, "added artifact");
+    drop((temp_tags, manifest_tag, root_tag));
+    Ok(record)
+}
+
+/// The name an artifact gets from its path: the file or directory name.
+fn default_name(path: &Path) -> NodeResult<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            NodeError::BadRequest(format!(
+                "cannot take a name from {}; pass --name",
+                path.display()
+            ))
+        })
+}
+
+/// Lists the regular files under `root` (or `root` itself), sorted by relative path,
+/// checking that each is readable and has a valid artifact path.
+fn collect_files(root: &Path, follow_symlinks: bool) -> NodeResult<Vec<SourceFile>> {
+    let top = std::fs::symlink_metadata(root).map_err(|e| NodeError::io("reading", root, e))?;
+    if top.file_type().is_symlink() && !follow_symlinks {
+        return Err(NodeError::SymlinkRefused(root.to_owned()));
+    }
+    let top = std::fs::metadata(root).map_err(|e| NodeError::io("reading", root, e))?;
+    let mut files = Vec::new();
+    if top.is_file() {
+        let relative = default_name(root)?;
+        files.push(source_file(root, relative, top.len())?);
+    } else if top.is_dir() {
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(follow_symlinks)
+            .min_depth(1);
+        for entry in walk {
+            let entry = entry.map_err(|e| walk_error(root, e))?;
+            let file_type = entry.file_type();
+            if file_type.is_symlink() {
+                return Err(NodeError::SymlinkRefused(entry.path().to_owned()));
+            }
+            if file_type.is_dir() {
+                continue;
+            }
+            if !file_type.is_file() {
+                return Err(NodeError::NotAFile(entry.path().to_owned()));
+            }
+            let relative = relative_path(root, entry.path())?;
+            let size = entry.metadata().map_err(|e| walk_error(root, e))?.len();
+            files.push(source_file(entry.path(), relative, size)?);
+            if files.len() > MAX_FILES_PER_ARTIFACT {
+                return Err(NodeError::BadRequest(format!(
+                    "{} holds more than {MAX_FILES_PER_ARTIFACT} files, the most one artifact may have",
+                    root.display()
+                )));
+            }
+        }
+    } else {
+        return Err(NodeError::NotAFile(root.to_owned()));
+    }
+    if files.is_empty() {
+        return Err(NodeError::BadRequest(format!(
+            "{} holds no files to add",
+            root.display()
+        )));
+    }
+    files.sort_by(|a, b| a.relative.as_bytes().cmp(b.relative.as_bytes()));
+    Ok(files)
+}
+
+fn source_file(path: &Path, relative: String, size: u64) -> NodeResult<SourceFile> {
+    validate_artifact_path(&relative)
+        .map_err(|e| NodeError::BadRequest(format!("cannot add {}: {e}", path.display())))?;
+    // Opening now turns an unreadable file into a clear error before any work is done.
+    std::fs::File::open(path).map_err(|e| NodeError::io("opening", path, e))?;
+    Ok(SourceFile {
+        relative,
+        absolute: path.to_owned(),
+        size,
+    })
+}
+
+fn relative_path(root: &Path, path: &Path) -> NodeResult<String> {
+    let relative = path.strip_prefix(root).map_err(|_| {
+        NodeError::BadRequest(format!("{} is outside {}", path.display(), root.display()))
+    })?;
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
+    parts.map(|p| p.join("/")).ok_or_else(|| {
+        NodeError::BadRequest(format!(
+            "{} has a name that is not valid UTF-8",
+            path.display()
+        ))
+    })
+}
+
+fn walk_error(root: &Path, error: walkdir::Error) -> NodeError {
+    let path = error.path().unwrap_or(root).to_owned();
+    if error.loop_ancestor().is_some() {
+        return NodeError::BadRequest(format!("{} is a symbolic link loop", path.display()));
+    }
+    match error.into_io_error() {
+        Some(io) => NodeError::io("reading", &path, io),
+        None => NodeError::BadRequest(format!("cannot walk {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_nested_directories_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
+        std::fs::write(dir.path().join("b/c/deep.bin"), b"x").unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"").unwrap();
+        let files = collect_files(dir.path(), false).unwrap();
+        let paths: Vec<_> = files.iter().map(|f| f.relative.as_str()).collect();
+        assert_eq!(paths, ["a.txt", "b/c/deep.bin"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_refused_unless_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        assert!(matches!(
+            collect_files(dir.path(), false),
+            Err(NodeError::SymlinkRefused(_))
+        ));
+        assert_eq!(collect_files(dir.path(), true).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn missing_and_empty_paths_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            collect_files(&dir.path().join("nope"), false),
+            Err(NodeError::PathNotFound(_))
+        ));
+        let error = collect_files(dir.path(), false).unwrap_err().to_string();
+        assert!(error.contains("no files"), "{error}");
+    }
+}

@@ -1,0 +1,25 @@
+//! The Seedbank node: a content store of artifacts (iroh-blobs), their metadata (sled),
+//! and the HTTP control API the `seedbank` CLI talks to.
+//!
+//! [`daemon::run`] starts everything; [`library::Library`] holds the operations on
+//! artifacts (add, list, export, pin, gc, verify) and can be used without the API.
+
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod data_dir;
+pub mod error;
+pub mod export;
+pub mod identity;
+pub mod import;
+pub mod library;
+pub mod meta;
+pub mod progress;
+pub mod reference;
+pub mod resolve;
+pub mod store;
+
+pub use config::NodeConfig;
+pub use data_dir::DataDir;
+pub use error::NodeError;
+pub use library::Library;

@@ -1,0 +1,360 @@
+//! The node's artifacts and what can be done with them: add, list, show, export, pin,
+//! unpin, collect garbage, verify, report status. Owns the blob store and the metadata
+//! database; the control API and tests call it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use seedbank_protocol::api::{
+    ArtifactDetail, ArtifactSummary, Completeness, CorruptBlob, ExportReport, ExportRequest,
+    GcReport, PinReport, StatusResponse, VerifyReport,
+};
+use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
+use seedbank_protocol::{BlobHash, Manifest};
+use tokio::io::AsyncReadExt;
+
+use crate::data_dir::DataDir;
+use crate::error::{NodeError, NodeResult};
+use crate::export::{export_files, select_files};
+use crate::import::{add_artifact, unix_now, AddOptions};
+use crate::meta::{ArtifactRecord, Meta, PinRecord};
+use crate::progress::ProgressReporter;
+use crate::reference::check_unchanged;
+use crate::resolve::resolve_local;
+use crate::store::BlobStore;
+
+/// Bytes hashed per read while verifying.
+const VERIFY_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// The node's artifacts, store and metadata.
+#[derive(Debug, Clone)]
+pub struct Library {
+    store: BlobStore,
+    meta: Meta,
+    data_dir: DataDir,
+    node_id: String,
+    started: Instant,
+}
+
+impl Library {
+    /// Opens the store and database in `data_dir` (which must exist).
+    pub async fn open(data_dir: DataDir, node_id: String) -> NodeResult<Self> {
+        let meta = Meta::open(&data_dir.meta()).map_err(|e| match e {
+            NodeError::Meta(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                NodeError::BadRequest(format!(
+                    "data directory {} is in use by another seedbank daemon",
+                    data_dir.root().display()
+                ))
+            }
+            other => other,
+        })?;
+        let store = BlobStore::open(&data_dir.blobs()).await?;
+        Ok(Self {
+            store,
+            meta,
+            data_dir,
+            node_id,
+            started: Instant::now(),
+        })
+    }
+
+    /// The blob store.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Flushes metadata and closes the store.
+    pub async fn close(&self) -> NodeResult<()> {
+        self.meta.flush().await?;
+        self.store.shutdown().await;
+        Ok(())
+    }
+
+    /// Adds a file or directory.
+    pub async fn add(
+        &self,
+        options: AddOptions,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<ArtifactSummary> {
+        let record = add_artifact(&self.store, &self.meta, options, progress).await?;
+        self.summary(&record).await
+    }
+
+    /// Every artifact held, newest first.
+    pub async fn list(&self) -> NodeResult<Vec<ArtifactSummary>> {
+        let mut records = self.meta.artifacts()?;
+        records.sort_by(|a, b| b.added_at.cmp(&a.added_at).then(a.name.cmp(&b.name)));
+        let mut summaries = Vec::with_capacity(records.len());
+        for record in &records {
+            summaries.push(self.summary(record).await?);
+        }
+        Ok(summaries)
+    }
+
+    /// One artifact with its manifest.
+    pub async fn detail(&self, reference: &str) -> NodeResult<ArtifactDetail> {
+        let record = self.resolve(reference)?;
+        let manifest = self.manifest(&record).await?;
+        Ok(ArtifactDetail {
+            summary: self.summary_with(&record, &manifest).await?,
+            manifest,
+        })
+    }
+
+    /// Exports an artifact (or the files matching the request's globs) into a directory.
+    pub async fn export(
+        &self,
+        reference: &str,
+        request: &ExportRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<ExportReport> {
+        let record = self.resolve(reference)?;
+        let manifest = self.manifest(&record).await?;
+        let files = select_files(&manifest.files, &request.include)?;
+        for file in &files {
+            self.check_references(file.hash)?;
+            if self.store.size(file.hash).await?.is_none() {
+                return Err(NodeError::BadRequest(format!(
+                    "{} of {} is not complete in this node",
+                    file.path, record.name
+                )));
+            }
+        }
+        let dir = PathBuf::from(&request.dir);
+        let bytes = export_files(&self.store, &files, &dir, request.force, progress).await?;
+        Ok(ExportReport {
+            files: files.len() as u64,
+            bytes,
+            dir: request.dir.clone(),
+        })
+    }
+
+    /// Pins or unpins an artifact.
+    pub async fn set_pinned(&self, reference: &str, pinned: bool) -> NodeResult<PinReport> {
+        let record = self.resolve(reference)?;
+        let changed = if pinned {
+            let pin = PinRecord {
+                pinned_at: unix_now(),
+                reason: None,
+                replica_target: None,
+            };
+            self.meta.pin(record.root, &pin)?
+        } else {
+            self.meta.unpin(record.root)?
+        };
+        self.store.set_pinned(record.root, pinned).await?;
+        self.meta.flush().await?;
+        Ok(PinReport {
+            id: record.root,
+            pinned,
+            changed,
+        })
+    }
+
+    /// Removes every unpinned artifact and frees the blobs no pinned artifact uses.
+    pub async fn collect_garbage(&self) -> NodeResult<GcReport> {
+        let before = self.store.blob_sizes().await?;
+        let mut removed = Vec::new();
+        for record in self.meta.artifacts()? {
+            if self.meta.pin_record(record.root)?.is_none() {
+                self.store.release_artifact(record.root).await?;
+                self.meta.remove_artifact(record.root)?;
+                removed.push(record.root);
+            }
+        }
+        self.meta.flush().await?;
+        self.store.collect_garbage().await?;
+        let after = self.store.blob_sizes().await?;
+        let mut blobs_removed = 0;
+        let mut bytes_freed = 0;
+        for (hash, size) in &before {
+            if !after.contains_key(hash) {
+                blobs_removed += 1;
+                bytes_freed += size;
+                self.meta.remove_references(*hash)?;
+            }
+        }
+        self.meta.flush().await?;
+        tracing::info!(
+            artifacts = removed.len(),
+            blobs_removed,
+            bytes_freed,
+            "garbage collected"
+        );
+        Ok(GcReport {
+            artifacts_removed: removed,
+            blobs_removed,
+            bytes_freed,
+        })
+    }
+
+    /// Re-hashes every stored blob and checks every referenced file.
+    pub async fn verify(&self, progress: &mut ProgressReporter) -> NodeResult<VerifyReport> {
+        let sizes = self.store.blob_sizes().await?;
+        let users = self.blob_users().await?;
+        progress.set_total(sizes.values().sum());
+        let mut hashes: Vec<_> = sizes.iter().collect();
+        hashes.sort();
+        let mut report = VerifyReport {
+            blobs_checked: 0,
+            bytes_checked: 0,
+            corrupt: Vec::new(),
+        };
+        for (hash, size) in hashes {
+            let label = users
+                .get(hash)
+                .and_then(|u| u.first())
+                .cloned()
+                .unwrap_or_default();
+            let reason = match self.check_references(*hash) {
+                Err(e) => Some(e.to_string()),
+                Ok(()) => self
+                    .rehash(*hash, *size, &label, report.bytes_checked, progress)
+                    .await
+                    .err(),
+            };
+            if let Some(reason) = reason {
+                tracing::warn!(%hash, %reason, "stored blob failed verification");
+                report.corrupt.push(CorruptBlob {
+                    hash: hash.to_hex(),
+                    used_by: users.get(hash).cloned().unwrap_or_default(),
+                    reason,
+                });
+            }
+            report.blobs_checked += 1;
+            report.bytes_checked += size;
+        }
+        Ok(report)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> NodeResult<StatusResponse> {
+        let store_bytes = self.store.blob_sizes().await?.values().sum();
+        Ok(StatusResponse {
+            node_id: self.node_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: self.data_dir.root().display().to_string(),
+            store_bytes,
+            artifacts: self.meta.artifacts()?.len() as u64,
+            pins: self.meta.pin_count() as u64,
+            uptime_secs: self.started.elapsed().as_secs(),
+        })
+    }
+
+    fn resolve(&self, reference: &str) -> NodeResult<ArtifactRecord> {
+        resolve_local(reference, &self.meta.artifacts()?)
+    }
+
+    async fn manifest(&self, record: &ArtifactRecord) -> NodeResult<Manifest> {
+        let bytes = self
+            .store
+            .read_small(record.manifest, MAX_MANIFEST_BYTES)
+            .await?;
+        Ok(Manifest::decode(&bytes)?)
+    }
+
+    async fn summary(&self, record: &ArtifactRecord) -> NodeResult<ArtifactSummary> {
+        let manifest = self.manifest(record).await?;
+        self.summary_with(record, &manifest).await
+    }
+
+    async fn summary_with(
+        &self,
+        record: &ArtifactRecord,
+        manifest: &Manifest,
+    ) -> NodeResult<ArtifactSummary> {
+        let mut state = Completeness::Complete;
+        for file in &manifest.files {
+            if record.referenced && self.check_references(file.hash).is_err() {
+                state = Completeness::Modified;
+                break;
+            }
+            if self.store.size(file.hash).await?.is_none() {
+                state = Completeness::Partial;
+            }
+        }
+        Ok(ArtifactSummary {
+            id: record.root,
+            name: record.name.clone(),
+            kind: record.kind,
+            revision: record.revision.clone(),
+            size: record.size,
+            files: record.files,
+            pinned: self.meta.pin_record(record.root)?.is_some(),
+            state,
+            referenced: record.referenced,
+            added_at: record.added_at,
+        })
+    }
+
+    /// Fails if `hash` is referenced from a file that changed since import.
+    fn check_references(&self, hash: BlobHash) -> NodeResult<()> {
+        for reference in self.meta.references(hash)? {
+            check_unchanged(&reference)?;
+        }
+        Ok(())
+    }
+
+    /// For each blob, the artifacts and paths that use it (`name@revision:path`).
+    async fn blob_users(&self) -> NodeResult<HashMap<BlobHash, Vec<String>>> {
+        let mut users: HashMap<BlobHash, Vec<String>> = HashMap::new();
+        for record in self.meta.artifacts()? {
+            let label = format!("{}@{}", record.name, record.revision);
+            users
+                .entry(record.root.hash())
+                .or_default()
+                .push(format!("{label} (root)"));
+            users
+                .entry(record.manifest)
+                .or_default()
+                .push(format!("{label} (manifest)"));
+            if let Ok(manifest) = self.manifest(&record).await {
+                let mut seen = HashSet::new();
+                for file in manifest.files {
+                    if seen.insert((file.hash, file.path.clone())) {
+                        users
+                            .entry(file.hash)
+                            .or_default()
+                            .push(format!("{label}:{}", file.path));
+                    }
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    async fn rehash(
+        &self,
+        hash: BlobHash,
+        size: u64,
+        label: &str,
+        done_before: u64,
+        progress: &mut ProgressReporter,
+    ) -> Result<(), String> {
+        let mut reader = self.store.reader(hash);
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = vec![0u8; VERIFY_BUFFER_BYTES];
+        let mut read = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buffer)
+                .await
+                .map_err(|e| format!("reading failed: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            read += n as u64;
+            progress.report(done_before + read, label);
+        }
+        if read != size {
+            return Err(format!("stored {read} bytes, expected {size}"));
+        }
+        let actual = BlobHash(*hasher.finalize().as_bytes());
+        if actual != hash {
+            return Err(format!("stored bytes hash to {actual}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Node metadata in sled under `<data>/meta`: the artifacts the node holds, its pins,
+//! and the files it references in place.
+//!
+//! Invariants: records are postcard-encoded; keys of `artifacts` and `pins` are the 32
+//! root-hash bytes; keys of `references` are the 32 blob-hash bytes followed by the
+//! referenced path, so one blob may be referenced from several paths. Callers flush
+//! with [`Meta::flush`] before reporting success to a user.
+
+use std::path::Path;
+
+use seedbank_protocol::{ArtifactKind, BlobHash, ContentId};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{NodeError, NodeResult};
+
+/// An artifact the node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    /// Content id (root HashSeq hash).
+    pub root: ContentId,
+    /// Hash of the manifest blob, the first entry of the root HashSeq.
+    pub manifest: BlobHash,
+    /// Name from the manifest.
+    pub name: String,
+    /// Kind from the manifest.
+    pub kind: ArtifactKind,
+    /// Revision from the manifest.
+    pub revision: String,
+    /// Total size of the files.
+    pub size: u64,
+    /// Number of files.
+    pub files: u64,
+    /// When it was added, seconds since the Unix epoch.
+    pub added_at: u64,
+    /// Whether its files were referenced in place.
+    pub referenced: bool,
+}
+
+/// Why and when an artifact is pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRecord {
+    /// When it was pinned, seconds since the Unix epoch.
+    pub pinned_at: u64,
+    /// A note from the user, if any.
+    pub reason: Option<String>,
+    /// How many copies on the network the user wants (used by preservation).
+    pub replica_target: Option<u32>,
+}
+
+/// A file referenced in place, and what it looked like when it was imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceRecord {
+    /// The file's absolute path.
+    pub path: String,
+    /// Its size at import.
+    pub size: u64,
+    /// Its modification time at import, nanoseconds since the Unix epoch.
+    pub modified_ns: i128,
+}
+
+/// The metadata database.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    db: sled::Db,
+    artifacts: sled::Tree,
+    pins: sled::Tree,
+    references: sled::Tree,
+}
+
+fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| NodeError::Store(format!("encoding record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> NodeResult<T> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| NodeError::Corrupt(format!("metadata record is unreadable: {e}")))
+}
+
+impl Meta {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> NodeResult<Self> {
+        let db = sled::open(dir)?;
+        Ok(Self {
+            artifacts: db.open_tree("artifacts")?,
+            pins: db.open_tree("pins")?,
+            references: db.open_tree("references")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> NodeResult<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Records an artifact (replacing any record of the same root).
+    pub fn put_artifact(&self, record: &ArtifactRecord) -> NodeResult<()> {
+        self.artifacts
+            .insert(record.root.hash().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// The record of `root`, if held.
+    pub fn artifact(&self, root: ContentId) -> NodeResult<Option<ArtifactRecord>> {
+        self.artifacts
+            .get(root.hash().as_bytes())?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Every artifact held.
+    pub fn artifacts(&self) -> NodeResult<Vec<ArtifactRecord>> {
+        self.artifacts
+            .iter()
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    /// Forgets an artifact and its pin.
+    pub fn remove_artifact(&self, root: ContentId) -> NodeResult<()> {
+        self.artifacts.remove(root.hash().as_bytes())?;
+        self.pins.remove(root.hash().as_bytes())?;
+        Ok(())
+    }
+
+    /// Pins `root`; returns false if it was already pinned.
+    pub fn pin(&self, root: ContentId, record: &PinRecord) -> NodeResult<bool> {
+        let previous = self.pins.compare_and_swap(
+            root.hash().as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(record)?),
+        )?;
+        Ok(previous.is_ok())
+    }
+
+    /// Unpins `root`; returns false if it was not pinned.
+    pub fn unpin(&self, root: ContentId) -> NodeResult<bool> {
+        Ok(self.pins.remove(root.hash().as_bytes())?.is_some())
+    }
+
+    /// The pin of `root`, if pinned.
+    pub fn pin_record(&self, root: ContentId) -> NodeResult<Option<PinRecord>> {
+        self.pins
+            .get(root.hash().as_bytes())?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Number of pins.
+    pub fn pin_count(&self) -> usize {
+        self.pins.len()
+    }
+
+    /// Records that `hash` is served from a file referenced in place.
+    pub fn put_reference(&self, hash: BlobHash, record: &ReferenceRecord) -> NodeResult<()> {
+        let mut key = hash.as_bytes().to_vec();
+        key.extend_from_slice(record.path.as_bytes());
+        self.references.insert(key, encode(record)?)?;
+        Ok(())
+    }
+
+    /// The files `hash` is referenced from.
+    pub fn references(&self, hash: BlobHash) -> NodeResult<Vec<ReferenceRecord>> {
+        self.references
+            .scan_prefix(hash.as_bytes())
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    /// Forgets every reference of `hash`.
+    pub fn remove_references(&self, hash: BlobHash) -> NodeResult<()> {
+        for entry in self.references.scan_prefix(hash.as_bytes()) {
+            self.references.remove(entry?.0)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(byte: u8) -> ArtifactRecord {
+        ArtifactRecord {
+            root: ContentId(BlobHash([byte; 32])),
+            manifest: BlobHash([0; 32]),
+            name: "m".into(),
+            kind: ArtifactKind::Model,
+            revision: "main".into(),
+            size: 1,
+            files: 1,
+            added_at: 0,
+            referenced: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_and_pins_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = record(1).root;
+        {
+            let meta = Meta::open(dir.path()).unwrap();
+            meta.put_artifact(&record(1)).unwrap();
+            let pin = PinRecord {
+                pinned_at: 5,
+                reason: None,
+                replica_target: None,
+            };
+            assert!(meta.pin(root, &pin).unwrap());
+            assert!(!meta.pin(root, &pin).unwrap(), "second pin changes nothing");
+            meta.flush().await.unwrap();
+        }
+        let meta = Meta::open(dir.path()).unwrap();
+        assert_eq!(meta.artifact(root).unwrap(), Some(record(1)));
+        assert_eq!(meta.pin_count(), 1);
+        meta.remove_artifact(root).unwrap();
+        assert_eq!(meta.artifacts().unwrap(), vec![]);
+        assert_eq!(meta.pin_count(), 0);
+    }
+
+    #[test]
+    fn references_are_kept_per_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path()).unwrap();
+        let hash = BlobHash([3; 32]);
+        for path in ["/a", "/b"] {
+            let record = ReferenceRecord {
+                path: path.into(),
+                size: 1,
+                modified_ns: 2,
+            };
+            meta.put_reference(hash, &record).unwrap();
+        }
+        assert_eq!(meta.references(hash).unwrap().len(), 2);
+        assert!(meta.references(BlobHash([4; 32])).unwrap().is_empty());
+        meta.remove_references(hash).unwrap();
+        assert!(meta.references(hash).unwrap().is_empty());
+    }
+}

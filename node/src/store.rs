@@ -1,0 +1,329 @@
+//! The blob store: an iroh-blobs `FsStore` under `<data>/blobs`, and the few operations
+//! the node needs from it.
+//!
+//! Invariants:
+//! - Every artifact the node holds has a tag `seedbank/artifact/<root hex>` on its root
+//!   HashSeq, so iroh-blobs keeps the root and every blob it lists. A pinned artifact also
+//!   has `seedbank/pin/<root hex>`.
+//! - Garbage collection never runs on its own. iroh-blobs only offers a periodic GC
+//!   loop, so the store installs one whose protect callback aborts every run unless a
+//!   collection was asked for through [`BlobStore::collect_garbage`]; the run after the
+//!   one it allowed tells the waiting caller that the sweep has finished.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use iroh_blobs::api::blobs::{AddBytesOptions, AddPathOptions, BlobReader, ImportMode};
+use iroh_blobs::api::proto::{AddProgressItem, BlobStatus};
+use iroh_blobs::api::TempTag;
+use iroh_blobs::store::fs::options::Options;
+use iroh_blobs::store::fs::FsStore;
+use iroh_blobs::store::{GcConfig, ProtectOutcome};
+use iroh_blobs::{BlobFormat, Hash, HashAndFormat};
+use seedbank_protocol::{BlobHash, ContentId};
+use tokio::sync::Notify;
+
+use crate::error::{NodeError, NodeResult};
+
+/// How often the store's GC loop asks whether a collection is wanted. Each poll is
+/// one uncontended mutex lock; a collection finishes within about two polls.
+const GC_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Tag prefix that keeps an artifact's blobs in the store.
+const ARTIFACT_TAG_PREFIX: &str = "seedbank/artifact/";
+/// Tag prefix that marks an artifact pinned.
+const PIN_TAG_PREFIX: &str = "seedbank/pin/";
+
+/// Converts a protocol hash into an iroh-blobs hash.
+pub fn to_iroh(hash: BlobHash) -> Hash {
+    Hash::from_bytes(hash.0)
+}
+
+/// Converts an iroh-blobs hash into a protocol hash.
+pub fn from_iroh(hash: Hash) -> BlobHash {
+    BlobHash(*hash.as_bytes())
+}
+
+/// Handle to the node's blob store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: FsStore,
+    root: PathBuf,
+    gc: Arc<GcTrigger>,
+}
+
+/// Counts collections asked for, started and finished.
+#[derive(Debug, Default)]
+struct GcTrigger {
+    state: Mutex<GcState>,
+    finished: Notify,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct GcState {
+    requested: u64,
+    started: u64,
+    finished: u64,
+}
+
+impl GcTrigger {
+    /// Called by iroh-blobs before each GC run: records that the previous allowed run
+    /// finished, and allows this one only if a collection is pending.
+    fn before_run(&self) -> ProtectOutcome {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.started > state.finished {
+            state.finished = state.started;
+            self.finished.notify_waiters();
+        }
+        if state.requested > state.started {
+            state.started = state.requested;
+            ProtectOutcome::Continue
+        } else {
+            ProtectOutcome::Abort
+        }
+    }
+}
+
+/// What one file import produced.
+#[derive(Debug)]
+pub struct ImportedBlob {
+    /// Keeps the blob from being collected until it is tagged.
+    pub temp_tag: TempTag,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl BlobStore {
+    /// Opens (or creates) the store in `dir`.
+    pub async fn open(dir: &Path) -> NodeResult<Self> {
+        let gc = Arc::new(GcTrigger::default());
+        let trigger = gc.clone();
+        let mut options = Options::new(dir);
+        options.gc = Some(GcConfig {
+            interval: GC_POLL_INTERVAL,
+            add_protected: Some(Arc::new(move |_live: &mut HashSet<Hash>| {
+                let outcome = trigger.before_run();
+                Box::pin(async move { outcome })
+            })),
+        });
+        let inner = FsStore::load_with_opts(dir.join("blobs.db"), options)
+            .await
+            .map_err(|e| NodeError::store("opening blob store", e, dir))?;
+        Ok(Self {
+            inner,
+            root: dir.to_owned(),
+            gc,
+        })
+    }
+
+    fn store_error(&self, context: &str, error: impl std::fmt::Display) -> NodeError {
+        NodeError::store(context, error, &self.root)
+    }
+
+    /// Imports a file, copying it or (when `reference` is set) referencing it in place.
+    /// `progress` is called with the bytes processed so far.
+    pub async fn import_file(
+        &self,
+        path: &Path,
+        reference: bool,
+        mut progress: impl FnMut(u64),
+    ) -> NodeResult<ImportedBlob> {
+        let mode = if reference {
+            ImportMode::TryReference
+        } else {
+            ImportMode::Copy
+        };
+        let mut stream = self
+            .inner
+            .blobs()
+            .add_path_with_opts(AddPathOptions {
+                path: path.to_owned(),
+                format: BlobFormat::Raw,
+                mode,
+            })
+            .stream()
+            .await;
+        let mut size = 0;
+        // Copy and hashing each report offsets; count the copy as the first half of the work.
+        let mut copied = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                AddProgressItem::Size(s) => size = s,
+                AddProgressItem::CopyProgress(offset) => progress(offset / 2),
+                AddProgressItem::CopyDone => copied = true,
+                AddProgressItem::OutboardProgress(offset) => progress(if copied && !reference {
+                    size / 2 + offset / 2
+                } else {
+                    offset
+                }),
+                AddProgressItem::Done(temp_tag) => {
+                    progress(size);
+                    return Ok(ImportedBlob { temp_tag, size });
+                }
+                AddProgressItem::Error(e) => return Err(NodeError::io("importing", path, e)),
+            }
+        }
+        Err(self.store_error(
+            "importing",
+            format!("{} ended without a result", path.display()),
+        ))
+    }
+
+    /// Adds bytes held in memory (manifests and HashSeqs, never file contents).
+    pub async fn add_bytes(&self, bytes: Vec<u8>, format: BlobFormat) -> NodeResult<TempTag> {
+        self.inner
+            .blobs()
+            .add_bytes_with_opts(AddBytesOptions {
+                data: bytes.into(),
+                format,
+            })
+            .temp_tag()
+            .await
+            .map_err(|e| self.store_error("adding bytes", e))
+    }
+
+    /// Reads a whole small blob (a manifest or HashSeq) into memory, refusing one over `limit` bytes.
+    pub async fn read_small(&self, hash: BlobHash, limit: usize) -> NodeResult<Vec<u8>> {
+        match self.size(hash).await? {
+            Some(size) if size as usize > limit => {
+                return Err(NodeError::Corrupt(format!(
+                    "blob {hash} is {size} bytes, more than the {limit} allowed here"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                return Err(NodeError::Corrupt(format!(
+                    "blob {hash} is missing from the store"
+                )))
+            }
+        }
+        self.inner
+            .blobs()
+            .get_bytes(to_iroh(hash))
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| self.store_error("reading blob", e))
+    }
+
+    /// Size of a complete blob, or `None` if it is missing or partial.
+    pub async fn size(&self, hash: BlobHash) -> NodeResult<Option<u64>> {
+        match self.status(hash).await? {
+            BlobStatus::Complete { size } => Ok(Some(size)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn status(&self, hash: BlobHash) -> NodeResult<BlobStatus> {
+        self.inner
+            .blobs()
+            .status(to_iroh(hash))
+            .await
+            .map_err(|e| self.store_error("blob status", e))
+    }
+
+    /// A streaming reader over a blob's bytes.
+    pub fn reader(&self, hash: BlobHash) -> BlobReader {
+        self.inner.blobs().reader(to_iroh(hash))
+    }
+
+    /// Sizes of all complete blobs in the store.
+    pub async fn blob_sizes(&self) -> NodeResult<HashMap<BlobHash, u64>> {
+        let hashes = self
+            .inner
+            .blobs()
+            .list()
+            .hashes()
+            .await
+            .map_err(|e| self.store_error("listing blobs", e))?;
+        let mut sizes = HashMap::with_capacity(hashes.len());
+        for hash in hashes {
+            if let Some(size) = self.size(from_iroh(hash)).await? {
+                sizes.insert(from_iroh(hash), size);
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// Tags `root` as a held artifact, so its blobs stay in the store.
+    pub async fn keep_artifact(&self, root: ContentId) -> NodeResult<()> {
+        self.set_tag(ARTIFACT_TAG_PREFIX, root).await
+    }
+
+    /// Removes the artifact tag; the next collection frees what no other tag holds.
+    pub async fn release_artifact(&self, root: ContentId) -> NodeResult<()> {
+        self.delete_tag(ARTIFACT_TAG_PREFIX, root).await
+    }
+
+    /// Sets or clears the pin tag of `root`.
+    pub async fn set_pinned(&self, root: ContentId, pinned: bool) -> NodeResult<()> {
+        if pinned {
+            self.set_tag(PIN_TAG_PREFIX, root).await
+        } else {
+            self.delete_tag(PIN_TAG_PREFIX, root).await
+        }
+    }
+
+    async fn set_tag(&self, prefix: &str, root: ContentId) -> NodeResult<()> {
+        let name = format!("{prefix}{}", root.hash().to_hex());
+        self.inner
+            .tags()
+            .set(name, HashAndFormat::hash_seq(to_iroh(root.hash())))
+            .await
+            .map_err(|e| self.store_error("setting tag", e))
+    }
+
+    async fn delete_tag(&self, prefix: &str, root: ContentId) -> NodeResult<()> {
+        let name = format!("{prefix}{}", root.hash().to_hex());
+        self.inner
+            .tags()
+            .delete(name)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.store_error("deleting tag", e))
+    }
+
+    /// Runs one garbage collection: every blob not reachable from a tag (or a temp tag
+    /// of an import in progress) is deleted. Returns when the sweep has finished.
+    pub async fn collect_garbage(&self) -> NodeResult<()> {
+        let wanted = {
+            let mut state = self.gc.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.requested += 1;
+            state.requested
+        };
+        loop {
+            let finished = self.gc.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self
+                .gc
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .finished
+                >= wanted
+            {
+                break;
+            }
+            finished.await;
+        }
+        self.sync().await
+    }
+
+    /// Makes every completed write durable.
+    pub async fn sync(&self) -> NodeResult<()> {
+        self.inner
+            .sync_db()
+            .await
+            .map_err(|e| self.store_error("syncing store", e))
+    }
+
+    /// Flushes and closes the store; the handle is unusable afterwards.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.inner.shutdown().await {
+            tracing::warn!(error = %e, "blob store did not shut down cleanly");
+        }
+    }
+}

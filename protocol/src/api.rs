@@ -1,0 +1,228 @@
+//! Request and response types of the daemon's HTTP/JSON control API.
+//!
+//! Long operations (add, export) answer with newline-delimited JSON: zero or more
+//! [`Progress`] lines, then one final line that is either the result or an [`ApiError`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ArtifactKind, ContentId, Manifest};
+
+/// The header the CLI sends its bearer token in.
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
+/// Content type of streamed responses.
+pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// What kind of failure an [`ApiError`] reports, so clients can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request was malformed or named something invalid.
+    BadRequest,
+    /// No bearer token, or the wrong one.
+    Unauthorized,
+    /// A browser origin, or an operation not allowed.
+    Forbidden,
+    /// No artifact, file or path by that name.
+    NotFound,
+    /// The target exists and `force` was not given.
+    AlreadyExists,
+    /// The daemon may not read or write a path.
+    PermissionDenied,
+    /// The disk is full.
+    DiskFull,
+    /// Stored data failed verification or a referenced file changed.
+    Corrupt,
+    /// Anything else inside the daemon.
+    Internal,
+}
+
+/// An error as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// One line a person can act on.
+    pub message: String,
+}
+
+/// One line of a streamed response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum StreamLine<T> {
+    /// How far the operation has got.
+    Progress(Progress),
+    /// The operation finished; the last line.
+    Done {
+        /// The result.
+        result: T,
+    },
+    /// The operation failed; the last line.
+    Error {
+        /// Why.
+        error: ApiError,
+    },
+}
+
+/// Progress of a long operation, in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Bytes done so far.
+    pub done_bytes: u64,
+    /// Bytes in all.
+    pub total_bytes: u64,
+    /// The file being worked on.
+    pub current: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The node's id.
+    pub node_id: String,
+    /// The daemon's version.
+    pub version: String,
+    /// The data directory.
+    pub data_dir: String,
+    /// Bytes of complete blobs in the store.
+    pub store_bytes: u64,
+    /// Artifacts the node holds.
+    pub artifacts: u64,
+    /// Pinned artifacts.
+    pub pins: u64,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+}
+
+/// `POST /v1/artifacts`: import a file or directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddRequest {
+    /// Absolute path of the file or directory.
+    pub path: String,
+    /// Model or dataset.
+    pub kind: ArtifactKind,
+    /// Name; defaults to the file or directory name.
+    pub name: Option<String>,
+    /// Revision label; defaults to `main`.
+    pub revision: Option<String>,
+    /// SPDX licence.
+    pub licence: Option<String>,
+    /// Pin the artifact once added.
+    pub pin: bool,
+    /// Reference the files in place instead of copying them into the store.
+    pub reference: bool,
+    /// Follow symbolic links instead of refusing them.
+    pub follow_symlinks: bool,
+}
+
+/// Whether all of an artifact's bytes are in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completeness {
+    /// Every file is stored and verified.
+    Complete,
+    /// Some bytes are missing.
+    Partial,
+    /// A referenced file changed on disk since it was added; it is no longer served.
+    Modified,
+}
+
+/// One artifact as `ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSummary {
+    /// Content id.
+    pub id: ContentId,
+    /// Name.
+    pub name: String,
+    /// Model or dataset.
+    pub kind: ArtifactKind,
+    /// Revision label.
+    pub revision: String,
+    /// Total bytes of all files.
+    pub size: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Pinned or not.
+    pub pinned: bool,
+    /// Complete, partial or modified.
+    pub state: Completeness,
+    /// Files are referenced in place rather than copied.
+    pub referenced: bool,
+    /// When it was added, seconds since the Unix epoch.
+    pub added_at: u64,
+}
+
+/// `GET /v1/artifacts/{ref}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactDetail {
+    /// The summary line.
+    pub summary: ArtifactSummary,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// `POST /v1/artifacts/{ref}/export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// Absolute path of the target directory (created if missing).
+    pub dir: String,
+    /// Export only files whose path matches one of these globs; all files when empty.
+    pub include: Vec<String>,
+    /// Overwrite files that already exist.
+    pub force: bool,
+}
+
+/// Result of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The target directory.
+    pub dir: String,
+}
+
+/// `PUT` and `DELETE /v1/pins/{ref}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinReport {
+    /// The artifact.
+    pub id: ContentId,
+    /// Whether it is pinned now.
+    pub pinned: bool,
+    /// Whether this call changed anything.
+    pub changed: bool,
+}
+
+/// `POST /v1/gc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Unpinned artifacts removed.
+    pub artifacts_removed: Vec<ContentId>,
+    /// Blobs deleted.
+    pub blobs_removed: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+}
+
+/// A stored blob that failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorruptBlob {
+    /// The blob's expected hash.
+    pub hash: String,
+    /// Artifacts and paths that use it.
+    pub used_by: Vec<String>,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// `POST /v1/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Blobs checked.
+    pub blobs_checked: u64,
+    /// Bytes re-hashed.
+    pub bytes_checked: u64,
+    /// Blobs that failed.
+    pub corrupt: Vec<CorruptBlob>,
+}

@@ -1,0 +1,17 @@
+//! Seedbank's shared language: content ids, artifact manifests, the limits every peer
+//! enforces, and the control-API types the CLI and daemon exchange.
+//!
+//! This crate is pure: no tokio, no sockets, no files. Everything that decodes
+//! untrusted bytes here returns an error instead of panicking.
+
+pub mod api;
+pub mod artifact_path;
+pub mod blob_hash;
+pub mod content_id;
+pub mod limits;
+pub mod manifest;
+
+pub use artifact_path::{validate_artifact_path, ArtifactPathError};
+pub use blob_hash::BlobHash;
+pub use content_id::{ContentId, ContentIdError};
+pub use manifest::{ArtifactKind, FileEntry, Manifest, ManifestError, PublisherSignature};

@@ -1,0 +1,504 @@
+//! The artifact manifest: what one revision of a model or dataset contains.
+//!
+//! Encoding is deterministic: one format-version byte, then the postcard encoding of
+//! [`Manifest`]. Files are kept in strictly ascending path order (which is also their
+//! order in the root HashSeq), so a given manifest has exactly one encoding. Decoding
+//! checks the size limit before parsing and validates every field after, and never
+//! panics on arbitrary bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{
+    MAX_FILES_PER_ARTIFACT, MAX_LICENCE_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_BYTES,
+    MAX_REVISION_BYTES,
+};
+use crate::{validate_artifact_path, ArtifactPathError, BlobHash, ContentId};
+
+/// The manifest format this code writes and reads.
+pub const MANIFEST_FORMAT_VERSION: u8 = 1;
+
+/// Length of an ed25519 signature.
+pub const SIGNATURE_BYTES: usize = 64;
+
+/// Whether an artifact is a model or a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// Model weights, configs and tokenizers.
+    Model,
+    /// A dataset.
+    Dataset,
+}
+
+impl std::fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ArtifactKind::Model => "model",
+            ArtifactKind::Dataset => "dataset",
+        })
+    }
+}
+
+impl std::str::FromStr for ArtifactKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "model" => Ok(ArtifactKind::Model),
+            "dataset" => Ok(ArtifactKind::Dataset),
+            other => Err(format!(
+                "unknown artifact kind {other:?}: expected \"model\" or \"dataset\""
+            )),
+        }
+    }
+}
+
+/// One file of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative path with `/` separators (see [`validate_artifact_path`]).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 hash of the file's bytes.
+    pub hash: BlobHash,
+}
+
+/// A publisher's ed25519 key and signature over the manifest with this field empty.
+/// Signing arrives with publishers; the field is here so the format need not change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublisherSignature {
+    /// The publisher's ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The ed25519 signature, [`SIGNATURE_BYTES`] long.
+    pub signature: Vec<u8>,
+}
+
+/// One revision of a model or dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Model or dataset.
+    pub kind: ArtifactKind,
+    /// Short name, e.g. `tiny-llama`.
+    pub name: String,
+    /// Revision label, e.g. `main` or `v1.2`.
+    pub revision: String,
+    /// Files in strictly ascending path order, the order of the root HashSeq after the manifest.
+    pub files: Vec<FileEntry>,
+    /// SPDX licence id or expression.
+    pub licence: Option<String>,
+    /// Path of the model or dataset card among `files`.
+    pub card: Option<String>,
+    /// Root of the previous revision.
+    pub parent: Option<ContentId>,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Publisher key and signature, when published.
+    pub publisher: Option<PublisherSignature>,
+}
+
+/// Why a manifest could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// The encoded manifest is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest of {0} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")]
+    TooLarge(usize),
+    /// The bytes are empty.
+    #[error("manifest is empty")]
+    Empty,
+    /// The format version is not one this code reads.
+    #[error("unsupported manifest format version {0} (this node reads version {MANIFEST_FORMAT_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The bytes are not a valid encoding.
+    #[error("malformed manifest: {0}")]
+    Malformed(String),
+    /// Bytes follow the encoded manifest.
+    #[error("malformed manifest: {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// More files than [`MAX_FILES_PER_ARTIFACT`].
+    #[error("manifest lists {0} files, more than the limit of {MAX_FILES_PER_ARTIFACT}")]
+    TooManyFiles(usize),
+    /// A file path is not a clean relative path.
+    #[error("invalid file path: {0}")]
+    BadPath(#[from] ArtifactPathError),
+    /// Files are not in strictly ascending path order (or a path repeats).
+    #[error("file {0:?} is duplicated or out of order")]
+    DuplicateOrUnsortedPath(String),
+    /// Name, revision or licence is empty, too long, or has characters outside its alphabet.
+    #[error("invalid {field}: {reason}")]
+    BadField {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The card path is not one of the files.
+    #[error("card {0:?} is not one of the artifact's files")]
+    CardNotAFile(String),
+}
+
+impl Manifest {
+    /// Encodes the manifest after validating it.
+    pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
+        self.validate()?;
+        let mut bytes = vec![MANIFEST_FORMAT_VERSION];
+        let body =
+            postcard::to_stdvec(self).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        bytes.extend_from_slice(&body);
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes and validates untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let (&version, body) = bytes.split_first().ok_or(ManifestError::Empty)?;
+        if version != MANIFEST_FORMAT_VERSION {
+            return Err(ManifestError::UnsupportedVersion(version));
+        }
+        let (manifest, rest): (Manifest, _) =
+            postcard::take_from_bytes(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(ManifestError::TrailingBytes(rest.len()));
+        }
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Total size of all files in bytes.
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Checks every field against the limits and rules in this module.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        validate_label("name", &self.name, MAX_NAME_BYTES)?;
+        validate_label("revision", &self.revision, MAX_REVISION_BYTES)?;
+        if let Some(licence) = &self.licence {
+            validate_licence(licence)?;
+        }
+        if self.files.len() > MAX_FILES_PER_ARTIFACT {
+            return Err(ManifestError::TooManyFiles(self.files.len()));
+        }
+        for file in &self.files {
+            validate_artifact_path(&file.path)?;
+        }
+        for pair in self.files.windows(2) {
+            if pair[0].path.as_bytes() >= pair[1].path.as_bytes() {
+                return Err(ManifestError::DuplicateOrUnsortedPath(pair[1].path.clone()));
+            }
+        }
+        if let Some(card) = &self.card {
+            if self.file(card).is_none() {
+                return Err(ManifestError::CardNotAFile(card.clone()));
+            }
+        }
+        if let Some(publisher) = &self.publisher {
+            if publisher.signature.len() != SIGNATURE_BYTES {
+                return Err(ManifestError::BadField {
+                    field: "signature",
+                    reason: format!(
+                        "{} bytes, expected {SIGNATURE_BYTES}",
+                        publisher.signature.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The file at `path`, if the artifact has one.
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files
+            .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
+            .ok()
+            .map(|i| &self.files[i])
+    }
+
+    /// Sorts files into the canonical order. Call before [`Manifest::encode`] when
+    /// building a manifest from files in arbitrary order.
+    pub fn sort_files(&mut self) {
+        self.files
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    }
+}
+
+/// Names and revisions: ASCII letters, digits, `.`, `_`, `-`; not starting with `.`.
+/// `/` and `@` are reserved for `publisher/name@revision`.
+fn validate_label(field: &'static str, value: &str, max: usize) -> Result<(), ManifestError> {
+    let bad = |reason: String| Err(ManifestError::BadField { field, reason });
+    if value.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if value.len() > max {
+        return bad(format!(
+            "{} bytes is longer than the limit of {max}",
+            value.len()
+        ));
+    }
+    if value.starts_with('.') {
+        return bad(format!("{value:?} must not start with '.'"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!(
+            "{value:?} contains {c:?}; use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Licences: an SPDX id or expression, printable ASCII.
+fn validate_licence(value: &str) -> Result<(), ManifestError> {
+    let bad = |reason: String| {
+        Err(ManifestError::BadField {
+            field: "licence",
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if value.len() > MAX_LICENCE_BYTES {
+        return bad(format!(
+            "{} bytes is longer than the limit of {MAX_LICENCE_BYTES}",
+            value.len()
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '(' | ')' | ' ' | ':'))
+    }) {
+        return bad(format!(
+            "{value:?} contains {c:?}, not allowed in an SPDX expression"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn file(path: &str, size: u64) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            size,
+            hash: BlobHash([size as u8; 32]),
+        }
+    }
+
+    fn sample() -> Manifest {
+        Manifest {
+            kind: ArtifactKind::Model,
+            name: "tiny-llama".into(),
+            revision: "main".into(),
+            files: vec![
+                file("README.md", 10),
+                file("weights/model.safetensors", 1 << 30),
+            ],
+            licence: Some("Apache-2.0".into()),
+            card: Some("README.md".into()),
+            parent: None,
+            created_at: 1_700_000_000,
+            publisher: None,
+        }
+    }
+
+    fn arb_label() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,20}"
+    }
+
+    fn arb_manifest() -> impl Strategy<Value = Manifest> {
+        (
+            prop_oneof![Just(ArtifactKind::Model), Just(ArtifactKind::Dataset)],
+            arb_label(),
+            arb_label(),
+            proptest::collection::btree_map(
+                "[a-z]{1,8}(/[a-z0-9_]{1,8}){0,3}",
+                (any::<u64>(), any::<[u8; 32]>()),
+                0..20,
+            ),
+            proptest::option::of("[A-Za-z0-9.-]{1,20}"),
+            proptest::option::of(any::<[u8; 32]>()),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(kind, name, revision, files, licence, parent, created_at)| {
+                    let mut manifest = Manifest {
+                        kind,
+                        name,
+                        revision,
+                        files: files
+                            .into_iter()
+                            .map(|(path, (size, hash))| FileEntry {
+                                path,
+                                size,
+                                hash: BlobHash(hash),
+                            })
+                            .collect(),
+                        licence,
+                        card: None,
+                        parent: parent.map(|p| ContentId(BlobHash(p))),
+                        created_at,
+                        publisher: None,
+                    };
+                    manifest.sort_files();
+                    manifest
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn encoding_round_trips_and_is_deterministic(manifest in arb_manifest()) {
+            let bytes = manifest.encode().unwrap();
+            let decoded = Manifest::decode(&bytes).unwrap();
+            prop_assert_eq!(&decoded, &manifest);
+            prop_assert_eq!(decoded.encode().unwrap(), bytes);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_mutated_manifests_never_panics(manifest in arb_manifest(), index in any::<usize>(), value in any::<u8>()) {
+            let mut bytes = manifest.encode().unwrap();
+            let i = index % bytes.len();
+            bytes[i] = value;
+            let _ = Manifest::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_version_trailing_bytes_and_empty_input() {
+        let mut bytes = sample().encode().unwrap();
+        assert_eq!(Manifest::decode(&[]), Err(ManifestError::Empty));
+        bytes.push(0);
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::TrailingBytes(1))
+        );
+        bytes[0] = 9;
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::UnsupportedVersion(9))
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_unsorted_and_escaping_paths() {
+        let mut manifest = sample();
+        manifest.files.push(file("README.md", 1));
+        assert!(matches!(
+            manifest.encode(),
+            Err(ManifestError::DuplicateOrUnsortedPath(_))
+        ));
+        let mut manifest = sample();
+        manifest.files.reverse();
+        assert!(matches!(
+            manifest.encode(),
+            Err(ManifestError::DuplicateOrUnsortedPath(_))
+        ));
+        let mut manifest = sample();
+        manifest.files = vec![file("../escape", 1)];
+        manifest.card = None;
+        assert!(matches!(manifest.encode(), Err(ManifestError::BadPath(_))));
+        manifest.files = vec![file("/abs", 1)];
+        assert!(matches!(manifest.encode(), Err(ManifestError::BadPath(_))));
+    }
+
+    #[test]
+    fn rejects_bad_names_and_licences() {
+        for name in [
+            "",
+            "alice/llama",
+            "llama@v1",
+            ".hidden",
+            &"n".repeat(MAX_NAME_BYTES + 1),
+        ] {
+            let mut manifest = sample();
+            manifest.name = name.into();
+            let error = manifest.encode().unwrap_err();
+            assert!(
+                matches!(error, ManifestError::BadField { field: "name", .. }),
+                "{name}: {error}"
+            );
+        }
+        let mut manifest = sample();
+        manifest.licence = Some("MIT; rm -rf".into());
+        assert!(matches!(
+            manifest.encode(),
+            Err(ManifestError::BadField {
+                field: "licence",
+                ..
+            })
+        ));
+        manifest.licence = Some("Apache-2.0 OR MIT".into());
+        assert!(manifest.encode().is_ok());
+    }
+
+    #[test]
+    fn card_must_be_a_file() {
+        let mut manifest = sample();
+        manifest.card = Some("CARD.md".into());
+        assert_eq!(
+            manifest.encode(),
+            Err(ManifestError::CardNotAFile("CARD.md".into()))
+        );
+    }
+
+    #[test]
+    fn file_count_limit_is_enforced() {
+        let mut manifest = sample();
+        manifest.card = None;
+        manifest.files = (0..=MAX_FILES_PER_ARTIFACT)
+            .map(|i| file(&format!("f{i:07}"), 1))
+            .collect();
+        assert_eq!(
+            manifest.encode(),
+            Err(ManifestError::TooManyFiles(MAX_FILES_PER_ARTIFACT + 1))
+        );
+        manifest.files.pop();
+        assert!(manifest.encode().is_ok());
+    }
+
+    #[test]
+    fn size_limit_is_checked_before_parsing() {
+        let bytes = vec![MANIFEST_FORMAT_VERSION; MAX_MANIFEST_BYTES + 1];
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn signature_length_is_checked() {
+        let mut manifest = sample();
+        manifest.publisher = Some(PublisherSignature {
+            public_key: [1; 32],
+            signature: vec![0; 10],
+        });
+        assert!(matches!(
+            manifest.encode(),
+            Err(ManifestError::BadField {
+                field: "signature",
+                ..
+            })
+        ));
+        manifest.publisher = Some(PublisherSignature {
+            public_key: [1; 32],
+            signature: vec![0; 64],
+        });
+        assert!(manifest.encode().is_ok());
+    }
+}
