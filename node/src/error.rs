@@ -11,6 +11,12 @@ pub enum NodeError {
     /// The request itself is invalid (bad name, bad glob, bad option).
     #[error("{0}")]
     BadRequest(String),
+    /// A control-API request body over the size limit.
+    #[error("request body is larger than the {limit} bytes the API accepts")]
+    RequestTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// No artifact by that id or name.
     #[error("no artifact {0:?} in this node (see `seedbank ls`)")]
     UnknownArtifact(String),
@@ -105,6 +111,7 @@ impl NodeError {
             NodeError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             NodeError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             NodeError::DiskFull(_) => ErrorCode::DiskFull,
+            NodeError::RequestTooLarge { .. } => ErrorCode::TooLarge,
             NodeError::Corrupt(_) => ErrorCode::Corrupt,
             NodeError::Io { .. } | NodeError::Store(_) | NodeError::Meta(_) => ErrorCode::Internal,
         }

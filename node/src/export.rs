@@ -7,14 +7,14 @@
 use std::path::Path;
 
 use seedbank_protocol::FileEntry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::BufWriter;
 
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
 use crate::store::BlobStore;
 
-/// Bytes read from the store per step: large enough for fast hashing and writing,
-/// small enough that memory stays flat for any file size.
+/// Bytes buffered before each write to the target file: large enough for few system
+/// calls, small enough that memory stays flat for any file size.
 const EXPORT_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Selects the files whose paths match any of `globs` (all files when `globs` is empty).
@@ -112,36 +112,25 @@ async fn write_verified(
     done_before: u64,
     progress: &mut ProgressReporter,
 ) -> NodeResult<()> {
-    let mut output = tokio::fs::File::create(partial)
+    let output = tokio::fs::File::create(partial)
         .await
         .map_err(|e| NodeError::io("creating", partial, e))?;
-    let mut reader = store.reader(file.hash);
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; EXPORT_BUFFER_BYTES];
-    let mut written = 0u64;
-    loop {
-        let n = reader.read(&mut buffer).await.map_err(|e| {
-            NodeError::Corrupt(format!(
-                "reading {} ({}) from the store: {e}",
-                file.path, file.hash
-            ))
+    let mut output = BufWriter::with_capacity(EXPORT_BUFFER_BYTES, output);
+    let (written, actual) = store
+        .copy_and_hash(file.hash, &mut output, |bytes| {
+            progress.report(done_before + bytes, &file.path)
+        })
+        .await
+        .map_err(|e| match e {
+            NodeError::Io { source, .. } => NodeError::io("writing", partial, source),
+            other => other,
         })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        output
-            .write_all(&buffer[..n])
-            .await
-            .map_err(|e| NodeError::io("writing", partial, e))?;
-        written += n as u64;
-        progress.report(done_before + written, &file.path);
-    }
     output
+        .into_inner()
         .sync_all()
         .await
         .map_err(|e| NodeError::io("writing", partial, e))?;
-    if written != file.size || hasher.finalize().as_bytes() != file.hash.as_bytes() {
+    if written != file.size || actual != file.hash {
         return Err(NodeError::Corrupt(format!(
             "stored bytes of {} do not match its hash {}; run `seedbank verify`",
             file.path, file.hash

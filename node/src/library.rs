@@ -12,7 +12,6 @@ use seedbank_protocol::api::{
 };
 use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
 use seedbank_protocol::{BlobHash, Manifest};
-use tokio::io::AsyncReadExt;
 
 use crate::data_dir::DataDir;
 use crate::error::{NodeError, NodeResult};
@@ -23,9 +22,6 @@ use crate::progress::ProgressReporter;
 use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
-
-/// Bytes hashed per read while verifying.
-const VERIFY_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// The node's artifacts, store and metadata.
 #[derive(Debug, Clone)]
@@ -332,26 +328,16 @@ impl Library {
         done_before: u64,
         progress: &mut ProgressReporter,
     ) -> Result<(), String> {
-        let mut reader = self.store.reader(hash);
-        let mut hasher = blake3::Hasher::new();
-        let mut buffer = vec![0u8; VERIFY_BUFFER_BYTES];
-        let mut read = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buffer)
-                .await
-                .map_err(|e| format!("reading failed: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            read += n as u64;
-            progress.report(done_before + read, label);
-        }
+        let (read, actual) = self
+            .store
+            .copy_and_hash(hash, &mut tokio::io::sink(), |bytes| {
+                progress.report(done_before + bytes, label)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         if read != size {
             return Err(format!("stored {read} bytes, expected {size}"));
         }
-        let actual = BlobHash(*hasher.finalize().as_bytes());
         if actual != hash {
             return Err(format!("stored bytes hash to {actual}"));
         }

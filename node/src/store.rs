@@ -16,14 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use iroh_blobs::api::blobs::{AddBytesOptions, AddPathOptions, BlobReader, ImportMode};
-use iroh_blobs::api::proto::{AddProgressItem, BlobStatus};
+use iroh_blobs::api::blobs::{AddBytesOptions, AddPathOptions, ImportMode};
+use iroh_blobs::api::proto::{AddProgressItem, BlobStatus, ExportRangesItem};
 use iroh_blobs::api::TempTag;
 use iroh_blobs::store::fs::options::Options;
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::store::{GcConfig, ProtectOutcome};
 use iroh_blobs::{BlobFormat, Hash, HashAndFormat};
 use seedbank_protocol::{BlobHash, ContentId};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::error::{NodeError, NodeResult};
@@ -224,9 +225,50 @@ impl BlobStore {
             .map_err(|e| self.store_error("blob status", e))
     }
 
-    /// A streaming reader over a blob's bytes.
-    pub fn reader(&self, hash: BlobHash) -> BlobReader {
-        self.inner.blobs().reader(to_iroh(hash))
+    /// Streams a complete blob's bytes through BLAKE3 into `output`, calling `on_bytes`
+    /// with the running count; returns the byte count and the hash of what was read.
+    /// One store operation for the whole blob keeps this at disk speed.
+    pub async fn copy_and_hash<W: AsyncWrite + Unpin>(
+        &self,
+        hash: BlobHash,
+        output: &mut W,
+        mut on_bytes: impl FnMut(u64),
+    ) -> NodeResult<(u64, BlobHash)> {
+        let mut stream = self
+            .inner
+            .blobs()
+            .export_ranges(to_iroh(hash), 0..u64::MAX)
+            .stream();
+        let mut hasher = blake3::Hasher::new();
+        let mut read = 0u64;
+        while let Some(item) = stream.next().await {
+            match item {
+                ExportRangesItem::Size(_) => {}
+                ExportRangesItem::Data(leaf) => {
+                    if leaf.offset != read {
+                        return Err(NodeError::Corrupt(format!(
+                            "blob {hash}: store returned offset {} where {read} was expected",
+                            leaf.offset
+                        )));
+                    }
+                    hasher.update(&leaf.data);
+                    output
+                        .write_all(&leaf.data)
+                        .await
+                        .map_err(|e| NodeError::io("writing", &self.root, e))?;
+                    read += leaf.data.len() as u64;
+                    on_bytes(read);
+                }
+                ExportRangesItem::Error(e) => {
+                    return Err(NodeError::Corrupt(format!("reading blob {hash}: {e}")))
+                }
+            }
+        }
+        output
+            .flush()
+            .await
+            .map_err(|e| NodeError::io("writing", &self.root, e))?;
+        Ok((read, BlobHash(*hasher.finalize().as_bytes())))
     }
 
     /// Sizes of all complete blobs in the store.

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// The daemon may not read or write a path.
     PermissionDenied,
+    /// The request body is larger than the API accepts.
+    TooLarge,
     /// The disk is full.
     DiskFull,
     /// Stored data failed verification or a referenced file changed.

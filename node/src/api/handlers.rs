@@ -14,6 +14,7 @@ use seedbank_protocol::api::{
     AddRequest, ApiError, ArtifactDetail, ArtifactSummary, ErrorCode, ExportRequest, GcReport,
     PinReport, StatusResponse,
 };
+use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
 use super::ndjson::stream_operation;
 use super::ApiState;
@@ -33,6 +34,7 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::AlreadyExists => StatusCode::CONFLICT,
         ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Corrupt | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -47,7 +49,13 @@ impl IntoResponse for NodeError {
 /// Turns a JSON body that failed to parse into a 400 that says why.
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
     json.map(|Json(value)| value).map_err(|rejection| {
-        NodeError::BadRequest(format!("malformed request: {}", rejection.body_text()))
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            NodeError::RequestTooLarge {
+                limit: MAX_API_REQUEST_BYTES,
+            }
+        } else {
+            NodeError::BadRequest(format!("malformed request: {}", rejection.body_text()))
+        }
     })
 }
 
