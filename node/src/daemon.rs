@@ -56,16 +56,46 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         token: Arc::from(token),
     };
     let app = api::router(state, config.max_api_requests);
+    let (store_failed_tx, mut store_failed_rx) = tokio::sync::watch::channel(false);
+    let watchdog = tokio::spawn(watch_store(library.store().clone(), store_failed_tx));
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = store_failed_rx.wait_for(|failed| *failed) => {}
+            }
+        })
         .await;
+    watchdog.abort();
+    let store_failed = !library.store().is_alive().await;
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(data_dir.api_addr());
     library.close().await?;
+    if store_failed {
+        return Err(NodeError::Store(
+            "the blob store stopped (a full disk is the usual cause; see the log above); free space and start the daemon again".into(),
+        ));
+    }
     served.map_err(|e| NodeError::Io {
         context: "serving the control API".into(),
         source: e,
     })
+}
+
+/// How often the daemon checks that the blob store is still running.
+const STORE_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sets `failed` once the blob store has stopped, so the daemon exits with an error
+/// instead of answering every request with one.
+async fn watch_store(store: crate::store::BlobStore, failed: tokio::sync::watch::Sender<bool>) {
+    loop {
+        tokio::time::sleep(STORE_WATCH_INTERVAL).await;
+        if !store.is_alive().await {
+            tracing::error!("the blob store has stopped; shutting down");
+            let _ = failed.send(true);
+            return;
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -46,9 +46,9 @@ pub enum NodeError {
     /// An export target exists and `force` was not given.
     #[error("{0} already exists; pass --force to overwrite")]
     AlreadyExists(PathBuf),
-    /// The disk filled up.
-    #[error("disk full while writing {0}")]
-    DiskFull(PathBuf),
+    /// The disk filled up, or would have.
+    #[error("disk full: {0}")]
+    DiskFull(String),
     /// Stored bytes did not hash to what they should, or a referenced file changed.
     #[error("{0}")]
     Corrupt(String),
@@ -77,7 +77,9 @@ impl NodeError {
         match source.kind() {
             std::io::ErrorKind::NotFound => NodeError::PathNotFound(path.to_owned()),
             std::io::ErrorKind::PermissionDenied => NodeError::PermissionDenied(path.to_owned()),
-            std::io::ErrorKind::StorageFull => NodeError::DiskFull(path.to_owned()),
+            std::io::ErrorKind::StorageFull => {
+                NodeError::DiskFull(format!("no space left while writing {}", path.display()))
+            }
             _ => NodeError::Io {
                 context: format!("{}: {}", context.into(), path.display()),
                 source,
@@ -93,7 +95,10 @@ impl NodeError {
     ) -> Self {
         let text = error.to_string();
         if text.contains("No space left on device") || text.contains("StorageFull") {
-            return NodeError::DiskFull(data_path.to_owned());
+            return NodeError::DiskFull(format!(
+                "no space left in the blob store at {}",
+                data_path.display()
+            ));
         }
         NodeError::Store(format!("{context}: {text}"))
     }

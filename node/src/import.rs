@@ -78,6 +78,7 @@ pub async fn add_artifact(
         None => default_name(&options.path)?,
     };
     let total: u64 = files.iter().map(|f| f.size).sum();
+    store.ensure_space_for(total, options.reference)?;
     progress.set_total(total);
 
     // Temp tags keep imported blobs alive until the root tag holds them.

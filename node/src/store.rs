@@ -33,6 +33,14 @@ use crate::error::{NodeError, NodeResult};
 /// one uncontended mutex lock; a collection finishes within about two polls.
 const GC_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Free space an import leaves on the store's disk beyond what it needs. The store's
+/// metadata database cannot commit on a full disk, and iroh-blobs stops the whole store
+/// when a commit fails, so imports must never fill the disk to the last byte.
+const DISK_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long garbage collection may run before it is reported as stuck.
+const GC_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// Tag prefix that keeps an artifact's blobs in the store.
 const ARTIFACT_TAG_PREFIX: &str = "seedbank/artifact/";
 /// Tag prefix that marks an artifact pinned.
@@ -171,6 +179,34 @@ impl BlobStore {
             "importing",
             format!("{} ended without a result", path.display()),
         ))
+    }
+
+    /// Fails with [`NodeError::DiskFull`] unless the store's disk has room to import
+    /// `bytes` of files (copied, or only their outboards when referenced) plus headroom.
+    pub fn ensure_space_for(&self, bytes: u64, reference: bool) -> NodeResult<()> {
+        let outboards = bytes / 256 + 1;
+        let needed = if reference {
+            outboards
+        } else {
+            bytes + outboards
+        } + DISK_HEADROOM_BYTES;
+        let available = fs2::available_space(&self.root)
+            .map_err(|e| NodeError::io("checking free space on", &self.root, e))?;
+        if available < needed {
+            return Err(NodeError::DiskFull(format!(
+                "{}: adding needs {} MiB but only {} MiB are free",
+                self.root.display(),
+                needed.div_ceil(1 << 20),
+                available / (1 << 20)
+            )));
+        }
+        Ok(())
+    }
+
+    /// True while the store's actors are running. iroh-blobs stops the store for good
+    /// when its database cannot commit (a full disk), after which every call fails.
+    pub async fn is_alive(&self) -> bool {
+        self.sync().await.is_ok()
     }
 
     /// Adds bytes held in memory (manifests and HashSeqs, never file contents).
@@ -335,23 +371,41 @@ impl BlobStore {
             state.requested += 1;
             state.requested
         };
+        let deadline = tokio::time::Instant::now() + GC_TIMEOUT;
         loop {
             let finished = self.gc.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            if self
-                .gc
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .finished
-                >= wanted
-            {
+            if self.gc_finished() >= wanted {
                 break;
             }
-            finished.await;
+            // iroh-blobs ends its GC loop on the first failed run; notice rather than wait forever.
+            if tokio::time::timeout(Duration::from_secs(1), finished)
+                .await
+                .is_err()
+            {
+                if !self.is_alive().await {
+                    return Err(NodeError::Store(
+                        "the blob store stopped during garbage collection (see the daemon log)"
+                            .into(),
+                    ));
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(NodeError::Store(format!(
+                        "garbage collection did not finish within {GC_TIMEOUT:?}; restart the daemon"
+                    )));
+                }
+            }
         }
         self.sync().await
+    }
+
+    fn gc_finished(&self) -> u64 {
+        self.gc
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished
     }
 
     /// Makes every completed write durable.

@@ -19,7 +19,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a daemon may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Path of the `seedbank` binary, built on first use.
+/// Path of the `seedbank` binary, built on first use with the caller's profile.
 pub fn seedbank_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| build_binary().unwrap_or_else(|e| panic!("cannot build seedbank: {e:#}")))
@@ -28,10 +28,13 @@ pub fn seedbank_binary() -> &'static Path {
 fn build_binary() -> Result<PathBuf> {
     // The test executable lives in <target>/<profile>/deps/.
     let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable is not inside a target directory")?;
+    // Tests live in <target>/<profile>/deps/, benchmark binaries in <target>/<profile>/.
+    let mut profile_dir = exe.parent().context("executable has no directory")?;
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir
+            .parent()
+            .context("test executable is not inside a target directory")?;
+    }
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
@@ -192,6 +195,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The data directory.
