@@ -30,6 +30,7 @@ fn main() -> Result<()> {
         hasher.update_reader(std::fs::File::open(&copied)?)?;
         Ok(())
     })?;
+    flush_disk_writes()?;
     let cp_secs = time(|| {
         std::fs::copy(&copied, work.path().join("cp.bin"))?;
         Ok(())
@@ -37,8 +38,11 @@ fn main() -> Result<()> {
     std::fs::remove_file(work.path().join("cp.bin"))?;
 
     let daemon = Daemon::start();
-    let (copy_secs, copy_rss) = timed_add(&daemon, &copied, &[])?;
+    // Flush dirty pages first, so that no measurement pays for an earlier one's writes.
+    flush_disk_writes()?;
     let (ref_secs, ref_rss) = timed_add(&daemon, &referenced, &["--reference"])?;
+    flush_disk_writes()?;
+    let (copy_secs, copy_rss) = timed_add(&daemon, &copied, &[])?;
 
     let gib_per_s = |secs: f64| bytes as f64 / secs / (1u64 << 30) as f64;
     println!("add benchmark, {size_mib} MiB file (page-cached), release build");
@@ -64,6 +68,14 @@ fn main() -> Result<()> {
         ref_secs,
         Some(ref_rss),
     );
+    Ok(())
+}
+
+fn flush_disk_writes() -> Result<()> {
+    let status = std::process::Command::new("sync")
+        .status()
+        .context("running sync")?;
+    anyhow::ensure!(status.success(), "sync failed");
     Ok(())
 }
 
