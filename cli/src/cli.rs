@@ -4,6 +4,40 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use libp2p::Multiaddr;
+
+/// Parses a rate like `500000`, `512K`, `10M` or `1G` (1024-based) into bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, multiplier) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    let value: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a rate: use bytes per second, e.g. 500000, 512K, 10M")
+    })?;
+    match value.checked_mul(multiplier) {
+        Some(0) => Err("a rate must be at least 1 byte per second".into()),
+        Some(rate) => Ok(rate),
+        None => Err(format!("{text:?} is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_binary_suffixes_and_refuse_junk() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("10M"), Ok(10 << 20));
+        assert_eq!(parse_rate("2k"), Ok(2048));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+    }
+}
 
 /// Seedbank: share open AI models and datasets peer to peer, verified byte for byte.
 #[derive(Debug, Parser)]
@@ -39,6 +73,24 @@ pub enum Command {
         /// Address of the control API (loopback unless config.toml allows otherwise)
         #[arg(long, value_name = "ADDR")]
         api_addr: Option<SocketAddr>,
+        /// Listen for peers here (repeatable) [default: TCP and QUIC on port 4150, all interfaces]
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Join the network through this peer, e.g. /ip4/192.0.2.1/tcp/4150/p2p/12D3Koo… (repeatable)
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<Multiaddr>,
+        /// Do not look for peers on the local network with mDNS
+        #[arg(long)]
+        no_mdns: bool,
+        /// Answer DHT queries even before this node knows it is reachable (servers, test networks)
+        #[arg(long)]
+        kad_server: bool,
+        /// Upload limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        upload_limit: Option<u64>,
+        /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        download_limit: Option<u64>,
     },
     /// Add a file or directory as an artifact
     Add {
@@ -94,6 +146,27 @@ pub enum Command {
     /// Unpin an artifact: the next `seedbank gc` may remove it
     Unpin {
         /// Content id, unique id prefix, name or name@revision
+        artifact: String,
+    },
+    /// Get an artifact from the network, verified, from every peer that has it
+    Fetch {
+        /// Content id (sb1…)
+        artifact: String,
+        /// Only files whose path matches this glob (repeatable)
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Export the fetched files into this directory when done
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// With --out: overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// List connected peers, their addresses and bytes exchanged
+    Peers,
+    /// Ask the DHT which peers provide an artifact
+    Providers {
+        /// Content id (sb1…)
         artifact: String,
     },
     /// Remove unpinned artifacts and free their blobs

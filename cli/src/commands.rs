@@ -8,7 +8,8 @@ use seedbank_node::daemon::ConfigOverrides;
 use seedbank_node::DataDir;
 use seedbank_protocol::api::{
     AddRequest, ArtifactDetail, ArtifactSummary, Completeness, ExportReport, ExportRequest,
-    GcReport, PinReport, StatusResponse, VerifyReport,
+    FetchReport, FetchRequest, GcReport, PeerSummary, PinReport, ProvidersResponse, StatusResponse,
+    VerifyReport,
 };
 use seedbank_protocol::ArtifactKind;
 use serde::Serialize;
@@ -25,8 +26,26 @@ const DEFAULT_LOG_FILTER: &str = "info,iroh_blobs=warn";
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir.as_deref())?;
     let json = cli.json;
-    if let Command::Daemon { api_addr } = cli.command {
-        return run_daemon(data_dir, ConfigOverrides { api_addr });
+    if let Command::Daemon {
+        api_addr,
+        listen,
+        bootstrap,
+        no_mdns,
+        kad_server,
+        upload_limit,
+        download_limit,
+    } = cli.command
+    {
+        let overrides = ConfigOverrides {
+            api_addr,
+            listen,
+            bootstrap,
+            no_mdns,
+            kad_server,
+            upload_limit,
+            download_limit,
+        };
+        return run_daemon(data_dir, overrides);
     }
     let client = DaemonClient::connect(data_dir.root())?;
     match cli.command {
@@ -112,6 +131,102 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Pin { artifact } => pin(&client, json, &artifact, Method::PUT)?,
         Command::Unpin { artifact } => pin(&client, json, &artifact, Method::DELETE)?,
+        Command::Fetch {
+            artifact,
+            include,
+            out,
+            force,
+        } => {
+            let request = FetchRequest {
+                id: artifact.clone(),
+                include: include.clone(),
+            };
+            let bar = progress_bar("fetching");
+            let report: FetchReport =
+                client.stream(&["v1", "fetch"], &request, |p| update_bar(&bar, p))?;
+            bar.finish_and_clear();
+            let exported = match out {
+                Some(dir) => {
+                    let dir = std::path::absolute(&dir)
+                        .with_context(|| format!("resolving {}", dir.display()))?;
+                    let request = ExportRequest {
+                        dir: dir.display().to_string(),
+                        include,
+                        force,
+                    };
+                    let id = report.id.to_string();
+                    let bar = progress_bar("exporting");
+                    let exported: ExportReport =
+                        client.stream(&["v1", "artifacts", &id, "export"], &request, |p| {
+                            update_bar(&bar, p)
+                        })?;
+                    bar.finish_and_clear();
+                    Some(exported)
+                }
+                None => None,
+            };
+            print(json, &report, || {
+                let serving: Vec<String> = report
+                    .providers
+                    .iter()
+                    .filter(|p| p.bytes > 0 || p.banned)
+                    .map(|p| {
+                        let short = &p.peer[p.peer.len().saturating_sub(8)..];
+                        if p.banned {
+                            format!("…{short} banned (bad data)")
+                        } else {
+                            format!("…{short} {}", human_bytes(p.bytes))
+                        }
+                    })
+                    .collect();
+                println!(
+                    "fetched {} ({}@{}, {} files, {}; downloaded {} from {})",
+                    report.id,
+                    report.name,
+                    report.revision,
+                    report.files,
+                    human_bytes(report.size),
+                    human_bytes(report.bytes_downloaded),
+                    if serving.is_empty() {
+                        "nobody: already here".into()
+                    } else {
+                        serving.join(", ")
+                    }
+                );
+                if let Some(exported) = &exported {
+                    println!("exported {} files to {}", exported.files, exported.dir);
+                }
+            })?;
+        }
+        Command::Peers => {
+            let peers: Vec<PeerSummary> = client.call(Method::GET, &["v1", "peers"])?;
+            print(json, &peers, || {
+                let rows: Vec<Vec<String>> = peers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.peer.clone(),
+                            human_bytes(p.bytes_up),
+                            human_bytes(p.bytes_down),
+                            p.addresses.join(" "),
+                        ]
+                    })
+                    .collect();
+                print_table(&["PEER", "UP", "DOWN", "ADDRESSES"], &rows);
+            })?;
+        }
+        Command::Providers { artifact } => {
+            let found: ProvidersResponse =
+                client.call(Method::GET, &["v1", "providers", &artifact])?;
+            print(json, &found, || {
+                if found.providers.is_empty() {
+                    println!("no providers of {} found", found.id);
+                }
+                for peer in &found.providers {
+                    println!("{peer}");
+                }
+            })?;
+        }
         Command::Gc => {
             let report: GcReport = client.call(Method::POST, &["v1", "gc"])?;
             print(json, &report, || {
@@ -261,4 +376,11 @@ fn print_status(status: &StatusResponse) {
     println!("store:      {}", human_bytes(status.store_bytes));
     println!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
     println!("uptime:     {}s", status.uptime_secs);
+    if let Some(net) = &status.network {
+        println!("listening:  {}", net.listen_addresses.join(" "));
+        println!(
+            "peers:      {} connected, {} in the DHT routing table",
+            net.connected_peers, net.routing_table_size
+        );
+    }
 }

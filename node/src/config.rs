@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, NodeResult};
+use crate::net::NetConfig;
 
 /// Default control-API address: loopback only, so no other machine can reach it.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:5150";
@@ -27,6 +28,12 @@ pub struct NodeConfig {
     pub api_allow_remote: bool,
     /// Most control-API requests in flight at once.
     pub max_api_requests: usize,
+    /// Upload limit for all peers together, bytes per second (none: unlimited).
+    pub upload_limit: Option<u64>,
+    /// Download limit for all peers together, bytes per second (none: unlimited).
+    pub download_limit: Option<u64>,
+    /// The peer-to-peer network (`[net]` in config.toml).
+    pub net: NetConfig,
 }
 
 impl Default for NodeConfig {
@@ -36,6 +43,9 @@ impl Default for NodeConfig {
             api_addr: DEFAULT_API_ADDR.parse().unwrap(),
             api_allow_remote: false,
             max_api_requests: DEFAULT_MAX_API_REQUESTS,
+            upload_limit: None,
+            download_limit: None,
+            net: NetConfig::default(),
         }
     }
 }
@@ -61,6 +71,21 @@ impl NodeConfig {
                 "api_addr {} is not a loopback address; the control API stays on this machine unless api_allow_remote = true",
                 self.api_addr
             )));
+        }
+        for (field, limit) in [
+            ("upload_limit", self.upload_limit),
+            ("download_limit", self.download_limit),
+        ] {
+            if limit == Some(0) {
+                return Err(NodeError::BadRequest(format!(
+                    "{field} must be at least 1 byte per second (leave it out for no limit)"
+                )));
+            }
+        }
+        if self.net.listen.is_empty() {
+            return Err(NodeError::BadRequest(
+                "net.listen needs at least one address".into(),
+            ));
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(
@@ -92,6 +117,25 @@ mod tests {
         std::fs::write(&path, "api_adr = \"127.0.0.1:6000\"\n").unwrap();
         let error = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(error.contains("api_adr"), "{error}");
+    }
+
+    #[test]
+    fn network_settings_load_from_their_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "upload_limit = 1000\n[net]\nmdns = false\n").unwrap();
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.upload_limit, Some(1000));
+        assert!(!config.net.mdns);
+        let zero = NodeConfig {
+            download_limit: Some(0),
+            ..config
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("download_limit"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use libp2p_identity::PeerId;
+use libp2p::{Multiaddr, PeerId};
 
 use crate::api::{self, token::load_or_create_token, ApiState};
 use crate::config::NodeConfig;
@@ -12,12 +12,26 @@ use crate::data_dir::{write_private_file, DataDir};
 use crate::error::{NodeError, NodeResult};
 use crate::identity::load_or_create_keypair;
 use crate::library::Library;
+use crate::net::NetTransport;
+use crate::node::{Node, RateLimits};
 
 /// Settings given on the command line, which win over `config.toml`.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigOverrides {
     /// `--api-addr`.
     pub api_addr: Option<SocketAddr>,
+    /// `--listen` (replaces the configured list when given).
+    pub listen: Vec<Multiaddr>,
+    /// `--bootstrap` (added to the configured list).
+    pub bootstrap: Vec<Multiaddr>,
+    /// `--no-mdns`.
+    pub no_mdns: bool,
+    /// `--kad-server`.
+    pub kad_server: bool,
+    /// `--upload-limit`.
+    pub upload_limit: Option<u64>,
+    /// `--download-limit`.
+    pub download_limit: Option<u64>,
 }
 
 /// Loads the configuration: embedded defaults, then `config.toml`, then flags.
@@ -26,6 +40,17 @@ pub fn load_config(data_dir: &DataDir, overrides: &ConfigOverrides) -> NodeResul
     if let Some(addr) = overrides.api_addr {
         config.api_addr = addr;
     }
+    if !overrides.listen.is_empty() {
+        config.net.listen = overrides.listen.clone();
+    }
+    config
+        .net
+        .bootstrap
+        .extend(overrides.bootstrap.iter().cloned());
+    config.net.mdns &= !overrides.no_mdns;
+    config.net.kad_server |= overrides.kad_server;
+    config.upload_limit = overrides.upload_limit.or(config.upload_limit);
+    config.download_limit = overrides.download_limit.or(config.download_limit);
     config.validate()?;
     Ok(config)
 }
@@ -38,6 +63,18 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     let node_id = PeerId::from(keypair.public()).to_string();
     let token = load_or_create_token(&data_dir.api_token())?;
     let library = Library::open(data_dir.clone(), node_id.clone()).await?;
+    let limits = RateLimits {
+        upload: config.upload_limit,
+        download: config.download_limit,
+    };
+    let node = Node::start(
+        library.clone(),
+        keypair,
+        config.net.clone(),
+        NetTransport::Default,
+        limits,
+    )
+    .await?;
 
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
@@ -52,7 +89,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     tracing::info!(%node_id, %api_addr, data_dir = %data_dir.root().display(), "seedbank daemon running");
 
     let state = ApiState {
-        library: library.clone(),
+        node,
         token: Arc::from(token),
     };
     let app = api::router(state, config.max_api_requests);

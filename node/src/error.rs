@@ -17,6 +17,9 @@ pub enum NodeError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// No provider could be reached or supplied the data.
+    #[error("{0}")]
+    Unreachable(String),
     /// No artifact by that id or name.
     #[error("no artifact {0:?} in this node (see `seedbank ls`)")]
     UnknownArtifact(String),
@@ -112,7 +115,8 @@ impl NodeError {
             NodeError::NotAFile(_) | NodeError::AmbiguousName { .. } => ErrorCode::BadRequest,
             NodeError::UnknownArtifact(_)
             | NodeError::PathNotFound(_)
-            | NodeError::NothingMatches(_) => ErrorCode::NotFound,
+            | NodeError::NothingMatches(_)
+            | NodeError::Unreachable(_) => ErrorCode::NotFound,
             NodeError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             NodeError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             NodeError::DiskFull(_) => ErrorCode::DiskFull,

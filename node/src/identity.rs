@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use libp2p_identity::{Keypair, PeerId};
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
 
 use crate::data_dir::write_private_file;
 use crate::error::{NodeError, NodeResult};

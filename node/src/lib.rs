@@ -14,10 +14,13 @@ pub mod identity;
 pub mod import;
 pub mod library;
 pub mod meta;
+pub mod net;
+pub mod node;
 pub mod progress;
 pub mod reference;
 pub mod resolve;
 pub mod store;
+pub mod transfer;
 
 pub use config::NodeConfig;
 pub use data_dir::DataDir;

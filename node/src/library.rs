@@ -60,6 +60,21 @@ impl Library {
         &self.store
     }
 
+    /// The metadata database.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Finds a local artifact by id, id prefix, name or name@revision.
+    pub fn find(&self, reference: &str) -> NodeResult<ArtifactRecord> {
+        self.resolve(reference)
+    }
+
+    /// Whether every file of the artifact is stored (and no referenced file changed).
+    pub async fn is_complete(&self, record: &ArtifactRecord) -> NodeResult<bool> {
+        Ok(self.summary(record).await?.state == Completeness::Complete)
+    }
+
     /// Flushes metadata and closes the store.
     pub async fn close(&self) -> NodeResult<()> {
         self.meta.flush().await?;
@@ -235,6 +250,7 @@ impl Library {
             artifacts: self.meta.artifacts()?.len() as u64,
             pins: self.meta.pin_count() as u64,
             uptime_secs: self.started.elapsed().as_secs(),
+            network: None,
         })
     }
 

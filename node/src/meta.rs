@@ -58,6 +58,17 @@ pub struct ReferenceRecord {
     pub modified_ns: i128,
 }
 
+/// A fetch that has not finished; it resumes when the daemon starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchJobRecord {
+    /// The artifact.
+    pub root: ContentId,
+    /// Only files matching these globs (all when empty).
+    pub include: Vec<String>,
+    /// When it started, seconds since the Unix epoch.
+    pub started_at: u64,
+}
+
 /// The metadata database.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -65,6 +76,8 @@ pub struct Meta {
     artifacts: sled::Tree,
     pins: sled::Tree,
     references: sled::Tree,
+    fetch_jobs: sled::Tree,
+    announces: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
@@ -84,6 +97,8 @@ impl Meta {
             artifacts: db.open_tree("artifacts")?,
             pins: db.open_tree("pins")?,
             references: db.open_tree("references")?,
+            fetch_jobs: db.open_tree("fetch_jobs")?,
+            announces: db.open_tree("announces")?,
             db,
         })
     }
@@ -150,6 +165,50 @@ impl Meta {
     /// Number of pins.
     pub fn pin_count(&self) -> usize {
         self.pins.len()
+    }
+
+    /// Records a fetch in progress.
+    pub fn put_fetch_job(&self, job: &FetchJobRecord) -> NodeResult<()> {
+        self.fetch_jobs
+            .insert(job.root.hash().as_bytes(), encode(job)?)?;
+        Ok(())
+    }
+
+    /// Forgets a finished fetch.
+    pub fn remove_fetch_job(&self, root: ContentId) -> NodeResult<()> {
+        self.fetch_jobs.remove(root.hash().as_bytes())?;
+        Ok(())
+    }
+
+    /// Every unfinished fetch.
+    pub fn fetch_jobs(&self) -> NodeResult<Vec<FetchJobRecord>> {
+        self.fetch_jobs
+            .iter()
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+
+    /// When `root` is next due to be announced, seconds since the Unix epoch (0: now).
+    pub fn next_announce(&self, root: ContentId) -> NodeResult<u64> {
+        Ok(self
+            .announces
+            .get(root.hash().as_bytes())?
+            .map(|bytes| decode::<u64>(&bytes))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Schedules the next announcement of `root`.
+    pub fn set_next_announce(&self, root: ContentId, due: u64) -> NodeResult<()> {
+        self.announces
+            .insert(root.hash().as_bytes(), encode(&due)?)?;
+        Ok(())
+    }
+
+    /// Stops scheduling announcements of `root`.
+    pub fn remove_announce(&self, root: ContentId) -> NodeResult<()> {
+        self.announces.remove(root.hash().as_bytes())?;
+        Ok(())
     }
 
     /// Records that `hash` is served from a file referenced in place.

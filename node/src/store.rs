@@ -128,6 +128,11 @@ impl BlobStore {
         })
     }
 
+    /// The iroh-blobs store API, for the transfer protocol.
+    pub fn api(&self) -> iroh_blobs::api::Store {
+        iroh_blobs::api::Store::clone(&self.inner)
+    }
+
     fn store_error(&self, context: &str, error: impl std::fmt::Display) -> NodeError {
         NodeError::store(context, error, &self.root)
     }

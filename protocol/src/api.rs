@@ -94,6 +94,8 @@ pub struct StatusResponse {
     pub pins: u64,
     /// Seconds since the daemon started.
     pub uptime_secs: u64,
+    /// The network, when the node runs one.
+    pub network: Option<NetworkStatus>,
 }
 
 /// `POST /v1/artifacts`: import a file or directory.
@@ -227,4 +229,80 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Blobs that failed.
     pub corrupt: Vec<CorruptBlob>,
+}
+
+/// `POST /v1/fetch`: get an artifact from the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// Content id of the artifact.
+    pub id: String,
+    /// Fetch only files whose path matches one of these globs; all files when empty.
+    pub include: Vec<String>,
+}
+
+/// What one provider contributed to a fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderReport {
+    /// The provider's peer id.
+    pub peer: String,
+    /// Verified payload bytes received from it.
+    pub bytes: u64,
+    /// Whether it sent data that failed verification and was banned.
+    pub banned: bool,
+}
+
+/// Result of a fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchReport {
+    /// The artifact.
+    pub id: ContentId,
+    /// Its name.
+    pub name: String,
+    /// Its revision.
+    pub revision: String,
+    /// Files fetched (selected by the include globs).
+    pub files: u64,
+    /// Bytes of those files.
+    pub size: u64,
+    /// Bytes that were missing locally when this fetch started.
+    pub bytes_missing_at_start: u64,
+    /// Payload bytes received during this fetch.
+    pub bytes_downloaded: u64,
+    /// Per-provider contributions.
+    pub providers: Vec<ProviderReport>,
+}
+
+/// `GET /v1/peers`: one connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    /// Its id.
+    pub peer: String,
+    /// Addresses we are connected on.
+    pub addresses: Vec<String>,
+    /// Bytes sent to it since start.
+    pub bytes_up: u64,
+    /// Bytes received from it since start.
+    pub bytes_down: u64,
+}
+
+/// `GET /v1/providers/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvidersResponse {
+    /// The artifact.
+    pub id: ContentId,
+    /// Peers the DHT lists as providers (this node excluded).
+    pub providers: Vec<String>,
+}
+
+/// Network part of `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// Where this node listens.
+    pub listen_addresses: Vec<String>,
+    /// Addresses others can reach this node on.
+    pub external_addresses: Vec<String>,
+    /// Peers in the DHT routing table.
+    pub routing_table_size: u64,
+    /// Peers connected now.
+    pub connected_peers: u64,
 }

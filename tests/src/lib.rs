@@ -118,6 +118,16 @@ pub fn run_cli(data_dir: &Path, args: &[&str]) -> CliOutput {
     CliOutput::from_output(command, output)
 }
 
+/// Flags every test daemon gets: peers on loopback only (TCP and QUIC, free ports), and
+/// no mDNS, which would multicast out of the machine's network card.
+pub const LOOPBACK_NETWORK_FLAGS: [&str; 5] = [
+    "--no-mdns",
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--listen",
+    "/ip4/127.0.0.1/udp/0/quic-v1",
+];
+
 /// A real daemon process on a temporary data dir and a free loopback port.
 pub struct Daemon {
     data_dir: PathBuf,
@@ -125,20 +135,31 @@ pub struct Daemon {
     child: Option<Child>,
     log_path: PathBuf,
     api_addr: String,
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     /// Starts a daemon on a fresh temporary data directory.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a daemon on a fresh temporary data directory with extra daemon flags.
+    pub fn start_with(args: &[&str]) -> Self {
         let temp = tempfile::tempdir().expect("creating a temporary data dir");
         let data_dir = temp.path().join("data");
-        let mut daemon = Self::start_in(&data_dir);
+        let mut daemon = Self::start_in_with(&data_dir, args);
         daemon._temp = Some(temp);
         daemon
     }
 
     /// Starts a daemon on `data_dir` (kept after the daemon ends).
     pub fn start_in(data_dir: &Path) -> Self {
+        Self::start_in_with(data_dir, &[])
+    }
+
+    /// Starts a daemon on `data_dir` with extra daemon flags.
+    pub fn start_in_with(data_dir: &Path, args: &[&str]) -> Self {
         std::fs::create_dir_all(data_dir).expect("creating the data dir");
         let mut daemon = Self {
             data_dir: data_dir.to_owned(),
@@ -146,9 +167,54 @@ impl Daemon {
             child: None,
             log_path: data_dir.with_extension("log"),
             api_addr: String::new(),
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         daemon.launch();
         daemon
+    }
+
+    /// This daemon's TCP peer address with its peer id, for others to bootstrap from.
+    pub fn peer_address(&self) -> String {
+        let status = self.ok_json(&["status"]);
+        let node_id = status["node_id"].as_str().expect("node id").to_owned();
+        let listen = status["network"]["listen_addresses"]
+            .as_array()
+            .expect("listen addresses")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.contains("/tcp/"))
+            .unwrap_or_else(|| panic!("no TCP listen address in {status}"))
+            .to_owned();
+        format!("{listen}/p2p/{node_id}")
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> String {
+        self.ok_json(&["status"])["node_id"]
+            .as_str()
+            .expect("node id")
+            .to_owned()
+    }
+
+    /// Waits until the node has at least `peers` peers in its DHT routing table.
+    pub fn wait_for_routing_table(&self, peers: u64) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let status = self.ok_json(&["status"]);
+            if status["network"]["routing_table_size"]
+                .as_u64()
+                .unwrap_or(0)
+                >= peers
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "routing table never reached {peers} peers: {status}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn launch(&mut self) {
@@ -162,6 +228,8 @@ impl Daemon {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
+            .args(LOOPBACK_NETWORK_FLAGS)
+            .args(&self.extra_args)
             .env("RUST_LOG", "info,iroh_blobs=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))

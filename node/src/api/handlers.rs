@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seedbank_protocol::api::{
-    AddRequest, ApiError, ArtifactDetail, ArtifactSummary, ErrorCode, ExportRequest, GcReport,
-    PinReport, StatusResponse,
+    AddRequest, ApiError, ArtifactDetail, ArtifactSummary, ErrorCode, ExportRequest, FetchRequest,
+    GcReport, PeerSummary, PinReport, ProvidersResponse, StatusResponse,
 };
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
@@ -76,12 +76,12 @@ type ApiResult<T> = Result<Json<T>, NodeError>;
 
 /// `GET /v1/status`
 pub async fn status(State(state): State<ApiState>) -> ApiResult<StatusResponse> {
-    Ok(Json(state.library.status().await?))
+    Ok(Json(state.node.status().await?))
 }
 
 /// `GET /v1/artifacts`
 pub async fn list(State(state): State<ApiState>) -> ApiResult<Vec<ArtifactSummary>> {
-    Ok(Json(state.library.list().await?))
+    Ok(Json(state.node.library().list().await?))
 }
 
 /// `GET /v1/artifacts/{reference}`
@@ -89,7 +89,7 @@ pub async fn show(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<ArtifactDetail> {
-    Ok(Json(state.library.detail(&reference).await?))
+    Ok(Json(state.node.library().detail(&reference).await?))
 }
 
 /// `POST /v1/artifacts`: streams progress, then the new artifact's summary.
@@ -108,9 +108,9 @@ pub async fn add(
         reference: request.reference,
         follow_symlinks: request.follow_symlinks,
     };
-    let library = state.library.clone();
+    let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        library.add(options, &mut progress).await
+        node.add(options, &mut progress).await
     }))
 }
 
@@ -122,7 +122,7 @@ pub async fn export(
 ) -> Result<Response, NodeError> {
     let request = body(json)?;
     absolute_path(&request.dir, "export directory")?;
-    let library = state.library.clone();
+    let library = state.node.library().clone();
     Ok(stream_operation(move |mut progress| async move {
         library.export(&reference, &request, &mut progress).await
     }))
@@ -133,7 +133,9 @@ pub async fn pin(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<PinReport> {
-    Ok(Json(state.library.set_pinned(&reference, true).await?))
+    Ok(Json(
+        state.node.library().set_pinned(&reference, true).await?,
+    ))
 }
 
 /// `DELETE /v1/pins/{reference}`
@@ -141,18 +143,45 @@ pub async fn unpin(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<PinReport> {
-    Ok(Json(state.library.set_pinned(&reference, false).await?))
+    Ok(Json(
+        state.node.library().set_pinned(&reference, false).await?,
+    ))
 }
 
 /// `POST /v1/gc`
 pub async fn gc(State(state): State<ApiState>) -> ApiResult<GcReport> {
-    Ok(Json(state.library.collect_garbage().await?))
+    Ok(Json(state.node.collect_garbage().await?))
 }
 
 /// `POST /v1/verify`: streams progress, then the report.
 pub async fn verify(State(state): State<ApiState>) -> Response {
-    let library = state.library.clone();
+    let library = state.node.library().clone();
     stream_operation(move |mut progress| async move { library.verify(&mut progress).await })
+}
+
+/// `POST /v1/fetch`: streams progress, then a report.
+pub async fn fetch(
+    State(state): State<ApiState>,
+    json: Result<Json<FetchRequest>, JsonRejection>,
+) -> Result<Response, NodeError> {
+    let request = body(json)?;
+    let node = state.node.clone();
+    Ok(stream_operation(move |mut progress| async move {
+        node.fetch(request, &mut progress).await
+    }))
+}
+
+/// `GET /v1/peers`
+pub async fn peers(State(state): State<ApiState>) -> ApiResult<Vec<PeerSummary>> {
+    Ok(Json(state.node.peers().await?))
+}
+
+/// `GET /v1/providers/{id}`
+pub async fn providers(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<ProvidersResponse> {
+    Ok(Json(state.node.providers(&id).await?))
 }
 
 /// Any other route.

@@ -14,7 +14,7 @@ const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 
 /// Reads the node's status into a fresh registry and encodes it.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let status = match state.library.status().await {
+    let status = match state.node.library().status().await {
         Ok(status) => status,
         Err(e) => return e.into_response(),
     };

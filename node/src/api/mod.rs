@@ -19,13 +19,13 @@ use axum::Router;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 use tower::limit::ConcurrencyLimitLayer;
 
-use crate::library::Library;
+use crate::node::Node;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// The node's artifacts.
-    pub library: Library,
+    /// The node.
+    pub node: Node,
     /// The bearer token clients must present.
     pub token: Arc<str>,
 }
@@ -42,6 +42,9 @@ pub fn router(state: ApiState, max_requests: usize) -> Router {
             put(handlers::pin).delete(handlers::unpin),
         )
         .route("/v1/gc", post(handlers::gc))
+        .route("/v1/fetch", post(handlers::fetch))
+        .route("/v1/peers", get(handlers::peers))
+        .route("/v1/providers/{id}", get(handlers::providers))
         .route("/v1/verify", post(handlers::verify))
         .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)

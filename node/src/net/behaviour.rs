@@ -1,0 +1,113 @@
+//! The libp2p behaviours a node runs, and their limits.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId};
+
+use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
+
+/// Largest DHT message accepted, in bytes. Provider lists and small records fit easily;
+/// a peer sending more is trying to make us allocate.
+pub const MAX_DHT_PACKET_BYTES: usize = 64 * 1024;
+/// Largest DHT record value accepted (signed name records, later), in bytes.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+/// Most records this node stores for others.
+pub const MAX_STORED_RECORDS: usize = 16 * 1024;
+/// Most provider records kept per key: enough to find many seeders, bounded for memory.
+pub const MAX_PROVIDERS_PER_KEY: usize = 64;
+/// Most keys this node provides or stores provider records for.
+pub const MAX_PROVIDED_KEYS: usize = 64 * 1024;
+/// Provider records live this long on other nodes, unless re-announced.
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+/// A DHT query gives up after this long.
+pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Everything the swarm runs.
+#[derive(NetworkBehaviour)]
+pub struct NodeBehaviour {
+    /// Caps connections before any other behaviour sees them.
+    pub limits: connection_limits::Behaviour,
+    /// The DHT: peers and provider records.
+    pub kad: kad::Behaviour<MemoryStore>,
+    /// Learns peers' listen addresses and protocols (fed into Kademlia).
+    pub identify: identify::Behaviour,
+    /// Keeps connections alive and measures round trips.
+    pub ping: ping::Behaviour,
+    /// Finds peers on the local network.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Learns whether we are reachable from outside.
+    pub autonat: autonat::Behaviour,
+    /// Reaches peers behind NAT through relays.
+    pub relay: Toggle<relay::client::Behaviour>,
+    /// Upgrades relayed connections to direct ones.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// Raw substreams for the blob protocol.
+    pub stream: libp2p_stream::Behaviour,
+}
+
+impl NodeBehaviour {
+    /// Builds the behaviours from the node key and config.
+    pub fn new(
+        key: &Keypair,
+        config: &NetConfig,
+        relay: Option<relay::client::Behaviour>,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let peer_id = PeerId::from(key.public());
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_incoming(Some(config.max_pending_incoming));
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_query_timeout(DHT_QUERY_TIMEOUT)
+            .set_max_packet_size(MAX_DHT_PACKET_BYTES)
+            .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+            // Re-announcing is scheduled by the node itself and survives restarts.
+            .set_provider_publication_interval(None);
+        let store_config = MemoryStoreConfig {
+            max_records: MAX_STORED_RECORDS,
+            max_value_bytes: MAX_RECORD_BYTES,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+            max_provided_keys: MAX_PROVIDED_KEYS,
+        };
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            MemoryStore::with_config(peer_id, store_config),
+            kad_config,
+        );
+        if config.kad_server {
+            kad.set_mode(Some(kad::Mode::Server));
+        }
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
+                .with_cache_size(NonZeroUsize::new(256).map_or(0, NonZeroUsize::get)),
+        );
+        let mdns = if config.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
+        } else {
+            None
+        };
+        let dcutr = relay.as_ref().map(|_| dcutr::Behaviour::new(peer_id));
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
+            kad,
+            identify,
+            ping: ping::Behaviour::default(),
+            mdns: mdns.into(),
+            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            relay: relay.into(),
+            dcutr: dcutr.into(),
+            stream: libp2p_stream::Behaviour::new(),
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! The task that owns the libp2p `Swarm`. It serves commands from [`NetHandle`]s and
+//! reacts to swarm events; it never touches file bytes.
+//!
+//! Invariants: every pending DHT query has exactly one entry in a pending map keyed by
+//! its `QueryId`, removed when the query finishes; identify results of peers speaking
+//! our Kademlia protocol are added to the routing table; listen addresses with a
+//! specific IP are this node's external addresses (provider records carry only those).
+//!
+//! [`NetHandle`]: super::NetHandle
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use seedbank_protocol::ContentId;
+use tokio::sync::{mpsc, oneshot};
+
+use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
+use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo};
+use super::{NetConfig, KAD_PROTOCOL};
+use crate::error::{NodeError, NodeResult};
+
+/// How often the routing table is refreshed from the network.
+const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// The DHT key of an artifact: its root hash.
+pub fn provider_key(root: ContentId) -> RecordKey {
+    RecordKey::new(root.hash().as_bytes())
+}
+
+/// Owns the swarm.
+pub struct EventLoop {
+    swarm: Swarm<NodeBehaviour>,
+    commands: mpsc::Receiver<NetCommand>,
+    bootstrap_peers: Vec<(PeerId, Multiaddr)>,
+    pending_provide: HashMap<QueryId, oneshot::Sender<NodeResult<()>>>,
+    pending_providers: HashMap<QueryId, (oneshot::Sender<Vec<PeerId>>, HashSet<PeerId>)>,
+    connected: HashMap<PeerId, HashSet<Multiaddr>>,
+}
+
+impl EventLoop {
+    /// Prepares the loop; dials bootstrap peers.
+    pub fn new(
+        mut swarm: Swarm<NodeBehaviour>,
+        commands: mpsc::Receiver<NetCommand>,
+        config: &NetConfig,
+    ) -> NodeResult<Self> {
+        let mut bootstrap_peers = Vec::new();
+        for address in &config.bootstrap {
+            let (peer, address) = split_peer_address(address)?;
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, address.clone());
+            bootstrap_peers.push((peer, address));
+        }
+        for (peer, address) in &bootstrap_peers {
+            if let Err(e) = swarm.dial(address.clone().with(Protocol::P2p(*peer))) {
+                tracing::warn!(%peer, %address, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        Ok(Self {
+            swarm,
+            commands,
+            bootstrap_peers,
+            pending_provide: HashMap::new(),
+            pending_providers: HashMap::new(),
+            connected: HashMap::new(),
+        })
+    }
+
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        let mut bootstrap = tokio::time::interval(BOOTSTRAP_INTERVAL);
+        bootstrap.tick().await;
+        loop {
+            tokio::select! {
+                // Local work first: commands before new remote events.
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.handle_event(event),
+                _ = bootstrap.tick() => self.bootstrap(),
+            }
+        }
+        tracing::debug!("network event loop stopped");
+    }
+
+    fn bootstrap(&mut self) {
+        if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+            tracing::debug!(error = %e, "DHT bootstrap skipped");
+        }
+    }
+
+    fn handle_command(&mut self, command: NetCommand) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        match command {
+            NetCommand::StartProviding { root, reply } => {
+                match kad.start_providing(provider_key(root)) {
+                    Ok(id) => {
+                        self.pending_provide.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Store(format!(
+                            "cannot announce {root}: {e}"
+                        ))));
+                    }
+                }
+            }
+            NetCommand::StopProviding { root } => kad.stop_providing(&provider_key(root)),
+            NetCommand::FindProviders { root, reply } => {
+                let id = kad.get_providers(provider_key(root));
+                self.pending_providers.insert(id, (reply, HashSet::new()));
+            }
+            NetCommand::Peers { reply } => {
+                let peers = self
+                    .connected
+                    .iter()
+                    .map(|(peer, addresses)| PeerInfo {
+                        peer: peer.to_string(),
+                        addresses: addresses.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            NetCommand::Status { reply } => {
+                let routing_table_size = kad.kbuckets().map(|b| b.num_entries() as u64).sum();
+                let status = NetStatus {
+                    listen_addresses: self.swarm.listeners().map(ToString::to_string).collect(),
+                    external_addresses: self
+                        .swarm
+                        .external_addresses()
+                        .map(ToString::to_string)
+                        .collect(),
+                    routing_table_size,
+                    connected_peers: self.connected.len() as u64,
+                };
+                let _ = reply.send(status);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: SwarmEvent<NodeBehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                if has_specific_ip(&address) {
+                    self.swarm.add_external_address(address);
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                let first = self.connected.is_empty();
+                self.connected
+                    .entry(peer_id)
+                    .or_default()
+                    .insert(endpoint.get_remote_address().clone());
+                if first || self.bootstrap_peers.iter().any(|(p, _)| *p == peer_id) {
+                    self.bootstrap();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.connected.remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                for address in info.listen_addrs {
+                    if is_dialable(&address) {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, address);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    tracing::debug!(%peer, %address, "found peer on the local network");
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, address.clone());
+                    let _ = self.swarm.dial(address.with(Protocol::P2p(peer)));
+                }
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Kad(event)) => self.handle_kad(event),
+            _ => {}
+        }
+    }
+
+    fn handle_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        match result {
+            QueryResult::StartProviding(result) => {
+                if let Some(reply) = self.pending_provide.remove(&id) {
+                    // A lone node has nobody to store the record; it still provides locally.
+                    let outcome = match result {
+                        Ok(_) | Err(kad::AddProviderError::Timeout { .. }) => Ok(()),
+                    };
+                    let _ = reply.send(outcome);
+                }
+            }
+            QueryResult::GetProviders(result) => {
+                let local = *self.swarm.local_peer_id();
+                let finished = match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        if let Some((_, found)) = self.pending_providers.get_mut(&id) {
+                            found.extend(providers.into_iter().filter(|p| *p != local));
+                        }
+                        step.last
+                    }
+                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "provider lookup ended");
+                        true
+                    }
+                };
+                if finished {
+                    if let Some((reply, found)) = self.pending_providers.remove(&id) {
+                        let _ = reply.send(found.into_iter().collect());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An address with a concrete IP (not 0.0.0.0 or ::), which others can dial as is.
+fn has_specific_ip(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => !ip.is_unspecified(),
+        Protocol::Ip6(ip) => !ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+/// Whether an address a peer reported is worth adding to the routing table.
+fn is_dialable(address: &Multiaddr) -> bool {
+    has_specific_ip(address) || address.iter().any(|p| matches!(p, Protocol::Memory(_)))
+}

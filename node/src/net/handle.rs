@@ -1,0 +1,156 @@
+//! The caller's side of the network: a cloneable handle that sends commands to the
+//! event loop, each with a oneshot reply.
+
+use libp2p::{Multiaddr, PeerId};
+use seedbank_protocol::ContentId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{NodeError, NodeResult};
+
+/// A command for the event loop.
+#[derive(Debug)]
+pub enum NetCommand {
+    /// Announce that this node provides `root`.
+    StartProviding {
+        /// The artifact.
+        root: ContentId,
+        /// Answered once the first replicas stored the record (or the attempt failed).
+        reply: oneshot::Sender<NodeResult<()>>,
+    },
+    /// Stop announcing `root`.
+    StopProviding {
+        /// The artifact.
+        root: ContentId,
+    },
+    /// Ask the DHT who provides `root`.
+    FindProviders {
+        /// The artifact.
+        root: ContentId,
+        /// Providers other than this node.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    /// Connected peers.
+    Peers {
+        /// Their ids and addresses.
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    /// Listen addresses and DHT state.
+    Status {
+        /// The status.
+        reply: oneshot::Sender<NetStatus>,
+    },
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer: String,
+    /// The addresses we are connected to it on.
+    pub addresses: Vec<String>,
+}
+
+/// The network's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetStatus {
+    /// Where this node listens.
+    pub listen_addresses: Vec<String>,
+    /// Addresses others can reach this node on, as far as it knows.
+    pub external_addresses: Vec<String>,
+    /// Peers in the DHT routing table.
+    pub routing_table_size: u64,
+    /// Peers connected now.
+    pub connected_peers: u64,
+}
+
+/// Cloneable handle to the network event loop.
+#[derive(Clone)]
+pub struct NetHandle {
+    local_peer: PeerId,
+    commands: mpsc::Sender<NetCommand>,
+    control: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for NetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetHandle")
+            .field("local_peer", &self.local_peer)
+            .finish()
+    }
+}
+
+fn stopped() -> NodeError {
+    NodeError::Store("the network task has stopped".into())
+}
+
+impl NetHandle {
+    pub(super) fn new(
+        local_peer: PeerId,
+        commands: mpsc::Sender<NetCommand>,
+        control: libp2p_stream::Control,
+    ) -> Self {
+        Self {
+            local_peer,
+            commands,
+            control,
+        }
+    }
+
+    /// This node's peer id.
+    pub fn local_peer(&self) -> PeerId {
+        self.local_peer
+    }
+
+    /// A control for opening and accepting blob-protocol streams.
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> NetCommand) -> NodeResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
+    /// Announces `root` on the DHT.
+    pub async fn start_providing(&self, root: ContentId) -> NodeResult<()> {
+        self.ask(|reply| NetCommand::StartProviding { root, reply })
+            .await?
+    }
+
+    /// Stops announcing `root`.
+    pub async fn stop_providing(&self, root: ContentId) -> NodeResult<()> {
+        self.commands
+            .send(NetCommand::StopProviding { root })
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Peers the DHT says provide `root` (this node excluded).
+    pub async fn find_providers(&self, root: ContentId) -> NodeResult<Vec<PeerId>> {
+        self.ask(|reply| NetCommand::FindProviders { root, reply })
+            .await
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> NodeResult<Vec<PeerInfo>> {
+        self.ask(|reply| NetCommand::Peers { reply }).await
+    }
+
+    /// Listen addresses and DHT state.
+    pub async fn status(&self) -> NodeResult<NetStatus> {
+        self.ask(|reply| NetCommand::Status { reply }).await
+    }
+}
+
+/// Splits `/…/p2p/<id>` into the peer id and the address without it.
+pub fn split_peer_address(address: &Multiaddr) -> NodeResult<(PeerId, Multiaddr)> {
+    let mut address = address.clone();
+    match address.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, address)),
+        _ => Err(NodeError::BadRequest(format!(
+            "bootstrap address {address} must end with /p2p/<peer id>"
+        ))),
+    }
+}
