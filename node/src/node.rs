@@ -276,6 +276,7 @@ impl Node {
         })?;
         meta.flush().await?;
         let mut providers = self.net.find_providers(root).await?;
+        let announced: std::collections::HashSet<_> = providers.iter().copied().collect();
         for peer in self.net.peers().await? {
             if let Ok(peer) = peer.peer.parse() {
                 if !providers.contains(&peer) {
@@ -301,7 +302,7 @@ impl Node {
             .await?;
         let files = select_files(&manifest.files, &include)?;
         let outcome = context
-            .fetch_files(&files, &providers, banned, progress)
+            .fetch_files(&files, &providers, &announced, banned, progress)
             .await?;
         for file in &files {
             if file.size > 0 && self.library.store().size(file.hash).await?.is_none() {

@@ -230,7 +230,11 @@ impl Daemon {
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
             .args(LOOPBACK_NETWORK_FLAGS)
             .args(&self.extra_args)
-            .env("RUST_LOG", "info,iroh_blobs=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SEEDBANK_TEST_LOG")
+                    .unwrap_or_else(|_| "info,iroh_blobs=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)

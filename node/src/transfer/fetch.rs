@@ -54,7 +54,11 @@ const SEGMENT_CHUNKS: u64 = SEGMENT_BYTES / CHUNK_BYTES;
 pub enum ProviderFailure {
     /// The provider sent data that failed verification: it misbehaved.
     BadData(String),
-    /// Anything else: unreachable, closed the stream, does not have the data.
+    /// The provider stopped sending because it does not have (valid) data for the range.
+    /// iroh-blobs providers check what they send against the hash, so a provider whose
+    /// stored copy is corrupt ends up here rather than sending bad bytes.
+    Missing(String),
+    /// Anything else: unreachable, stream closed, local failure.
     Other(String),
 }
 
@@ -124,7 +128,7 @@ impl FetchContext {
                         banned.insert(*peer);
                         errors.push(format!("{peer}: sent bad data"));
                     }
-                    Err(ProviderFailure::Other(e)) => errors.push(e),
+                    Err(ProviderFailure::Missing(e) | ProviderFailure::Other(e)) => errors.push(e),
                 }
             }
             if !fetched {
@@ -162,11 +166,14 @@ impl FetchContext {
         Ok(manifest)
     }
 
-    /// Fetches the missing parts of `files` from `providers`.
+    /// Fetches the missing parts of `files` from `providers`. A provider in `announced`
+    /// (the DHT lists it) that lacks data it announced is banned like one sending bad
+    /// data; any other peer lacking data is just not asked again.
     pub async fn fetch_files(
         &self,
         files: &[&FileEntry],
         providers: &[PeerId],
+        announced: &HashSet<PeerId>,
         banned: HashSet<PeerId>,
         progress: &mut ProgressReporter,
     ) -> NodeResult<TransferOutcome> {
@@ -199,6 +206,7 @@ impl FetchContext {
             state: Mutex::new(Scheduler {
                 queue,
                 banned,
+                announced: announced.clone(),
                 ..Scheduler::default()
             }),
             changed: Notify::new(),
@@ -270,6 +278,13 @@ fn classify(error: GetError) -> ProviderFailure {
             source: DecodeError::LeafHashMismatch { .. } | DecodeError::ParentHashMismatch { .. },
             ..
         } => ProviderFailure::BadData(text),
+        GetError::Decode {
+            source:
+                DecodeError::LeafNotFound { .. }
+                | DecodeError::ParentNotFound { .. }
+                | DecodeError::ChunkNotFound { .. },
+            ..
+        } => ProviderFailure::Missing(text),
         _ => ProviderFailure::Other(text),
     }
 }
@@ -325,6 +340,7 @@ struct Scheduler {
     in_flight: HashMap<usize, (WorkItem, Vec<PeerId>)>,
     done: HashSet<usize>,
     banned: HashSet<PeerId>,
+    announced: HashSet<PeerId>,
     failures: HashMap<PeerId, u32>,
     per_peer: HashMap<PeerId, u64>,
     downloaded: u64,
@@ -380,6 +396,12 @@ impl Scheduler {
         match failure {
             ProviderFailure::BadData(_) => {
                 self.banned.insert(peer);
+            }
+            ProviderFailure::Missing(_) if self.announced.contains(&peer) => {
+                self.banned.insert(peer);
+            }
+            ProviderFailure::Missing(_) => {
+                self.failures.insert(peer, MAX_FAILURES_PER_PROVIDER);
             }
             ProviderFailure::Other(_) => *self.failures.entry(peer).or_default() += 1,
         }
@@ -476,6 +498,13 @@ mod tests {
             "the banned peer's segment is queued again"
         );
         s.finished(&second, b, 1);
+        let c = PeerId::random();
+        let lacking = s.next_for(c).unwrap();
+        s.failed(lacking, c, &ProviderFailure::Missing("not found".into()));
+        assert!(
+            !s.may_work(c) && !s.banned.contains(&c),
+            "unannounced peers are dropped, not banned"
+        );
         let retry = s.next_for(b).unwrap();
         s.finished(&retry, b, 1);
         assert!(s.all_done());

@@ -1,0 +1,292 @@
+//! End-to-end: several real daemons on loopback find each other's artifacts through the
+//! DHT and move them verified, from many peers, across crashes, under rate limits.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
+
+const MIB: u64 = 1024 * 1024;
+/// Generous bound for DHT propagation on a loaded 2-core machine.
+const DHT_DEADLINE: Duration = Duration::from_secs(90);
+
+fn bootstrap_flags(seed: &Daemon) -> Vec<String> {
+    vec!["--bootstrap".into(), seed.peer_address()]
+}
+
+fn start_joined(seed: &Daemon, extra: &[&str]) -> Daemon {
+    let mut args: Vec<String> = bootstrap_flags(seed);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start_with(&refs);
+    daemon.wait_for_routing_table(1);
+    daemon
+}
+
+fn add(daemon: &Daemon, dir: &Path) -> String {
+    daemon.ok_json(&["add", dir.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until `daemon`'s DHT lookup of `id` lists every peer in `expected`.
+fn wait_for_providers(daemon: &Daemon, id: &str, expected: &[String]) {
+    let deadline = Instant::now() + DHT_DEADLINE;
+    loop {
+        let found = daemon.ok_json(&["providers", id]);
+        let providers: Vec<String> = found["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        if expected.iter().all(|p| providers.contains(p)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DHT never listed {expected:?} for {id}: {found}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn provider_bytes(report: &serde_json::Value, peer: &str) -> u64 {
+    report["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == peer)
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_node_that_knows_only_a_bootstrap_peer_fetches_by_id() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_random_file(&model.join("weights.bin"), 12 * MIB, "no-central-server");
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+
+    let b = Daemon::start();
+    let a = start_joined(&b, &[]);
+    let id = add(&a, &model);
+    let c = start_joined(&b, &[]);
+    wait_for_providers(&c, &id, &[a.peer_id()]);
+
+    let out = work.path().join("out");
+    let report = c.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&out), tree_hashes(&model));
+    assert!(
+        provider_bytes(&report, &a.peer_id()) >= 12 * MIB,
+        "{report}"
+    );
+    let listed = c.ok_json(&["ls"]);
+    assert_eq!(listed[0]["state"], "complete", "{listed}");
+    let peers = c.ok_json(&["peers"]);
+    let from_a = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == a.peer_id().as_str())
+        .unwrap();
+    assert!(
+        from_a["bytes_down"].as_u64().unwrap() >= 12 * MIB,
+        "{peers}"
+    );
+
+    // Having it, C now seeds it too.
+    wait_for_providers(&b, &id, &[a.peer_id(), c.peer_id()]);
+}
+
+#[test]
+fn a_fetch_draws_on_every_provider() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("big");
+    write_random_file(&model.join("weights.bin"), 200 * MIB, "swarm");
+    let a = Daemon::start();
+    let id = add(&a, &model);
+    let c = start_joined(&a, &[]);
+    c.ok(&["fetch", &id]);
+    let d = start_joined(&a, &[]);
+    wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
+
+    let out = work.path().join("out");
+    let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        file_hash(&out.join("weights.bin")),
+        file_hash(&model.join("weights.bin"))
+    );
+    let from_a = provider_bytes(&report, &a.peer_id());
+    let from_c = provider_bytes(&report, &c.peer_id());
+    assert!(
+        from_a > 0 && from_c > 0,
+        "both providers should have served bytes: {report}"
+    );
+    assert!(from_a + from_c >= 200 * MIB, "{report}");
+}
+
+#[test]
+fn a_provider_sending_bad_bytes_is_banned_and_the_fetch_completes() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    write_random_file(&model.join("weights.bin"), 24 * MIB, "corrupt");
+    let a = Daemon::start();
+    let id = add(&a, &model);
+    let c = start_joined(&a, &[]);
+    c.ok(&["fetch", &id]);
+
+    // Flip one byte in every MiB of C's stored copy.
+    let hash = file_hash(&model.join("weights.bin")).to_hex().to_string();
+    let stored = c.data_dir().join("blobs/data").join(format!("{hash}.data"));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    for i in (512..bytes.len()).step_by(MIB as usize) {
+        bytes[i] ^= 0xff;
+    }
+    std::fs::write(&stored, bytes).unwrap();
+
+    let d = start_joined(&a, &[]);
+    wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
+    let out = work.path().join("out");
+    let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        file_hash(&out.join("weights.bin")),
+        file_hash(&model.join("weights.bin"))
+    );
+    let c_entry = report["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == c.peer_id().as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        c_entry["banned"],
+        true,
+        "the corrupt provider was not banned: {report}\n{}",
+        d.log()
+    );
+    d.ok(&["verify"]);
+}
+
+#[test]
+fn a_killed_fetch_resumes_with_only_missing_ranges() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    let size = 240 * MIB;
+    write_random_file(&model.join("weights.bin"), size, "resume");
+    let a = Daemon::start();
+    let id = add(&a, &model);
+    let d_dir = work.path().join("d");
+    let flags = bootstrap_flags(&a);
+    let mut d_args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    d_args.extend(["--download-limit", "40M"]);
+    let mut d = Daemon::start_in_with(&d_dir, &d_args);
+    d.wait_for_routing_table(1);
+
+    let data_dir = d.data_dir().to_owned();
+    let fetch_id = id.clone();
+    let first =
+        std::thread::spawn(move || seedbank_tests::run_cli(&data_dir, &["fetch", &fetch_id]));
+    std::thread::sleep(Duration::from_secs(3));
+    d.kill();
+    let interrupted = first.join().unwrap();
+    assert!(
+        !interrupted.success,
+        "the fetch finished before the kill; make it slower:\n{interrupted}"
+    );
+
+    d.start_again();
+    let report = d.ok_json(&["fetch", &id]);
+    let missing = report["bytes_missing_at_start"].as_u64().unwrap();
+    let downloaded = report["bytes_downloaded"].as_u64().unwrap();
+    assert!(missing < size, "nothing survived the kill: {report}");
+    let allowance = 16 * 1024 * 16;
+    assert!(
+        downloaded as f64 <= missing as f64 * 1.01 + allowance as f64,
+        "re-downloaded {downloaded} bytes for {missing} missing: {report}"
+    );
+    let out = work.path().join("out");
+    d.ok(&["export", &id, out.to_str().unwrap()]);
+    assert_eq!(
+        file_hash(&out.join("weights.bin")),
+        file_hash(&model.join("weights.bin"))
+    );
+}
+
+#[test]
+fn no_provider_and_dead_provider_fail_clearly() {
+    let work = tempfile::tempdir().unwrap();
+    let lonely = Daemon::start();
+    let unknown = "sb1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    lonely.fails_with(&["fetch", unknown], "no provider");
+
+    let model = work.path().join("m");
+    write_random_file(&model.join("w.bin"), MIB, "dead");
+    let b = Daemon::start();
+    let mut a = start_joined(&b, &[]);
+    let id = add(&a, &model);
+    wait_for_providers(&b, &id, &[a.peer_id()]);
+    a.kill();
+    let d = start_joined(&b, &[]);
+    let started = Instant::now();
+    let output = d.cli(&["fetch", &id]);
+    assert!(!output.success, "{output}");
+    assert!(
+        output.stderr.contains("no provider") || output.stderr.contains("could not"),
+        "{output}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn upload_limit_is_honoured() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    let size = 8 * MIB;
+    write_random_file(&model.join("w.bin"), size, "limited");
+    let limit = 2 * MIB;
+    let a = Daemon::start_with(&["--upload-limit", "2M"]);
+    let id = add(&a, &model);
+    let c = start_joined(&a, &[]);
+    let started = Instant::now();
+    c.ok(&["fetch", &id]);
+    let elapsed = started.elapsed().as_secs_f64();
+    let floor = 0.9 * size as f64 / limit as f64;
+    assert!(
+        elapsed >= floor,
+        "fetched {size} bytes in {elapsed:.2}s under a {limit} B/s limit (floor {floor:.2}s)"
+    );
+}
+
+#[test]
+fn a_restarted_seeder_announces_again() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    write_random_file(&model.join("w.bin"), MIB, "reannounce");
+    let b_dir = work.path().join("b");
+    let mut b = Daemon::start_in(&b_dir);
+    let a_dir = work.path().join("a");
+    let flags = bootstrap_flags(&b);
+    let a_args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut a = Daemon::start_in_with(&a_dir, &a_args);
+    a.wait_for_routing_table(1);
+    let id = add(&a, &model);
+    wait_for_providers(&b, &id, &[a.peer_id()]);
+
+    // B forgets every record when it restarts; only A announcing again can restore it.
+    a.stop();
+    b.restart();
+    let flags = bootstrap_flags(&b);
+    let a_args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let a = Daemon::start_in_with(&a_dir, &a_args);
+    let c = start_joined(&b, &[]);
+    wait_for_providers(&c, &id, &[a.peer_id()]);
+}
