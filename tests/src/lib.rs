@@ -136,6 +136,8 @@ pub struct Daemon {
     log_path: PathBuf,
     api_addr: String,
     extra_args: Vec<String>,
+    prefix: Vec<String>,
+    network_flags: Vec<String>,
 }
 
 impl Daemon {
@@ -168,9 +170,47 @@ impl Daemon {
             log_path: data_dir.with_extension("log"),
             api_addr: String::new(),
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
+            prefix: Vec::new(),
+            network_flags: LOOPBACK_NETWORK_FLAGS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
         };
         daemon.launch();
         daemon
+    }
+
+    /// Starts a daemon inside a network namespace (`ip netns exec NAMESPACE`) with the
+    /// given network flags instead of the loopback ones; its CLI commands run there too.
+    pub fn start_in_namespace(data_dir: &Path, namespace: &str, network_flags: &[&str]) -> Self {
+        std::fs::create_dir_all(data_dir).expect("creating the data dir");
+        let mut daemon = Self {
+            data_dir: data_dir.to_owned(),
+            _temp: None,
+            child: None,
+            log_path: data_dir.with_extension("log"),
+            api_addr: String::new(),
+            extra_args: Vec::new(),
+            prefix: ["ip", "netns", "exec", namespace]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            network_flags: network_flags.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        daemon.launch();
+        daemon
+    }
+
+    /// A command running `seedbank` (inside this daemon's namespace, if any).
+    fn seedbank_command(&self) -> Command {
+        match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(seedbank_binary());
+                command
+            }
+            None => Command::new(seedbank_binary()),
+        }
     }
 
     /// This daemon's TCP peer address with its peer id, for others to bootstrap from.
@@ -224,11 +264,12 @@ impl Daemon {
             .append(true)
             .open(&self.log_path)
             .expect("opening the daemon log");
-        let child = Command::new(seedbank_binary())
+        let child = self
+            .seedbank_command()
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
-            .args(LOOPBACK_NETWORK_FLAGS)
+            .args(&self.network_flags)
             .args(&self.extra_args)
             .env(
                 "RUST_LOG",
@@ -300,7 +341,19 @@ impl Daemon {
 
     /// Runs a CLI command against this daemon.
     pub fn cli(&self, args: &[&str]) -> CliOutput {
-        run_cli(&self.data_dir, args)
+        if self.prefix.is_empty() {
+            return run_cli(&self.data_dir, args);
+        }
+        let command = format!("{} seedbank {}", self.prefix.join(" "), args.join(" "));
+        let output = self
+            .seedbank_command()
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        CliOutput::from_output(command, output)
     }
 
     /// Runs a CLI command that must succeed; returns its output.
@@ -394,6 +447,18 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks; USER_HZ is 100 on every mainstream configuration.
+    Some((utime + stime) / 100.0)
 }
 
 /// Writes `size` bytes of deterministic pseudo-random data (BLAKE3 XOF of `seed`).

@@ -1,0 +1,125 @@
+//! End-to-end: two nodes on a private link find each other with mDNS alone and fetch.
+//!
+//! mDNS must never run on this machine's real interfaces (it multicasts out of the
+//! network card), so the test builds its own network: two network namespaces joined by
+//! a veth pair with private addresses. Where namespaces cannot be made (no root, no
+//! `ip`), it prints why and skips.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use seedbank_tests::{file_hash, write_random_file, Daemon};
+
+/// Two namespaces joined by a veth pair; removed on drop.
+struct Link {
+    namespaces: [String; 2],
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+impl Link {
+    fn create() -> Result<(Self, [String; 2]), String> {
+        let tag = std::process::id() % 100_000;
+        let link = Link {
+            namespaces: [format!("sb{tag}a"), format!("sb{tag}b")],
+        };
+        let [a, b] = &link.namespaces;
+        let subnet = 1 + tag % 250;
+        let addresses = [format!("10.213.{subnet}.1"), format!("10.213.{subnet}.2")];
+        ip(&["netns", "add", a])?;
+        ip(&["netns", "add", b])?;
+        let (veth_a, veth_b) = (format!("v{tag}a"), format!("v{tag}b"));
+        ip(&[
+            "link", "add", &veth_a, "type", "veth", "peer", "name", &veth_b,
+        ])?;
+        ip(&["link", "set", &veth_a, "netns", a])?;
+        ip(&["link", "set", &veth_b, "netns", b])?;
+        for (ns, veth, address) in [(a, &veth_a, &addresses[0]), (b, &veth_b, &addresses[1])] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                veth,
+            ])?;
+            ip(&["-n", ns, "link", "set", veth, "up", "multicast", "on"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", veth])?;
+        }
+        Ok((link, addresses))
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+#[test]
+fn two_nodes_on_a_lan_find_each_other_with_mdns_and_fetch() {
+    let (link, addresses) = match Link::create() {
+        Ok(created) => created,
+        Err(reason) => {
+            eprintln!("SKIPPED mDNS test: cannot create network namespaces here ({reason})");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("lan-model");
+    write_random_file(&model.join("w.bin"), 3 * 1024 * 1024, "mdns");
+    let listen = |address: &str| format!("/ip4/{address}/tcp/0");
+    let listen_a = listen(&addresses[0]);
+    let listen_b = listen(&addresses[1]);
+    let a = Daemon::start_in_namespace(
+        &work.path().join("a"),
+        &link.namespaces[0],
+        &["--listen", &listen_a],
+    );
+    let b = Daemon::start_in_namespace(
+        &work.path().join("b"),
+        &link.namespaces[1],
+        &["--listen", &listen_b],
+    );
+    let id = a.ok_json(&["add", model.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while b.ok_json(&["peers"]).as_array().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "B never found A over mDNS\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = work.path().join("out");
+    b.ok(&["fetch", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        file_hash(&out.join("w.bin")),
+        file_hash(&model.join("w.bin"))
+    );
+}
