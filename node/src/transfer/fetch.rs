@@ -221,8 +221,17 @@ impl FetchContext {
             let scheduler = scheduler.clone();
             async move {
                 loop {
-                    let done = scheduler.lock().downloaded;
-                    progress.report(done, "");
+                    let (done, serving) = {
+                        let state = scheduler.lock();
+                        (
+                            state.downloaded,
+                            state.per_peer.values().filter(|b| **b > 0).count(),
+                        )
+                    };
+                    progress.report(
+                        done,
+                        &format!("from {serving} of {} peers", providers.len()),
+                    );
                     if scheduler.lock().all_done() {
                         break;
                     }
