@@ -65,33 +65,51 @@ pub enum KindArg {
     Dataset,
 }
 
+/// Flags of `seedbank daemon`; each wins over config.toml.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Address of the control API (loopback unless config.toml allows otherwise)
+    #[arg(long, value_name = "ADDR")]
+    pub api_addr: Option<SocketAddr>,
+    /// Listen for peers here (repeatable) [default: TCP and QUIC on port 4150, all interfaces]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// Join the network through this peer, e.g. /ip4/192.0.2.1/tcp/4150/p2p/12D3Koo… (repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Do not look for peers on the local network with mDNS
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Answer DHT queries even before this node knows it is reachable (servers, test networks)
+    #[arg(long)]
+    pub kad_server: bool,
+    /// Upload limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub upload_limit: Option<u64>,
+    /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub download_limit: Option<u64>,
+}
+
+impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
+    fn from(args: DaemonArgs) -> Self {
+        Self {
+            api_addr: args.api_addr,
+            listen: args.listen,
+            bootstrap: args.bootstrap,
+            no_mdns: args.no_mdns,
+            kad_server: args.kad_server,
+            upload_limit: args.upload_limit,
+            download_limit: args.download_limit,
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node in the foreground until Ctrl-C or SIGTERM
-    Daemon {
-        /// Address of the control API (loopback unless config.toml allows otherwise)
-        #[arg(long, value_name = "ADDR")]
-        api_addr: Option<SocketAddr>,
-        /// Listen for peers here (repeatable) [default: TCP and QUIC on port 4150, all interfaces]
-        #[arg(long, value_name = "MULTIADDR")]
-        listen: Vec<Multiaddr>,
-        /// Join the network through this peer, e.g. /ip4/192.0.2.1/tcp/4150/p2p/12D3Koo… (repeatable)
-        #[arg(long, value_name = "MULTIADDR")]
-        bootstrap: Vec<Multiaddr>,
-        /// Do not look for peers on the local network with mDNS
-        #[arg(long)]
-        no_mdns: bool,
-        /// Answer DHT queries even before this node knows it is reachable (servers, test networks)
-        #[arg(long)]
-        kad_server: bool,
-        /// Upload limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
-        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-        upload_limit: Option<u64>,
-        /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
-        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-        download_limit: Option<u64>,
-    },
+    Daemon(DaemonArgs),
     /// Add a file or directory as an artifact
     Add {
         /// The file or directory

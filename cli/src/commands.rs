@@ -26,30 +26,12 @@ const DEFAULT_LOG_FILTER: &str = "info,iroh_blobs=warn";
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir.as_deref())?;
     let json = cli.json;
-    if let Command::Daemon {
-        api_addr,
-        listen,
-        bootstrap,
-        no_mdns,
-        kad_server,
-        upload_limit,
-        download_limit,
-    } = cli.command
-    {
-        let overrides = ConfigOverrides {
-            api_addr,
-            listen,
-            bootstrap,
-            no_mdns,
-            kad_server,
-            upload_limit,
-            download_limit,
-        };
-        return run_daemon(data_dir, overrides);
+    if let Command::Daemon(args) = cli.command {
+        return run_daemon(data_dir, args.into());
     }
     let client = DaemonClient::connect(data_dir.root())?;
     match cli.command {
-        Command::Daemon { .. } => unreachable!("handled above"),
+        Command::Daemon(_) => unreachable!("handled above"),
         Command::Add {
             path,
             kind,

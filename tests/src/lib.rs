@@ -162,40 +162,32 @@ impl Daemon {
 
     /// Starts a daemon on `data_dir` with extra daemon flags.
     pub fn start_in_with(data_dir: &Path, args: &[&str]) -> Self {
-        std::fs::create_dir_all(data_dir).expect("creating the data dir");
-        let mut daemon = Self {
-            data_dir: data_dir.to_owned(),
-            _temp: None,
-            child: None,
-            log_path: data_dir.with_extension("log"),
-            api_addr: String::new(),
-            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
-            prefix: Vec::new(),
-            network_flags: LOOPBACK_NETWORK_FLAGS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect(),
-        };
-        daemon.launch();
-        daemon
+        Self::launch_new(data_dir, args, &[], &LOOPBACK_NETWORK_FLAGS)
     }
 
     /// Starts a daemon inside a network namespace (`ip netns exec NAMESPACE`) with the
     /// given network flags instead of the loopback ones; its CLI commands run there too.
     pub fn start_in_namespace(data_dir: &Path, namespace: &str, network_flags: &[&str]) -> Self {
+        Self::launch_new(
+            data_dir,
+            &[],
+            &["ip", "netns", "exec", namespace],
+            network_flags,
+        )
+    }
+
+    fn launch_new(data_dir: &Path, args: &[&str], prefix: &[&str], network_flags: &[&str]) -> Self {
         std::fs::create_dir_all(data_dir).expect("creating the data dir");
+        let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         let mut daemon = Self {
             data_dir: data_dir.to_owned(),
             _temp: None,
             child: None,
             log_path: data_dir.with_extension("log"),
             api_addr: String::new(),
-            extra_args: Vec::new(),
-            prefix: ["ip", "netns", "exec", namespace]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            network_flags: network_flags.iter().map(|f| (*f).to_owned()).collect(),
+            extra_args: owned(args),
+            prefix: owned(prefix),
+            network_flags: owned(network_flags),
         };
         daemon.launch();
         daemon

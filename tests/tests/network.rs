@@ -54,6 +54,22 @@ fn wait_for_providers(daemon: &Daemon, id: &str, expected: &[String]) {
     }
 }
 
+/// A seeder A with a one-file artifact of `size` bytes, and a peer C that fetched it
+/// from A (so both provide it). Returns (A, C, id, path of the original file).
+fn two_providers(
+    work: &Path,
+    size: u64,
+    seed: &str,
+) -> (Daemon, Daemon, String, std::path::PathBuf) {
+    let model = work.join(seed);
+    write_random_file(&model.join("weights.bin"), size, seed);
+    let a = Daemon::start();
+    let id = add(&a, &model);
+    let c = start_joined(&a, &[]);
+    c.ok(&["fetch", &id]);
+    (a, c, id, model.join("weights.bin"))
+}
+
 fn provider_bytes(report: &serde_json::Value, peer: &str) -> u64 {
     report["providers"]
         .as_array()
@@ -105,21 +121,13 @@ fn a_node_that_knows_only_a_bootstrap_peer_fetches_by_id() {
 #[test]
 fn a_fetch_draws_on_every_provider() {
     let work = tempfile::tempdir().unwrap();
-    let model = work.path().join("big");
-    write_random_file(&model.join("weights.bin"), 200 * MIB, "swarm");
-    let a = Daemon::start();
-    let id = add(&a, &model);
-    let c = start_joined(&a, &[]);
-    c.ok(&["fetch", &id]);
+    let (a, c, id, original) = two_providers(work.path(), 200 * MIB, "swarm");
     let d = start_joined(&a, &[]);
     wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
 
     let out = work.path().join("out");
     let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("weights.bin")),
-        file_hash(&model.join("weights.bin"))
-    );
+    assert_eq!(file_hash(&out.join("weights.bin")), file_hash(&original));
     let from_a = provider_bytes(&report, &a.peer_id());
     let from_c = provider_bytes(&report, &c.peer_id());
     assert!(
@@ -132,15 +140,10 @@ fn a_fetch_draws_on_every_provider() {
 #[test]
 fn a_provider_sending_bad_bytes_is_banned_and_the_fetch_completes() {
     let work = tempfile::tempdir().unwrap();
-    let model = work.path().join("m");
-    write_random_file(&model.join("weights.bin"), 24 * MIB, "corrupt");
-    let a = Daemon::start();
-    let id = add(&a, &model);
-    let c = start_joined(&a, &[]);
-    c.ok(&["fetch", &id]);
+    let (a, c, id, original) = two_providers(work.path(), 24 * MIB, "corrupt");
 
     // Flip one byte in every MiB of C's stored copy.
-    let hash = file_hash(&model.join("weights.bin")).to_hex().to_string();
+    let hash = file_hash(&original).to_hex().to_string();
     let stored = c.data_dir().join("blobs/data").join(format!("{hash}.data"));
     let mut bytes = std::fs::read(&stored).unwrap();
     for i in (512..bytes.len()).step_by(MIB as usize) {
@@ -152,10 +155,7 @@ fn a_provider_sending_bad_bytes_is_banned_and_the_fetch_completes() {
     wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
     let out = work.path().join("out");
     let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("weights.bin")),
-        file_hash(&model.join("weights.bin"))
-    );
+    assert_eq!(file_hash(&out.join("weights.bin")), file_hash(&original));
     let c_entry = report["providers"]
         .as_array()
         .unwrap()
