@@ -69,7 +69,9 @@ impl NodeBehaviour {
             .set_max_packet_size(MAX_DHT_PACKET_BYTES)
             .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
             // Re-announcing is scheduled by the node itself and survives restarts.
-            .set_provider_publication_interval(None);
+            .set_provider_publication_interval(None)
+            // The event loop bootstraps on first connection and on its own timer.
+            .set_periodic_bootstrap_interval(None);
         let store_config = MemoryStoreConfig {
             max_records: MAX_STORED_RECORDS,
             max_value_bytes: MAX_RECORD_BYTES,

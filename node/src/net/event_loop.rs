@@ -150,7 +150,7 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
-                if has_specific_ip(&address) {
+                if is_dialable(&address) {
                     self.swarm.add_external_address(address);
                 }
             }
@@ -248,7 +248,7 @@ impl EventLoop {
     }
 }
 
-/// An address with a concrete IP (not 0.0.0.0 or ::), which others can dial as is.
+/// An address with a concrete IP (not 0.0.0.0 or ::).
 fn has_specific_ip(address: &Multiaddr) -> bool {
     address.iter().any(|p| match p {
         Protocol::Ip4(ip) => !ip.is_unspecified(),
@@ -257,7 +257,22 @@ fn has_specific_ip(address: &Multiaddr) -> bool {
     })
 }
 
-/// Whether an address a peer reported is worth adding to the routing table.
+/// Whether others can dial this address as it is: a concrete IP (not 0.0.0.0 or ::), or
+/// an in-memory address of the simulator.
 fn is_dialable(address: &Multiaddr) -> bool {
     has_specific_ip(address) || address.iter().any(|p| matches!(p, Protocol::Memory(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_concrete_addresses_are_dialable() {
+        let parse = |a: &str| a.parse::<Multiaddr>().unwrap();
+        assert!(is_dialable(&parse("/ip4/127.0.0.1/tcp/4150")));
+        assert!(is_dialable(&parse("/memory/42")));
+        assert!(!is_dialable(&parse("/ip4/0.0.0.0/tcp/4150")));
+        assert!(!is_dialable(&parse("/ip6/::/udp/4150/quic-v1")));
+    }
 }
