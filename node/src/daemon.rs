@@ -13,7 +13,7 @@ use crate::error::{NodeError, NodeResult};
 use crate::identity::load_or_create_keypair;
 use crate::library::Library;
 use crate::net::NetTransport;
-use crate::node::{Node, RateLimits};
+use crate::node::{Node, NodeOptions, RateLimits};
 
 /// Settings given on the command line, which win over `config.toml`.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +72,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         keypair,
         config.net.clone(),
         NetTransport::Default,
-        limits,
+        NodeOptions { limits, seed: true },
     )
     .await?;
 

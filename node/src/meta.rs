@@ -103,9 +103,14 @@ impl Meta {
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Flushes on a blocking thread: sled 0.34's
+    /// `flush_async` can miss its wake-up when several flushes race, and then never
+    /// completes (sled issues 1241 and 1308; seen here with many nodes in one process).
     pub async fn flush(&self) -> NodeResult<()> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| NodeError::Store(format!("flushing metadata: {e}")))??;
         Ok(())
     }
 

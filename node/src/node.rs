@@ -18,6 +18,7 @@ use seedbank_protocol::api::{
 };
 use seedbank_protocol::ContentId;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{NodeError, NodeResult};
 use crate::export::select_files;
@@ -26,7 +27,7 @@ use crate::library::Library;
 use crate::meta::{ArtifactRecord, FetchJobRecord};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::progress::ProgressReporter;
-use crate::transfer::fetch::FetchContext;
+use crate::transfer::fetch::{Candidate, FetchContext};
 use crate::transfer::provider::spawn_provider;
 use crate::transfer::traffic::Traffic;
 
@@ -51,6 +52,26 @@ pub struct RateLimits {
     pub download: Option<u64>,
 }
 
+/// How a node takes part in the network.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeOptions {
+    /// Upload and download limits.
+    pub limits: RateLimits,
+    /// Serve blobs to other peers and announce what it holds (and, while fetching, the
+    /// parts it has). A node that does not seed only downloads: the simulator's
+    /// single-server baseline.
+    pub seed: bool,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            limits: RateLimits::default(),
+            seed: true,
+        }
+    }
+}
+
 /// A node on the network.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -59,29 +80,37 @@ pub struct Node {
     traffic: Traffic,
     fetches: Arc<Mutex<HashMap<ContentId, watch::Receiver<FetchState>>>>,
     announce_now: Arc<tokio::sync::Notify>,
+    seed: bool,
+    stopping: CancellationToken,
 }
 
 impl Node {
-    /// Starts the network around `library`, serves blobs, announces what it holds and
-    /// resumes unfinished fetches.
+    /// Starts the network around `library`, serves blobs and announces what it holds
+    /// (if it seeds), and resumes unfinished fetches.
     pub async fn start(
         library: Library,
         keypair: Keypair,
         config: NetConfig,
         transport: NetTransport,
-        limits: RateLimits,
+        options: NodeOptions,
     ) -> NodeResult<Self> {
         let net = start_network(keypair, config, transport).await?;
-        let traffic = Traffic::new(limits.upload, limits.download);
-        spawn_provider(&net, library.store().api(), traffic.clone())?;
+        let traffic = Traffic::new(options.limits.upload, options.limits.download);
+        if options.seed {
+            spawn_provider(&net, library.store().api(), traffic.clone())?;
+        }
         let node = Self {
             library,
             net,
             traffic,
             fetches: Arc::default(),
             announce_now: Arc::default(),
+            seed: options.seed,
+            stopping: CancellationToken::new(),
         };
-        tokio::spawn(node.clone().announce_loop());
+        if options.seed {
+            tokio::spawn(node.clone().announce_loop());
+        }
         for job in node.library.meta().fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
             let request = FetchRequest {
@@ -98,9 +127,21 @@ impl Node {
         Ok(node)
     }
 
+    /// Stops announcing, closes the store and metadata. The network stops once the last
+    /// clone of this node (and of its network handle) is dropped.
+    pub async fn shutdown(&self) -> NodeResult<()> {
+        self.stopping.cancel();
+        self.library.close().await
+    }
+
     /// The artifacts.
     pub fn library(&self) -> &Library {
         &self.library
+    }
+
+    /// Bytes moved per peer.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// The network handle.
@@ -275,35 +316,50 @@ impl Node {
             started_at: unix_now(),
         })?;
         meta.flush().await?;
-        let mut providers = self.net.find_providers(root).await?;
-        let announced: std::collections::HashSet<_> = providers.iter().copied().collect();
-        for peer in self.net.peers().await? {
-            if let Ok(peer) = peer.peer.parse() {
-                if !providers.contains(&peer) {
-                    providers.push(peer);
-                }
-            }
-        }
-        if providers.is_empty() {
-            meta.remove_fetch_job(root)?;
-            return Err(NodeError::Unreachable(format!(
-                "no provider of {root} found: the DHT lists none and no peer is connected"
-            )));
-        }
-        tracing::info!(%root, providers = providers.len(), "fetching");
         let context = FetchContext {
             store: self.library.store().clone(),
             net: self.net.clone(),
             traffic: self.traffic.clone(),
         };
+        let mut candidates = context.discover(root).await;
+        for peer in self.net.peers().await? {
+            if let Ok(peer) = peer.peer.parse() {
+                if !candidates.iter().any(|c| c.peer == peer) {
+                    candidates.push(Candidate {
+                        peer,
+                        complete: false,
+                    });
+                }
+            }
+        }
+        if candidates.is_empty() {
+            meta.remove_fetch_job(root)?;
+            return Err(NodeError::Unreachable(format!(
+                "no provider of {root} found: the DHT lists none and no peer is connected"
+            )));
+        }
+        tracing::info!(%root, peers = candidates.len(), "fetching");
+        // Complete providers first: they surely have the manifest.
+        candidates.sort_by_key(|c| !c.complete);
+        let manifest_sources: Vec<_> = candidates.iter().map(|c| c.peer).collect();
         let mut banned = Default::default();
         let manifest = context
-            .fetch_manifest(root, &providers, &mut banned)
+            .fetch_manifest(root, &manifest_sources, &mut banned)
             .await?;
         let files = select_files(&manifest.files, &include)?;
+        // While fetching, tell other fetchers we have parts to trade.
+        let swarm_announce = self.seed.then(|| {
+            let net = self.net.clone();
+            tokio::spawn(async move { net.start_providing(root.swarm_key()).await })
+        });
         let outcome = context
-            .fetch_files(&files, &providers, &announced, banned, progress)
-            .await?;
+            .fetch_files(&files, candidates, Some(root), banned, progress)
+            .await;
+        if let Some(task) = swarm_announce {
+            task.abort();
+            self.net.stop_providing(root.swarm_key()).await?;
+        }
+        let outcome = outcome?;
         for file in &files {
             if file.size > 0 && self.library.store().size(file.hash).await?.is_none() {
                 return Err(NodeError::Corrupt(format!(
@@ -333,7 +389,8 @@ impl Node {
             self.announce_now.notify_one();
         }
         meta.flush().await?;
-        let mut providers_report: Vec<ProviderReport> = providers
+        let mut providers_report: Vec<ProviderReport> = outcome
+            .peers
             .iter()
             .map(|peer| ProviderReport {
                 peer: peer.to_string(),
@@ -377,8 +434,11 @@ impl Node {
                 Ok(ran) => announced_since_start |= ran,
                 Err(e) => tracing::debug!(error = %e, "announcing failed; will retry"),
             }
-            let _ =
-                tokio::time::timeout(ANNOUNCE_CHECK_INTERVAL, self.announce_now.notified()).await;
+            tokio::select! {
+                _ = self.stopping.cancelled() => break,
+                _ = tokio::time::sleep(ANNOUNCE_CHECK_INTERVAL) => {}
+                _ = self.announce_now.notified() => {}
+            }
         }
     }
 

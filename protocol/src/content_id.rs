@@ -59,6 +59,9 @@ pub enum ContentIdError {
     },
 }
 
+/// The BLAKE3 key-derivation context of [`ContentId::swarm_key`].
+pub const SWARM_KEY_CONTEXT: &str = "seedbank 2026-11-24 swarm key v1";
+
 impl ContentId {
     /// The id of the root blob with this hash.
     pub fn from_hash(hash: BlobHash) -> Self {
@@ -68,6 +71,16 @@ impl ContentId {
     /// The root blob's hash.
     pub fn hash(&self) -> BlobHash {
         self.0
+    }
+
+    /// The DHT key under which peers still fetching this artifact announce themselves, so
+    /// fetchers find each other and trade the parts they already hold. Derived with a
+    /// fixed context string, so it never collides with a real root.
+    pub fn swarm_key(&self) -> ContentId {
+        Self(BlobHash(blake3::derive_key(
+            SWARM_KEY_CONTEXT,
+            self.0.as_bytes(),
+        )))
     }
 
     /// True if `text` looks like it is meant to be a content id rather than a name.
@@ -173,6 +186,19 @@ mod tests {
             let json = serde_json::to_string(&id).unwrap();
             prop_assert_eq!(serde_json::from_str::<ContentId>(&json).unwrap(), id);
         }
+    }
+
+    #[test]
+    fn swarm_keys_differ_from_roots_and_from_each_other() {
+        let a = ContentId(BlobHash([1; 32]));
+        let b = ContentId(BlobHash([2; 32]));
+        assert_ne!(a.swarm_key(), a);
+        assert_ne!(a.swarm_key(), b.swarm_key());
+        assert_eq!(
+            a.swarm_key(),
+            a.swarm_key(),
+            "every node derives the same key"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use rand::{RngExt, SeedableRng};
 use seedbank_protocol::{BlobHash, ContentId};
 use serde::Serialize;
 
+use crate::link::LinkShape;
 use crate::network::{start_node, start_nodes, SimNode};
 
 /// Knobs of the churn scenario.
@@ -32,6 +33,8 @@ pub struct ChurnConfig {
     pub rounds: usize,
     /// Random seed.
     pub seed: u64,
+    /// Every node's link.
+    pub link: LinkShape,
 }
 
 /// One round's outcome.
@@ -61,12 +64,17 @@ pub struct ChurnReport {
 /// Runs the scenario.
 pub async fn run(config: ChurnConfig) -> Result<ChurnReport> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let mut nodes: Vec<Option<SimNode>> =
-        start_nodes(config.nodes, 25, Duration::from_millis(200), &mut rng)
-            .await?
-            .into_iter()
-            .map(Some)
-            .collect();
+    let mut nodes: Vec<Option<SimNode>> = start_nodes(
+        config.nodes,
+        config.link,
+        25,
+        Duration::from_millis(200),
+        &mut rng,
+    )
+    .await?
+    .into_iter()
+    .map(Some)
+    .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut artifacts: Vec<(ContentId, Vec<usize>)> = Vec::with_capacity(config.artifacts);
@@ -97,7 +105,7 @@ pub async fn run(config: ChurnConfig) -> Result<ChurnReport> {
                     .context("chose a live node")?
                     .address
                     .clone();
-                nodes.push(Some(start_node(&[via]).await?));
+                nodes.push(Some(start_node(&[via], config.link).await?));
                 replaced += 1;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,5 +1,11 @@
 //! Discovery: N nodes, K artifacts each announced by a random node, every node looks
-//! up random artifacts through the DHT. Measures lookup success and latency.
+//! up random artifacts through the DHT. Measures lookup success, hops and latency.
+//!
+//! Hops are estimated: libp2p's Kademlia does not expose a lookup's path, only how many
+//! DHT peers had answered when the first provider turned up. It asks
+//! [`KAD_PARALLELISM`] peers at a time, so that count divided by it (rounded up) is the
+//! number of rounds, i.e. hops, the lookup took; 0 means the asking node held the
+//! record itself.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +14,12 @@ use rand::{RngExt, SeedableRng};
 use seedbank_protocol::{BlobHash, ContentId};
 use serde::Serialize;
 
+use crate::link::LinkShape;
 use crate::network::start_nodes;
-use crate::stats::{percentiles, Percentiles};
+use crate::stats::{spread, spread_ms, Spread};
+
+/// Kademlia's lookup parallelism (libp2p's default, which the node keeps).
+pub const KAD_PARALLELISM: u32 = 3;
 
 /// Knobs of the discovery scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +34,8 @@ pub struct DiscoveryConfig {
     pub seed: u64,
     /// Nodes started per batch while joining.
     pub join_batch: usize,
+    /// Every node's link.
+    pub link: LinkShape,
 }
 
 /// What the discovery scenario measured.
@@ -39,8 +51,19 @@ pub struct DiscoveryReport {
     pub found: usize,
     /// found / lookups.
     pub success_rate: f64,
-    /// Lookup latency.
-    pub latency: Percentiles,
+    /// Lookup latency in milliseconds (until the lookup finished).
+    pub latency_ms: Spread,
+    /// DHT peers that had answered when the provider turned up (successful lookups).
+    pub requests: Spread,
+    /// Estimated hops: `requests` / [`KAD_PARALLELISM`], rounded up.
+    pub hops: Spread,
+    /// Successful lookups by estimated hop count: `hop_histogram[h]` took `h` hops.
+    pub hop_histogram: Vec<usize>,
+}
+
+/// Estimated hops of a lookup that found a provider after `requests` answers.
+pub fn hops(requests: u32) -> u32 {
+    requests.div_ceil(KAD_PARALLELISM)
 }
 
 /// Runs the scenario.
@@ -49,6 +72,7 @@ pub async fn run(config: DiscoveryConfig) -> Result<DiscoveryReport> {
     let started = Instant::now();
     let nodes = start_nodes(
         config.nodes,
+        config.link,
         config.join_batch,
         Duration::from_millis(200),
         &mut rng,
@@ -76,22 +100,32 @@ pub async fn run(config: DiscoveryConfig) -> Result<DiscoveryReport> {
             let handle = node.handle.clone();
             lookups.push(tokio::spawn(async move {
                 let started = Instant::now();
-                let found = handle
-                    .find_providers(root)
-                    .await
-                    .map(|p| p.contains(&owner))
-                    .unwrap_or(false);
-                (found, started.elapsed())
+                let lookup = handle.lookup_providers(root).await.unwrap_or_default();
+                let found = lookup.providers.contains(&owner);
+                (found, lookup.requests_to_first, started.elapsed())
             }));
         }
     }
-    let mut latencies = Vec::with_capacity(lookups.len());
-    let mut found = 0;
     let total = lookups.len();
+    let mut latencies = Vec::with_capacity(total);
+    let mut requests = Vec::with_capacity(total);
+    let mut hop_counts = Vec::with_capacity(total);
+    let mut hop_histogram = Vec::new();
+    let mut found = 0;
     for lookup in lookups {
-        let (ok, latency) = lookup.await?;
-        found += usize::from(ok);
+        let (ok, to_first, latency) = lookup.await?;
         latencies.push(latency);
+        if ok {
+            found += 1;
+            let asked = to_first.unwrap_or(0);
+            let h = hops(asked) as usize;
+            requests.push(f64::from(asked));
+            hop_counts.push(h as f64);
+            if hop_histogram.len() <= h {
+                hop_histogram.resize(h + 1, 0);
+            }
+            hop_histogram[h] += 1;
+        }
     }
     Ok(DiscoveryReport {
         config,
@@ -103,6 +137,22 @@ pub async fn run(config: DiscoveryConfig) -> Result<DiscoveryReport> {
         } else {
             found as f64 / total as f64
         },
-        latency: percentiles(&latencies),
+        latency_ms: spread_ms(&latencies),
+        requests: spread(&requests),
+        hops: spread(&hop_counts),
+        hop_histogram,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_are_rounds_of_parallel_requests() {
+        assert_eq!(hops(0), 0);
+        assert_eq!(hops(1), 1);
+        assert_eq!(hops(3), 1);
+        assert_eq!(hops(4), 2);
+    }
 }

@@ -1,11 +1,16 @@
-//! The simulator: many real Seedbank network nodes (the `node` crate's own network
-//! layer, unchanged) in one process, joined over libp2p's in-memory transport, driven
-//! through scenarios with a fixed random seed.
+//! The simulator: many real Seedbank nodes (the `node` crate's own network layer, store
+//! and fetch scheduler, unchanged) in one process, joined over libp2p's in-memory
+//! transport behind shaped links ([`link`]), driven through scenarios with a fixed
+//! random seed.
 //!
-//! Scenarios so far: [`discovery`] (who provides what, at scale) and [`churn`]
-//! (providers found while nodes leave and join).
+//! Scenarios: [`discovery`] (who provides what, at scale), [`churn`] (providers found
+//! while nodes leave and join) and [`swarm`] (many fetchers of one artifact, one capped
+//! seeder). [`plot`] draws their curves as SVG.
 
 pub mod churn;
 pub mod discovery;
+pub mod link;
 pub mod network;
+pub mod plot;
 pub mod stats;
+pub mod swarm;

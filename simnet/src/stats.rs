@@ -1,36 +1,42 @@
-//! Percentiles and success rates for scenario reports.
+//! Percentiles for scenario reports.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Percentiles {
+/// Nearest-rank percentiles of a sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spread {
     /// Median.
-    pub p50_ms: f64,
+    pub p50: f64,
     /// 90th percentile.
-    pub p90_ms: f64,
+    pub p90: f64,
     /// 99th percentile.
-    pub p99_ms: f64,
+    pub p99: f64,
 }
 
-/// Percentiles of `samples` (nearest-rank); zeros when there are none.
-pub fn percentiles(samples: &[Duration]) -> Percentiles {
+/// Percentiles of `samples` (nearest rank); zeros when there are none.
+pub fn spread(samples: &[f64]) -> Spread {
     if samples.is_empty() {
-        return Percentiles::default();
+        return Spread::default();
     }
-    let mut sorted: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     let at = |q: f64| {
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         sorted[rank - 1]
     };
-    Percentiles {
-        p50_ms: at(0.50),
-        p90_ms: at(0.90),
-        p99_ms: at(0.99),
+    Spread {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
     }
+}
+
+/// Percentiles of durations, in milliseconds.
+pub fn spread_ms(samples: &[Duration]) -> Spread {
+    let ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    spread(&ms)
 }
 
 #[cfg(test)]
@@ -40,8 +46,9 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        let p = percentiles(&samples);
-        assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms), (50.0, 90.0, 99.0));
-        assert_eq!(percentiles(&[]).p50_ms, 0.0);
+        let p = spread_ms(&samples);
+        assert_eq!((p.p50, p.p90, p.p99), (50.0, 90.0, 99.0));
+        assert_eq!(spread(&[]).p50, 0.0);
+        assert_eq!(spread(&[3.0]).p99, 3.0);
     }
 }

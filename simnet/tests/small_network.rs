@@ -1,6 +1,18 @@
 //! Small versions of the simulator's scenarios, as tests: about 50 real nodes.
 
-use seedbank_simnet::{churn, discovery};
+use std::time::Duration;
+
+use seedbank_simnet::link::LinkShape;
+use seedbank_simnet::{churn, discovery, swarm};
+
+const MIB: u64 = 1024 * 1024;
+
+fn link() -> LinkShape {
+    LinkShape {
+        latency: Duration::from_millis(5),
+        ..LinkShape::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_nodes_find_what_is_announced() {
@@ -10,6 +22,7 @@ async fn fifty_nodes_find_what_is_announced() {
         lookups_per_node: 2,
         seed: 11,
         join_batch: 25,
+        link: link(),
     })
     .await
     .expect("scenario runs");
@@ -18,6 +31,11 @@ async fn fifty_nodes_find_what_is_announced() {
         report.success_rate >= 0.99,
         "lookup success {:.3} below 99%: {report:?}",
         report.success_rate
+    );
+    assert_eq!(
+        report.hop_histogram.iter().sum::<usize>(),
+        report.found,
+        "every successful lookup has a hop count: {report:?}"
     );
 }
 
@@ -31,6 +49,7 @@ async fn artifacts_stay_findable_under_churn() {
         round_minutes: 30.0,
         rounds: 4,
         seed: 5,
+        link: link(),
     })
     .await
     .expect("scenario runs");
@@ -40,4 +59,38 @@ async fn artifacts_stay_findable_under_churn() {
     for round in &report.rounds {
         assert_eq!(round.retrievable, round.with_live_holder, "{report:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_fetchers_take_less_than_twice_as_long_as_one() {
+    let report = swarm::run(swarm::SwarmConfig {
+        fetchers: vec![1, 8],
+        size: 32 * MIB,
+        seeder_upload: 4 * MIB,
+        fetcher_link: LinkShape {
+            upload: Some(4 * MIB),
+            ..link()
+        },
+        seeder_latency: Duration::from_millis(5),
+        baseline: false,
+        seed: 3,
+        work_dir: None,
+    })
+    .await
+    .expect("scenario runs");
+    let eight = report
+        .runs
+        .iter()
+        .find(|r| r.fetchers == 8)
+        .expect("the 8-fetcher run");
+    // One fetcher is bound by the seeder's upload: it cannot beat size / rate.
+    let one = &report.runs[0];
+    assert!(one.all_done_secs >= 0.9 * 8.0, "{report:?}");
+    assert!(
+        eight.ratio_to_one < 2.0,
+        "8 fetchers took {:.2}x as long as one: {report:?}",
+        eight.ratio_to_one
+    );
+    // Without trading between fetchers it would take about 8x as long.
+    assert!(eight.seeder_upload_ratio < 4.0, "{report:?}");
 }

@@ -20,7 +20,7 @@ use seedbank_protocol::ContentId;
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
-use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo};
+use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup};
 use super::{NetConfig, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
@@ -32,13 +32,21 @@ pub fn provider_key(root: ContentId) -> RecordKey {
     RecordKey::new(root.hash().as_bytes())
 }
 
+/// A provider lookup under way.
+struct PendingLookup {
+    reply: oneshot::Sender<ProviderLookup>,
+    found: HashSet<PeerId>,
+    /// DHT peers that had answered when the first provider turned up.
+    requests_to_first: Option<u32>,
+}
+
 /// Owns the swarm.
 pub struct EventLoop {
     swarm: Swarm<NodeBehaviour>,
     commands: mpsc::Receiver<NetCommand>,
     bootstrap_peers: Vec<(PeerId, Multiaddr)>,
     pending_provide: HashMap<QueryId, oneshot::Sender<NodeResult<()>>>,
-    pending_providers: HashMap<QueryId, (oneshot::Sender<Vec<PeerId>>, HashSet<PeerId>)>,
+    pending_providers: HashMap<QueryId, PendingLookup>,
     connected: HashMap<PeerId, HashSet<Multiaddr>>,
 }
 
@@ -116,7 +124,14 @@ impl EventLoop {
             NetCommand::StopProviding { root } => kad.stop_providing(&provider_key(root)),
             NetCommand::FindProviders { root, reply } => {
                 let id = kad.get_providers(provider_key(root));
-                self.pending_providers.insert(id, (reply, HashSet::new()));
+                self.pending_providers.insert(
+                    id,
+                    PendingLookup {
+                        reply,
+                        found: HashSet::new(),
+                        requests_to_first: None,
+                    },
+                );
             }
             NetCommand::Peers { reply } => {
                 let peers = self
@@ -168,10 +183,14 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                cause,
                 ..
             } => {
-                self.connected.remove(&peer_id);
+                tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
@@ -207,7 +226,10 @@ impl EventLoop {
 
     fn handle_kad(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
-            id, result, step, ..
+            id,
+            result,
+            step,
+            stats,
         } = event
         else {
             return;
@@ -226,8 +248,14 @@ impl EventLoop {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        if let Some((_, found)) = self.pending_providers.get_mut(&id) {
-                            found.extend(providers.into_iter().filter(|p| *p != local));
+                        if let Some(lookup) = self.pending_providers.get_mut(&id) {
+                            let before = lookup.found.len();
+                            lookup
+                                .found
+                                .extend(providers.into_iter().filter(|p| *p != local));
+                            if before == 0 && !lookup.found.is_empty() {
+                                lookup.requests_to_first = Some(stats.num_successes());
+                            }
                         }
                         step.last
                     }
@@ -238,8 +266,12 @@ impl EventLoop {
                     }
                 };
                 if finished {
-                    if let Some((reply, found)) = self.pending_providers.remove(&id) {
-                        let _ = reply.send(found.into_iter().collect());
+                    if let Some(lookup) = self.pending_providers.remove(&id) {
+                        let _ = lookup.reply.send(ProviderLookup {
+                            providers: lookup.found.into_iter().collect(),
+                            requests_to_first: lookup.requests_to_first,
+                            requests: stats.num_successes(),
+                        });
                     }
                 }
             }

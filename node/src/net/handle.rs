@@ -27,8 +27,8 @@ pub enum NetCommand {
     FindProviders {
         /// The artifact.
         root: ContentId,
-        /// Providers other than this node.
-        reply: oneshot::Sender<Vec<PeerId>>,
+        /// Providers other than this node, and how the lookup went.
+        reply: oneshot::Sender<ProviderLookup>,
     },
     /// Connected peers.
     Peers {
@@ -40,6 +40,18 @@ pub enum NetCommand {
         /// The status.
         reply: oneshot::Sender<NetStatus>,
     },
+}
+
+/// The outcome of a provider lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderLookup {
+    /// Providers other than this node.
+    pub providers: Vec<PeerId>,
+    /// DHT peers that had answered when the first provider turned up (0: known locally);
+    /// `None` if none did.
+    pub requests_to_first: Option<u32>,
+    /// DHT peers that answered in all.
+    pub requests: u32,
 }
 
 /// A connected peer.
@@ -129,6 +141,11 @@ impl NetHandle {
 
     /// Peers the DHT says provide `root` (this node excluded).
     pub async fn find_providers(&self, root: ContentId) -> NodeResult<Vec<PeerId>> {
+        Ok(self.lookup_providers(root).await?.providers)
+    }
+
+    /// Like [`Self::find_providers`], with how many DHT peers the lookup asked.
+    pub async fn lookup_providers(&self, root: ContentId) -> NodeResult<ProviderLookup> {
         self.ask(|reply| NetCommand::FindProviders { root, reply })
             .await
     }

@@ -19,7 +19,7 @@ use libp2p::{noise, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use handle::{NetHandle, NetStatus, PeerInfo};
+pub use handle::{NetHandle, NetStatus, PeerInfo, ProviderLookup};
 
 use crate::error::{NodeError, NodeResult};
 

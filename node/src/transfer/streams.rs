@@ -165,8 +165,11 @@ impl AsyncWriteSendStreamExtra for BlobSend {
     }
 
     fn stopped(&mut self) -> impl Future<Output = io::Result<Option<VarInt>>> + Send {
-        // libp2p streams do not report STOP_SENDING; a stopped peer shows up as a write error.
-        std::future::pending()
+        // libp2p streams do not report STOP_SENDING. iroh-blobs waits on this only while
+        // streaming bitfield updates to an observer; answering "stopped" at once makes an
+        // observe request one-shot (the current bitfield, then the end), so an observer
+        // that went away can never hold a stream slot forever.
+        std::future::ready(Ok(None))
     }
 
     fn id(&self) -> u64 {

@@ -69,4 +69,14 @@ impl Traffic {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// Bytes received from all peers so far.
+    pub fn total_down(&self) -> u64 {
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|b| b.down)
+            .sum()
+    }
 }

@@ -1,22 +1,39 @@
 //! `seedbank-simnet`: runs a scenario over many real Seedbank nodes in one process and
-//! prints a table (and, with `--json-out`, writes the full report as JSON).
+//! prints a table; `--json-out` writes the full report as JSON and `--plot-dir` its
+//! curves as SVG.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use seedbank_simnet::{churn, discovery};
+use seedbank_simnet::link::LinkShape;
+use seedbank_simnet::plot::{write_svg, Chart, Series};
+use seedbank_simnet::{churn, discovery, swarm};
 
-/// Many real Seedbank nodes in one process, over an in-memory transport.
+const MIB: u64 = 1024 * 1024;
+
+/// Many real Seedbank nodes in one process, over shaped in-memory links.
+///
+/// Every node runs the node crate's own code (Kademlia DHT, blob store, fetch
+/// scheduler); only the transport is in memory. Each node's access link has a one-way
+/// delay and optional upload/download caps. Choices are drawn from `--seed`, so a run
+/// can be repeated.
 #[derive(Debug, Parser)]
-#[command(name = "seedbank-simnet", version, about)]
+#[command(name = "seedbank-simnet", version, about, long_about)]
 struct Cli {
     /// Write the full report as JSON here
     #[arg(long, global = true, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// Write SVG plots of the scenario's curves into this directory
+    #[arg(long, global = true, value_name = "DIR")]
+    plot_dir: Option<PathBuf>,
     /// Random seed: the same seed makes the same choices
     #[arg(long, global = true, default_value_t = 7)]
     seed: u64,
+    /// One-way delay of every node's link, in milliseconds
+    #[arg(long, global = true, default_value_t = 5)]
+    latency_ms: u64,
     /// The scenario
     #[command(subcommand)]
     scenario: Scenario,
@@ -25,7 +42,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Scenario {
     /// N nodes, K artifacts announced by random nodes, every node looks up random
-    /// artifacts: success rate and latency percentiles
+    /// artifacts: success rate, hops (estimated from the DHT peers asked) and latency
+    /// percentiles. Plot: lookups by hop count.
     Discovery {
         /// Nodes in the network
         #[arg(long, default_value_t = 200)]
@@ -41,7 +59,8 @@ enum Scenario {
         join_batch: usize,
     },
     /// Nodes leave and join at a rate; each artifact starts on R nodes that keep
-    /// re-announcing it: fraction of artifacts whose providers can be found, over time
+    /// re-announcing it: fraction of artifacts whose providers can be found, over
+    /// (compressed) time. Plot: that fraction against simulated hours.
     Churn {
         /// Nodes up at any time
         #[arg(long, default_value_t = 100)]
@@ -62,14 +81,57 @@ enum Scenario {
         #[arg(long, default_value_t = 8)]
         rounds: usize,
     },
+    /// One seeder with capped upload, M fetchers of one artifact starting together:
+    /// time until all have it, as a swarm (fetchers trade parts) and, with
+    /// --baseline, from a single server (fetchers never upload). Whole nodes, each
+    /// with an on-disk store in a temporary directory. Plot: time against M.
+    Swarm {
+        /// Fetcher counts to run, comma-separated
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4, 8, 16])]
+        fetchers: Vec<usize>,
+        /// Artifact size in MiB
+        #[arg(long, default_value_t = 256)]
+        size_mib: u64,
+        /// The seeder's upload capacity in MiB/s
+        #[arg(long, default_value_t = 16)]
+        seeder_upload_mib: u64,
+        /// Each fetcher's upload capacity in MiB/s (0: unlimited)
+        #[arg(long, default_value_t = 16)]
+        fetcher_upload_mib: u64,
+        /// Each fetcher's download capacity in MiB/s (0: unlimited)
+        #[arg(long, default_value_t = 0)]
+        fetcher_download_mib: u64,
+        /// Also run the single-server baseline
+        #[arg(long)]
+        baseline: bool,
+        /// Keep node data here instead of a temporary directory
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEEDBANK_SIMNET_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let link = LinkShape {
+        latency: Duration::from_millis(cli.latency_ms),
+        upload: None,
+        download: None,
+    };
+    if let Some(dir) = &cli.plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let plot_dir = cli.plot_dir.clone();
     let json = runtime.block_on(async {
         match cli.scenario {
             Scenario::Discovery {
@@ -84,31 +146,13 @@ fn main() -> Result<()> {
                     lookups_per_node,
                     seed: cli.seed,
                     join_batch,
+                    link,
                 })
                 .await?;
-                println!(
-                    "{:<8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
-                    "nodes",
-                    "artifacts",
-                    "lookups",
-                    "found",
-                    "success",
-                    "p50 ms",
-                    "p90 ms",
-                    "p99 ms"
-                );
-                println!(
-                    "{:<8} {:>10} {:>8} {:>8} {:>8.2}% {:>9.1} {:>9.1} {:>9.1}",
-                    nodes,
-                    artifacts,
-                    report.lookups,
-                    report.found,
-                    report.success_rate * 100.0,
-                    report.latency.p50_ms,
-                    report.latency.p90_ms,
-                    report.latency.p99_ms
-                );
-                println!("joined in {:.1} s", report.join_secs);
+                print_discovery(&report);
+                if let Some(dir) = &plot_dir {
+                    plot_discovery(dir, &report)?;
+                }
                 anyhow::Ok(serde_json::to_string_pretty(&report)?)
             }
             Scenario::Churn {
@@ -127,21 +171,43 @@ fn main() -> Result<()> {
                     round_minutes,
                     rounds,
                     seed: cli.seed,
+                    link,
                 })
                 .await?;
-                println!(
-                    "{:>7} {:>9} {:>12} {:>13} {:>11}",
-                    "hours", "replaced", "live holder", "retrievable", "fraction"
-                );
-                for round in &report.rounds {
-                    println!(
-                        "{:>7.2} {:>9} {:>12} {:>13} {:>10.1}%",
-                        round.hours,
-                        round.replaced,
-                        round.with_live_holder,
-                        round.retrievable,
-                        round.retrievable_fraction * 100.0
-                    );
+                print_churn(&report);
+                if let Some(dir) = &plot_dir {
+                    plot_churn(dir, &report)?;
+                }
+                anyhow::Ok(serde_json::to_string_pretty(&report)?)
+            }
+            Scenario::Swarm {
+                fetchers,
+                size_mib,
+                seeder_upload_mib,
+                fetcher_upload_mib,
+                fetcher_download_mib,
+                baseline,
+                work_dir,
+            } => {
+                let cap = |mib: u64| (mib > 0).then_some(mib * MIB);
+                let report = swarm::run(swarm::SwarmConfig {
+                    fetchers,
+                    size: size_mib * MIB,
+                    seeder_upload: seeder_upload_mib.max(1) * MIB,
+                    fetcher_link: LinkShape {
+                        upload: cap(fetcher_upload_mib),
+                        download: cap(fetcher_download_mib),
+                        ..link
+                    },
+                    seeder_latency: link.latency,
+                    baseline,
+                    seed: cli.seed,
+                    work_dir,
+                })
+                .await?;
+                print_swarm(&report);
+                if let Some(dir) = &plot_dir {
+                    plot_swarm(dir, &report)?;
                 }
                 anyhow::Ok(serde_json::to_string_pretty(&report)?)
             }
@@ -151,4 +217,164 @@ fn main() -> Result<()> {
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+fn print_discovery(report: &discovery::DiscoveryReport) {
+    println!(
+        "{:<7} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "nodes",
+        "artifacts",
+        "lookups",
+        "found",
+        "success",
+        "hops p50",
+        "hops p90",
+        "ms p50",
+        "ms p90",
+        "ms p99"
+    );
+    println!(
+        "{:<7} {:>9} {:>8} {:>7} {:>7.2}% {:>8} {:>8} {:>8.1} {:>8.1} {:>8.1}",
+        report.config.nodes,
+        report.config.artifacts,
+        report.lookups,
+        report.found,
+        report.success_rate * 100.0,
+        report.hops.p50,
+        report.hops.p90,
+        report.latency_ms.p50,
+        report.latency_ms.p90,
+        report.latency_ms.p99
+    );
+    println!(
+        "joined in {:.1} s; lookups by hops: {:?}",
+        report.join_secs, report.hop_histogram
+    );
+}
+
+fn plot_discovery(dir: &Path, report: &discovery::DiscoveryReport) -> Result<()> {
+    let points = report
+        .hop_histogram
+        .iter()
+        .enumerate()
+        .map(|(hops, count)| (hops as f64, *count as f64))
+        .collect();
+    let title = format!(
+        "Discovery: {} nodes, lookups by hop count",
+        report.config.nodes
+    );
+    write_svg(
+        &dir.join("discovery-hops.svg"),
+        &Chart {
+            title: &title,
+            x_label: "hops (estimated)",
+            y_label: "successful lookups",
+            series: vec![Series {
+                name: format!("{:.2}% found", report.success_rate * 100.0),
+                points,
+            }],
+        },
+    )
+}
+
+fn print_churn(report: &churn::ChurnReport) {
+    println!(
+        "{:>7} {:>9} {:>12} {:>13} {:>11}",
+        "hours", "replaced", "live holder", "retrievable", "fraction"
+    );
+    for round in &report.rounds {
+        println!(
+            "{:>7.2} {:>9} {:>12} {:>13} {:>10.1}%",
+            round.hours,
+            round.replaced,
+            round.with_live_holder,
+            round.retrievable,
+            round.retrievable_fraction * 100.0
+        );
+    }
+}
+
+fn plot_churn(dir: &Path, report: &churn::ChurnReport) -> Result<()> {
+    let total = report.config.artifacts.max(1) as f64;
+    let curve = |f: &dyn Fn(&churn::ChurnRound) -> f64| {
+        report.rounds.iter().map(|r| (r.hours, f(r))).collect()
+    };
+    let title = format!(
+        "Churn: {} nodes, {:.0}%/hour, {} replicas",
+        report.config.nodes,
+        report.config.churn_per_hour * 100.0,
+        report.config.replicas
+    );
+    write_svg(
+        &dir.join("churn.svg"),
+        &Chart {
+            title: &title,
+            x_label: "simulated hours",
+            y_label: "% of artifacts",
+            series: vec![
+                Series {
+                    name: "retrievable".into(),
+                    points: curve(&|r| r.retrievable_fraction * 100.0),
+                },
+                Series {
+                    name: "a holder is up".into(),
+                    points: curve(&|r| r.with_live_holder as f64 / total * 100.0),
+                },
+            ],
+        },
+    )
+}
+
+fn print_swarm(report: &swarm::SwarmReport) {
+    println!(
+        "{:<14} {:>8} {:>10} {:>9} {:>10} {:>12}",
+        "mode", "fetchers", "all done s", "p50 s", "vs one", "seeder sent"
+    );
+    for run in &report.runs {
+        println!(
+            "{:<14} {:>8} {:>10.1} {:>9.1} {:>9.2}x {:>11.2}x",
+            format!("{:?}", run.mode),
+            run.fetchers,
+            run.all_done_secs,
+            run.fetcher_secs.p50,
+            run.ratio_to_one,
+            run.seeder_upload_ratio
+        );
+    }
+}
+
+fn plot_swarm(dir: &Path, report: &swarm::SwarmReport) -> Result<()> {
+    let curve = |mode: swarm::SwarmMode| -> Vec<(f64, f64)> {
+        report
+            .runs
+            .iter()
+            .filter(|r| r.mode == mode)
+            .map(|r| (r.fetchers as f64, r.all_done_secs))
+            .collect()
+    };
+    let mut series = vec![Series {
+        name: "swarm".into(),
+        points: curve(swarm::SwarmMode::Swarm),
+    }];
+    let baseline = curve(swarm::SwarmMode::SingleServer);
+    if !baseline.is_empty() {
+        series.push(Series {
+            name: "single server".into(),
+            points: baseline,
+        });
+    }
+    let title = format!(
+        "Swarm: {} MiB from one seeder at {} MiB/s",
+        report.config.size / MIB,
+        report.config.seeder_upload / MIB
+    );
+    write_svg(
+        &dir.join("swarm.svg"),
+        &Chart {
+            title: &title,
+            x_label: "fetchers",
+            y_label: "seconds until all have it",
+            series,
+        },
+    )
 }
