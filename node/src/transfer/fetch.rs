@@ -351,7 +351,7 @@ impl FetchContext {
                 _ = refresh.tick(), if discover.is_some() => {
                     refreshes += 1;
                     let due = refreshes <= EARLY_REFRESHES
-                        || refreshes % PROVIDER_REFRESH.as_secs().max(1) == 0;
+                        || refreshes.is_multiple_of(PROVIDER_REFRESH.as_secs().max(1));
                     if let (true, Some(root)) = (due, discover) {
                         let found = self.discover(root).await;
                         crew.add(self, &shared, found);
@@ -474,14 +474,13 @@ pub struct Candidate {
     pub complete: bool,
 }
 
+/// A piece: its block number and its ranges.
+type Piece = (u64, ChunkRanges);
+
 /// The pieces of `fresh` (a part of `all`): its parts in each `piece_bytes`-aligned
 /// block. Returned twice: those of blocks of which nothing else is held (the block's part
 /// of `all` is all fresh), and all of them.
-fn pieces(
-    all: &ChunkRanges,
-    fresh: &ChunkRanges,
-    piece_bytes: u64,
-) -> (Vec<(u64, ChunkRanges)>, Vec<(u64, ChunkRanges)>) {
+fn pieces(all: &ChunkRanges, fresh: &ChunkRanges, piece_bytes: u64) -> (Vec<Piece>, Vec<Piece>) {
     let piece_chunks = (piece_bytes / CHUNK_BYTES).max(1);
     let mut blocks: Vec<u64> = Vec::new();
     for range in fresh.iter() {
@@ -511,7 +510,7 @@ fn pieces(
 }
 
 /// The ranges of one of `options` (block, ranges), chosen by `salt`.
-fn choose(mut options: Vec<(u64, ChunkRanges)>, salt: u64) -> Option<ChunkRanges> {
+fn choose(mut options: Vec<Piece>, salt: u64) -> Option<ChunkRanges> {
     if options.is_empty() {
         return None;
     }
