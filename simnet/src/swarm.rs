@@ -172,6 +172,19 @@ async fn run_once(
     };
     let (seeder, seeder_address) =
         start_full_node(&dir.join("seeder"), &[], seeder_link, true).await?;
+    let mut nodes = Vec::with_capacity(fetchers);
+    for i in 0..fetchers {
+        let (node, _) = start_full_node(
+            &dir.join(format!("fetcher-{i}")),
+            std::slice::from_ref(&seeder_address),
+            config.fetcher_link,
+            mode == SwarmMode::Swarm,
+        )
+        .await?;
+        nodes.push(node);
+    }
+    // Added once the fetchers are in its routing table, so it is announced at once.
+    wait_for_routing(&seeder).await?;
     let summary = seeder
         .add(
             AddOptions {
@@ -188,17 +201,6 @@ async fn run_once(
         )
         .await?;
     let root = summary.id;
-    let mut nodes = Vec::with_capacity(fetchers);
-    for i in 0..fetchers {
-        let (node, _) = start_full_node(
-            &dir.join(format!("fetcher-{i}")),
-            std::slice::from_ref(&seeder_address),
-            config.fetcher_link,
-            mode == SwarmMode::Swarm,
-        )
-        .await?;
-        nodes.push(node);
-    }
     wait_until_findable(&nodes, root, seeder.net().local_peer()).await?;
 
     let started = Instant::now();
@@ -237,6 +239,18 @@ async fn run_once(
         seeder_upload_ratio: uploaded as f64 / config.size as f64,
         ratio_to_one: 1.0,
     })
+}
+
+/// Waits until the seeder has a peer in its routing table.
+async fn wait_for_routing(seeder: &Node) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seeder.net().status().await?.routing_table_size == 0 {
+        if Instant::now() > deadline {
+            bail!("no fetcher joined the seeder's routing table within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Waits until every fetcher's DHT lookup finds the seeder.

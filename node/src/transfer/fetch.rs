@@ -933,7 +933,6 @@ impl Scheduler {
         still_missing: Option<ChunkRanges>,
         failure: Option<&ProviderFailure>,
     ) {
-        *self.per_peer.entry(peer).or_default() += received;
         match failure {
             // Failures count only in a row: a connection closing under one request says
             // little about a peer that serves the next.
@@ -959,15 +958,21 @@ impl Scheduler {
             Some(ProviderFailure::Other(_)) => *self.failures.entry(peer).or_default() += 1,
         }
         let Some(entry) = self.in_flight.get_mut(&item.id) else {
+            *self.per_peer.entry(peer).or_default() += received;
             return;
         };
         let current = &mut entry.item;
+        let mut added = 0;
         if let Some(missing) = still_missing {
             let bytes = range_bytes(&missing, current.size);
-            self.done_bytes += current.bytes.saturating_sub(bytes);
+            added = current.bytes.saturating_sub(bytes);
+            self.done_bytes += added;
             current.bytes = current.bytes.min(bytes);
             current.ranges = &current.ranges & &missing;
         }
+        // A request cut short (cancelled, or failed half-way) reports nothing received;
+        // what it added to the store is credited instead.
+        *self.per_peer.entry(peer).or_default() += received.max(added);
         entry.peers.retain(|p| *p != peer);
         if current.ranges.is_empty() {
             entry.done.cancel();
