@@ -149,11 +149,12 @@ fn main() -> Result<()> {
                     link,
                 })
                 .await?;
-                print_discovery(&report);
-                if let Some(dir) = &plot_dir {
-                    plot_discovery(dir, &report)?;
-                }
-                anyhow::Ok(serde_json::to_string_pretty(&report)?)
+                finish(
+                    &report,
+                    print_discovery,
+                    plot_discovery,
+                    plot_dir.as_deref(),
+                )
             }
             Scenario::Churn {
                 nodes,
@@ -174,11 +175,7 @@ fn main() -> Result<()> {
                     link,
                 })
                 .await?;
-                print_churn(&report);
-                if let Some(dir) = &plot_dir {
-                    plot_churn(dir, &report)?;
-                }
-                anyhow::Ok(serde_json::to_string_pretty(&report)?)
+                finish(&report, print_churn, plot_churn, plot_dir.as_deref())
             }
             Scenario::Swarm {
                 fetchers,
@@ -205,11 +202,7 @@ fn main() -> Result<()> {
                     work_dir,
                 })
                 .await?;
-                print_swarm(&report);
-                if let Some(dir) = &plot_dir {
-                    plot_swarm(dir, &report)?;
-                }
-                anyhow::Ok(serde_json::to_string_pretty(&report)?)
+                finish(&report, print_swarm, plot_swarm, plot_dir.as_deref())
             }
         }
     })?;
@@ -217,6 +210,20 @@ fn main() -> Result<()> {
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Prints the table, draws the plots if asked, and returns the report as JSON.
+fn finish<R: serde::Serialize>(
+    report: &R,
+    print: fn(&R),
+    plot: fn(&Path, &R) -> Result<()>,
+    plot_dir: Option<&Path>,
+) -> Result<String> {
+    print(report);
+    if let Some(dir) = plot_dir {
+        plot(dir, report)?;
+    }
+    Ok(serde_json::to_string_pretty(report)?)
 }
 
 fn print_discovery(report: &discovery::DiscoveryReport) {
