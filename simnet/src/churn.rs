@@ -1,20 +1,38 @@
 //! Churn: nodes leave and join at a steady rate while each artifact's original R
 //! holders (those still up) keep re-announcing it. Each round, for every artifact, a
-//! random live node that does not hold it looks it up; the artifact counts as
-//! retrievable if the lookup names at least one holder that is still up.
+//! random live node that does not hold it looks it up and fetches it, verified, as
+//! `seedbank fetch` does; the artifact counts as found if the lookup named a holder
+//! that is still up, and as retrievable if the fetch completed. The fetcher then
+//! drops its copy (garbage collection withdraws its announcement), so every artifact
+//! keeps only its original holders and the curve shows what churn alone does.
+//!
+//! Every node is a whole Seedbank node with its own store in a temporary directory.
+//! Nodes that leave are shut down for good (their stale provider records stay in the
+//! DHT, as they would); new ones join through a random live node.
 //!
 //! Time is compressed: a round stands for `round_minutes` of simulated time, so a churn
 //! of 10 %/hour removes (and adds) `nodes × 0.10 × round_minutes / 60` nodes per round.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use seedbank_protocol::{BlobHash, ContentId};
+use seedbank_node::import::AddOptions;
+use seedbank_node::progress::ProgressReporter;
+use seedbank_protocol::api::FetchRequest;
+use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
-use crate::link::LinkShape;
-use crate::network::{start_node, start_nodes, SimNode};
+use crate::full_node::{start_full_node, write_random_file, FullNode};
+use crate::network::{join_nodes, settle, wait_for_queries, NodeProfile, SETTLE_LIMIT};
+
+/// Longest one check (lookup and fetch of one artifact) may take; the fetch scheduler's
+/// own timeouts end a hopeless fetch well before this.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Knobs of the churn scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +41,8 @@ pub struct ChurnConfig {
     pub nodes: usize,
     /// Artifacts.
     pub artifacts: usize,
+    /// Size of each artifact, bytes.
+    pub artifact_bytes: u64,
     /// Holders each artifact starts with.
     pub replicas: usize,
     /// Fraction of nodes replaced per simulated hour.
@@ -31,10 +51,12 @@ pub struct ChurnConfig {
     pub round_minutes: f64,
     /// Rounds to run.
     pub rounds: usize,
+    /// Checks (lookup + fetch) in flight at once, each by a different node.
+    pub concurrency: usize,
     /// Random seed.
     pub seed: u64,
-    /// Every node's link.
-    pub link: LinkShape,
+    /// How every node is set up.
+    pub node: NodeProfile,
 }
 
 /// One round's outcome.
@@ -46,10 +68,14 @@ pub struct ChurnRound {
     pub replaced: usize,
     /// Artifacts with at least one holder still up.
     pub with_live_holder: usize,
-    /// Artifacts a lookup found a live holder of.
+    /// Artifacts whose lookup named a holder that is still up.
+    pub found: usize,
+    /// Artifacts a node fetched completely and verified.
     pub retrievable: usize,
     /// retrievable / artifacts.
     pub retrievable_fraction: f64,
+    /// retrievable / with_live_holder: how well the network serves what still exists.
+    pub retrievable_of_live: f64,
 }
 
 /// What the churn scenario measured.
@@ -61,92 +87,205 @@ pub struct ChurnReport {
     pub rounds: Vec<ChurnRound>,
 }
 
-/// Runs the scenario.
+/// Runs the scenario in a temporary directory.
 pub async fn run(config: ChurnConfig) -> Result<ChurnReport> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let mut nodes: Vec<Option<SimNode>> = start_nodes(
-        config.nodes,
-        config.link,
-        25,
-        Duration::from_millis(200),
-        &mut rng,
-    )
-    .await?
-    .into_iter()
-    .map(Some)
-    .collect();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().context("creating a work directory")?;
+    run_in(config, dir.path()).await
+}
 
-    let mut artifacts: Vec<(ContentId, Vec<usize>)> = Vec::with_capacity(config.artifacts);
-    for _ in 0..config.artifacts {
-        let root = ContentId::from_hash(BlobHash(rng.random()));
-        let mut holders = Vec::new();
-        while holders.len() < config.replicas.min(nodes.len()) {
-            let i = rng.random_range(0..nodes.len());
-            if !holders.contains(&i) {
-                holders.push(i);
-            }
-        }
-        artifacts.push((root, holders));
-    }
+/// One artifact: its root and the indices of its original holders.
+struct Artifact {
+    root: ContentId,
+    holders: Vec<usize>,
+}
+
+async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+    let profile = config.node;
+    let first = join_nodes(config.nodes, 25, &mut rng, |i, bootstrap| {
+        let dir = dir.join(format!("node-{i}"));
+        async move { start_full_node(&dir, &bootstrap, profile, true).await }
+    })
+    .await?;
+    settle(&first, SETTLE_LIMIT).await?;
+    let mut nodes: Vec<Option<FullNode>> = first.into_iter().map(Some).collect();
+
+    let artifacts = add_artifacts(&config, &nodes, dir, &mut rng).await?;
     let per_round = (config.nodes as f64 * config.churn_per_hour * config.round_minutes / 60.0)
         .round() as usize;
     let mut replaced = 0;
-    let mut rounds = Vec::with_capacity(config.rounds);
+    let mut rounds = Vec::with_capacity(config.rounds + 1);
     for round in 0..=config.rounds {
         if round > 0 {
             for _ in 0..per_round {
-                let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
-                let leaving = live[rng.random_range(0..live.len())];
-                nodes[leaving] = None;
-                let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
-                let via = nodes[live[rng.random_range(0..live.len())]]
-                    .as_ref()
-                    .context("chose a live node")?
-                    .address
-                    .clone();
-                nodes.push(Some(start_node(&[via], config.link).await?));
+                replace_one(&mut nodes, profile, dir, &mut rng).await?;
                 replaced += 1;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            let live: Vec<FullNode> = nodes.iter().flatten().cloned().collect();
+            wait_for_queries(&live, per_round as u64).await?;
         }
         // Holders still up re-announce, as their schedule would.
-        for (root, holders) in &artifacts {
-            for holder in holders {
-                if let Some(node) = &nodes[*holder] {
-                    node.handle.start_providing(*root).await?;
-                }
+        for artifact in &artifacts {
+            for holder in artifact.holders.iter().filter_map(|h| nodes[*h].as_ref()) {
+                holder.sim.handle.start_providing(artifact.root).await?;
             }
         }
-        let mut with_live_holder = 0;
-        let mut retrievable = 0;
-        for (root, holders) in &artifacts {
-            let live_holders: Vec<_> = holders
-                .iter()
-                .filter_map(|h| nodes[*h].as_ref().map(|n| n.peer))
-                .collect();
-            if live_holders.is_empty() {
-                continue;
-            }
-            with_live_holder += 1;
-            let askers: Vec<usize> = (0..nodes.len())
-                .filter(|i| nodes[*i].is_some() && !holders.contains(i))
-                .collect();
-            let asker = nodes[askers[rng.random_range(0..askers.len())]]
-                .as_ref()
-                .context("chose a live node")?;
-            let found = asker.handle.find_providers(*root).await?;
-            if found.iter().any(|p| live_holders.contains(p)) {
-                retrievable += 1;
-            }
-        }
+        let checks = check_all(&config, &nodes, &artifacts, &mut rng).await?;
+        let with_live_holder = checks.iter().filter(|c| c.live_holder).count();
+        let found = checks.iter().filter(|c| c.found).count();
+        let retrievable = checks.iter().filter(|c| c.fetched).count();
+        let hours = round as f64 * config.round_minutes / 60.0;
+        tracing::info!(hours, with_live_holder, found, retrievable, "churn round");
         rounds.push(ChurnRound {
-            hours: round as f64 * config.round_minutes / 60.0,
+            hours,
             replaced,
             with_live_holder,
+            found,
             retrievable,
             retrievable_fraction: retrievable as f64 / artifacts.len().max(1) as f64,
+            retrievable_of_live: retrievable as f64 / with_live_holder.max(1) as f64,
         });
     }
+    for node in nodes.iter().flatten() {
+        node.node.shutdown().await?;
+    }
     Ok(ChurnReport { config, rounds })
+}
+
+/// Writes each artifact's bytes and adds them on `replicas` random nodes (pinned).
+async fn add_artifacts(
+    config: &ChurnConfig,
+    nodes: &[Option<FullNode>],
+    dir: &Path,
+    rng: &mut impl RngExt,
+) -> Result<Vec<Artifact>> {
+    let mut artifacts = Vec::with_capacity(config.artifacts);
+    for a in 0..config.artifacts {
+        let source = dir.join(format!("artifact-{a}.bin"));
+        write_random_file(&source, config.artifact_bytes, config.seed ^ a as u64)?;
+        let mut holders: Vec<usize> = (0..nodes.len()).collect();
+        holders.shuffle(rng);
+        holders.truncate(config.replicas.min(nodes.len()));
+        let mut root = None;
+        for holder in &holders {
+            let node = nodes[*holder].as_ref().context("a holder is up")?;
+            let summary = node
+                .node
+                .add(
+                    AddOptions {
+                        path: source.clone(),
+                        kind: ArtifactKind::Dataset,
+                        name: Some(format!("churn-{a}")),
+                        revision: None,
+                        licence: None,
+                        pin: true,
+                        reference: false,
+                        follow_symlinks: false,
+                    },
+                    &mut ProgressReporter::silent(),
+                )
+                .await?;
+            root = Some(summary.id);
+        }
+        let root = root.context("an artifact has at least one holder")?;
+        artifacts.push(Artifact { root, holders });
+    }
+    Ok(artifacts)
+}
+
+/// Shuts a random live node down for good and starts a new one through another.
+async fn replace_one(
+    nodes: &mut Vec<Option<FullNode>>,
+    profile: NodeProfile,
+    dir: &Path,
+    rng: &mut impl RngExt,
+) -> Result<()> {
+    let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
+    let leaving = live[rng.random_range(0..live.len())];
+    if let Some(node) = nodes[leaving].take() {
+        node.node.shutdown().await?;
+    }
+    let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
+    let via = nodes[live[rng.random_range(0..live.len())]]
+        .as_ref()
+        .context("chose a live node")?
+        .sim
+        .address
+        .clone();
+    let index = nodes.len();
+    let node = start_full_node(&dir.join(format!("node-{index}")), &[via], profile, true).await?;
+    nodes.push(Some(node));
+    Ok(())
+}
+
+/// The outcome of one artifact's check.
+#[derive(Debug, Clone, Copy, Default)]
+struct Check {
+    live_holder: bool,
+    found: bool,
+    fetched: bool,
+}
+
+/// Checks every artifact from a random live node that does not hold it; up to
+/// `concurrency` checks at once, each from a different node.
+async fn check_all(
+    config: &ChurnConfig,
+    nodes: &[Option<FullNode>],
+    artifacts: &[Artifact],
+    rng: &mut impl RngExt,
+) -> Result<Vec<Check>> {
+    let concurrency = config.concurrency.max(1);
+    let mut askers: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
+    askers.shuffle(rng);
+    // The artifact index each node last checked: a node is used again only once the
+    // checks that may run beside its last one are behind it.
+    let mut last_used: HashMap<usize, usize> = HashMap::new();
+    let mut jobs = Vec::with_capacity(artifacts.len());
+    for (a, artifact) in artifacts.iter().enumerate() {
+        let live_holders: Vec<libp2p::PeerId> = artifact
+            .holders
+            .iter()
+            .filter_map(|h| nodes[*h].as_ref().map(|n| n.sim.peer))
+            .collect();
+        let free = |i: &usize| last_used.get(i).is_none_or(|last| a - last >= concurrency);
+        let asker = (0..askers.len())
+            .map(|k| askers[(a + k) % askers.len()])
+            .find(|i| !artifact.holders.contains(i) && free(i))
+            .context("a free live node that does not hold the artifact (lower the concurrency)")?;
+        last_used.insert(asker, a);
+        let asker = nodes[asker].clone().context("askers are live")?;
+        jobs.push(check_one(asker, artifact.root, live_holders));
+    }
+    let checks = futures::stream::iter(jobs)
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    checks.into_iter().collect()
+}
+
+/// Looks `root` up from `asker`, fetches it, and drops the copy again.
+async fn check_one(
+    asker: FullNode,
+    root: ContentId,
+    live_holders: Vec<libp2p::PeerId>,
+) -> Result<Check> {
+    let mut check = Check {
+        live_holder: !live_holders.is_empty(),
+        ..Check::default()
+    };
+    let providers = asker.sim.handle.find_providers(root).await?;
+    check.found = providers.iter().any(|p| live_holders.contains(p));
+    let request = FetchRequest {
+        id: root.to_string(),
+        include: Vec::new(),
+    };
+    let mut progress = ProgressReporter::silent();
+    let fetch = asker.node.fetch(request, &mut progress);
+    match tokio::time::timeout(CHECK_TIMEOUT, fetch).await {
+        Ok(Ok(_)) => check.fetched = true,
+        Ok(Err(e)) => tracing::debug!(%root, error = %e, "fetch failed"),
+        Err(_) => tracing::warn!(%root, "fetch still running after {CHECK_TIMEOUT:?}"),
+    }
+    asker.node.collect_garbage().await?;
+    Ok(check)
 }

@@ -7,15 +7,16 @@
 //! number of rounds, i.e. hops, the lookup took; 0 means the asking node held the
 //! record itself.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use rand::{RngExt, SeedableRng};
 use seedbank_protocol::{BlobHash, ContentId};
 use serde::Serialize;
 
-use crate::link::LinkShape;
-use crate::network::start_nodes;
+use futures::StreamExt;
+
+use crate::network::{settle, start_nodes, NodeProfile, SETTLE_LIMIT};
 use crate::stats::{spread, spread_ms, Spread};
 
 /// Kademlia's lookup parallelism (libp2p's default, which the node keeps).
@@ -34,8 +35,12 @@ pub struct DiscoveryConfig {
     pub seed: u64,
     /// Nodes started per batch while joining.
     pub join_batch: usize,
-    /// Every node's link.
-    pub link: LinkShape,
+    /// Lookups (and announcements) in flight at once, over all nodes. Real nodes each
+    /// have their own CPU; here 2 cores serve all of them, and a thousand lookups at
+    /// once would measure the CPU's queue instead of the network.
+    pub concurrency: usize,
+    /// How every node is set up.
+    pub node: NodeProfile,
 }
 
 /// What the discovery scenario measured.
@@ -70,50 +75,64 @@ pub fn hops(requests: u32) -> u32 {
 pub async fn run(config: DiscoveryConfig) -> Result<DiscoveryReport> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let started = Instant::now();
-    let nodes = start_nodes(
-        config.nodes,
-        config.link,
-        config.join_batch,
-        Duration::from_millis(200),
-        &mut rng,
-    )
-    .await?;
-    // Let bootstrap queries settle before announcing.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let nodes = start_nodes(config.nodes, config.node, config.join_batch, &mut rng).await?;
+    settle(&nodes, SETTLE_LIMIT).await?;
     let join_secs = started.elapsed().as_secs_f64();
+    tracing::info!(join_secs, "all nodes joined");
 
     let mut artifacts = Vec::with_capacity(config.artifacts);
     for _ in 0..config.artifacts {
         let root = ContentId::from_hash(BlobHash(rng.random()));
         let owner = rng.random_range(0..nodes.len());
-        nodes[owner].handle.start_providing(root).await?;
-        artifacts.push((root, nodes[owner].peer));
+        artifacts.push((root, owner));
     }
+    let concurrency = config.concurrency.max(1);
+    futures::stream::iter(artifacts.iter().map(|(root, owner)| {
+        let handle = nodes[*owner].handle.clone();
+        let root = *root;
+        async move { handle.start_providing(root).await }
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
+    let artifacts: Vec<_> = artifacts
+        .into_iter()
+        .map(|(root, owner)| (root, nodes[owner].peer))
+        .collect();
 
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "artifacts announced"
+    );
     let mut lookups = Vec::new();
     for node in &nodes {
         for _ in 0..config.lookups_per_node {
             let (root, owner) = artifacts[rng.random_range(0..artifacts.len())];
-            if owner == node.peer {
-                continue;
+            if owner != node.peer {
+                lookups.push((node.handle.clone(), root, owner));
             }
-            let handle = node.handle.clone();
-            lookups.push(tokio::spawn(async move {
-                let started = Instant::now();
-                let lookup = handle.lookup_providers(root).await.unwrap_or_default();
-                let found = lookup.providers.contains(&owner);
-                (found, lookup.requests_to_first, started.elapsed())
-            }));
         }
     }
     let total = lookups.len();
+    let outcomes: Vec<_> =
+        futures::stream::iter(lookups.into_iter().map(|(handle, root, owner)| async move {
+            let started = Instant::now();
+            let lookup = handle.lookup_providers(root).await.unwrap_or_default();
+            let found = lookup.providers.contains(&owner);
+            (found, lookup.requests_to_first, started.elapsed())
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "lookups done");
     let mut latencies = Vec::with_capacity(total);
     let mut requests = Vec::with_capacity(total);
     let mut hop_counts = Vec::with_capacity(total);
     let mut hop_histogram = Vec::new();
     let mut found = 0;
-    for lookup in lookups {
-        let (ok, to_first, latency) = lookup.await?;
+    for (ok, to_first, latency) in outcomes {
         latencies.push(latency);
         if ok {
             found += 1;

@@ -9,6 +9,7 @@
 
 pub mod churn;
 pub mod discovery;
+pub mod full_node;
 pub mod link;
 pub mod network;
 pub mod plot;

@@ -6,22 +6,20 @@
 //! Every node here is a whole Seedbank node: an iroh-blobs store and sled metadata in a
 //! temporary directory, the blob provider, the fetch scheduler, behind a shaped link.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rand::{RngExt, SeedableRng};
 use seedbank_node::import::AddOptions;
-use seedbank_node::node::{Node, NodeOptions};
+use seedbank_node::node::Node;
 use seedbank_node::progress::ProgressReporter;
-use seedbank_node::{DataDir, Library};
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
+use crate::full_node::{start_full_node, write_random_file};
 use crate::link::LinkShape;
-use crate::network::node_setup;
+use crate::network::NodeProfile;
 use crate::stats::{spread, Spread};
 
 /// Knobs of the swarm scenario.
@@ -115,49 +113,6 @@ pub async fn run(config: SwarmConfig) -> Result<SwarmReport> {
     Ok(SwarmReport { config, runs })
 }
 
-/// Writes `size` pseudo-random bytes (from `seed`) to `path`, a MiB at a time.
-fn write_random_file(path: &Path, size: u64, seed: u64) -> Result<()> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
-    let mut block = vec![0u8; 1024 * 1024];
-    let mut left = size;
-    while left > 0 {
-        rng.fill(&mut block[..]);
-        let n = left.min(block.len() as u64) as usize;
-        file.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    file.flush()?;
-    Ok(())
-}
-
-/// Starts a whole node in `dir` behind `shape`.
-async fn start_full_node(
-    dir: &Path,
-    bootstrap: &[libp2p::Multiaddr],
-    shape: LinkShape,
-    seed: bool,
-) -> Result<(Node, libp2p::Multiaddr)> {
-    let setup = node_setup(bootstrap, shape)?;
-    let data_dir = DataDir::new(dir);
-    data_dir.create()?;
-    let library = Library::open(data_dir, setup.peer.to_string()).await?;
-    let node = Node::start(
-        library,
-        setup.keypair,
-        setup.config,
-        setup.transport,
-        NodeOptions {
-            seed,
-            ..NodeOptions::default()
-        },
-    )
-    .await?;
-    Ok((node, setup.address))
-}
-
 async fn run_once(
     config: &SwarmConfig,
     mode: SwarmMode,
@@ -170,18 +125,25 @@ async fn run_once(
         upload: Some(config.seeder_upload),
         download: None,
     };
-    let (seeder, seeder_address) =
-        start_full_node(&dir.join("seeder"), &[], seeder_link, true).await?;
+    let seeder = start_full_node(
+        &dir.join("seeder"),
+        &[],
+        NodeProfile::new(seeder_link),
+        true,
+    )
+    .await?;
+    let seeder_address = seeder.sim.address.clone();
+    let seeder = seeder.node;
     let mut nodes = Vec::with_capacity(fetchers);
     for i in 0..fetchers {
-        let (node, _) = start_full_node(
+        let fetcher = start_full_node(
             &dir.join(format!("fetcher-{i}")),
             std::slice::from_ref(&seeder_address),
-            config.fetcher_link,
+            NodeProfile::new(config.fetcher_link),
             mode == SwarmMode::Swarm,
         )
         .await?;
-        nodes.push(node);
+        nodes.push(fetcher.node);
     }
     // Added once the fetchers are in its routing table, so it is announced at once.
     wait_for_routing(&seeder).await?;

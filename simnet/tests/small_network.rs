@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use seedbank_simnet::link::LinkShape;
+use seedbank_simnet::network::NodeProfile;
 use seedbank_simnet::{churn, discovery, swarm};
 
 const MIB: u64 = 1024 * 1024;
 
-fn link() -> LinkShape {
-    LinkShape {
+fn node() -> NodeProfile {
+    NodeProfile::new(LinkShape {
         latency: Duration::from_millis(5),
         ..LinkShape::default()
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +23,8 @@ async fn fifty_nodes_find_what_is_announced() {
         lookups_per_node: 2,
         seed: 11,
         join_batch: 25,
-        link: link(),
+        concurrency: 16,
+        node: node(),
     })
     .await
     .expect("scenario runs");
@@ -40,23 +42,26 @@ async fn fifty_nodes_find_what_is_announced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn artifacts_stay_findable_under_churn() {
+async fn artifacts_with_a_holder_up_stay_fetchable_under_churn() {
     let report = churn::run(churn::ChurnConfig {
-        nodes: 40,
-        artifacts: 20,
+        nodes: 30,
+        artifacts: 12,
+        artifact_bytes: 64 * 1024,
         replicas: 3,
-        churn_per_hour: 0.10,
+        churn_per_hour: 0.20,
         round_minutes: 30.0,
-        rounds: 4,
+        rounds: 3,
+        concurrency: 4,
         seed: 5,
-        link: link(),
+        node: node(),
     })
     .await
     .expect("scenario runs");
     let last = report.rounds.last().expect("rounds ran");
-    assert!(last.replaced >= 8, "{report:?}");
-    // Every artifact that still has a holder up must be found.
+    assert!(last.replaced >= 9, "{report:?}");
+    // Every artifact that still has a holder up is found and fetched, verified.
     for round in &report.rounds {
+        assert_eq!(round.found, round.with_live_holder, "{report:?}");
         assert_eq!(round.retrievable, round.with_live_holder, "{report:?}");
     }
 }
@@ -69,7 +74,7 @@ async fn eight_fetchers_take_less_than_twice_as_long_as_one() {
         seeder_upload: 4 * MIB,
         fetcher_link: LinkShape {
             upload: Some(4 * MIB),
-            ..link()
+            ..node().link
         },
         seeder_latency: Duration::from_millis(5),
         baseline: false,

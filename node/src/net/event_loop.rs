@@ -9,7 +9,7 @@
 //! [`NetHandle`]: super::NetHandle
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
@@ -26,6 +26,14 @@ use crate::error::{NodeError, NodeResult};
 
 /// How often the routing table is refreshed from the network.
 const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// A node whose routing table holds fewer peers than this bootstraps again when it
+/// connects to a bootstrap peer (Kademlia's bucket size).
+const WELL_CONNECTED_PEERS: usize = 20;
+/// Least time between two bootstraps started by new connections. Without it, every
+/// reconnection to a bootstrap peer after idle connections closed started a full
+/// bootstrap; with hundreds of nodes sharing a bootstrap peer that fed itself and
+/// saturated the CPU.
+const MIN_BOOTSTRAP_GAP: Duration = Duration::from_secs(30);
 
 /// The DHT key of an artifact: its root hash.
 pub fn provider_key(root: ContentId) -> RecordKey {
@@ -48,6 +56,7 @@ pub struct EventLoop {
     pending_provide: HashMap<QueryId, oneshot::Sender<NodeResult<()>>>,
     pending_providers: HashMap<QueryId, PendingLookup>,
     connected: HashMap<PeerId, HashSet<Multiaddr>>,
+    last_bootstrap: Option<Instant>,
 }
 
 impl EventLoop {
@@ -78,6 +87,7 @@ impl EventLoop {
             pending_provide: HashMap::new(),
             pending_providers: HashMap::new(),
             connected: HashMap::new(),
+            last_bootstrap: None,
         })
     }
 
@@ -101,9 +111,30 @@ impl EventLoop {
     }
 
     fn bootstrap(&mut self) {
-        if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
-            tracing::debug!(error = %e, "DHT bootstrap skipped");
+        match self.swarm.behaviour_mut().kad.bootstrap() {
+            Ok(_) => self.last_bootstrap = Some(Instant::now()),
+            Err(e) => tracing::debug!(error = %e, "DHT bootstrap skipped"),
         }
+    }
+
+    /// Bootstraps after a new connection to a bootstrap peer, but only while the routing
+    /// table is thin and not again within [`MIN_BOOTSTRAP_GAP`].
+    fn bootstrap_if_thin(&mut self) {
+        let recent = self
+            .last_bootstrap
+            .is_some_and(|at| at.elapsed() < MIN_BOOTSTRAP_GAP);
+        if !recent && self.routing_table_size() < WELL_CONNECTED_PEERS {
+            self.bootstrap();
+        }
+    }
+
+    fn routing_table_size(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum()
     }
 
     fn handle_command(&mut self, command: NetCommand) {
@@ -146,6 +177,7 @@ impl EventLoop {
             }
             NetCommand::Status { reply } => {
                 let routing_table_size = kad.kbuckets().map(|b| b.num_entries() as u64).sum();
+                let dht_queries = kad.iter_queries().count() as u64;
                 let status = NetStatus {
                     listen_addresses: self.swarm.listeners().map(ToString::to_string).collect(),
                     external_addresses: self
@@ -155,6 +187,7 @@ impl EventLoop {
                         .collect(),
                     routing_table_size,
                     connected_peers: self.connected.len() as u64,
+                    dht_queries,
                 };
                 let _ = reply.send(status);
             }
@@ -172,13 +205,12 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                let first = self.connected.is_empty();
                 self.connected
                     .entry(peer_id)
                     .or_default()
                     .insert(endpoint.get_remote_address().clone());
-                if first || self.bootstrap_peers.iter().any(|(p, _)| *p == peer_id) {
-                    self.bootstrap();
+                if self.bootstrap_peers.iter().any(|(p, _)| *p == peer_id) {
+                    self.bootstrap_if_thin();
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -234,6 +266,13 @@ impl EventLoop {
         else {
             return;
         };
+        if step.last {
+            tracing::debug!(
+                query = query_kind(&result),
+                requests = stats.num_requests(),
+                "DHT query finished"
+            );
+        }
         match result {
             QueryResult::StartProviding(result) => {
                 if let Some(reply) = self.pending_provide.remove(&id) {
@@ -277,6 +316,20 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+/// A short name for a DHT query's kind, for logs.
+fn query_kind(result: &QueryResult) -> &'static str {
+    match result {
+        QueryResult::Bootstrap(_) => "bootstrap",
+        QueryResult::GetClosestPeers(_) => "closest peers",
+        QueryResult::GetProviders(_) => "providers",
+        QueryResult::StartProviding(_) => "start providing",
+        QueryResult::RepublishProvider(_) => "republish provider",
+        QueryResult::GetRecord(_) => "get record",
+        QueryResult::PutRecord(_) => "put record",
+        QueryResult::RepublishRecord(_) => "republish record",
     }
 }
 

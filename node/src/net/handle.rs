@@ -74,6 +74,8 @@ pub struct NetStatus {
     pub routing_table_size: u64,
     /// Peers connected now.
     pub connected_peers: u64,
+    /// DHT queries this node has under way (lookups, announcements, bootstraps).
+    pub dht_queries: u64,
 }
 
 /// Cloneable handle to the network event loop.

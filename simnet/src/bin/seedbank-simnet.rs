@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use seedbank_simnet::link::LinkShape;
+use seedbank_simnet::network::{self, NodeProfile};
 use seedbank_simnet::plot::{write_svg, Chart, Series};
 use seedbank_simnet::{churn, discovery, swarm};
 
@@ -34,6 +35,10 @@ struct Cli {
     /// One-way delay of every node's link, in milliseconds
     #[arg(long, global = true, default_value_t = 5)]
     latency_ms: u64,
+    /// Seconds before an idle connection between simulated nodes closes: shorter saves
+    /// memory, longer saves connection handshakes (CPU)
+    #[arg(long, global = true, default_value_t = network::DEFAULT_IDLE_SECS)]
+    idle_secs: u64,
     /// The scenario
     #[command(subcommand)]
     scenario: Scenario,
@@ -54,13 +59,21 @@ enum Scenario {
         /// Lookups per node
         #[arg(long, default_value_t = 1)]
         lookups_per_node: usize,
-        /// Nodes started per batch while joining (staggered joins keep 2 cores responsive)
+        /// Nodes started per batch while joining; the next batch waits until the last
+        /// one's bootstraps are mostly done
         #[arg(long, default_value_t = 25)]
         join_batch: usize,
+        /// Lookups and announcements in flight at once over all nodes (2 cores serve
+        /// every node, so this keeps latency a measure of the network, not of the CPU)
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// Nodes leave and join at a rate; each artifact starts on R nodes that keep
-    /// re-announcing it: fraction of artifacts whose providers can be found, over
-    /// (compressed) time. Plot: that fraction against simulated hours.
+    /// re-announcing it. Every round a node that does not hold an artifact looks it up
+    /// and fetches it (then drops its copy): fraction of artifacts found and fetched,
+    /// over (compressed) time. Whole nodes, each with an on-disk store in a temporary
+    /// directory; nodes that leave never come back. Plot: fractions against simulated
+    /// hours.
     Churn {
         /// Nodes up at any time
         #[arg(long, default_value_t = 100)]
@@ -68,6 +81,9 @@ enum Scenario {
         /// Artifacts
         #[arg(long, default_value_t = 50)]
         artifacts: usize,
+        /// Size of each artifact in KiB
+        #[arg(long, default_value_t = 256)]
+        artifact_kib: u64,
         /// Holders each artifact starts with
         #[arg(long, default_value_t = 3)]
         replicas: usize,
@@ -80,6 +96,9 @@ enum Scenario {
         /// Rounds
         #[arg(long, default_value_t = 8)]
         rounds: usize,
+        /// Checks (lookup and fetch) in flight at once, each by a different node
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
@@ -128,6 +147,10 @@ fn main() -> Result<()> {
         upload: None,
         download: None,
     };
+    let node = NodeProfile {
+        link,
+        idle_secs: cli.idle_secs,
+    };
     if let Some(dir) = &cli.plot_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -139,6 +162,7 @@ fn main() -> Result<()> {
                 artifacts,
                 lookups_per_node,
                 join_batch,
+                concurrency,
             } => {
                 let report = discovery::run(discovery::DiscoveryConfig {
                     nodes,
@@ -146,7 +170,8 @@ fn main() -> Result<()> {
                     lookups_per_node,
                     seed: cli.seed,
                     join_batch,
-                    link,
+                    concurrency,
+                    node,
                 })
                 .await?;
                 finish(
@@ -159,20 +184,24 @@ fn main() -> Result<()> {
             Scenario::Churn {
                 nodes,
                 artifacts,
+                artifact_kib,
                 replicas,
                 churn_per_hour,
                 round_minutes,
                 rounds,
+                concurrency,
             } => {
                 let report = churn::run(churn::ChurnConfig {
                     nodes,
                     artifacts,
+                    artifact_bytes: artifact_kib * 1024,
                     replicas,
                     churn_per_hour,
                     round_minutes,
                     rounds,
+                    concurrency,
                     seed: cli.seed,
-                    link,
+                    node,
                 })
                 .await?;
                 finish(&report, print_churn, plot_churn, plot_dir.as_deref())
@@ -286,17 +315,19 @@ fn plot_discovery(dir: &Path, report: &discovery::DiscoveryReport) -> Result<()>
 
 fn print_churn(report: &churn::ChurnReport) {
     println!(
-        "{:>7} {:>9} {:>12} {:>13} {:>11}",
-        "hours", "replaced", "live holder", "retrievable", "fraction"
+        "{:>7} {:>9} {:>12} {:>7} {:>8} {:>9} {:>13}",
+        "hours", "replaced", "live holder", "found", "fetched", "fraction", "of live held"
     );
     for round in &report.rounds {
         println!(
-            "{:>7.2} {:>9} {:>12} {:>13} {:>10.1}%",
+            "{:>7.2} {:>9} {:>12} {:>7} {:>8} {:>8.1}% {:>12.1}%",
             round.hours,
             round.replaced,
             round.with_live_holder,
+            round.found,
             round.retrievable,
-            round.retrievable_fraction * 100.0
+            round.retrievable_fraction * 100.0,
+            round.retrievable_of_live * 100.0
         );
     }
 }
@@ -320,8 +351,12 @@ fn plot_churn(dir: &Path, report: &churn::ChurnReport) -> Result<()> {
             y_label: "% of artifacts",
             series: vec![
                 Series {
-                    name: "retrievable".into(),
+                    name: "fetched".into(),
                     points: curve(&|r| r.retrievable_fraction * 100.0),
+                },
+                Series {
+                    name: "fetched, of those with a holder up".into(),
+                    points: curve(&|r| r.retrievable_of_live * 100.0),
                 },
                 Series {
                     name: "a holder is up".into(),

@@ -1,0 +1,78 @@
+//! Whole simulated nodes: the node crate's [`Node`] (iroh-blobs store and sled metadata
+//! in a directory of their own, blob provider, fetch scheduler) over a shaped in-memory
+//! link, as the daemon runs it.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use libp2p::Multiaddr;
+use rand::{RngExt, SeedableRng};
+use seedbank_node::node::{Node, NodeOptions};
+use seedbank_node::{DataDir, Library};
+
+use crate::network::{node_setup, NodeProfile, SimNode};
+
+/// A whole node and its network view.
+#[derive(Clone)]
+pub struct FullNode {
+    /// The node.
+    pub node: Node,
+    /// Its network handle, peer id and address.
+    pub sim: SimNode,
+}
+
+impl AsRef<SimNode> for FullNode {
+    fn as_ref(&self) -> &SimNode {
+        &self.sim
+    }
+}
+
+/// Starts a whole node keeping its data in `dir`, bootstrapping from `bootstrap`;
+/// `seed: false` makes it a node that only downloads.
+pub async fn start_full_node(
+    dir: &Path,
+    bootstrap: &[Multiaddr],
+    profile: NodeProfile,
+    seed: bool,
+) -> Result<FullNode> {
+    let setup = node_setup(bootstrap, profile)?;
+    let data_dir = DataDir::new(dir);
+    data_dir.create()?;
+    let library = Library::open(data_dir, setup.peer.to_string()).await?;
+    let node = Node::start(
+        library,
+        setup.keypair,
+        setup.config,
+        setup.transport,
+        NodeOptions {
+            seed,
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    let sim = SimNode {
+        handle: node.net().clone(),
+        peer: setup.peer,
+        address: setup.address,
+    };
+    Ok(FullNode { node, sim })
+}
+
+/// Writes `size` pseudo-random bytes (from `seed`) to `path`, a MiB at a time.
+pub fn write_random_file(path: &Path, size: u64, seed: u64) -> Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut block = vec![0u8; 1024 * 1024];
+    let mut left = size;
+    while left > 0 {
+        rng.fill(&mut block[..]);
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.flush()?;
+    Ok(())
+}
