@@ -28,7 +28,8 @@ use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
 use crate::full_node::{start_full_node, write_random_file, FullNode};
-use crate::network::{join_nodes, settle, wait_for_queries, NodeProfile, SETTLE_LIMIT};
+use crate::join::{join_nodes, settle, wait_for_queries, SETTLE_LIMIT};
+use crate::network::NodeProfile;
 
 /// Longest one check (lookup and fetch of one artifact) may take; the fetch scheduler's
 /// own timeouts end a hopeless fetch well before this.

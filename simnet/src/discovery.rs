@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use futures::StreamExt;
 
-use crate::network::{settle, start_nodes, NodeProfile, SETTLE_LIMIT};
+use crate::join::{settle, start_nodes, SETTLE_LIMIT};
+use crate::network::NodeProfile;
 use crate::stats::{spread, spread_ms, Spread};
 
 /// Kademlia's lookup parallelism (libp2p's default, which the node keeps).

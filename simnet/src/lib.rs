@@ -3,13 +3,15 @@
 //! transport behind shaped links ([`link`]), driven through scenarios with a fixed
 //! random seed.
 //!
-//! Scenarios: [`discovery`] (who provides what, at scale), [`churn`] (providers found
-//! while nodes leave and join) and [`swarm`] (many fetchers of one artifact, one capped
-//! seeder). [`plot`] draws their curves as SVG.
+//! Nodes are set up by [`network`] (network only) and [`full_node`] (with a store) and
+//! joined by [`join`]. Scenarios: [`discovery`] (who provides what, at scale), [`churn`]
+//! (artifacts found and fetched while nodes leave and join) and [`swarm`] (many fetchers
+//! of one artifact, one capped seeder). [`plot`] draws their curves as SVG.
 
 pub mod churn;
 pub mod discovery;
 pub mod full_node;
+pub mod join;
 pub mod link;
 pub mod network;
 pub mod plot;

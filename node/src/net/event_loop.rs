@@ -24,8 +24,6 @@ use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, Provide
 use super::{NetConfig, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
-/// How often the routing table is refreshed from the network.
-const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// A node whose routing table holds fewer peers than this bootstraps again when it
 /// connects to a bootstrap peer (Kademlia's bucket size).
 const WELL_CONNECTED_PEERS: usize = 20;
@@ -57,6 +55,7 @@ pub struct EventLoop {
     pending_providers: HashMap<QueryId, PendingLookup>,
     connected: HashMap<PeerId, HashSet<Multiaddr>>,
     last_bootstrap: Option<Instant>,
+    bootstrap_interval: Duration,
 }
 
 impl EventLoop {
@@ -88,12 +87,13 @@ impl EventLoop {
             pending_providers: HashMap::new(),
             connected: HashMap::new(),
             last_bootstrap: None,
+            bootstrap_interval: Duration::from_secs(config.bootstrap_interval_secs.max(1)),
         })
     }
 
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
-        let mut bootstrap = tokio::time::interval(BOOTSTRAP_INTERVAL);
+        let mut bootstrap = tokio::time::interval(self.bootstrap_interval);
         bootstrap.tick().await;
         loop {
             tokio::select! {
@@ -126,6 +126,20 @@ impl EventLoop {
         if !recent && self.routing_table_size() < WELL_CONNECTED_PEERS {
             self.bootstrap();
         }
+    }
+
+    /// Whether `peer` can go into the routing table without displacing anyone: it is in
+    /// it already, or its bucket has room. Offered a peer for a full bucket, libp2p dials
+    /// the bucket's oldest peer to see whether it is still alive; done for every new peer
+    /// that identified itself, those liveness dials (each a new connection, which makes
+    /// more peers identify) kept hundreds of nodes busy dialing one another.
+    fn routing_has_room(&mut self, peer: &PeerId) -> bool {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let Some(bucket) = kad.kbucket(*peer) else {
+            return false;
+        };
+        bucket.num_entries() < kad::K_VALUE.get()
+            || bucket.iter().any(|entry| entry.node.key.preimage() == peer)
     }
 
     fn routing_table_size(&mut self) -> usize {
@@ -232,6 +246,9 @@ impl EventLoop {
                 info,
                 ..
             })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                if !self.routing_has_room(&peer_id) {
+                    return;
+                }
                 for address in info.listen_addrs {
                     if is_dialable(&address) {
                         self.swarm
@@ -270,6 +287,8 @@ impl EventLoop {
             tracing::debug!(
                 query = query_kind(&result),
                 requests = stats.num_requests(),
+                failures = stats.num_failures(),
+                millis = stats.duration().map_or(0, |d| d.as_millis() as u64),
                 "DHT query finished"
             );
         }

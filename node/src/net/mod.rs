@@ -50,6 +50,8 @@ pub struct NetConfig {
     pub kad_server: bool,
     /// Close connections idle this long, in seconds.
     pub idle_timeout_secs: u64,
+    /// Refresh the routing table from the network this often, in seconds.
+    pub bootstrap_interval_secs: u64,
     /// Most established connections in all.
     pub max_connections: u32,
     /// Most established connections with one peer.
@@ -75,6 +77,7 @@ impl Default for NetConfig {
             mdns: true,
             kad_server: false,
             idle_timeout_secs: 60,
+            bootstrap_interval_secs: 5 * 60,
             max_connections: 512,
             max_connections_per_peer: 4,
             max_pending_incoming: 64,
