@@ -21,13 +21,12 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use seedbank_node::import::AddOptions;
 use seedbank_node::progress::ProgressReporter;
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
-use crate::full_node::{start_full_node, write_random_file, FullNode};
+use crate::full_node::{add_pinned, start_full_node, write_random_file, FullNode};
 use crate::join::{join_nodes, settle, wait_for_queries, SETTLE_LIMIT};
 use crate::network::NodeProfile;
 
@@ -170,23 +169,8 @@ async fn add_artifacts(
         let mut root = None;
         for holder in &holders {
             let node = nodes[*holder].as_ref().context("a holder is up")?;
-            let summary = node
-                .node
-                .add(
-                    AddOptions {
-                        path: source.clone(),
-                        kind: ArtifactKind::Dataset,
-                        name: Some(format!("churn-{a}")),
-                        revision: None,
-                        licence: None,
-                        pin: true,
-                        reference: false,
-                        follow_symlinks: false,
-                    },
-                    &mut ProgressReporter::silent(),
-                )
-                .await?;
-            root = Some(summary.id);
+            let name = format!("churn-{a}");
+            root = Some(add_pinned(&node.node, &source, ArtifactKind::Dataset, name, false).await?);
         }
         let root = root.context("an artifact has at least one holder")?;
         artifacts.push(Artifact { root, holders });

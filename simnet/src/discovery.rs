@@ -10,11 +10,10 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use futures::{StreamExt, TryStreamExt};
 use rand::{RngExt, SeedableRng};
 use seedbank_protocol::{BlobHash, ContentId};
 use serde::Serialize;
-
-use futures::StreamExt;
 
 use crate::join::{settle, start_nodes, SETTLE_LIMIT};
 use crate::network::NodeProfile;
@@ -88,16 +87,11 @@ pub async fn run(config: DiscoveryConfig) -> Result<DiscoveryReport> {
         artifacts.push((root, owner));
     }
     let concurrency = config.concurrency.max(1);
-    futures::stream::iter(artifacts.iter().map(|(root, owner)| {
-        let handle = nodes[*owner].handle.clone();
-        let root = *root;
-        async move { handle.start_providing(root).await }
-    }))
-    .buffer_unordered(concurrency)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>, _>>()?;
+    futures::stream::iter(artifacts.iter().map(Ok))
+        .try_for_each_concurrent(concurrency, |(root, owner)| {
+            nodes[*owner].handle.start_providing(*root)
+        })
+        .await?;
     let artifacts: Vec<_> = artifacts
         .into_iter()
         .map(|(root, owner)| (root, nodes[owner].peer))

@@ -8,8 +8,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use rand::{RngExt, SeedableRng};
+use seedbank_node::import::AddOptions;
 use seedbank_node::node::{Node, NodeOptions};
+use seedbank_node::progress::ProgressReporter;
 use seedbank_node::{DataDir, Library};
+use seedbank_protocol::{ArtifactKind, ContentId};
 
 use crate::network::{node_setup, NodeProfile, SimNode};
 
@@ -57,6 +60,29 @@ pub async fn start_full_node(
         address: setup.address,
     };
     Ok(FullNode { node, sim })
+}
+
+/// Adds the file at `path` to `node` as a pinned artifact named `name`, copied into the
+/// store or, with `reference`, kept in place; returns its root.
+pub async fn add_pinned(
+    node: &Node,
+    path: &Path,
+    kind: ArtifactKind,
+    name: String,
+    reference: bool,
+) -> Result<ContentId> {
+    let options = AddOptions {
+        path: path.to_path_buf(),
+        kind,
+        name: Some(name),
+        revision: None,
+        licence: None,
+        pin: true,
+        reference,
+        follow_symlinks: false,
+    };
+    let summary = node.add(options, &mut ProgressReporter::silent()).await?;
+    Ok(summary.id)
 }
 
 /// Writes `size` pseudo-random bytes (from `seed`) to `path`, a MiB at a time.

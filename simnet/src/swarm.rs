@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use seedbank_node::import::AddOptions;
 use seedbank_node::node::Node;
 use seedbank_node::progress::ProgressReporter;
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
-use crate::full_node::{start_full_node, write_random_file};
+use crate::full_node::{add_pinned, start_full_node, write_random_file};
 use crate::link::LinkShape;
 use crate::network::NodeProfile;
 use crate::stats::{spread, Spread};
@@ -147,22 +146,14 @@ async fn run_once(
     }
     // Added once the fetchers are in its routing table, so it is announced at once.
     wait_for_routing(&seeder).await?;
-    let summary = seeder
-        .add(
-            AddOptions {
-                path: source.to_path_buf(),
-                kind: ArtifactKind::Model,
-                name: Some("swarm-test".into()),
-                revision: None,
-                licence: None,
-                pin: true,
-                reference: true,
-                follow_symlinks: false,
-            },
-            &mut ProgressReporter::silent(),
-        )
-        .await?;
-    let root = summary.id;
+    let root = add_pinned(
+        &seeder,
+        source,
+        ArtifactKind::Model,
+        "swarm-test".into(),
+        true,
+    )
+    .await?;
     wait_until_findable(&nodes, root, seeder.net().local_peer()).await?;
 
     let started = Instant::now();

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::kad::store::MemoryStore;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
@@ -123,7 +124,8 @@ impl EventLoop {
         let recent = self
             .last_bootstrap
             .is_some_and(|at| at.elapsed() < MIN_BOOTSTRAP_GAP);
-        if !recent && self.routing_table_size() < WELL_CONNECTED_PEERS {
+        if !recent && routing_table_size(&mut self.swarm.behaviour_mut().kad) < WELL_CONNECTED_PEERS
+        {
             self.bootstrap();
         }
     }
@@ -140,15 +142,6 @@ impl EventLoop {
         };
         bucket.num_entries() < kad::K_VALUE.get()
             || bucket.iter().any(|entry| entry.node.key.preimage() == peer)
-    }
-
-    fn routing_table_size(&mut self) -> usize {
-        self.swarm
-            .behaviour_mut()
-            .kad
-            .kbuckets()
-            .map(|b| b.num_entries())
-            .sum()
     }
 
     fn handle_command(&mut self, command: NetCommand) {
@@ -190,7 +183,7 @@ impl EventLoop {
                 let _ = reply.send(peers);
             }
             NetCommand::Status { reply } => {
-                let routing_table_size = kad.kbuckets().map(|b| b.num_entries() as u64).sum();
+                let routing_table_size = routing_table_size(kad) as u64;
                 let dht_queries = kad.iter_queries().count() as u64;
                 let status = NetStatus {
                     listen_addresses: self.swarm.listeners().map(ToString::to_string).collect(),
@@ -336,6 +329,11 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// Peers in the routing table.
+fn routing_table_size(kad: &mut kad::Behaviour<MemoryStore>) -> usize {
+    kad.kbuckets().map(|b| b.num_entries()).sum()
 }
 
 /// A short name for a DHT query's kind, for logs.
