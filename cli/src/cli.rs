@@ -166,10 +166,17 @@ pub enum Command {
         /// Content id, unique id prefix, name or name@revision
         artifact: String,
     },
-    /// Get an artifact from the network, verified, from every peer that has it
+    /// Get an artifact from the network, verified, from every peer that has it.
+    /// Ctrl-C cancels the fetch; verified bytes stay, so fetching again resumes
     Fetch {
         /// Content id (sb1…)
         artifact: String,
+        /// Hand the fetch to the daemon and return at once (see `seedbank jobs`)
+        #[arg(long, conflicts_with_all = ["cancel", "out"])]
+        detach: bool,
+        /// Cancel the running (or saved) fetch of this artifact
+        #[arg(long, conflicts_with_all = ["include", "out"])]
+        cancel: bool,
         /// Only files whose path matches this glob (repeatable)
         #[arg(long, value_name = "GLOB")]
         include: Vec<String>,
@@ -180,6 +187,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// List fetches running, waiting or saved to resume
+    Jobs,
     /// List connected peers, their addresses and bytes exchanged
     Peers,
     /// Ask the DHT which peers provide an artifact

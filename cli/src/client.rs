@@ -16,6 +16,7 @@ use serde::Serialize;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Talks to one daemon.
+#[derive(Clone)]
 pub struct DaemonClient {
     http: Client,
     base: reqwest::Url,
@@ -87,6 +88,17 @@ impl DaemonClient {
     /// Sends a request without a body and decodes the JSON answer.
     pub fn call<T: DeserializeOwned>(&self, method: Method, segments: &[&str]) -> Result<T> {
         let response = self.send(self.request(method, segments)?)?;
+        response.json().context("decoding the daemon's answer")
+    }
+
+    /// Sends `body` as JSON and decodes the JSON answer.
+    pub fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        let response = self.send(self.request(method, segments)?.json(body))?;
         response.json().context("decoding the daemon's answer")
     }
 

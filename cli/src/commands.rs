@@ -7,9 +7,9 @@ use reqwest::Method;
 use seedbank_node::daemon::ConfigOverrides;
 use seedbank_node::DataDir;
 use seedbank_protocol::api::{
-    AddRequest, ArtifactDetail, ArtifactSummary, Completeness, ExportReport, ExportRequest,
-    FetchReport, FetchRequest, GcReport, PeerSummary, PinReport, ProvidersResponse, StatusResponse,
-    VerifyReport,
+    AddRequest, ArtifactDetail, ArtifactSummary, CancelReport, Completeness, ExportReport,
+    ExportRequest, FetchJobState, FetchJobSummary, FetchReport, FetchRequest, GcReport,
+    PeerSummary, PinReport, ProvidersResponse, StatusResponse, VerifyReport,
 };
 use seedbank_protocol::ArtifactKind;
 use serde::Serialize;
@@ -115,14 +115,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unpin { artifact } => pin(&client, json, &artifact, Method::DELETE)?,
         Command::Fetch {
             artifact,
+            detach,
+            cancel,
             include,
             out,
             force,
         } => {
+            if cancel {
+                let report: CancelReport =
+                    client.call(Method::DELETE, &["v1", "jobs", &artifact])?;
+                print(json, &report, || {
+                    println!("cancelled the fetch of {}", report.id)
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let request = FetchRequest {
                 id: artifact.clone(),
                 include: include.clone(),
             };
+            if detach {
+                let job: FetchJobSummary =
+                    client.send_json(Method::POST, &["v1", "jobs"], &request)?;
+                print(json, &job, || {
+                    println!(
+                        "fetching {} in the background (`seedbank jobs` shows it, `seedbank fetch --cancel {}` ends it)",
+                        job.id, job.id
+                    )
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            cancel_on_ctrl_c(client.clone(), artifact.clone());
             let bar = progress_bar("fetching");
             let report: FetchReport =
                 client.stream(&["v1", "fetch"], &request, |p| update_bar(&bar, p))?;
@@ -156,6 +178,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         let short = &p.peer[p.peer.len().saturating_sub(8)..];
                         if p.banned {
                             format!("…{short} banned (bad data)")
+                        } else if p.dropped {
+                            format!("…{short} {} (then failed too often)", human_bytes(p.bytes))
                         } else {
                             format!("…{short} {}", human_bytes(p.bytes))
                         }
@@ -179,6 +203,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     println!("exported {} files to {}", exported.files, exported.dir);
                 }
             })?;
+        }
+        Command::Jobs => {
+            let jobs: Vec<FetchJobSummary> = client.call(Method::GET, &["v1", "jobs"])?;
+            print(json, &jobs, || print_jobs(&jobs))?;
         }
         Command::Peers => {
             let peers: Vec<PeerSummary> = client.call(Method::GET, &["v1", "peers"])?;
@@ -351,6 +379,74 @@ fn print_verify(report: &VerifyReport) {
     );
 }
 
+/// On Ctrl-C, cancels the fetch of `artifact` in the daemon (as `hf download` and
+/// `ollama pull` stop theirs) and exits; verified bytes stay, so fetching again resumes.
+fn cancel_on_ctrl_c(client: DaemonClient, artifact: String) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
+            return;
+        }
+        eprintln!("\ncancelling the fetch; verified bytes are kept, fetch again to resume");
+        if let Err(e) = client.call::<CancelReport>(Method::DELETE, &["v1", "jobs", &artifact]) {
+            eprintln!(
+                "error: could not cancel the fetch: {}",
+                crate::output::one_line(&e)
+            );
+        }
+        std::process::exit(130);
+    });
+}
+
+fn job_state_text(state: FetchJobState) -> &'static str {
+    match state {
+        FetchJobState::Running => "running",
+        FetchJobState::Waiting => "waiting",
+        FetchJobState::PausedDiskFull => "paused: disk full",
+        FetchJobState::Saved => "saved",
+    }
+}
+
+fn print_jobs(jobs: &[FetchJobSummary]) {
+    if jobs.is_empty() {
+        println!("no fetches running or saved");
+        return;
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            vec![
+                job.id.to_string(),
+                if job.include.is_empty() {
+                    "all files".into()
+                } else {
+                    job.include.join(" ")
+                },
+                job_state_text(job.state).into(),
+                if job.total_bytes > 0 {
+                    format!(
+                        "{}/{}",
+                        human_bytes(job.done_bytes),
+                        human_bytes(job.total_bytes)
+                    )
+                } else {
+                    "-".into()
+                },
+                job.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(
+        &["ID", "SELECTION", "STATE", "PROGRESS", "LAST ERROR"],
+        &rows,
+    );
+}
+
 fn print_status(status: &StatusResponse) {
     println!("node id:    {}", status.node_id);
     println!("version:    {}", status.version);
@@ -363,6 +459,15 @@ fn print_status(status: &StatusResponse) {
         println!(
             "peers:      {} connected, {} in the DHT routing table",
             net.connected_peers, net.routing_table_size
+        );
+    }
+    for job in &status.fetches {
+        println!(
+            "fetching:   {} {} ({}/{})",
+            job.id,
+            job_state_text(job.state),
+            human_bytes(job.done_bytes),
+            human_bytes(job.total_bytes)
         );
     }
 }

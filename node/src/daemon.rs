@@ -89,22 +89,38 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     tracing::info!(%node_id, %api_addr, data_dir = %data_dir.root().display(), "seedbank daemon running");
 
     let state = ApiState {
-        node,
+        node: node.clone(),
         token: Arc::from(token),
     };
     let app = api::router(state, config.max_api_requests);
     let (store_failed_tx, mut store_failed_rx) = tokio::sync::watch::channel(false);
-    let watchdog = tokio::spawn(watch_store(library.store().clone(), store_failed_tx));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let watchdog = tokio::spawn(watch_store(library.clone(), store_failed_tx));
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let serve = axum::serve(listener, app).with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
             tokio::select! {
                 _ = shutdown_signal() => {}
                 _ = store_failed_rx.wait_for(|failed| *failed) => {}
             }
-        })
-        .await;
+            // Running fetches end now (saved, to resume at next start), so the clients
+            // watching them get their last line and let the server stop.
+            node.stop_fetches();
+            stopping.cancel();
+        }
+    });
+    let served = tokio::select! {
+        served = serve => served,
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::info!("clients still attached after {SHUTDOWN_GRACE:?}; closing their connections");
+            Ok(())
+        }
+    };
     watchdog.abort();
-    let store_failed = !library.store().is_alive().await;
+    let store_failed = !library.store_is_alive().await;
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(data_dir.api_addr());
     library.close().await?;
@@ -119,15 +135,19 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     })
 }
 
+/// How long a stopping daemon waits for attached clients (an export, a verify) to finish
+/// before it closes their connections; what they ran leaves the store consistent.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How often the daemon checks that the blob store is still running.
 const STORE_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sets `failed` once the blob store has stopped, so the daemon exits with an error
 /// instead of answering every request with one.
-async fn watch_store(store: crate::store::BlobStore, failed: tokio::sync::watch::Sender<bool>) {
+async fn watch_store(library: Library, failed: tokio::sync::watch::Sender<bool>) {
     loop {
         tokio::time::sleep(STORE_WATCH_INTERVAL).await;
-        if !store.is_alive().await {
+        if !library.store_is_alive().await {
             tracing::error!("the blob store has stopped; shutting down");
             let _ = failed.send(true);
             return;

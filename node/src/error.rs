@@ -20,6 +20,15 @@ pub enum NodeError {
     /// No provider could be reached or supplied the data.
     #[error("{0}")]
     Unreachable(String),
+    /// Providers were found but nothing arrived in time.
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    /// Peers sent data that failed verification, and no honest one was found.
+    #[error("{0}")]
+    PeerMisbehaved(String),
+    /// The operation was cancelled.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// No artifact by that id or name.
     #[error("no artifact {0:?} in this node (see `seedbank ls`)")]
     UnknownArtifact(String),
@@ -72,6 +81,9 @@ pub enum NodeError {
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Meta(#[from] sled::Error),
+    /// An error that crossed a task boundary as its API form, kind kept.
+    #[error("{}", .0.message)]
+    Reported(ApiError),
 }
 
 impl NodeError {
@@ -115,15 +127,24 @@ impl NodeError {
             NodeError::NotAFile(_) | NodeError::AmbiguousName { .. } => ErrorCode::BadRequest,
             NodeError::UnknownArtifact(_)
             | NodeError::PathNotFound(_)
-            | NodeError::NothingMatches(_)
-            | NodeError::Unreachable(_) => ErrorCode::NotFound,
+            | NodeError::NothingMatches(_) => ErrorCode::NotFound,
+            NodeError::Unreachable(_) => ErrorCode::Unreachable,
+            NodeError::TimedOut(_) => ErrorCode::TimedOut,
+            NodeError::PeerMisbehaved(_) => ErrorCode::PeerMisbehaved,
+            NodeError::Cancelled(_) => ErrorCode::Cancelled,
             NodeError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             NodeError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             NodeError::DiskFull(_) => ErrorCode::DiskFull,
             NodeError::RequestTooLarge { .. } => ErrorCode::TooLarge,
             NodeError::Corrupt(_) => ErrorCode::Corrupt,
             NodeError::Io { .. } | NodeError::Store(_) | NodeError::Meta(_) => ErrorCode::Internal,
+            NodeError::Reported(e) => e.code,
         }
+    }
+
+    /// An error reported in its API form (by another task), with its kind kept.
+    pub fn from_api(error: ApiError) -> Self {
+        NodeError::Reported(error)
     }
 
     /// This error as the API reports it.

@@ -67,13 +67,36 @@ pub async fn export_files(
     }
     progress.set_total(files.iter().map(|f| f.size).sum());
     let mut done = 0;
+    let mut written = Vec::with_capacity(files.len());
     for file in files {
         let target = dir.join(&file.path);
-        export_one(store, file, &target, done, progress).await?;
+        let existed = tokio::fs::symlink_metadata(&target).await.is_ok();
+        if let Err(e) = export_one(store, file, &target, done, progress).await {
+            remove_written(dir, &written).await;
+            return Err(e);
+        }
+        if !existed {
+            written.push(target);
+        }
         done += file.size;
         progress.report(done, &file.path);
     }
     Ok(done)
+}
+
+/// Removes the files an export wrote before it failed, and the folders that left empty,
+/// so a failed export leaves no partial output behind.
+async fn remove_written(dir: &Path, written: &[std::path::PathBuf]) {
+    for path in written.iter().rev() {
+        let _ = tokio::fs::remove_file(path).await;
+        let mut parent = path.parent();
+        while let Some(folder) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
+            if tokio::fs::remove_dir(folder).await.is_err() {
+                break;
+            }
+            parent = folder.parent();
+        }
+    }
 }
 
 async fn export_one(

@@ -10,13 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use iroh_blobs::BlobFormat;
 use seedbank_protocol::limits::MAX_FILES_PER_ARTIFACT;
-use seedbank_protocol::{validate_artifact_path, ArtifactKind, ContentId, FileEntry, Manifest};
+use seedbank_protocol::{
+    validate_artifact_path, ArtifactKind, ArtifactRoot, BlobHash, ContentId, FileEntry, Manifest,
+};
 
 use crate::error::{NodeError, NodeResult};
 use crate::meta::{ArtifactRecord, Meta, PinRecord};
 use crate::progress::ProgressReporter;
 use crate::reference;
-use crate::store::{from_iroh, to_iroh, BlobStore};
+use crate::store::{from_iroh, BlobStore};
 
 /// Revision label when none is given.
 pub const DEFAULT_REVISION: &str = "main";
@@ -78,7 +80,7 @@ pub async fn add_artifact(
         None => default_name(&options.path)?,
     };
     let total: u64 = files.iter().map(|f| f.size).sum();
-    store.ensure_space_for(total, options.reference)?;
+    store.ensure_space_for(total, options.reference, "adding")?;
     progress.set_total(total);
 
     // Temp tags keep imported blobs alive until the root tag holds them.
@@ -143,16 +145,46 @@ pub async fn add_artifact(
     let manifest_tag = store.add_bytes(manifest_bytes, BlobFormat::Raw).await?;
     let manifest_hash = from_iroh(manifest_tag.hash());
 
-    let mut hash_seq = Vec::with_capacity(32 * (manifest.files.len() + 1));
-    hash_seq.extend_from_slice(manifest_hash.as_bytes());
-    for file in &manifest.files {
-        hash_seq.extend_from_slice(to_iroh(file.hash).as_bytes());
-    }
+    let hash_seq = ArtifactRoot::new(manifest_hash, &manifest).encode();
     let root_tag = store.add_bytes(hash_seq, BlobFormat::HashSeq).await?;
     let root = ContentId::from_hash(from_iroh(root_tag.hash()));
+    let record = commit_artifact(
+        store,
+        meta,
+        root,
+        manifest_hash,
+        &manifest,
+        options.reference,
+    )
+    .await?;
+    if options.pin {
+        let pin = PinRecord {
+            pinned_at: unix_now(),
+            reason: None,
+            replica_target: None,
+        };
+        meta.pin(root, &pin)?;
+        store.set_pinned(root, true).await?;
+        meta.flush().await?;
+    }
+    tracing::info!(%root, name = %record.name, files = record.files, bytes = record.size, "added artifact");
+    drop((temp_tags, manifest_tag, root_tag));
+    Ok(record)
+}
+
+/// Makes a stored artifact visible: tags its root so its blobs stay, makes the store
+/// durable, and records it (keeping the first time it was added). Used by add and by
+/// fetch; the caller has checked that every blob it needs is complete.
+pub async fn commit_artifact(
+    store: &BlobStore,
+    meta: &Meta,
+    root: ContentId,
+    manifest_hash: BlobHash,
+    manifest: &Manifest,
+    referenced: bool,
+) -> NodeResult<ArtifactRecord> {
     store.keep_artifact(root).await?;
     store.sync().await?;
-
     let added_at = meta
         .artifact(root)?
         .map(|existing| existing.added_at)
@@ -166,21 +198,10 @@ pub async fn add_artifact(
         size: manifest.total_size(),
         files: manifest.files.len() as u64,
         added_at,
-        referenced: options.reference,
+        referenced,
     };
     meta.put_artifact(&record)?;
-    if options.pin {
-        let pin = PinRecord {
-            pinned_at: unix_now(),
-            reason: None,
-            replica_target: None,
-        };
-        meta.pin(root, &pin)?;
-        store.set_pinned(root, true).await?;
-    }
     meta.flush().await?;
-    tracing::info!(%root, name = %record.name, files = record.files, bytes = record.size, "added artifact");
-    drop((temp_tags, manifest_tag, root_tag));
     Ok(record)
 }
 

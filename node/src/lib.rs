@@ -4,12 +4,15 @@
 //! [`daemon::run`] starts everything; [`library::Library`] holds the operations on
 //! artifacts (add, list, export, pin, gc, verify) and can be used without the API.
 
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod data_dir;
+pub mod discovery;
 pub mod error;
 pub mod export;
+pub mod fetch_jobs;
 pub mod identity;
 pub mod import;
 pub mod library;

@@ -11,17 +11,18 @@ use seedbank_protocol::api::{
     GcReport, PinReport, StatusResponse, VerifyReport,
 };
 use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
-use seedbank_protocol::{BlobHash, Manifest};
+use seedbank_protocol::{BlobHash, ContentId, FileEntry, Manifest};
 
 use crate::data_dir::DataDir;
 use crate::error::{NodeError, NodeResult};
 use crate::export::{export_files, select_files};
-use crate::import::{add_artifact, unix_now, AddOptions};
-use crate::meta::{ArtifactRecord, Meta, PinRecord};
+use crate::import::{add_artifact, commit_artifact, unix_now, AddOptions};
+use crate::meta::{ArtifactRecord, FetchJobRecord, Meta, PinRecord};
 use crate::progress::ProgressReporter;
 use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
+use crate::transfer::root::{read_root, RootAndManifest};
 
 /// The node's artifacts, store and metadata.
 #[derive(Debug, Clone)]
@@ -55,14 +56,105 @@ impl Library {
         })
     }
 
-    /// The blob store.
-    pub fn store(&self) -> &BlobStore {
-        &self.store
+    /// The store handle that transfers move verified bytes through: the blob provider
+    /// reads from it, fetches write into it. Everything else goes through `Library`.
+    pub fn transfer_store(&self) -> BlobStore {
+        self.store.clone()
     }
 
-    /// The metadata database.
-    pub fn meta(&self) -> &Meta {
-        &self.meta
+    /// True while the blob store runs (it stops for good when its database cannot
+    /// commit, as on a full disk).
+    pub async fn store_is_alive(&self) -> bool {
+        self.store.is_alive().await
+    }
+
+    /// Fails with [`NodeError::DiskFull`], naming the numbers, unless fetching
+    /// `bytes` more leaves the disk its headroom.
+    pub fn ensure_space_to_fetch(&self, bytes: u64) -> NodeResult<()> {
+        self.store.ensure_space_for(bytes, false, "fetching")
+    }
+
+    /// The root and manifest of `root`, if stored.
+    pub async fn stored_root(&self, root: ContentId) -> NodeResult<RootAndManifest> {
+        read_root(&self.store, root).await
+    }
+
+    /// Whether every blob of `files` is complete in the store.
+    pub async fn files_complete(&self, files: &[&FileEntry]) -> NodeResult<bool> {
+        for file in files {
+            if file.size > 0 && self.store.size(file.hash).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records a fetched artifact whose selected files are all complete.
+    pub async fn commit_fetched(&self, fetched: &RootAndManifest, id: ContentId) -> NodeResult<()> {
+        commit_artifact(
+            &self.store,
+            &self.meta,
+            id,
+            fetched.root.manifest,
+            &fetched.manifest,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Saves a fetch job, so it resumes if the daemon stops before it ends.
+    pub async fn save_fetch_job(&self, job: &FetchJobRecord) -> NodeResult<()> {
+        self.meta.put_fetch_job(job)?;
+        self.meta.flush().await
+    }
+
+    /// Keeps what a fetch of `root` has stored through garbage collection; call once
+    /// its root is stored.
+    pub async fn hold_fetch(&self, root: ContentId) -> NodeResult<()> {
+        self.store.hold_fetch(root).await
+    }
+
+    /// Ends a fetch job: forgets it, and lets garbage collection have what it stored
+    /// unless an artifact record keeps it.
+    pub async fn end_fetch(&self, root: ContentId) -> NodeResult<()> {
+        self.meta.remove_fetch_job(root)?;
+        self.store.release_fetch(root).await?;
+        self.meta.flush().await
+    }
+
+    /// Every saved fetch job.
+    pub fn fetch_jobs(&self) -> NodeResult<Vec<FetchJobRecord>> {
+        self.meta.fetch_jobs()
+    }
+
+    /// Complete artifacts whose announcement is due at `now` (all of them when
+    /// `everything`).
+    pub async fn due_announcements(
+        &self,
+        now: u64,
+        everything: bool,
+    ) -> NodeResult<Vec<ContentId>> {
+        let mut due = Vec::new();
+        for record in self.meta.artifacts()? {
+            let is_due = everything || self.meta.next_announce(record.root)? <= now;
+            if is_due && self.is_complete(&record).await? {
+                due.push(record.root);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Schedules the next announcement of `root` (0: now). Not flushed on its own: a
+    /// lost schedule costs one early announcement, and every start announces anyway.
+    pub async fn schedule_announce(&self, root: ContentId, due: u64) -> NodeResult<()> {
+        self.meta.set_next_announce(root, due)
+    }
+
+    /// Stops announcing `root`.
+    pub async fn forget_announce(&self, root: ContentId) -> NodeResult<()> {
+        self.meta.remove_announce(root)?;
+        self.meta.flush().await
     }
 
     /// Finds a local artifact by id, id prefix, name or name@revision.
@@ -251,6 +343,7 @@ impl Library {
             pins: self.meta.pin_count() as u64,
             uptime_secs: self.started.elapsed().as_secs(),
             network: None,
+            fetches: Vec::new(),
         })
     }
 

@@ -67,6 +67,8 @@ pub struct FetchJobRecord {
     pub include: Vec<String>,
     /// When it started, seconds since the Unix epoch.
     pub started_at: u64,
+    /// Why its last try failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// The metadata database.

@@ -1,47 +1,48 @@
-//! A networked node: the [`Library`] of artifacts plus the peer-to-peer network. Adds
-//! are announced on the DHT, removals withdrawn, fetches run here, and unfinished
-//! fetches resume when the node starts.
+//! A networked node: the [`Library`] of artifacts plus the peer-to-peer network, and
+//! the one door the control API uses. Adds are announced, removals withdrawn, fetches
+//! run as [`FetchJobs`], and unfinished fetches resume when the node starts.
 //!
-//! Invariants: at most one fetch per artifact runs at a time (a second request for the
-//! same artifact follows the running one); every held, complete artifact is announced
-//! within [`ANNOUNCE_CHECK_INTERVAL`] of the node having a peer to announce to, and again
-//! every [`REANNOUNCE_INTERVAL`] (provider records expire after 48 hours).
+//! Wiring only: storage belongs to the library, jobs to [`FetchJobs`], announcements to
+//! the [`Announcer`], transfers to [`crate::transfer`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
+use libp2p::PeerId;
 use seedbank_protocol::api::{
-    ApiError, ArtifactSummary, FetchReport, FetchRequest, GcReport, NetworkStatus, PeerSummary,
-    Progress, ProviderReport, ProvidersResponse, StatusResponse,
+    ArtifactDetail, ArtifactSummary, ExportReport, ExportRequest, FetchJobSummary, FetchReport,
+    FetchRequest, GcReport, NetworkStatus, PeerSummary, PinReport, ProviderReport,
+    ProvidersResponse, StatusResponse, VerifyReport,
 };
 use seedbank_protocol::ContentId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::announce::Announcer;
+use crate::discovery::{Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
 use crate::export::select_files;
-use crate::import::{unix_now, AddOptions};
+use crate::fetch_jobs::{Attempt, FetchJobs, JobView, Origin};
+use crate::import::AddOptions;
 use crate::library::Library;
-use crate::meta::{ArtifactRecord, FetchJobRecord};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::progress::ProgressReporter;
-use crate::transfer::fetch::{Candidate, FetchContext};
+use crate::transfer::client::BlobClient;
+use crate::transfer::fetch::{Transfer, TransferOutcome};
 use crate::transfer::provider::spawn_provider;
+use crate::transfer::root::{fetch_root, RootOutcome};
 use crate::transfer::traffic::Traffic;
 
-/// How often due announcements are checked.
-pub const ANNOUNCE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
-/// How long an announcement stands before it is renewed (records live 48 hours).
-pub const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(12 * 3600);
-
-/// Where a running fetch has got, shared with everyone waiting on it.
-#[derive(Debug, Clone, Default)]
-struct FetchState {
-    progress: Option<Progress>,
-    result: Option<Result<FetchReport, ApiError>>,
-}
+/// How long a fetch looks for peers before it says nobody has the artifact: waits
+/// between lookups (right after a start, the DHT and mDNS have not found anyone yet).
+const FIND_PATIENCE: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
 /// Rate limits in bytes per second.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,10 +79,36 @@ pub struct Node {
     library: Library,
     net: NetHandle,
     traffic: Traffic,
-    fetches: Arc<Mutex<HashMap<ContentId, watch::Receiver<FetchState>>>>,
-    announce_now: Arc<tokio::sync::Notify>,
-    seed: bool,
-    stopping: CancellationToken,
+    jobs: FetchJobs,
+    announcer: Option<Announcer>,
+    counters: Arc<Counters>,
+}
+
+/// Running totals since the node started, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    peers_banned: AtomicU64,
+    fetches_completed: AtomicU64,
+    bytes_fetched: AtomicU64,
+}
+
+/// The node's figures for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct NodeMetrics {
+    /// Status, with the network's part and the fetches under way.
+    pub status: StatusResponse,
+    /// Bytes sent to peers since start.
+    pub bytes_up: u64,
+    /// Bytes received from peers since start.
+    pub bytes_down: u64,
+    /// Peers banned for bad data since start (once per fetch that banned them).
+    pub peers_banned: u64,
+    /// Fetches completed since start.
+    pub fetches_completed: u64,
+    /// Verified bytes fetched since start.
+    pub bytes_fetched: u64,
+    /// DHT queries under way.
+    pub dht_queries: u64,
 }
 
 impl Node {
@@ -97,40 +124,44 @@ impl Node {
         let net = start_network(keypair, config, transport).await?;
         let traffic = Traffic::new(options.limits.upload, options.limits.download);
         if options.seed {
-            spawn_provider(&net, library.store().api(), traffic.clone())?;
+            spawn_provider(&net, library.transfer_store().api(), traffic.clone())?;
         }
+        let announcer = options
+            .seed
+            .then(|| Announcer::spawn(library.clone(), net.clone()));
         let node = Self {
+            jobs: FetchJobs::new(library.clone()),
             library,
             net,
             traffic,
-            fetches: Arc::default(),
-            announce_now: Arc::default(),
-            seed: options.seed,
-            stopping: CancellationToken::new(),
+            announcer,
+            counters: Arc::default(),
         };
-        if options.seed {
-            tokio::spawn(node.clone().announce_loop());
-        }
-        for job in node.library.meta().fetch_jobs()? {
+        for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
-            let request = FetchRequest {
-                id: job.root.to_string(),
-                include: job.include,
-            };
-            let node = node.clone();
-            tokio::spawn(async move {
-                if let Err(e) = node.fetch(request, &mut ProgressReporter::silent()).await {
-                    tracing::warn!(error = %e, "resumed fetch failed");
-                }
-            });
+            if let Err(e) = node
+                .start_job(job.root, job.include, Origin::Background)
+                .await
+            {
+                tracing::warn!(root = %job.root, error = %e, "cannot resume fetch");
+            }
         }
         Ok(node)
     }
 
-    /// Stops announcing, closes the store and metadata. The network stops once the last
-    /// clone of this node (and of its network handle) is dropped.
+    /// Ends running fetches (they stay saved and resume at the next start), so that
+    /// clients watching them get their last line at once.
+    pub fn stop_fetches(&self) {
+        self.jobs.stop();
+    }
+
+    /// Stops fetches and announcing, closes the store and metadata. The network stops
+    /// once the last clone of this node (and of its network handle) is dropped.
     pub async fn shutdown(&self) -> NodeResult<()> {
-        self.stopping.cancel();
+        self.jobs.stop();
+        if let Some(announcer) = &self.announcer {
+            announcer.stop();
+        }
         self.library.close().await
     }
 
@@ -156,22 +187,51 @@ impl Node {
         progress: &mut ProgressReporter,
     ) -> NodeResult<ArtifactSummary> {
         let summary = self.library.add(options, progress).await?;
-        self.library.meta().set_next_announce(summary.id, 0)?;
-        self.announce_now.notify_one();
+        self.announce_soon(summary.id).await;
         Ok(summary)
+    }
+
+    /// Every artifact held.
+    pub async fn list(&self) -> NodeResult<Vec<ArtifactSummary>> {
+        self.library.list().await
+    }
+
+    /// One artifact with its manifest.
+    pub async fn detail(&self, reference: &str) -> NodeResult<ArtifactDetail> {
+        self.library.detail(reference).await
+    }
+
+    /// Exports an artifact into a directory.
+    pub async fn export(
+        &self,
+        reference: &str,
+        request: &ExportRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<ExportReport> {
+        self.library.export(reference, request, progress).await
+    }
+
+    /// Pins or unpins an artifact.
+    pub async fn set_pinned(&self, reference: &str, pinned: bool) -> NodeResult<PinReport> {
+        self.library.set_pinned(reference, pinned).await
+    }
+
+    /// Re-hashes everything stored.
+    pub async fn verify(&self, progress: &mut ProgressReporter) -> NodeResult<VerifyReport> {
+        self.library.verify(progress).await
     }
 
     /// Collects garbage and withdraws the announcements of what was removed.
     pub async fn collect_garbage(&self) -> NodeResult<GcReport> {
         let report = self.library.collect_garbage().await?;
         for root in &report.artifacts_removed {
-            self.library.meta().remove_announce(*root)?;
+            self.library.forget_announce(*root).await?;
             self.net.stop_providing(*root).await?;
         }
         Ok(report)
     }
 
-    /// Status, with the network's part.
+    /// Status, with the network's part and the fetches under way.
     pub async fn status(&self) -> NodeResult<StatusResponse> {
         let mut status = self.library.status().await?;
         let net = self.net.status().await?;
@@ -181,7 +241,23 @@ impl Node {
             routing_table_size: net.routing_table_size,
             connected_peers: net.connected_peers,
         });
+        status.fetches = self.jobs.list()?;
         Ok(status)
+    }
+
+    /// The node's figures for `/metrics`.
+    pub async fn metrics(&self) -> NodeResult<NodeMetrics> {
+        let status = self.status().await?;
+        let traffic = self.traffic.snapshot();
+        Ok(NodeMetrics {
+            status,
+            bytes_up: traffic.values().map(|b| b.up).sum(),
+            bytes_down: traffic.values().map(|b| b.down).sum(),
+            peers_banned: self.counters.peers_banned.load(Ordering::Relaxed),
+            fetches_completed: self.counters.fetches_completed.load(Ordering::Relaxed),
+            bytes_fetched: self.counters.bytes_fetched.load(Ordering::Relaxed),
+            dht_queries: self.net.status().await?.dht_queries,
+        })
     }
 
     /// Connected peers with the bytes exchanged with each.
@@ -221,6 +297,73 @@ impl Node {
         })
     }
 
+    /// Fetch jobs, running and saved.
+    pub fn jobs(&self) -> NodeResult<Vec<FetchJobSummary>> {
+        self.jobs.list()
+    }
+
+    /// Cancels the fetch of `id`, running or saved.
+    pub async fn cancel_fetch(&self, id: &str) -> NodeResult<ContentId> {
+        let root = self.root_of(id)?;
+        self.jobs.cancel(root).await?;
+        Ok(root)
+    }
+
+    /// Starts a fetch in the background (or joins the running one) and returns at once.
+    pub async fn fetch_detached(&self, request: FetchRequest) -> NodeResult<FetchJobSummary> {
+        let root = self.root_of(&request.id)?;
+        self.start_job(root, request.include, Origin::Background)
+            .await?;
+        self.jobs
+            .list()?
+            .into_iter()
+            .find(|job| job.id == root)
+            .ok_or_else(|| NodeError::Store(format!("the fetch of {root} ended at once")))
+    }
+
+    /// Fetches an artifact from the network, or follows the fetch of it already running
+    /// (widening it if this request selects other files).
+    pub async fn fetch(
+        &self,
+        request: FetchRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<FetchReport> {
+        let root = self.root_of(&request.id)?;
+        let mut view = self
+            .start_job(root, request.include, Origin::Watched)
+            .await?;
+        loop {
+            let current = view.borrow_and_update().clone();
+            if let Some(result) = current.result {
+                return result.map_err(NodeError::from_api);
+            }
+            if let Some(p) = current.progress {
+                progress.set_total(p.total_bytes);
+                progress.report(p.done_bytes, p.current.as_deref().unwrap_or(""));
+            }
+            if view.changed().await.is_err() {
+                return Err(NodeError::Store(
+                    "the fetch task ended without a result".into(),
+                ));
+            }
+        }
+    }
+
+    async fn start_job(
+        &self,
+        root: ContentId,
+        include: Vec<String>,
+        origin: Origin,
+    ) -> NodeResult<watch::Receiver<JobView>> {
+        let node = self.clone();
+        self.jobs
+            .start(root, include, origin, move |attempt| {
+                let node = node.clone();
+                async move { node.fetch_once(attempt).await }
+            })
+            .await
+    }
+
     fn root_of(&self, id: &str) -> NodeResult<ContentId> {
         if let Ok(root) = id.parse::<ContentId>() {
             return Ok(root);
@@ -233,232 +376,142 @@ impl Node {
         }
     }
 
-    /// Fetches an artifact from the network, or follows the fetch of it already running.
-    pub async fn fetch(
-        &self,
-        request: FetchRequest,
-        progress: &mut ProgressReporter,
-    ) -> NodeResult<FetchReport> {
-        let root = self.root_of(&request.id)?;
-        let mut state = {
-            let mut fetches = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
-            match fetches.get(&root) {
-                Some(running) => running.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(FetchState::default());
-                    fetches.insert(root, rx.clone());
-                    tokio::spawn(self.clone().run_fetch_job(root, request.include, tx));
-                    rx
-                }
-            }
-        };
-        loop {
-            let current = state.borrow_and_update().clone();
-            if let Some(result) = current.result {
-                return result.map_err(|e| NodeError::Unreachable(e.message));
-            }
-            if let Some(p) = current.progress {
-                progress.set_total(p.total_bytes);
-                progress.report(p.done_bytes, p.current.as_deref().unwrap_or(""));
-            }
-            if state.changed().await.is_err() {
-                return Err(NodeError::Store(
-                    "the fetch task ended without a result".into(),
-                ));
-            }
-        }
-    }
-
-    async fn run_fetch_job(
-        self,
-        root: ContentId,
-        include: Vec<String>,
-        state: watch::Sender<FetchState>,
-    ) {
-        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel(16);
-        let forward = {
-            let state = state.clone();
-            async move {
-                while let Some(p) = progress_rx.recv().await {
-                    state.send_modify(|s| s.progress = Some(p));
-                }
-            }
-        };
-        let mut reporter = ProgressReporter::new(progress_tx);
-        let (result, ()) = tokio::join!(
-            async {
-                let result = self.fetch_now(root, include, &mut reporter).await;
-                drop(reporter);
-                result
-            },
-            forward
-        );
-        if let Err(e) = &result {
-            tracing::info!(%root, error = %e, "fetch failed");
-        }
-        self.fetches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&root);
-        state.send_modify(|s| s.result = Some(result.map_err(|e| e.to_api())));
-    }
-
-    async fn fetch_now(
-        &self,
-        root: ContentId,
-        include: Vec<String>,
-        progress: &mut ProgressReporter,
-    ) -> NodeResult<FetchReport> {
-        let meta = self.library.meta();
-        meta.put_fetch_job(&FetchJobRecord {
+    /// One try of a fetch job: find peers, get the root and manifest, check the space,
+    /// transfer what is missing, and record the artifact.
+    async fn fetch_once(&self, attempt: Attempt) -> NodeResult<FetchReport> {
+        let Attempt {
             root,
-            include: include.clone(),
-            started_at: unix_now(),
-        })?;
-        meta.flush().await?;
-        let context = FetchContext {
-            store: self.library.store().clone(),
+            include,
+            cancel,
+            mut progress,
+            paused,
+        } = attempt;
+        let client = BlobClient {
             net: self.net.clone(),
+            store: self.library.transfer_store(),
             traffic: self.traffic.clone(),
         };
-        let mut candidates = context.discover(root).await;
-        for peer in self.net.peers().await? {
-            if let Ok(peer) = peer.peer.parse() {
-                if !candidates.iter().any(|c| c.peer == peer) {
-                    candidates.push(Candidate {
-                        peer,
-                        complete: false,
-                    });
+        let candidates = self.find_candidates(root, &cancel).await?;
+        tracing::info!(peers = candidates.len(), "fetching");
+        let mut sources: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
+        // Complete providers first: they surely have the manifest.
+        sources.sort_by_key(|peer| !candidates.iter().any(|c| c.peer == *peer && c.complete));
+        let mut root_outcome = RootOutcome::default();
+        let fetched = tokio::select! {
+            () = cancel.cancelled() => return Err(NodeError::Cancelled("cancelled".into())),
+            fetched = fetch_root(&client, root, &sources, &mut root_outcome) => fetched?,
+        };
+        self.library.hold_fetch(root).await?;
+        let files = select_files(&fetched.manifest.files, &include)?;
+        let missing: u64 = {
+            let mut sum = 0u64;
+            for file in &files {
+                if !self.library.files_complete(&[*file]).await? {
+                    sum = sum.saturating_add(file.size);
                 }
             }
-        }
-        if candidates.is_empty() {
-            meta.remove_fetch_job(root)?;
-            return Err(NodeError::Unreachable(format!(
-                "no provider of {root} found: the DHT lists none and no peer is connected"
-            )));
-        }
-        tracing::info!(%root, peers = candidates.len(), "fetching");
-        // Complete providers first: they surely have the manifest.
-        candidates.sort_by_key(|c| !c.complete);
-        let manifest_sources: Vec<_> = candidates.iter().map(|c| c.peer).collect();
-        let mut banned = Default::default();
-        let manifest = context
-            .fetch_manifest(root, &manifest_sources, &mut banned)
-            .await?;
-        let files = select_files(&manifest.files, &include)?;
+            sum
+        };
+        self.library.ensure_space_to_fetch(missing)?;
         // While fetching, tell other fetchers we have parts to trade.
-        let swarm_announce = self.seed.then(|| {
+        let swarm_announce = self.announcer.is_some().then(|| {
             let net = self.net.clone();
             tokio::spawn(async move { net.start_providing(root.swarm_key()).await })
         });
-        let outcome = context
-            .fetch_files(&files, candidates, Some(root), banned, progress)
-            .await;
+        let transfer = Transfer {
+            client: &client,
+            discovery: &self.net as &dyn ContentDiscovery,
+            root: Some(root),
+            banned: root_outcome.misbehaved,
+            cancel: cancel.clone(),
+            paused,
+        };
+        let outcome = transfer.run(&files, candidates, &mut progress).await;
         if let Some(task) = swarm_announce {
             task.abort();
             self.net.stop_providing(root.swarm_key()).await?;
         }
         let outcome = outcome?;
-        for file in &files {
-            if file.size > 0 && self.library.store().size(file.hash).await?.is_none() {
-                return Err(NodeError::Corrupt(format!(
-                    "{} is still incomplete after the fetch",
-                    file.path
-                )));
-            }
+        self.counters
+            .peers_banned
+            .fetch_add(outcome.banned.len() as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_fetched
+            .fetch_add(outcome.bytes_downloaded, Ordering::Relaxed);
+        if !self.library.files_complete(&files).await? {
+            return Err(NodeError::Corrupt(format!(
+                "{root}: some files are still incomplete after the fetch"
+            )));
         }
-        let store = self.library.store();
-        store.keep_artifact(root).await?;
-        store.sync().await?;
-        let record = ArtifactRecord {
-            root,
-            manifest: self.manifest_hash(root).await?,
-            name: manifest.name.clone(),
-            kind: manifest.kind,
-            revision: manifest.revision.clone(),
-            size: manifest.total_size(),
-            files: manifest.files.len() as u64,
-            added_at: meta.artifact(root)?.map_or_else(unix_now, |r| r.added_at),
-            referenced: false,
-        };
-        meta.put_artifact(&record)?;
-        meta.remove_fetch_job(root)?;
-        if files.len() == manifest.files.len() {
-            meta.set_next_announce(root, 0)?;
-            self.announce_now.notify_one();
+        self.library.commit_fetched(&fetched, root).await?;
+        if files.len() == fetched.manifest.files.len() {
+            self.announce_soon(root).await;
         }
-        meta.flush().await?;
-        let mut providers_report: Vec<ProviderReport> = outcome
-            .peers
-            .iter()
-            .map(|peer| ProviderReport {
-                peer: peer.to_string(),
-                bytes: outcome.per_peer.get(peer).copied().unwrap_or(0),
-                banned: outcome.banned.contains(peer),
-            })
-            .collect();
-        providers_report.sort_by_key(|p| std::cmp::Reverse(p.bytes));
-        tracing::info!(%root, bytes = outcome.bytes_downloaded, "fetch complete");
+        self.counters
+            .fetches_completed
+            .fetch_add(1, Ordering::Relaxed);
         Ok(FetchReport {
             id: root,
-            name: manifest.name.clone(),
-            revision: manifest.revision.clone(),
+            name: fetched.manifest.name.clone(),
+            revision: fetched.manifest.revision.clone(),
             files: files.len() as u64,
             size: files.iter().map(|f| f.size).sum(),
             bytes_missing_at_start: outcome.bytes_missing_at_start,
             bytes_downloaded: outcome.bytes_downloaded,
-            providers: providers_report,
+            providers: provider_reports(&outcome),
         })
     }
 
-    async fn manifest_hash(&self, root: ContentId) -> NodeResult<seedbank_protocol::BlobHash> {
-        let seq = self
-            .library
-            .store()
-            .read_small(root.hash(), 32 * 1024 * 1024)
-            .await?;
-        seq.get(..32)
-            .and_then(|b| b.try_into().ok())
-            .map(seedbank_protocol::BlobHash)
-            .ok_or_else(|| NodeError::Corrupt(format!("{root} has an empty root")))
-    }
-
-    /// Announces every complete artifact that is due, whenever the node has a peer.
-    /// After start-up everything is announced once, whatever its schedule says: the
-    /// records may have expired while the node was down.
-    async fn announce_loop(self) {
-        let mut announced_since_start = false;
-        loop {
-            match self.announce_due(!announced_since_start).await {
-                Ok(ran) => announced_since_start |= ran,
-                Err(e) => tracing::debug!(error = %e, "announcing failed; will retry"),
-            }
+    /// Peers to fetch `root` from: those discovery lists, and connected ones as partial
+    /// candidates. Looks a few times, with growing waits, before giving up.
+    async fn find_candidates(
+        &self,
+        root: ContentId,
+        cancel: &CancellationToken,
+    ) -> NodeResult<Vec<Candidate>> {
+        for wait in FIND_PATIENCE {
             tokio::select! {
-                _ = self.stopping.cancelled() => break,
-                _ = tokio::time::sleep(ANNOUNCE_CHECK_INTERVAL) => {}
-                _ = self.announce_now.notified() => {}
+                () = cancel.cancelled() => return Err(NodeError::Cancelled("cancelled".into())),
+                () = tokio::time::sleep(wait) => {}
+            }
+            let mut found = self.net.find(root).await;
+            for peer in self.net.connected().await {
+                if !found.iter().any(|c| c.peer == peer) {
+                    found.push(Candidate {
+                        peer,
+                        complete: false,
+                    });
+                }
+            }
+            if !found.is_empty() {
+                return Ok(found);
             }
         }
+        Err(NodeError::Unreachable(format!(
+            "no provider of {root} found: the DHT lists none and no peer is connected"
+        )))
     }
 
-    /// Announces what is due (or everything); returns false if there was nobody to tell.
-    async fn announce_due(&self, everything: bool) -> NodeResult<bool> {
-        if self.net.status().await?.routing_table_size == 0 {
-            return Ok(false);
+    async fn announce_soon(&self, root: ContentId) {
+        if let Some(announcer) = &self.announcer {
+            announcer.announce_soon(&self.library, root).await;
         }
-        let meta = self.library.meta();
-        let now = unix_now();
-        for record in meta.artifacts()? {
-            let due = everything || meta.next_announce(record.root)? <= now;
-            if !due || !self.library.is_complete(&record).await? {
-                continue;
-            }
-            self.net.start_providing(record.root).await?;
-            meta.set_next_announce(record.root, now + REANNOUNCE_INTERVAL.as_secs())?;
-            tracing::debug!(root = %record.root, "announced");
-        }
-        meta.flush().await?;
-        Ok(true)
     }
+}
+
+/// Per-provider contributions, largest first.
+fn provider_reports(outcome: &TransferOutcome) -> Vec<ProviderReport> {
+    let mut reports: Vec<ProviderReport> = outcome
+        .peers
+        .iter()
+        .map(|peer| ProviderReport {
+            peer: peer.to_string(),
+            bytes: outcome.per_peer.get(peer).copied().unwrap_or(0),
+            banned: outcome.banned.contains(peer),
+            dropped: outcome.dropped.contains(peer),
+        })
+        .filter(|report| report.bytes > 0 || report.banned || report.dropped)
+        .collect();
+    reports.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    reports
 }

@@ -4,7 +4,8 @@
 //! Invariants:
 //! - Every artifact the node holds has a tag `seedbank/artifact/<root hex>` on its root
 //!   HashSeq, so iroh-blobs keeps the root and every blob it lists. A pinned artifact also
-//!   has `seedbank/pin/<root hex>`.
+//!   has `seedbank/pin/<root hex>`; an artifact being fetched has
+//!   `seedbank/fetch/<root hex>` from the moment its root is stored until the fetch ends.
 //! - Garbage collection never runs on its own. iroh-blobs only offers a periodic GC
 //!   loop, so the store installs one whose protect callback aborts every run unless a
 //!   collection was asked for through [`BlobStore::collect_garbage`]; the run after the
@@ -45,6 +46,9 @@ const GC_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const ARTIFACT_TAG_PREFIX: &str = "seedbank/artifact/";
 /// Tag prefix that marks an artifact pinned.
 const PIN_TAG_PREFIX: &str = "seedbank/pin/";
+/// Tag prefix that keeps the blobs of a fetch in progress: without it a `gc` during the
+/// fetch would delete what has arrived so far (iroh-blobs deletes untagged partial blobs).
+const FETCH_TAG_PREFIX: &str = "seedbank/fetch/";
 
 /// Converts a protocol hash into an iroh-blobs hash.
 pub fn to_iroh(hash: BlobHash) -> Hash {
@@ -128,9 +132,42 @@ impl BlobStore {
         })
     }
 
-    /// The iroh-blobs store API, for the transfer protocol.
+    /// The iroh-blobs store API, for the blob provider.
     pub fn api(&self) -> iroh_blobs::api::Store {
         iroh_blobs::api::Store::clone(&self.inner)
+    }
+
+    /// Runs a get request over `pair`, writing verified data into the store.
+    pub fn get_from(
+        &self,
+        pair: impl iroh_blobs::api::remote::GetStreamPair,
+        request: iroh_blobs::protocol::GetRequest,
+    ) -> iroh_blobs::api::remote::GetProgress {
+        self.inner.remote().execute_get(pair, request)
+    }
+
+    /// The chunk ranges of `hash` the store holds, verified.
+    pub async fn verified_ranges(
+        &self,
+        hash: BlobHash,
+    ) -> NodeResult<iroh_blobs::protocol::ChunkRanges> {
+        self.inner
+            .blobs()
+            .observe(to_iroh(hash))
+            .await
+            .map(|bitfield| bitfield.ranges)
+            .map_err(|e| self.store_error("reading what is stored", e))
+    }
+
+    /// Keeps the blobs of a fetch of `root` (whose root HashSeq is stored) through
+    /// garbage collection until [`Self::release_fetch`].
+    pub async fn hold_fetch(&self, root: ContentId) -> NodeResult<()> {
+        self.set_tag(FETCH_TAG_PREFIX, root).await
+    }
+
+    /// Ends [`Self::hold_fetch`].
+    pub async fn release_fetch(&self, root: ContentId) -> NodeResult<()> {
+        self.delete_tag(FETCH_TAG_PREFIX, root).await
     }
 
     fn store_error(&self, context: &str, error: impl std::fmt::Display) -> NodeError {
@@ -188,24 +225,38 @@ impl BlobStore {
 
     /// Fails with [`NodeError::DiskFull`] unless the store's disk has room to import
     /// `bytes` of files (copied, or only their outboards when referenced) plus headroom.
-    pub fn ensure_space_for(&self, bytes: u64, reference: bool) -> NodeResult<()> {
+    /// `what` names the operation in the error ("adding", "fetching").
+    pub fn ensure_space_for(&self, bytes: u64, reference: bool, what: &str) -> NodeResult<()> {
         let outboards = bytes / 256 + 1;
         let needed = if reference {
             outboards
         } else {
-            bytes + outboards
-        } + DISK_HEADROOM_BYTES;
-        let available = fs2::available_space(&self.root)
-            .map_err(|e| NodeError::io("checking free space on", &self.root, e))?;
+            bytes.saturating_add(outboards)
+        }
+        .saturating_add(DISK_HEADROOM_BYTES);
+        let available = self.available_space()?;
         if available < needed {
             return Err(NodeError::DiskFull(format!(
-                "{}: adding needs {} MiB but only {} MiB are free",
+                "{}: {what} needs {} MiB but only {} MiB are free",
                 self.root.display(),
                 needed.div_ceil(1 << 20),
                 available / (1 << 20)
             )));
         }
         Ok(())
+    }
+
+    /// Free bytes on the store's disk.
+    pub fn available_space(&self) -> NodeResult<u64> {
+        fs2::available_space(&self.root)
+            .map_err(|e| NodeError::io("checking free space on", &self.root, e))
+    }
+
+    /// Whether the disk has more free space than the headroom the store needs to keep
+    /// working; a fetch pauses while it has not.
+    pub fn has_headroom(&self) -> bool {
+        self.available_space()
+            .is_ok_and(|free| free > DISK_HEADROOM_BYTES)
     }
 
     /// True while the store's actors are running. iroh-blobs stops the store for good

@@ -35,6 +35,14 @@ pub enum ErrorCode {
     DiskFull,
     /// Stored data failed verification or a referenced file changed.
     Corrupt,
+    /// No peer could be reached, or none that was reached holds what was asked for.
+    Unreachable,
+    /// Peers were found but nothing arrived in time.
+    TimedOut,
+    /// Peers sent data that failed verification, and no honest peer could be found.
+    PeerMisbehaved,
+    /// The operation was cancelled (by the user, or because the daemon is stopping).
+    Cancelled,
     /// Anything else inside the daemon.
     Internal,
 }
@@ -96,6 +104,9 @@ pub struct StatusResponse {
     pub uptime_secs: u64,
     /// The network, when the node runs one.
     pub network: Option<NetworkStatus>,
+    /// Fetches running or waiting to resume.
+    #[serde(default)]
+    pub fetches: Vec<FetchJobSummary>,
 }
 
 /// `POST /v1/artifacts`: import a file or directory.
@@ -240,6 +251,48 @@ pub struct FetchRequest {
     pub include: Vec<String>,
 }
 
+/// Where a fetch job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchJobState {
+    /// Transferring.
+    Running,
+    /// Looking for providers, or waiting to try again after a failure.
+    Waiting,
+    /// Stopped until the disk has room again.
+    PausedDiskFull,
+    /// Saved, to run when the daemon next starts (or could not be resumed).
+    Saved,
+}
+
+/// `GET /v1/jobs`: one fetch job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchJobSummary {
+    /// The artifact.
+    pub id: ContentId,
+    /// The files selected (all when empty).
+    pub include: Vec<String>,
+    /// Where it stands.
+    pub state: FetchJobState,
+    /// Bytes fetched so far by this run.
+    pub done_bytes: u64,
+    /// Bytes this run set out to fetch (0 until known).
+    pub total_bytes: u64,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Why the last try failed, if it did.
+    pub last_error: Option<String>,
+    /// When the job was first started, seconds since the Unix epoch.
+    pub started_at: u64,
+}
+
+/// `DELETE /v1/jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelReport {
+    /// The artifact whose fetch was cancelled.
+    pub id: ContentId,
+}
+
 /// What one provider contributed to a fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderReport {
@@ -249,6 +302,10 @@ pub struct ProviderReport {
     pub bytes: u64,
     /// Whether it sent data that failed verification and was banned.
     pub banned: bool,
+    /// Whether it failed too often (unreachable, stalled, lacking data) and was left out
+    /// of the rest of the fetch. Not misbehaviour: honest peers restart.
+    #[serde(default)]
+    pub dropped: bool,
 }
 
 /// Result of a fetch.

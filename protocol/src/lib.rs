@@ -6,12 +6,14 @@
 
 pub mod api;
 pub mod artifact_path;
+pub mod artifact_root;
 pub mod blob_hash;
 pub mod content_id;
 pub mod limits;
 pub mod manifest;
 
 pub use artifact_path::{validate_artifact_path, ArtifactPathError};
+pub use artifact_root::{ArtifactRoot, ArtifactRootError};
 pub use blob_hash::BlobHash;
 pub use content_id::{ContentId, ContentIdError};
 pub use manifest::{ArtifactKind, FileEntry, Manifest, ManifestError, PublisherSignature};

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    MAX_FILES_PER_ARTIFACT, MAX_LICENCE_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_BYTES,
-    MAX_REVISION_BYTES,
+    MAX_ARTIFACT_BYTES, MAX_FILES_PER_ARTIFACT, MAX_FILE_BYTES, MAX_LICENCE_BYTES,
+    MAX_MANIFEST_BYTES, MAX_NAME_BYTES, MAX_REVISION_BYTES,
 };
 use crate::{validate_artifact_path, ArtifactPathError, BlobHash, ContentId};
 
@@ -118,6 +118,17 @@ pub enum ManifestError {
     /// More files than [`MAX_FILES_PER_ARTIFACT`].
     #[error("manifest lists {0} files, more than the limit of {MAX_FILES_PER_ARTIFACT}")]
     TooManyFiles(usize),
+    /// One file is larger than [`MAX_FILE_BYTES`].
+    #[error("file {path:?} is {size} bytes, more than the limit of {MAX_FILE_BYTES} (4 TiB)")]
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// Its listed size.
+        size: u64,
+    },
+    /// The files add up to more than [`MAX_ARTIFACT_BYTES`] (or overflow).
+    #[error("the files add up to more than the limit of {MAX_ARTIFACT_BYTES} bytes (64 TiB)")]
+    ArtifactTooLarge,
     /// A file path is not a clean relative path.
     #[error("invalid file path: {0}")]
     BadPath(#[from] ArtifactPathError),
@@ -184,8 +195,19 @@ impl Manifest {
         if self.files.len() > MAX_FILES_PER_ARTIFACT {
             return Err(ManifestError::TooManyFiles(self.files.len()));
         }
+        let mut total: u64 = 0;
         for file in &self.files {
             validate_artifact_path(&file.path)?;
+            if file.size > MAX_FILE_BYTES {
+                return Err(ManifestError::FileTooLarge {
+                    path: file.path.clone(),
+                    size: file.size,
+                });
+            }
+            total = total
+                .checked_add(file.size)
+                .filter(|total| *total <= MAX_ARTIFACT_BYTES)
+                .ok_or(ManifestError::ArtifactTooLarge)?;
         }
         for pair in self.files.windows(2) {
             if pair[0].path.as_bytes() >= pair[1].path.as_bytes() {
@@ -323,7 +345,7 @@ mod tests {
             arb_label(),
             proptest::collection::btree_map(
                 "[a-z]{1,8}(/[a-z0-9_]{1,8}){0,3}",
-                (any::<u64>(), any::<[u8; 32]>()),
+                (0..=MAX_FILE_BYTES / 32, any::<[u8; 32]>()),
                 0..20,
             ),
             proptest::option::of("[A-Za-z0-9.-]{1,20}"),
@@ -470,6 +492,45 @@ mod tests {
         );
         manifest.files.pop();
         assert!(manifest.encode().is_ok());
+    }
+
+    #[test]
+    fn file_and_artifact_size_limits_are_enforced() {
+        let mut manifest = sample();
+        manifest.card = None;
+        manifest.files = vec![file("huge", MAX_FILE_BYTES + 1)];
+        assert!(matches!(
+            manifest.encode(),
+            Err(ManifestError::FileTooLarge { size, .. }) if size == MAX_FILE_BYTES + 1
+        ));
+        manifest.files = vec![file("huge", MAX_FILE_BYTES)];
+        assert!(manifest.encode().is_ok());
+        let count = MAX_ARTIFACT_BYTES / MAX_FILE_BYTES;
+        manifest.files = (0..=count)
+            .map(|i| file(&format!("shard{i:03}"), MAX_FILE_BYTES))
+            .collect();
+        assert_eq!(manifest.encode(), Err(ManifestError::ArtifactTooLarge));
+        manifest.files.pop();
+        assert!(manifest.encode().is_ok());
+        // A sum that would wrap around u64 is refused, not wrapped.
+        manifest.files = (0..4)
+            .map(|i| file(&format!("f{i}"), u64::MAX / 3))
+            .collect();
+        assert!(manifest.validate().is_err());
+    }
+
+    #[test]
+    fn a_hostile_manifest_with_a_two_to_the_56_byte_file_does_not_decode() {
+        let mut manifest = sample();
+        manifest.card = None;
+        manifest.files = vec![file("weights.bin", 1 << 56)];
+        // Encode bypassing validation, as a hostile peer would.
+        let mut bytes = vec![MANIFEST_FORMAT_VERSION];
+        bytes.extend(postcard::to_stdvec(&manifest).unwrap());
+        assert!(matches!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::FileTooLarge { .. })
+        ));
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct SwarmConfig {
     pub seeder_latency: Duration,
     /// Also run the single-server baseline for each M.
     pub baseline: bool,
+    /// Empty nodes connected to the seeder and to every fetcher, holding nothing: the
+    /// idle peers of a LAN or a busy network. They must cost the fetch nothing.
+    pub idle_peers: usize,
     /// Random seed (the artifact's bytes).
     pub seed: u64,
     /// Where nodes keep their data; a temporary directory when `None`.
@@ -134,6 +137,7 @@ async fn run_once(
     let seeder_address = seeder.sim.address.clone();
     let seeder = seeder.node;
     let mut nodes = Vec::with_capacity(fetchers);
+    let mut addresses = vec![seeder_address.clone()];
     for i in 0..fetchers {
         let fetcher = start_full_node(
             &dir.join(format!("fetcher-{i}")),
@@ -142,7 +146,19 @@ async fn run_once(
             mode == SwarmMode::Swarm,
         )
         .await?;
+        addresses.push(fetcher.sim.address.clone());
         nodes.push(fetcher.node);
+    }
+    let mut idle = Vec::with_capacity(config.idle_peers);
+    for i in 0..config.idle_peers {
+        let peer = start_full_node(
+            &dir.join(format!("idle-{i}")),
+            &addresses,
+            NodeProfile::new(config.fetcher_link),
+            true,
+        )
+        .await?;
+        idle.push(peer.node);
     }
     // Added once the fetchers are in its routing table, so it is announced at once.
     wait_for_routing(&seeder).await?;
@@ -181,7 +197,7 @@ async fn run_once(
         times.push(elapsed.as_secs_f64());
     }
     let uploaded: u64 = seeder.traffic().snapshot().values().map(|b| b.up).sum();
-    for node in nodes.iter().chain(std::iter::once(&seeder)) {
+    for node in nodes.iter().chain(&idle).chain(std::iter::once(&seeder)) {
         node.shutdown().await?;
     }
     Ok(SwarmRun {

@@ -78,6 +78,7 @@ async fn eight_fetchers_take_less_than_twice_as_long_as_one() {
         },
         seeder_latency: Duration::from_millis(5),
         baseline: false,
+        idle_peers: 0,
         seed: 3,
         work_dir: None,
     })
@@ -98,4 +99,28 @@ async fn eight_fetchers_take_less_than_twice_as_long_as_one() {
     );
     // Without trading between fetchers it would take about 8x as long.
     assert!(eight.seeder_upload_ratio < 4.0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connected_peers_cost_a_fetch_nothing() {
+    let config = |idle_peers| swarm::SwarmConfig {
+        fetchers: vec![1],
+        size: 16 * MIB,
+        seeder_upload: 8 * MIB,
+        fetcher_link: node().link,
+        seeder_latency: Duration::from_millis(5),
+        baseline: false,
+        idle_peers,
+        seed: 4,
+        work_dir: None,
+    };
+    let alone = swarm::run(config(0)).await.expect("scenario runs");
+    let crowded = swarm::run(config(3)).await.expect("scenario runs");
+    let (alone, crowded) = (alone.runs[0].all_done_secs, crowded.runs[0].all_done_secs);
+    // Bound by the seeder's 8 MiB/s either way: 2 s. Before idle peers were kept out of
+    // the work, each took half the pieces and held them for the 5 s endgame patience.
+    assert!(
+        crowded < alone * 1.5 + 0.5,
+        "three idle peers made the fetch take {crowded:.2} s instead of {alone:.2} s"
+    );
 }

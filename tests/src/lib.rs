@@ -6,6 +6,8 @@
 //! loudly if it cannot. Every failure message includes the command, its output and the
 //! daemon's log, so a red test explains itself.
 
+pub mod hostile;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -502,4 +504,43 @@ pub fn tree_hashes(dir: &Path) -> Vec<(String, blake3::Hash)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+pub struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `mib` MiB at `dir`, or prints why `check` is skipped and
+    /// returns `None` where this machine does not allow it (mounting needs root).
+    pub fn mount(dir: &Path, mib: u64, check: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("creating the mount point");
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match output {
+            Ok(out) if out.status.success() => Some(Self {
+                dir: dir.to_owned(),
+            }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED {check}: cannot mount a tmpfs here ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED {check}: cannot run mount ({e})");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon, SmallDisk};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -356,49 +356,14 @@ fn killed_daemon_mid_add_leaves_a_consistent_store() {
     assert_eq!(file_hash(&out.join("b.bin")), file_hash(&big.join("b.bin")));
 }
 
-/// Mounts a small tmpfs at `dir`, returning false (with the reason printed) where this
-/// machine does not allow it.
-#[cfg(target_os = "linux")]
-fn mount_small_tmpfs(dir: &Path, mib: u64) -> bool {
-    std::fs::create_dir_all(dir).unwrap();
-    let output = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-        .arg(dir)
-        .output();
-    match output {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            eprintln!(
-                "SKIPPED disk-full check: cannot mount a tmpfs here ({})",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("SKIPPED disk-full check: cannot run mount ({e})");
-            false
-        }
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn full_disk_is_reported_and_loses_nothing() {
     let work = tempfile::tempdir().unwrap();
     let mount_point = work.path().join("small-disk");
-    if !mount_small_tmpfs(&mount_point, 128) {
+    let Some(_disk) = SmallDisk::mount(&mount_point, 128, "disk-full check") else {
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(&mount_point);
+    };
 
     let small = work.path().join("small");
     let big = work.path().join("big");

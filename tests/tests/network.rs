@@ -138,7 +138,7 @@ fn a_fetch_draws_on_every_provider() {
 }
 
 #[test]
-fn a_provider_sending_bad_bytes_is_banned_and_the_fetch_completes() {
+fn a_provider_with_a_corrupt_copy_cannot_make_a_fetch_store_bad_bytes() {
     let work = tempfile::tempdir().unwrap();
     let (a, c, id, original) = two_providers(work.path(), 24 * MIB, "corrupt");
 
@@ -156,20 +156,15 @@ fn a_provider_sending_bad_bytes_is_banned_and_the_fetch_completes() {
     let out = work.path().join("out");
     let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
     assert_eq!(file_hash(&out.join("weights.bin")), file_hash(&original));
-    let c_entry = report["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer"] == c.peer_id().as_str())
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(
-        c_entry["banned"],
-        true,
-        "the corrupt provider was not banned: {report}\n{}",
-        d.log()
+    // iroh-blobs providers check what they send, so C stops at its first bad chunk
+    // rather than sending it: a failure, not misbehaviour, and nothing bad is stored.
+    assert!(
+        provider_bytes(&report, &a.peer_id()) > 0,
+        "the honest provider served nothing: {report}"
     );
     d.ok(&["verify"]);
+    let own = c.cli(&["verify"]);
+    assert!(!own.success, "C's own verify misses its corruption:\n{own}");
 }
 
 #[test]

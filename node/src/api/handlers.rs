@@ -11,8 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seedbank_protocol::api::{
-    AddRequest, ApiError, ArtifactDetail, ArtifactSummary, ErrorCode, ExportRequest, FetchRequest,
-    GcReport, PeerSummary, PinReport, ProvidersResponse, StatusResponse,
+    AddRequest, ApiError, ArtifactDetail, ArtifactSummary, CancelReport, ErrorCode, ExportRequest,
+    FetchJobSummary, FetchRequest, GcReport, PeerSummary, PinReport, ProvidersResponse,
+    StatusResponse,
 };
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
@@ -36,6 +37,10 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Corrupt | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unreachable | ErrorCode::PeerMisbehaved => StatusCode::BAD_GATEWAY,
+        ErrorCode::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        // 499 is nginx's "client closed request"; the standard has no cancelled status.
+        ErrorCode::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::CONFLICT),
     }
 }
 
@@ -81,7 +86,7 @@ pub async fn status(State(state): State<ApiState>) -> ApiResult<StatusResponse> 
 
 /// `GET /v1/artifacts`
 pub async fn list(State(state): State<ApiState>) -> ApiResult<Vec<ArtifactSummary>> {
-    Ok(Json(state.node.library().list().await?))
+    Ok(Json(state.node.list().await?))
 }
 
 /// `GET /v1/artifacts/{reference}`
@@ -89,7 +94,7 @@ pub async fn show(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<ArtifactDetail> {
-    Ok(Json(state.node.library().detail(&reference).await?))
+    Ok(Json(state.node.detail(&reference).await?))
 }
 
 /// `POST /v1/artifacts`: streams progress, then the new artifact's summary.
@@ -122,9 +127,9 @@ pub async fn export(
 ) -> Result<Response, NodeError> {
     let request = body(json)?;
     absolute_path(&request.dir, "export directory")?;
-    let library = state.node.library().clone();
+    let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        library.export(&reference, &request, &mut progress).await
+        node.export(&reference, &request, &mut progress).await
     }))
 }
 
@@ -133,9 +138,7 @@ pub async fn pin(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<PinReport> {
-    Ok(Json(
-        state.node.library().set_pinned(&reference, true).await?,
-    ))
+    Ok(Json(state.node.set_pinned(&reference, true).await?))
 }
 
 /// `DELETE /v1/pins/{reference}`
@@ -143,9 +146,7 @@ pub async fn unpin(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
 ) -> ApiResult<PinReport> {
-    Ok(Json(
-        state.node.library().set_pinned(&reference, false).await?,
-    ))
+    Ok(Json(state.node.set_pinned(&reference, false).await?))
 }
 
 /// `POST /v1/gc`
@@ -155,8 +156,8 @@ pub async fn gc(State(state): State<ApiState>) -> ApiResult<GcReport> {
 
 /// `POST /v1/verify`: streams progress, then the report.
 pub async fn verify(State(state): State<ApiState>) -> Response {
-    let library = state.node.library().clone();
-    stream_operation(move |mut progress| async move { library.verify(&mut progress).await })
+    let node = state.node.clone();
+    stream_operation(move |mut progress| async move { node.verify(&mut progress).await })
 }
 
 /// `POST /v1/fetch`: streams progress, then a report.
@@ -169,6 +170,29 @@ pub async fn fetch(
     Ok(stream_operation(move |mut progress| async move {
         node.fetch(request, &mut progress).await
     }))
+}
+
+/// `POST /v1/jobs`: starts a fetch in the background and answers at once.
+pub async fn start_job(
+    State(state): State<ApiState>,
+    json: Result<Json<FetchRequest>, JsonRejection>,
+) -> ApiResult<FetchJobSummary> {
+    let request = body(json)?;
+    Ok(Json(state.node.fetch_detached(request).await?))
+}
+
+/// `GET /v1/jobs`
+pub async fn jobs(State(state): State<ApiState>) -> ApiResult<Vec<FetchJobSummary>> {
+    Ok(Json(state.node.jobs()?))
+}
+
+/// `DELETE /v1/jobs/{id}`: cancels a fetch, running or saved.
+pub async fn cancel_job(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<CancelReport> {
+    let id = state.node.cancel_fetch(&id).await?;
+    Ok(Json(CancelReport { id }))
 }
 
 /// `GET /v1/peers`

@@ -14,7 +14,7 @@ pub mod token;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 use tower::limit::ConcurrencyLimitLayer;
@@ -43,6 +43,8 @@ pub fn router(state: ApiState, max_requests: usize) -> Router {
         )
         .route("/v1/gc", post(handlers::gc))
         .route("/v1/fetch", post(handlers::fetch))
+        .route("/v1/jobs", get(handlers::jobs).post(handlers::start_job))
+        .route("/v1/jobs/{id}", delete(handlers::cancel_job))
         .route("/v1/peers", get(handlers::peers))
         .route("/v1/providers/{id}", get(handlers::providers))
         .route("/v1/verify", post(handlers::verify))

@@ -12,7 +12,7 @@ use iroh_blobs::protocol::{ChunkRanges, ObserveItem, ObserveRequest, Request};
 use iroh_blobs::Hash;
 use libp2p::PeerId;
 
-use super::fetch::{open_blob_stream, ProviderFailure};
+use super::client::{open_blob_stream, RequestError};
 use crate::net::NetHandle;
 
 /// Largest bitfield message accepted: a fragmented bitfield of a huge file fits easily.
@@ -26,24 +26,23 @@ pub async fn ask_have(
     net: &NetHandle,
     peer: PeerId,
     hash: Hash,
-) -> Result<ChunkRanges, ProviderFailure> {
+) -> Result<ChunkRanges, RequestError> {
     tokio::time::timeout(HAVE_TIMEOUT, ask_have_now(net, peer, hash))
         .await
-        .unwrap_or_else(|_| {
-            Err(ProviderFailure::Other(format!(
-                "{peer} did not say what it holds in {} s",
-                HAVE_TIMEOUT.as_secs()
-            )))
-        })
+        .unwrap_or(Err(RequestError::TimedOut {
+            peer,
+            after: HAVE_TIMEOUT,
+        }))
 }
 
 async fn ask_have_now(
     net: &NetHandle,
     peer: PeerId,
     hash: Hash,
-) -> Result<ChunkRanges, ProviderFailure> {
-    let other = |what: &str, e: &dyn std::fmt::Display| {
-        ProviderFailure::Other(format!("asking {peer} what it has: {what}: {e}"))
+) -> Result<ChunkRanges, RequestError> {
+    let other = |what: &str, e: &dyn std::fmt::Display| RequestError::Incomplete {
+        peer,
+        reason: format!("asking what it has: {what}: {e}"),
     };
     let mut stream = open_blob_stream(net, peer).await?;
     let request = postcard::to_allocvec(&Request::Observe(ObserveRequest::new(hash)))
@@ -60,17 +59,21 @@ async fn ask_have_now(
         .await
         .map_err(|e| other("reading the answer", &e))?;
     if length > MAX_HAVE_MESSAGE_BYTES {
-        return Err(ProviderFailure::BadData(format!(
-            "{peer} announced a {length}-byte bitfield (limit {MAX_HAVE_MESSAGE_BYTES})"
-        )));
+        return Err(RequestError::Misbehaved {
+            peer,
+            reason: format!("announced a {length}-byte bitfield (limit {MAX_HAVE_MESSAGE_BYTES})"),
+        });
     }
     let mut message = vec![0; length as usize];
     stream
         .read_exact(&mut message)
         .await
         .map_err(|e| other("reading the bitfield", &e))?;
-    let item: ObserveItem = postcard::from_bytes(&message)
-        .map_err(|e| ProviderFailure::BadData(format!("{peer} sent a malformed bitfield: {e}")))?;
+    let item: ObserveItem =
+        postcard::from_bytes(&message).map_err(|e| RequestError::Misbehaved {
+            peer,
+            reason: format!("malformed bitfield: {e}"),
+        })?;
     Ok(item.ranges)
 }
 

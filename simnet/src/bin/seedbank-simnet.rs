@@ -123,6 +123,9 @@ enum Scenario {
         /// Also run the single-server baseline
         #[arg(long)]
         baseline: bool,
+        /// Empty peers connected to the seeder and every fetcher, holding nothing
+        #[arg(long, default_value_t = 0)]
+        idle_peers: usize,
         /// Keep node data here instead of a temporary directory
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
@@ -213,6 +216,7 @@ fn main() -> Result<()> {
                 fetcher_upload_mib,
                 fetcher_download_mib,
                 baseline,
+                idle_peers,
                 work_dir,
             } => {
                 let cap = |mib: u64| (mib > 0).then_some(mib * MIB);
@@ -227,6 +231,7 @@ fn main() -> Result<()> {
                     },
                     seeder_latency: link.latency,
                     baseline,
+                    idle_peers,
                     seed: cli.seed,
                     work_dir,
                 })

@@ -1,0 +1,500 @@
+//! Fetch jobs: the fetches running now and those saved to resume, keyed by artifact.
+//!
+//! Invariants:
+//! - At most one job per artifact runs. A second request for it joins the running job;
+//!   one selecting other files widens it (the job fetches again with the union of both
+//!   selections before it ends).
+//! - At most [`MAX_CONCURRENT_FETCHES`] jobs transfer at once; others wait for a slot.
+//! - A job is saved in sled from its start until it ends. It ends for good (record and
+//!   fetch tag removed) when it succeeds, is cancelled, or fails in a way no retry can
+//!   mend (an invalid manifest, a selection matching nothing), and when it fails having
+//!   obtained nothing (no ghost jobs for ids nobody has). A job that holds data and
+//!   fails otherwise stays saved with its error and resumes at the next start, as does
+//!   every job running when the daemon stops.
+//! - Jobs the daemon resumed or the user detached retry with back-off, up to
+//!   [`MAX_ATTEMPTS`] tries, since peers take a while to appear after a start; a fetch a
+//!   user is watching fails after one try and says why.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use seedbank_protocol::api::{ApiError, FetchJobState, FetchJobSummary, FetchReport, Progress};
+use seedbank_protocol::ContentId;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::error::{NodeError, NodeResult};
+use crate::import::unix_now;
+use crate::library::Library;
+use crate::meta::FetchJobRecord;
+use crate::progress::ProgressReporter;
+
+/// Most fetches transferring at once; each runs up to 32 streams.
+pub const MAX_CONCURRENT_FETCHES: usize = 4;
+/// Tries a background job (resumed or detached) gets before it is left saved.
+pub const MAX_ATTEMPTS: u32 = 6;
+/// Wait before a background job's second try; doubles per try (5, 10, 20, 40, 80 s).
+pub const FIRST_ATTEMPT_DELAY: Duration = Duration::from_secs(5);
+
+/// Who started a job, which decides how patient it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client asked and is watching: one try, then the error.
+    Watched,
+    /// Resumed at start, or detached by the user: tries again with back-off.
+    Background,
+}
+
+/// One try of a job, as the runner gets it.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The artifact.
+    pub root: ContentId,
+    /// The selection (all files when empty).
+    pub include: Vec<String>,
+    /// Cancelled when the user cancels or the daemon stops.
+    pub cancel: CancellationToken,
+    /// Where progress goes.
+    pub progress: ProgressReporter,
+    /// Set by the transfer while it waits for disk space.
+    pub paused: Arc<AtomicBool>,
+}
+
+/// What watchers of a job see.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// Where it stands.
+    pub state: FetchJobState,
+    /// Latest progress of the current try.
+    pub progress: Option<Progress>,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
+    /// Set once the job has ended.
+    pub result: Option<Result<FetchReport, ApiError>>,
+}
+
+struct RunningJob {
+    include: Vec<String>,
+    paused: Arc<AtomicBool>,
+    started_at: u64,
+    view: watch::Receiver<JobView>,
+    cancel: CancellationToken,
+}
+
+/// The node's fetch jobs.
+#[derive(Clone)]
+pub struct FetchJobs {
+    library: Library,
+    running: Arc<Mutex<HashMap<ContentId, RunningJob>>>,
+    slots: Arc<Semaphore>,
+    stopping: CancellationToken,
+}
+
+impl std::fmt::Debug for FetchJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchJobs").finish_non_exhaustive()
+    }
+}
+
+impl FetchJobs {
+    /// Jobs of `library`'s node.
+    pub fn new(library: Library) -> Self {
+        Self {
+            library,
+            running: Arc::default(),
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
+            stopping: CancellationToken::new(),
+        }
+    }
+
+    /// Starts a job for `root`, or joins (and if needed widens) the one running, and
+    /// returns what watchers see. `run` performs one try.
+    pub async fn start<F, Fut>(
+        &self,
+        root: ContentId,
+        include: Vec<String>,
+        origin: Origin,
+        run: F,
+    ) -> NodeResult<watch::Receiver<JobView>>
+    where
+        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
+    {
+        if self.stopping.is_cancelled() {
+            return Err(NodeError::Cancelled("the daemon is stopping".into()));
+        }
+        let joined = self.join_running(root, &include);
+        if let Some((view, record)) = joined {
+            self.library.save_fetch_job(&record).await?;
+            return Ok(view);
+        }
+        let started_at = self
+            .library
+            .fetch_jobs()?
+            .into_iter()
+            .find(|job| job.root == root)
+            .map_or_else(unix_now, |job| job.started_at);
+        let (tx, rx) = watch::channel(JobView {
+            state: FetchJobState::Waiting,
+            progress: None,
+            attempts: 0,
+            last_error: None,
+            result: None,
+        });
+        let cancel = self.stopping.child_token();
+        let job = RunningJob {
+            include: include.clone(),
+            paused: Arc::default(),
+            started_at,
+            view: rx.clone(),
+            cancel: cancel.clone(),
+        };
+        let record = record_of(root, &job);
+        let raced = {
+            let mut running = self.lock();
+            let raced = running.contains_key(&root);
+            if !raced {
+                running.insert(root, job);
+            }
+            raced
+        };
+        if raced {
+            // Another request started it meanwhile: join that one.
+            if let Some((view, record)) = self.join_running(root, &include) {
+                self.library.save_fetch_job(&record).await?;
+                return Ok(view);
+            }
+        }
+        let job = record;
+        // Saved before it runs, so that its end (which removes the record) comes after.
+        if let Err(e) = self.library.save_fetch_job(&job).await {
+            self.lock().remove(&root);
+            return Err(e);
+        }
+        let span = tracing::info_span!("fetch", %root);
+        tokio::spawn(
+            self.clone()
+                .run_job(root, origin, cancel, tx, run)
+                .instrument(span),
+        );
+        Ok(rx)
+    }
+
+    /// Joins the running job of `root`, widening it if `include` selects more; returns
+    /// its view and its record to save.
+    fn join_running(
+        &self,
+        root: ContentId,
+        include: &[String],
+    ) -> Option<(watch::Receiver<JobView>, FetchJobRecord)> {
+        let mut running = self.lock();
+        let job = running.get_mut(&root)?;
+        if let Some(wider) = widened(&job.include, include) {
+            tracing::info!(%root, ?wider, "widening a running fetch");
+            job.include = wider;
+        }
+        Some((job.view.clone(), record_of(root, job)))
+    }
+
+    /// Cancels the job of `root`, running or saved. Verified bytes stay in the store
+    /// until garbage collection, so fetching again resumes.
+    pub async fn cancel(&self, root: ContentId) -> NodeResult<()> {
+        let running = self.lock().get(&root).map(|job| job.cancel.clone());
+        match running {
+            Some(cancel) => {
+                cancel.cancel();
+                Ok(())
+            }
+            None if self
+                .library
+                .fetch_jobs()?
+                .iter()
+                .any(|job| job.root == root) =>
+            {
+                self.library.end_fetch(root).await
+            }
+            None => Err(NodeError::UnknownArtifact(format!(
+                "{root} (no fetch of it is running or saved; see `seedbank jobs`)"
+            ))),
+        }
+    }
+
+    /// Every job: running ones with their progress, then saved ones.
+    pub fn list(&self) -> NodeResult<Vec<FetchJobSummary>> {
+        let mut jobs: Vec<FetchJobSummary> = self
+            .lock()
+            .iter()
+            .map(|(root, job)| {
+                let view = job.view.borrow();
+                let paused = job.paused.load(Ordering::Relaxed);
+                FetchJobSummary {
+                    id: *root,
+                    include: job.include.clone(),
+                    state: if paused && view.state == FetchJobState::Running {
+                        FetchJobState::PausedDiskFull
+                    } else {
+                        view.state
+                    },
+                    done_bytes: view.progress.as_ref().map_or(0, |p| p.done_bytes),
+                    total_bytes: view.progress.as_ref().map_or(0, |p| p.total_bytes),
+                    attempts: view.attempts,
+                    last_error: view.last_error.clone(),
+                    started_at: job.started_at,
+                }
+            })
+            .collect();
+        for record in self.library.fetch_jobs()? {
+            if !jobs.iter().any(|job| job.id == record.root) {
+                jobs.push(FetchJobSummary {
+                    id: record.root,
+                    include: record.include,
+                    state: FetchJobState::Saved,
+                    done_bytes: 0,
+                    total_bytes: 0,
+                    attempts: 0,
+                    last_error: record.last_error,
+                    started_at: record.started_at,
+                });
+            }
+        }
+        jobs.sort_by_key(|job| (job.started_at, job.id.to_string()));
+        Ok(jobs)
+    }
+
+    /// Cancels every job without ending it: they stay saved and resume at next start.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContentId, RunningJob>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn include_of(&self, root: ContentId) -> Vec<String> {
+        self.lock()
+            .get(&root)
+            .map(|job| job.include.clone())
+            .unwrap_or_default()
+    }
+
+    fn paused_flag(&self, root: ContentId) -> Arc<AtomicBool> {
+        self.lock()
+            .get(&root)
+            .map(|job| job.paused.clone())
+            .unwrap_or_default()
+    }
+
+    async fn run_job<F, Fut>(
+        self,
+        root: ContentId,
+        origin: Origin,
+        cancel: CancellationToken,
+        view: watch::Sender<JobView>,
+        run: F,
+    ) where
+        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
+    {
+        let result = self.attempts(root, origin, &cancel, &view, run).await;
+        let outcome = self.settle(root, &result).await;
+        if let Err(e) = outcome {
+            tracing::warn!(%root, error = %e, "cannot record how the fetch ended");
+        }
+        match &result {
+            Ok(report) => tracing::info!(bytes = report.bytes_downloaded, "fetch complete"),
+            Err(e) => tracing::info!(error = %e, "fetch ended"),
+        }
+        // Remove before publishing the result, so a new request after it starts afresh.
+        self.lock().remove(&root);
+        view.send_modify(|v| v.result = Some(result.map_err(|e| e.to_api())));
+    }
+
+    /// Runs tries until one succeeds, the job is cancelled, or it gives up.
+    async fn attempts<F, Fut>(
+        &self,
+        root: ContentId,
+        origin: Origin,
+        cancel: &CancellationToken,
+        view: &watch::Sender<JobView>,
+        run: F,
+    ) -> NodeResult<FetchReport>
+    where
+        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
+    {
+        let mut delay = FIRST_ATTEMPT_DELAY;
+        loop {
+            let _slot = tokio::select! {
+                () = cancel.cancelled() => return Err(self.cancelled()),
+                slot = self.slots.clone().acquire_owned() => slot
+                    .map_err(|_| NodeError::Cancelled("the daemon is stopping".into()))?,
+            };
+            let include = self.include_of(root);
+            view.send_modify(|v| {
+                v.state = FetchJobState::Running;
+                v.attempts += 1;
+            });
+            let (progress_tx, progress_rx) = mpsc::channel(16);
+            let attempt = Attempt {
+                root,
+                include: include.clone(),
+                cancel: cancel.clone(),
+                progress: ProgressReporter::new(progress_tx),
+                paused: self.paused_flag(root),
+            };
+            let (result, ()) = tokio::join!(run(attempt), forward_progress(progress_rx, view));
+            let result = match result {
+                Err(NodeError::Cancelled(_)) if cancel.is_cancelled() => Err(self.cancelled()),
+                other => other,
+            };
+            match result {
+                Ok(report) if self.include_of(root) == include => return Ok(report),
+                // Widened while it ran: fetch again with the wider selection.
+                Ok(_) => continue,
+                Err(e) if origin == Origin::Watched || !retry_may_mend(&e) => return Err(e),
+                Err(e) => {
+                    let attempts = view.borrow().attempts;
+                    if attempts >= MAX_ATTEMPTS {
+                        return Err(e);
+                    }
+                    tracing::info!(error = %e, retry_in = ?delay, "fetch failed; will try again");
+                    view.send_modify(|v| {
+                        v.state = FetchJobState::Waiting;
+                        v.last_error = Some(e.to_string());
+                    });
+                }
+            }
+            drop(_slot);
+            tokio::select! {
+                () = cancel.cancelled() => return Err(self.cancelled()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay *= 2;
+        }
+    }
+
+    fn cancelled(&self) -> NodeError {
+        if self.stopping.is_cancelled() {
+            NodeError::Cancelled(
+                "the daemon is stopping; the fetch resumes when it starts again".into(),
+            )
+        } else {
+            NodeError::Cancelled(
+                "the fetch was cancelled; verified bytes are kept until gc, fetch again to resume"
+                    .into(),
+            )
+        }
+    }
+
+    /// Ends the job's record, or keeps it saved, as the module doc says.
+    async fn settle(&self, root: ContentId, result: &NodeResult<FetchReport>) -> NodeResult<()> {
+        let keep = match result {
+            Ok(_) => false,
+            Err(NodeError::Cancelled(_)) => self.stopping.is_cancelled(),
+            Err(e) if !retry_may_mend(e) && !matches!(e, NodeError::DiskFull(_)) => false,
+            // Kept only if it got somewhere: no ghost jobs for ids nobody has.
+            Err(_) => self.library.stored_root(root).await.is_ok(),
+        };
+        if !keep {
+            return self.library.end_fetch(root).await;
+        }
+        if let Err(e) = result {
+            let record = {
+                let running = self.lock();
+                running.get(&root).map(|job| {
+                    let mut record = record_of(root, job);
+                    record.last_error = Some(e.to_string());
+                    record
+                })
+            };
+            if let Some(record) = record {
+                self.library.save_fetch_job(&record).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether trying again later may succeed: the network may change, the artifact will not.
+fn retry_may_mend(error: &NodeError) -> bool {
+    matches!(
+        error,
+        NodeError::Unreachable(_)
+            | NodeError::TimedOut(_)
+            | NodeError::PeerMisbehaved(_)
+            | NodeError::Store(_)
+            | NodeError::Io { .. }
+    )
+}
+
+/// The union of two selections, or `None` if `running` already covers `wanted`. An
+/// empty selection means every file.
+fn widened(running: &[String], wanted: &[String]) -> Option<Vec<String>> {
+    if running.is_empty() {
+        return None;
+    }
+    if wanted.is_empty() {
+        return Some(Vec::new());
+    }
+    if wanted.iter().all(|glob| running.contains(glob)) {
+        return None;
+    }
+    let mut union = running.to_vec();
+    union.extend(wanted.iter().filter(|g| !running.contains(g)).cloned());
+    Some(union)
+}
+
+fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
+    FetchJobRecord {
+        root,
+        include: job.include.clone(),
+        started_at: job.started_at,
+        last_error: job.view.borrow().last_error.clone(),
+    }
+}
+
+async fn forward_progress(mut progress: mpsc::Receiver<Progress>, view: &watch::Sender<JobView>) {
+    while let Some(p) = progress.recv().await {
+        view.send_modify(|v| v.progress = Some(p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn globs(list: &[&str]) -> Vec<String> {
+        list.iter().map(|g| (*g).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_wider_selection_widens_and_a_narrower_one_joins() {
+        assert_eq!(widened(&[], &globs(&["*.json"])), None, "all covers any");
+        assert_eq!(widened(&globs(&["*.json"]), &globs(&["*.json"])), None);
+        assert_eq!(
+            widened(&globs(&["*.json"]), &globs(&["*.bin"])),
+            Some(globs(&["*.json", "*.bin"]))
+        );
+        assert_eq!(widened(&globs(&["*.json"]), &[]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn only_network_failures_are_retried() {
+        assert!(retry_may_mend(&NodeError::Unreachable("x".into())));
+        assert!(retry_may_mend(&NodeError::TimedOut("x".into())));
+        assert!(!retry_may_mend(&NodeError::Cancelled("x".into())));
+        assert!(!retry_may_mend(&NodeError::DiskFull("x".into())));
+        assert!(!retry_may_mend(&NodeError::NothingMatches("x".into())));
+    }
+}

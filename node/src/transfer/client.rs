@@ -1,0 +1,211 @@
+//! One request to one peer: open a blob-protocol stream, run an iroh-blobs get over it,
+//! and say what went wrong in terms the fetch scheduler can judge.
+//!
+//! Every failure lands in one [`RequestError`] variant, and only
+//! [`RequestError::Misbehaved`] says the peer did something wrong: honest peers restart,
+//! lose connections and lack data, and none of that is misbehaviour.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use iroh_blobs::api::remote::GetProgressItem;
+use iroh_blobs::get::fsm::{ConnectedNextError, DecodeError};
+use iroh_blobs::get::GetError;
+use iroh_blobs::protocol::GetRequest;
+use libp2p::PeerId;
+
+use super::streams::split_stream;
+use super::traffic::Traffic;
+use crate::net::{NetHandle, BLOB_PROTOCOL};
+use crate::store::BlobStore;
+
+/// Longest wait for a stream to a peer to open (dialling included).
+pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
+/// A request that receives no verified byte for this long is abandoned: the peer is
+/// stalled (or pretends to hold what it never sends). Long enough for a slow home link
+/// to deliver one 16 KiB group under load.
+pub const REQUEST_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why one request to one peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The peer sent bytes that failed verification against the hash: misbehaviour.
+    #[error("{peer} sent data that failed verification: {reason}")]
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What failed.
+        reason: String,
+    },
+    /// The stream ended before everything asked for arrived: the peer lacks the data,
+    /// holds a damaged copy (iroh-blobs providers check what they send and stop), or
+    /// stopped mid-transfer. A failure, not misbehaviour.
+    #[error("{peer} stopped before sending everything asked for: {reason}")]
+    Incomplete {
+        /// The peer.
+        peer: PeerId,
+        /// Details.
+        reason: String,
+    },
+    /// No stream could be opened, or the connection broke.
+    #[error("{peer} is unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// Details.
+        reason: String,
+    },
+    /// Nothing verified arrived for [`REQUEST_IDLE_TIMEOUT`] (or the stated time).
+    #[error("{peer} sent nothing for {} s", .after.as_secs())]
+    TimedOut {
+        /// The peer.
+        peer: PeerId,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The peer said it is serving too many others right now.
+    #[error("{peer} is busy")]
+    Busy {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// This node failed: the store could not take the data (a full disk, a stopped store).
+    #[error("storing data from {peer} failed: {reason}")]
+    Local {
+        /// The peer whose data was being stored.
+        peer: PeerId,
+        /// Details.
+        reason: String,
+    },
+}
+
+impl RequestError {
+    /// Whether the peer did something no honest peer does.
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(self, RequestError::Misbehaved { .. })
+    }
+
+    /// Whether the failure is this node's, not the peer's.
+    pub fn is_local(&self) -> bool {
+        matches!(self, RequestError::Local { .. })
+    }
+
+    /// Classifies an iroh-blobs get error, one reason per arm.
+    pub fn from_get(peer: PeerId, error: &GetError) -> Self {
+        let reason = error.to_string();
+        match error {
+            // Bytes arrived and did not hash to what the tree says: only a lying or
+            // broken peer sends those; iroh-blobs providers check before sending.
+            GetError::Decode {
+                source:
+                    DecodeError::LeafHashMismatch { .. } | DecodeError::ParentHashMismatch { .. },
+                ..
+            } => RequestError::Misbehaved { peer, reason },
+            // The stream ended where data was expected: bao-tree reports an end of stream
+            // inside a leaf or parent as "not found". A provider lacking the range, a
+            // provider whose copy failed its own check, and a seeder killed mid-send
+            // all look like this.
+            GetError::Decode {
+                source:
+                    DecodeError::LeafNotFound { .. }
+                    | DecodeError::ParentNotFound { .. }
+                    | DecodeError::ChunkNotFound { .. },
+                ..
+            } => RequestError::Incomplete { peer, reason },
+            // Reading from the stream failed (reset, closed connection).
+            GetError::Decode {
+                source: DecodeError::Read { .. },
+                ..
+            }
+            | GetError::AtBlobHeaderNext { .. }
+            | GetError::AtClosingNext { .. } => RequestError::Incomplete { peer, reason },
+            // Writing into the local store failed: our disk, not their fault.
+            GetError::Decode {
+                source: DecodeError::Write { .. },
+                ..
+            }
+            | GetError::LocalFailure { .. }
+            | GetError::IrpcSend { .. } => RequestError::Local { peer, reason },
+            // Sending the request failed: the connection is gone.
+            GetError::ConnectedNext {
+                source: ConnectedNextError::Write { .. },
+                ..
+            }
+            | GetError::InitialNext { .. }
+            | GetError::ConnectedNext { .. } => RequestError::Unreachable { peer, reason },
+            GetError::BadRequest { .. } => RequestError::Local { peer, reason },
+            // Decode errors added in later iroh-blobs versions: not proof of bad data.
+            GetError::Decode { .. } => RequestError::Incomplete { peer, reason },
+        }
+    }
+}
+
+/// Opens a blob-protocol stream to `peer`, giving up after [`OPEN_STREAM_TIMEOUT`].
+pub async fn open_blob_stream(
+    net: &NetHandle,
+    peer: PeerId,
+) -> Result<libp2p::Stream, RequestError> {
+    match tokio::time::timeout(
+        OPEN_STREAM_TIMEOUT,
+        net.stream_control().open_stream(peer, BLOB_PROTOCOL),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(RequestError::Unreachable {
+            peer,
+            reason: format!("cannot open a stream: {e}"),
+        }),
+        Err(_) => Err(RequestError::TimedOut {
+            peer,
+            after: OPEN_STREAM_TIMEOUT,
+        }),
+    }
+}
+
+/// Runs get requests against peers, writing verified data into the store.
+#[derive(Debug, Clone)]
+pub struct BlobClient {
+    /// The network, for opening streams.
+    pub net: NetHandle,
+    /// The local store the data goes into.
+    pub store: BlobStore,
+    /// Counters and rate limits.
+    pub traffic: Traffic,
+}
+
+impl BlobClient {
+    /// Runs one get request against `peer`; returns the payload bytes received. Gives up
+    /// when no verified byte arrives for `idle_timeout`.
+    pub async fn get(
+        &self,
+        peer: PeerId,
+        request: GetRequest,
+        idle_timeout: Duration,
+    ) -> Result<u64, RequestError> {
+        let stream = open_blob_stream(&self.net, peer).await?;
+        let (id, recv, send) = split_stream(stream, peer, &self.traffic);
+        let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
+        let progress = self.store.get_from(pair, request).stream();
+        tokio::pin!(progress);
+        loop {
+            let item = tokio::time::timeout(idle_timeout, progress.next())
+                .await
+                .map_err(|_| RequestError::TimedOut {
+                    peer,
+                    after: idle_timeout,
+                })?;
+            match item {
+                Some(GetProgressItem::Progress(_)) => {}
+                Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
+                Some(GetProgressItem::Error(e)) => return Err(RequestError::from_get(peer, &e)),
+                None => {
+                    return Err(RequestError::Local {
+                        peer,
+                        reason: "the get request ended without a result".into(),
+                    })
+                }
+            }
+        }
+    }
+}

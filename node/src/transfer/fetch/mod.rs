@@ -1,0 +1,285 @@
+//! Fetching the files of an artifact from several peers at once: the driver.
+//!
+//! The [`plan::Planner`] cuts what the store is missing into segments, a window at a
+//! time; the [`scheduler::Scheduler`] decides who fetches what and judges every request;
+//! the [`workers`] do the requests. This driver wires them together: it plans more when
+//! the queue runs low, looks for new peers through [`ContentDiscovery`] while the fetch
+//! runs (first every second, then every [`PROVIDER_REFRESH`]), reports progress, and
+//! ends the fetch when everything is stored, when nothing verified has arrived for
+//! [`STALL_TIMEOUT`], when no peer is left, or when it is cancelled.
+
+pub mod plan;
+pub mod scheduler;
+pub mod workers;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use libp2p::PeerId;
+use seedbank_protocol::{ContentId, FileEntry};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use self::plan::{missing_bytes, PlannedBlob, Planner, PLAN_WINDOW};
+use self::scheduler::Scheduler;
+use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
+use super::client::BlobClient;
+use crate::discovery::{Candidate, ContentDiscovery};
+use crate::error::{NodeError, NodeResult};
+use crate::progress::ProgressReporter;
+use crate::store::to_iroh;
+
+/// How often a running fetch looks for new peers, after the first few seconds.
+pub const PROVIDER_REFRESH: Duration = Duration::from_secs(3);
+/// How many times a fetch looks for new peers a second apart before slowing down to
+/// [`PROVIDER_REFRESH`]: fetchers that start together announce themselves within moments.
+pub const EARLY_REFRESHES: u64 = 5;
+/// A fetch that stores no verified byte for this long gives up. Longer than the time a
+/// failing peer is given to come back (see the scheduler's retry back-off).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(45);
+/// How often progress is reported and the stall timer checked.
+const REPORT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a transfer did.
+#[derive(Debug, Clone, Default)]
+pub struct TransferOutcome {
+    /// Bytes missing locally when it started.
+    pub bytes_missing_at_start: u64,
+    /// Verified payload bytes stored.
+    pub bytes_downloaded: u64,
+    /// Bytes received per peer.
+    pub per_peer: HashMap<PeerId, u64>,
+    /// Every peer the fetch knew of.
+    pub peers: Vec<PeerId>,
+    /// Peers banned for bad data.
+    pub banned: HashSet<PeerId>,
+    /// Peers dropped after failing too often.
+    pub dropped: HashSet<PeerId>,
+}
+
+/// What one transfer works on.
+pub struct Transfer<'a> {
+    /// Requests to peers, and the store the data goes into.
+    pub client: &'a BlobClient,
+    /// Where new peers come from while the fetch runs.
+    pub discovery: &'a dyn ContentDiscovery,
+    /// The artifact, to look for more peers of (`None`: only `candidates`).
+    pub root: Option<ContentId>,
+    /// Peers banned before the transfer began (they sent a bad manifest).
+    pub banned: Vec<PeerId>,
+    /// Ends the transfer early.
+    pub cancel: CancellationToken,
+    /// Set while the transfer is paused because the disk is nearly full.
+    pub paused: Arc<AtomicBool>,
+}
+
+impl Transfer<'_> {
+    /// Fetches the missing parts of `files` from `candidates` and whoever discovery
+    /// finds. Memory grows with the work in flight, not with the size of the files.
+    pub async fn run(
+        &self,
+        files: &[&FileEntry],
+        candidates: Vec<Candidate>,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<TransferOutcome> {
+        let span = tracing::info_span!("transfer", root = ?self.root.map(|r| r.to_string()), files = files.len());
+        self.run_inner(files, candidates, progress)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_inner(
+        &self,
+        files: &[&FileEntry],
+        candidates: Vec<Candidate>,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<TransferOutcome> {
+        let mut planner = Planner::new(files.iter().map(|file| PlannedBlob {
+            hash: to_iroh(file.hash),
+            size: file.size,
+        }));
+        let mut missing = 0u64;
+        for blob in planner.blobs() {
+            let present = local_ranges(self.client, blob.hash).await.ok_or_else(|| {
+                NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
+            })?;
+            missing = missing.saturating_add(missing_bytes(blob.size, &present));
+        }
+        progress.set_total(missing);
+        let mut scheduler = Scheduler::new(Some(self.client.net.local_peer()));
+        for peer in &self.banned {
+            scheduler.ban(*peer);
+        }
+        let shared = Arc::new(Shared::new(scheduler));
+        self.plan_more(&mut planner, &shared).await?;
+        let mut crew = Crew::default();
+        crew.add(self.client, &shared, candidates);
+
+        let mut refresh = tokio::time::interval(Duration::from_secs(1));
+        refresh.tick().await;
+        let mut refreshes = 0u64;
+        let mut lookup: Option<BoxFuture<'_, Vec<Candidate>>> = None;
+        let mut report = tokio::time::interval(REPORT_INTERVAL);
+        let mut last_done = 0;
+        let mut last_arrival = Instant::now();
+        let ending = loop {
+            if shared.lock().all_done() {
+                break None;
+            }
+            if shared.lock().local_failure().is_some() {
+                break None;
+            }
+            if crew.workers.is_empty() && lookup.is_none() {
+                // Everyone known gave up: one last look for others before failing.
+                let found = self.look_for_peers().await;
+                if crew.add(self.client, &shared, found) == 0 {
+                    break None;
+                }
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => break Some(Ending::Cancelled),
+                _ = report.tick() => {
+                    let disk_full = !self.client.store.has_headroom();
+                    if disk_full != self.paused.swap(disk_full, Ordering::Relaxed) {
+                        tracing::info!(paused = disk_full, "disk space: pausing or resuming the fetch");
+                        shared.lock().set_paused(disk_full);
+                        shared.changed.notify_waiters();
+                    }
+                    let (done, serving, known) = {
+                        let state = shared.lock();
+                        (state.done_bytes(), state.serving(), state.peers().count())
+                    };
+                    if disk_full {
+                        progress.report(done, "paused: the disk is full; free some space to resume");
+                        last_arrival = Instant::now();
+                        continue;
+                    }
+                    progress.report(done, &format!("from {serving} of {known} peers"));
+                    if done != last_done {
+                        last_done = done;
+                        last_arrival = Instant::now();
+                    } else if last_arrival.elapsed() >= STALL_TIMEOUT {
+                        break Some(Ending::Stalled);
+                    }
+                }
+                () = shared.refill.notified() => self.plan_more(&mut planner, &shared).await?,
+                _ = refresh.tick(), if self.root.is_some() && lookup.is_none() => {
+                    refreshes += 1;
+                    if refreshes <= EARLY_REFRESHES
+                        || refreshes.is_multiple_of(PROVIDER_REFRESH.as_secs().max(1))
+                    {
+                        lookup = Some(Box::pin(self.look_for_peers()));
+                    }
+                }
+                found = async { lookup.as_mut().expect("guarded by is_some").await }, if lookup.is_some() => {
+                    lookup = None;
+                    crew.add(self.client, &shared, found);
+                }
+                Some(_) = crew.workers.join_next() => crew.fill(self.client, &shared),
+            }
+        };
+        crew.workers.abort_all();
+        let state = shared.lock();
+        let outcome = TransferOutcome {
+            bytes_missing_at_start: missing,
+            bytes_downloaded: state.done_bytes(),
+            per_peer: state.per_peer().clone(),
+            peers: state.peers().collect(),
+            banned: state.banned().clone(),
+            dropped: state.dropped().clone(),
+        };
+        if state.all_done() {
+            return Ok(outcome);
+        }
+        Err(self.failure(&state, ending))
+    }
+
+    /// Complete and partial peers discovery lists, and connected peers as partial ones.
+    async fn look_for_peers(&self) -> Vec<Candidate> {
+        let mut found = match self.root {
+            Some(root) => self.discovery.find(root).await,
+            None => Vec::new(),
+        };
+        for peer in self.discovery.connected().await {
+            if !found.iter().any(|c| c.peer == peer) {
+                found.push(Candidate {
+                    peer,
+                    complete: false,
+                });
+            }
+        }
+        found
+    }
+
+    /// Plans segments until the queue holds [`PLAN_LOW_WATER`] or more, or all are planned.
+    async fn plan_more(&self, planner: &mut Planner, shared: &Shared) -> NodeResult<()> {
+        loop {
+            let queued = shared.lock().queued();
+            let Some(blob) = planner.current().filter(|_| queued < PLAN_LOW_WATER) else {
+                break;
+            };
+            let present = local_ranges(self.client, blob.hash).await.ok_or_else(|| {
+                NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
+            })?;
+            let items = planner.next_segments(&present, PLAN_WINDOW - queued);
+            shared.lock().enqueue(items, Instant::now());
+        }
+        if planner.is_done() {
+            shared.lock().set_planned_all();
+        }
+        shared.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Why an unfinished transfer ended, as the error a user sees.
+    fn failure(&self, state: &Scheduler, ending: Option<Ending>) -> NodeError {
+        let left = state.segments_left();
+        let known = state.peers().count();
+        if let Some(local) = state.local_failure() {
+            return NodeError::store("fetching", local, std::path::Path::new("the blob store"));
+        }
+        match ending {
+            Some(Ending::Cancelled) => NodeError::Cancelled(
+                "the fetch was cancelled; verified bytes are kept, fetch again to resume".into(),
+            ),
+            Some(Ending::Stalled) => NodeError::TimedOut(format!(
+                "nothing arrived for {} s from {known} peers; {left} segments missing (fetch again to resume)",
+                STALL_TIMEOUT.as_secs()
+            )),
+            None if known > 0 && state.banned().len() == known => NodeError::PeerMisbehaved(format!(
+                "every peer that offered the data sent bytes failing verification ({})",
+                list(state.banned())
+            )),
+            None => NodeError::Unreachable(format!(
+                "{left} segments could not be fetched from {known} peers{}{}",
+                if state.dropped().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (failed too often: {})", list(state.dropped()))
+                },
+                if state.banned().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (banned for bad data: {})", list(state.banned()))
+                }
+            )),
+        }
+    }
+}
+
+/// Why the driver stopped before the work was done.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Cancelled,
+    Stalled,
+}
+
+fn list(peers: &HashSet<PeerId>) -> String {
+    let mut peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+    peers.sort();
+    peers.join(", ")
+}

@@ -1,0 +1,598 @@
+//! The fetch scheduler: a pure state machine deciding which peer fetches what, and
+//! judging how each request ended. Time is passed in, so every rule here is tested
+//! without sleeping.
+//!
+//! Invariants:
+//! - A segment is in exactly one place: the queue, or in flight (possibly on several
+//!   peers at once in the endgame); once the store holds all of it, it is in neither.
+//! - A partial peer is given only ranges it has said it holds; a peer that holds nothing
+//!   this node lacks takes no work and does not count as a co-fetcher, so idle connected
+//!   peers cost nothing.
+//! - Only bytes failing verification ban a peer. Every other failure (a stream that ends
+//!   early, a timeout, an unreachable peer) backs the peer off for a growing while, and
+//!   after [`MAX_FAILURES_PER_PEER`] in a row drops it from this fetch.
+//! - Pieces of segments that no co-fetcher holds are split between the co-fetchers of an
+//!   artifact by rendezvous hashing with BLAKE3, so every node computes the same split.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use iroh_blobs::protocol::ChunkRanges;
+use iroh_blobs::Hash;
+use libp2p::PeerId;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{choose, first_piece, pieces, range_bytes, WorkItem, SWARM_REQUEST_BYTES};
+use crate::discovery::Candidate;
+use crate::transfer::client::RequestError;
+
+/// Failures in a row (other than bad data) after which a peer is dropped from a fetch.
+/// With the back-off below, a peer gets about half a minute to come back: long enough
+/// for a seeder to restart.
+pub const MAX_FAILURES_PER_PEER: u32 = 8;
+/// Wait before retrying a peer after its first failure; doubles per failure in a row.
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Longest wait between retries of a failing peer.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
+/// Wait before asking a busy peer again.
+pub const BUSY_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// Complete peers serve the rarest segment among this many at the head of the queue.
+pub const RAREST_FIRST_WINDOW: usize = 64;
+/// How soon a partial peer is asked again what it holds after its holdings grew; each
+/// answer with nothing new doubles the wait, up to [`MAX_ASK_INTERVAL`].
+pub const FIRST_ASK_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest wait between asking a partial peer what it holds.
+pub const MAX_ASK_INTERVAL: Duration = Duration::from_secs(8);
+/// Most blobs a partial peer is asked about at once.
+pub const MAX_BLOBS_PER_ASK: usize = 8;
+/// While co-fetchers take part, how long a segment is in flight before idle workers
+/// duplicate the request (endgame), and how long this node waits for a co-fetcher to
+/// take the pieces it owns.
+pub const ENDGAME_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What one peer is known to hold, and how it has done.
+#[derive(Debug)]
+struct PeerState {
+    /// Listed as holding everything.
+    complete: bool,
+    /// Per blob, the chunk ranges it said it holds (partial peers only).
+    have: HashMap<Hash, ChunkRanges>,
+    /// When it was last asked, and how long to wait before asking again.
+    asked_at: Option<Instant>,
+    ask_every: Duration,
+    /// One of its workers is asking it now.
+    asking: bool,
+    /// Failures in a row, and when it may be tried again.
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl PeerState {
+    fn new(complete: bool) -> Self {
+        Self {
+            complete,
+            have: HashMap::new(),
+            asked_at: None,
+            ask_every: FIRST_ASK_INTERVAL,
+            asking: false,
+            failures: 0,
+            retry_at: None,
+        }
+    }
+
+    /// The part of `item` this peer can serve.
+    fn can_serve(&self, item: &WorkItem) -> Option<ChunkRanges> {
+        if self.complete {
+            return Some(item.ranges.clone());
+        }
+        let have = self.have.get(&item.hash)?;
+        let part = &item.ranges & have;
+        (!part.is_empty()).then_some(part)
+    }
+}
+
+/// What a worker does next.
+#[derive(Debug)]
+pub enum Next {
+    /// Request these ranges of this item; stop when the token is cancelled (someone
+    /// else completed it).
+    Work(WorkItem, ChunkRanges, CancellationToken),
+    /// Ask the peer what it holds of these blobs.
+    Ask(Vec<Hash>),
+    /// Nothing to do now.
+    Wait,
+    /// Stop: all done, or the peer is banned or dropped.
+    Stop,
+}
+
+/// A segment being fetched.
+#[derive(Debug)]
+struct InFlight {
+    item: WorkItem,
+    /// Peers asked for (part of) it.
+    peers: Vec<PeerId>,
+    /// When it was first requested.
+    since: Instant,
+    /// Cancelled when it is complete, so duplicate requests stop at once.
+    done: CancellationToken,
+}
+
+/// The state of one fetch's work.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    queue: VecDeque<WorkItem>,
+    in_flight: HashMap<usize, InFlight>,
+    peers: HashMap<PeerId, PeerState>,
+    banned: HashSet<PeerId>,
+    dropped: HashSet<PeerId>,
+    per_peer: HashMap<PeerId, u64>,
+    done_bytes: u64,
+    /// Differs between nodes, so that fetchers choose differently.
+    salt: u64,
+    /// Requests handed out so far.
+    requests: usize,
+    /// This node, for splitting pieces between fetchers (`None`: owns everything).
+    me: Option<PeerId>,
+    /// Since when this node has owned no untouched piece.
+    owned_exhausted_at: Option<Instant>,
+    /// Every segment has been planned (none will be added to the queue but returns).
+    planned_all: bool,
+    /// A local failure (the store could not take data) that ends the fetch.
+    local_failure: Option<String>,
+    /// No new requests while set (the disk is nearly full).
+    paused: bool,
+}
+
+impl Scheduler {
+    /// A scheduler for the node `me` (`None`: owns every piece; tests).
+    pub fn new(me: Option<PeerId>) -> Self {
+        let salt = me.map_or(0, |me| {
+            let hash = blake3::hash(&me.to_bytes());
+            let mut first = [0; 8];
+            first.copy_from_slice(&hash.as_bytes()[..8]);
+            u64::from_le_bytes(first)
+        });
+        Self {
+            me,
+            salt,
+            ..Self::default()
+        }
+    }
+
+    /// Adds planned segments at the back of the queue, in an order of this node's own
+    /// so that fetchers of the same artifact start on different parts.
+    pub fn enqueue(&mut self, mut items: Vec<WorkItem>, now: Instant) {
+        let salt = self.salt.to_le_bytes();
+        items.sort_by_cached_key(|item| {
+            *blake3::Hasher::new()
+                .update(&salt)
+                .update(&(item.id as u64).to_le_bytes())
+                .finalize()
+                .as_bytes()
+        });
+        for mut item in items {
+            item.queued_at = Some(now);
+            self.queue.push_back(item);
+        }
+    }
+
+    /// Says that no more segments will be planned.
+    pub fn set_planned_all(&mut self) {
+        self.planned_all = true;
+    }
+
+    /// Stops or resumes handing out requests (requests in flight finish).
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// Segments waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether every planned segment is in the store.
+    pub fn all_done(&self) -> bool {
+        self.planned_all && self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Verified bytes added to the store so far.
+    pub fn done_bytes(&self) -> u64 {
+        self.done_bytes
+    }
+
+    /// Segments not yet in the store (queued or in flight).
+    pub fn segments_left(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
+    /// Peers known to this fetch.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Peers banned for bad data.
+    pub fn banned(&self) -> &HashSet<PeerId> {
+        &self.banned
+    }
+
+    /// Peers dropped after failing too often.
+    pub fn dropped(&self) -> &HashSet<PeerId> {
+        &self.dropped
+    }
+
+    /// Verified bytes each peer delivered.
+    pub fn per_peer(&self) -> &HashMap<PeerId, u64> {
+        &self.per_peer
+    }
+
+    /// Peers that delivered anything.
+    pub fn serving(&self) -> usize {
+        self.per_peer.values().filter(|b| **b > 0).count()
+    }
+
+    /// The local failure that ends the fetch, if any.
+    pub fn local_failure(&self) -> Option<&str> {
+        self.local_failure.as_deref()
+    }
+
+    /// Whether `peer` may take work: neither banned nor dropped.
+    pub fn may_work(&self, peer: PeerId) -> bool {
+        !self.banned.contains(&peer) && !self.dropped.contains(&peer)
+    }
+
+    /// Bans `peer` for the rest of the fetch (it sent bad data).
+    pub fn ban(&mut self, peer: PeerId) {
+        self.banned.insert(peer);
+    }
+
+    /// Adds a peer; a known partial peer now listed as complete is upgraded. Returns
+    /// whether it is new.
+    pub fn add_peer(&mut self, candidate: Candidate) -> bool {
+        if Some(candidate.peer) == self.me || !self.may_work(candidate.peer) {
+            return false;
+        }
+        match self.peers.get_mut(&candidate.peer) {
+            Some(state) => {
+                state.complete |= candidate.complete;
+                false
+            }
+            None => {
+                self.peers
+                    .insert(candidate.peer, PeerState::new(candidate.complete));
+                true
+            }
+        }
+    }
+
+    /// The next thing for `peer` to do: a queued segment it can serve, else (endgame)
+    /// part of a segment in flight on other peers only, else ask it what it holds if
+    /// that is due, else wait.
+    pub fn next_for(&mut self, peer: PeerId, now: Instant) -> Next {
+        if self.all_done() || !self.may_work(peer) || self.local_failure.is_some() {
+            return Next::Stop;
+        }
+        let Some(state) = self.peers.get(&peer) else {
+            return Next::Stop;
+        };
+        if self.paused || state.retry_at.is_some_and(|at| now < at) {
+            return Next::Wait;
+        }
+        let pick = if state.complete {
+            self.pick_for_complete_peer(now)
+        } else {
+            self.queue
+                .iter()
+                .enumerate()
+                .find_map(|(position, item)| state.can_serve(item).map(|part| (position, part)))
+        };
+        if let Some((position, part)) = pick {
+            if let Some(item) = self.queue.remove(position) {
+                self.requests += 1;
+                let entry = InFlight {
+                    item: item.clone(),
+                    peers: vec![peer],
+                    since: now,
+                    done: CancellationToken::new(),
+                };
+                let done = entry.done.clone();
+                self.in_flight.insert(item.id, entry);
+                return Next::Work(item, part, done);
+            }
+        }
+        if let Some(next) = self.steal_for(peer, now) {
+            return next;
+        }
+        self.ask_if_due(peer, now)
+    }
+
+    /// Endgame: part of a segment in flight on other peers. Only once nothing is left
+    /// to plan or queue; among complete peers at once, while co-fetchers take part only
+    /// for segments in flight for [`ENDGAME_PATIENCE`] (a stuck or slow peer), since
+    /// workers run out of queued segments long before the end.
+    fn steal_for(&mut self, peer: PeerId, now: Instant) -> Option<Next> {
+        if !self.planned_all || !self.queue.is_empty() {
+            return None;
+        }
+        let swarming = !self.co_fetchers().is_empty();
+        let state = self.peers.get(&peer)?;
+        let (id, part) = self
+            .in_flight
+            .values()
+            .filter(|f| !f.peers.contains(&peer))
+            .filter(|f| !swarming || now.duration_since(f.since) >= ENDGAME_PATIENCE)
+            .filter_map(|f| state.can_serve(&f.item).map(|part| (f, part)))
+            .min_by_key(|(f, _)| (f.peers.len(), f.item.id))
+            .map(|(f, part)| (f.item.id, part))?;
+        let entry = self.in_flight.get_mut(&id)?;
+        entry.peers.push(peer);
+        Some(Next::Work(entry.item.clone(), part, entry.done.clone()))
+    }
+
+    /// Asks a partial peer what it holds, if that is due.
+    fn ask_if_due(&mut self, peer: PeerId, now: Instant) -> Next {
+        let Some(state) = self.peers.get(&peer) else {
+            return Next::Stop;
+        };
+        let due = !state.complete
+            && !state.asking
+            && state
+                .asked_at
+                .is_none_or(|at| now.duration_since(at) >= state.ask_every);
+        if !due {
+            return Next::Wait;
+        }
+        let mut hashes: Vec<Hash> = Vec::new();
+        for item in self
+            .queue
+            .iter()
+            .chain(self.in_flight.values().map(|f| &f.item))
+        {
+            if !hashes.contains(&item.hash) {
+                hashes.push(item.hash);
+                if hashes.len() == MAX_BLOBS_PER_ASK {
+                    break;
+                }
+            }
+        }
+        if hashes.is_empty() {
+            return Next::Wait;
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.asking = true;
+        }
+        Next::Ask(hashes)
+    }
+
+    /// Records what `peer` said it holds (or that asking failed). Peers that hold
+    /// nothing new are asked less often.
+    pub fn answered(
+        &mut self,
+        peer: PeerId,
+        have: Vec<(Hash, ChunkRanges)>,
+        failure: Option<&RequestError>,
+        now: Instant,
+    ) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            let mut grew = false;
+            for (hash, ranges) in have {
+                let known = state.have.entry(hash).or_default();
+                if !(&ranges - &*known).is_empty() {
+                    grew = true;
+                }
+                *known = ranges;
+            }
+            state.asking = false;
+            state.asked_at = Some(now);
+            state.ask_every = if grew {
+                FIRST_ASK_INTERVAL
+            } else {
+                (state.ask_every * 2).min(MAX_ASK_INTERVAL)
+            };
+        }
+        if let Some(failure) = failure {
+            self.judge(peer, Err(failure), now);
+        }
+    }
+
+    /// Judges how one request of `peer` ended: the one place where peers are credited,
+    /// backed off, dropped or banned.
+    fn judge(&mut self, peer: PeerId, result: Result<(), &RequestError>, now: Instant) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        match result {
+            // Failures count only in a row: a connection closing under one request
+            // says little about a peer that serves the next.
+            Ok(()) => {
+                state.failures = 0;
+                state.retry_at = None;
+            }
+            Err(e) if e.is_misbehaviour() => {
+                tracing::debug!(%peer, error = %e, "banning peer: bad data");
+                self.banned.insert(peer);
+            }
+            Err(e) if e.is_local() => {
+                self.local_failure.get_or_insert_with(|| e.to_string());
+            }
+            Err(RequestError::Busy { .. }) => state.retry_at = Some(now + BUSY_RETRY_DELAY),
+            Err(e) => {
+                state.failures += 1;
+                let delay = FIRST_RETRY_DELAY
+                    .saturating_mul(1 << (state.failures - 1).min(16))
+                    .min(MAX_RETRY_DELAY);
+                state.retry_at = Some(now + delay);
+                if state.failures >= MAX_FAILURES_PER_PEER {
+                    tracing::debug!(%peer, error = %e, "dropping peer from the fetch: failed too often");
+                    self.dropped.insert(peer);
+                }
+            }
+        }
+    }
+
+    /// A request for part of `item` ended: `still_missing` is what the local store still
+    /// lacks of its segment. Updates the item, requeues what is left if nobody else is
+    /// working on it, and judges the peer.
+    pub fn request_ended(
+        &mut self,
+        item: &WorkItem,
+        peer: PeerId,
+        received: u64,
+        still_missing: Option<ChunkRanges>,
+        result: Result<(), &RequestError>,
+        now: Instant,
+    ) {
+        if let Err(RequestError::Incomplete { .. }) = result {
+            // A partial peer that lacks what it said it held: ask it again before
+            // giving it more of this blob.
+            if let Some(state) = self.peers.get_mut(&peer).filter(|s| !s.complete) {
+                state.have.remove(&item.hash);
+                state.asked_at = None;
+            }
+        }
+        self.judge(peer, result, now);
+        let Some(entry) = self.in_flight.get_mut(&item.id) else {
+            *self.per_peer.entry(peer).or_default() += received;
+            return;
+        };
+        let current = &mut entry.item;
+        let mut added = 0;
+        if let Some(missing) = still_missing {
+            let bytes = range_bytes(&missing, current.size);
+            added = current.bytes.saturating_sub(bytes);
+            self.done_bytes += added;
+            current.bytes = current.bytes.min(bytes);
+            current.ranges = &current.ranges & &missing;
+        }
+        // A request cut short (cancelled, or failed half-way) reports nothing received;
+        // what it added to the store is credited instead.
+        *self.per_peer.entry(peer).or_default() += received.max(added);
+        entry.peers.retain(|p| *p != peer);
+        if current.ranges.is_empty() {
+            entry.done.cancel();
+            self.in_flight.remove(&item.id);
+        } else if entry.peers.is_empty() {
+            if let Some(mut left) = self.in_flight.remove(&item.id) {
+                left.item.queued_at = Some(now);
+                self.queue.push_front(left.item);
+            }
+        }
+    }
+
+    /// Partial peers that hold something this node still lacks and may work: the
+    /// fetchers whose pieces are split by rendezvous hashing. A connected peer that holds
+    /// nothing wanted is not one of them, so it changes nothing about the split.
+    fn co_fetchers(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(peer, state)| {
+                !state.complete
+                    && self.may_work(**peer)
+                    && state.have.values().any(|r| !r.is_empty())
+                    && self
+                        .queue
+                        .iter()
+                        .take(RAREST_FIRST_WINDOW)
+                        .chain(self.in_flight.values().map(|f| &f.item))
+                        .any(|item| state.can_serve(item).is_some())
+            })
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
+    /// What the co-fetchers hold, per blob (union over peers).
+    fn held_by(&self, fetchers: &[PeerId]) -> HashMap<Hash, ChunkRanges> {
+        let mut held: HashMap<Hash, ChunkRanges> = HashMap::new();
+        for state in fetchers.iter().filter_map(|peer| self.peers.get(peer)) {
+            for (hash, have) in &state.have {
+                let union = held.entry(*hash).or_default();
+                *union = &*union | have;
+            }
+        }
+        held
+    }
+
+    /// What a complete peer is asked for next, as (queue position, ranges).
+    ///
+    /// Without co-fetchers: the first piece of the first queued segment. With them, the
+    /// complete peer is usually the one seeder whose upload everyone shares, so it is
+    /// asked only for what the fetchers cannot get from each other, and each such piece
+    /// by one fetcher only: a piece of [`SWARM_REQUEST_BYTES`] of which no co-fetcher
+    /// holds anything and which this node *owns* (rendezvous hashing over the fetchers
+    /// it knows). Once this node has owned nothing untouched for [`ENDGAME_PATIENCE`],
+    /// untouched pieces of others count too (their owner may be gone), and then pieces
+    /// some peer holds part of whose segment has waited that long in the queue.
+    fn pick_for_complete_peer(&mut self, now: Instant) -> Option<(usize, ChunkRanges)> {
+        let fetchers = self.co_fetchers();
+        if fetchers.is_empty() {
+            // Pieces even so: other fetchers may turn up any moment, and then what this
+            // node has asked for cannot be taken back.
+            self.owned_exhausted_at = None;
+            return self
+                .queue
+                .front()
+                .map(|item| (0, first_piece(&item.ranges, SWARM_REQUEST_BYTES)));
+        }
+        let held = self.held_by(&fetchers);
+        let salt = self.salt ^ (self.requests as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut unowned = None;
+        let mut overdue = None;
+        for (position, item) in self.queue.iter().enumerate().take(RAREST_FIRST_WINDOW) {
+            let fresh = match held.get(&item.hash) {
+                Some(held) => &item.ranges - held,
+                None => item.ranges.clone(),
+            };
+            let (untouched, any) = pieces(&item.ranges, &fresh, SWARM_REQUEST_BYTES);
+            let (owned, others): (Vec<_>, Vec<_>) = untouched
+                .into_iter()
+                .partition(|(block, _)| self.owns(&fetchers, item.hash, *block));
+            if let Some(piece) = choose(owned, salt) {
+                self.owned_exhausted_at = None;
+                return Some((position, piece));
+            }
+            if unowned.is_none() {
+                unowned = choose(others, salt).map(|piece| (position, piece));
+            }
+            let waited = item
+                .queued_at
+                .is_none_or(|at| now.duration_since(at) >= ENDGAME_PATIENCE);
+            if overdue.is_none() && waited {
+                let piece = choose(any, salt)
+                    .unwrap_or_else(|| first_piece(&item.ranges, SWARM_REQUEST_BYTES));
+                overdue = Some((position, piece));
+            }
+        }
+        let exhausted_at = *self.owned_exhausted_at.get_or_insert(now);
+        if now.duration_since(exhausted_at) < ENDGAME_PATIENCE {
+            return None;
+        }
+        unowned.or(overdue)
+    }
+
+    /// Whether this node, among itself and `fetchers`, owns block `block` of `hash`: it
+    /// scores highest (rendezvous hashing with BLAKE3, the same on every node).
+    fn owns(&self, fetchers: &[PeerId], hash: Hash, block: u64) -> bool {
+        let Some(me) = self.me else {
+            return true;
+        };
+        let mine = rendezvous_score(&me, hash, block);
+        fetchers
+            .iter()
+            .all(|peer| rendezvous_score(peer, hash, block) < mine)
+    }
+}
+
+/// A peer's rendezvous score for one block of one blob.
+fn rendezvous_score(peer: &PeerId, hash: Hash, block: u64) -> [u8; 32] {
+    *blake3::Hasher::new()
+        .update(&peer.to_bytes())
+        .update(hash.as_bytes())
+        .update(&block.to_le_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -1,0 +1,290 @@
+#![allow(clippy::unwrap_used)]
+
+use bao_tree::ChunkNum;
+
+use super::*;
+use crate::transfer::fetch::plan::{PlannedBlob, Planner, SEGMENT_BYTES, SEGMENT_CHUNKS};
+
+fn blob() -> Hash {
+    Hash::from_bytes([7; 32])
+}
+
+/// A scheduler with one 8 MiB blob planned: two segments.
+fn two_segments(me: Option<PeerId>, now: Instant) -> Scheduler {
+    let mut planner = Planner::new([PlannedBlob {
+        hash: blob(),
+        size: 2 * SEGMENT_BYTES,
+    }]);
+    let mut s = Scheduler::new(me);
+    s.enqueue(planner.next_segments(&ChunkRanges::empty(), 16), now);
+    assert!(planner.is_done());
+    s.set_planned_all();
+    s
+}
+
+fn work(next: Next) -> (WorkItem, ChunkRanges) {
+    match next {
+        Next::Work(item, part, _) => (item, part),
+        other => panic!("expected work, got {other:?}"),
+    }
+}
+
+/// The first chunk of an item's segment (segments are queued in a node-specific order).
+fn segment_start(item: &WorkItem) -> u64 {
+    match item.segment.iter().next() {
+        Some(range_collections::range_set::RangeSetRange::Range(r)) => r.start.0,
+        other => panic!("unexpected segment {other:?}"),
+    }
+}
+
+fn candidate(peer: PeerId, complete: bool) -> Candidate {
+    Candidate { peer, complete }
+}
+
+fn incomplete(peer: PeerId) -> RequestError {
+    RequestError::Incomplete {
+        peer,
+        reason: "stream ended".into(),
+    }
+}
+
+#[test]
+fn work_is_stolen_only_at_the_end_and_bad_peers_are_banned() {
+    let now = Instant::now();
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let mut s = two_segments(None, now);
+    for peer in [a, b] {
+        s.add_peer(candidate(peer, true));
+    }
+    let (first, _) = work(s.next_for(a, now));
+    let (second, _) = work(s.next_for(b, now));
+    assert_ne!(first.id, second.id);
+    // Queue empty: a may duplicate b's segment, but not its own.
+    assert_eq!(work(s.next_for(a, now)).0.id, second.id);
+    assert!(matches!(s.next_for(a, now), Next::Wait));
+    let bad = RequestError::Misbehaved {
+        peer: a,
+        reason: "leaf hash mismatch".into(),
+    };
+    s.request_ended(&first, a, 0, Some(first.ranges.clone()), Err(&bad), now);
+    assert!(matches!(s.next_for(a, now), Next::Stop));
+    assert!(s.banned().contains(&a));
+    assert_eq!(s.queued(), 1, "the banned peer's segment is queued again");
+    s.request_ended(
+        &second,
+        b,
+        second.bytes,
+        Some(ChunkRanges::empty()),
+        Ok(()),
+        now,
+    );
+    assert_eq!(s.done_bytes(), SEGMENT_BYTES);
+    let (retry, _) = work(s.next_for(b, now));
+    // Half of it arrives; the rest goes back in the queue.
+    assert_eq!(retry.id, first.id);
+    let start = segment_start(&retry);
+    let half =
+        ChunkRanges::from(ChunkNum(start + SEGMENT_CHUNKS / 2)..ChunkNum(start + SEGMENT_CHUNKS));
+    s.request_ended(&retry, b, SEGMENT_BYTES / 2, Some(half), Ok(()), now);
+    assert_eq!(s.done_bytes(), SEGMENT_BYTES + SEGMENT_BYTES / 2);
+    let (rest, part) = work(s.next_for(b, now));
+    assert_eq!(rest.bytes, SEGMENT_BYTES / 2);
+    s.request_ended(
+        &rest,
+        b,
+        rest.bytes,
+        Some(ChunkRanges::empty()),
+        Ok(()),
+        now,
+    );
+    assert!(s.all_done());
+    assert_eq!(s.done_bytes(), 2 * SEGMENT_BYTES);
+    // Complete peers are asked a piece at a time.
+    assert_eq!(range_bytes(&part, 2 * SEGMENT_BYTES), SWARM_REQUEST_BYTES);
+}
+
+#[test]
+fn a_seeder_whose_stream_ends_early_backs_off_and_is_never_banned() {
+    let start = Instant::now();
+    let seeder = PeerId::random();
+    let mut s = two_segments(None, start);
+    s.add_peer(candidate(seeder, true));
+    let mut now = start;
+    let mut waited = Duration::ZERO;
+    for failure in 1..MAX_FAILURES_PER_PEER {
+        let (item, _) = work(s.next_for(seeder, now));
+        s.request_ended(
+            &item,
+            seeder,
+            0,
+            Some(item.ranges.clone()),
+            Err(&incomplete(seeder)),
+            now,
+        );
+        assert!(s.banned().is_empty(), "a truncated stream is not bad data");
+        assert!(
+            matches!(s.next_for(seeder, now), Next::Wait),
+            "backs off after failure {failure}"
+        );
+        let delay = FIRST_RETRY_DELAY
+            .saturating_mul(1 << (failure - 1))
+            .min(MAX_RETRY_DELAY);
+        waited += delay;
+        now += delay;
+    }
+    assert!(
+        waited >= Duration::from_secs(20),
+        "a restarting seeder gets {waited:?}"
+    );
+    // It comes back: one success clears its record.
+    let (item, _) = work(s.next_for(seeder, now));
+    s.request_ended(
+        &item,
+        seeder,
+        item.bytes,
+        Some(ChunkRanges::empty()),
+        Ok(()),
+        now,
+    );
+    let (item, _) = work(s.next_for(seeder, now));
+    for _ in 0..MAX_FAILURES_PER_PEER {
+        s.request_ended(
+            &item,
+            seeder,
+            0,
+            Some(item.ranges.clone()),
+            Err(&incomplete(seeder)),
+            now,
+        );
+    }
+    assert!(
+        s.dropped().contains(&seeder),
+        "dropped after failing too often in a row"
+    );
+    assert!(s.banned().is_empty());
+    assert!(matches!(
+        s.next_for(seeder, now + MAX_RETRY_DELAY),
+        Next::Stop
+    ));
+}
+
+#[test]
+fn an_idle_connected_peer_takes_no_work_and_changes_nothing() {
+    let now = Instant::now();
+    let (me, seeder, idle) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let mut s = two_segments(Some(me), now);
+    s.add_peer(candidate(seeder, true));
+    s.add_peer(candidate(idle, false));
+    let Next::Ask(hashes) = s.next_for(idle, now) else {
+        panic!("a partial peer is asked what it holds first");
+    };
+    s.answered(
+        idle,
+        hashes.iter().map(|h| (*h, ChunkRanges::empty())).collect(),
+        None,
+        now,
+    );
+    // The seeder is given every piece at once, with no patience spent on the idle peer.
+    let mut pieces_asked = 0;
+    while let Next::Work(item, part, _) = s.next_for(seeder, now) {
+        pieces_asked += 1;
+        let still = &item.ranges - &part;
+        s.request_ended(
+            &item,
+            seeder,
+            range_bytes(&part, item.size),
+            Some(still),
+            Ok(()),
+            now,
+        );
+        if s.all_done() {
+            break;
+        }
+        assert!(matches!(s.next_for(idle, now), Next::Wait));
+    }
+    assert!(s.all_done());
+    assert_eq!(pieces_asked as u64, 2 * SEGMENT_BYTES / SWARM_REQUEST_BYTES);
+    assert_eq!(s.per_peer().get(&idle).copied().unwrap_or(0), 0);
+}
+
+#[test]
+fn partial_peers_are_given_only_what_they_hold_and_endgame_waits() {
+    let now = Instant::now();
+    let (seeder, partial) = (PeerId::random(), PeerId::random());
+    let mut s = two_segments(None, now);
+    s.add_peer(candidate(seeder, true));
+    s.add_peer(candidate(partial, false));
+    let Next::Ask(hashes) = s.next_for(partial, now) else {
+        panic!("a partial peer is asked what it holds first");
+    };
+    assert_eq!(hashes, vec![blob()]);
+    assert!(
+        matches!(s.next_for(partial, now), Next::Wait),
+        "one question at a time"
+    );
+    // It holds the second segment and a quarter of the first.
+    let holds = ChunkRanges::from(ChunkNum(SEGMENT_CHUNKS * 3 / 4)..ChunkNum(2 * SEGMENT_CHUNKS));
+    s.answered(partial, vec![(blob(), holds.clone())], None, now);
+    // The seeder is given the segment nobody else holds in full: the first.
+    let (rarest, _) = work(s.next_for(seeder, now));
+    assert_eq!(
+        rarest.segment,
+        ChunkRanges::from(ChunkNum(0)..ChunkNum(SEGMENT_CHUNKS))
+    );
+    let (from_partial, part) = work(s.next_for(partial, now));
+    assert_eq!(
+        from_partial.segment,
+        ChunkRanges::from(ChunkNum(SEGMENT_CHUNKS)..ChunkNum(2 * SEGMENT_CHUNKS))
+    );
+    assert_eq!(part, from_partial.ranges);
+    // Endgame: the partial peer may help with the first segment, but only its quarter,
+    // and only once the seeder has had it for ENDGAME_PATIENCE.
+    let almost = now + ENDGAME_PATIENCE - Duration::from_millis(1);
+    assert!(!matches!(s.next_for(partial, almost), Next::Work(..)));
+    let later = now + ENDGAME_PATIENCE;
+    let (stolen, part) = work(s.next_for(partial, later));
+    assert_eq!(stolen.id, rarest.id);
+    assert_eq!(range_bytes(&part, 2 * SEGMENT_BYTES), SEGMENT_BYTES / 4);
+}
+
+#[test]
+fn asking_backs_off_while_a_peer_holds_nothing_new() {
+    let now = Instant::now();
+    let partial = PeerId::random();
+    let mut s = two_segments(None, now);
+    s.add_peer(candidate(partial, false));
+    let mut at = now;
+    let Next::Ask(hashes) = s.next_for(partial, at) else {
+        panic!("asking is due");
+    };
+    let nothing: Vec<_> = hashes.iter().map(|h| (*h, ChunkRanges::empty())).collect();
+    let mut intervals = Vec::new();
+    for _ in 0..6 {
+        s.answered(partial, nothing.clone(), None, at);
+        let mut wait = Duration::ZERO;
+        while !matches!(s.next_for(partial, at + wait), Next::Ask(_)) {
+            wait += Duration::from_millis(100);
+        }
+        at += wait;
+        intervals.push(wait);
+    }
+    assert_eq!(intervals[0], FIRST_ASK_INTERVAL * 2);
+    assert!(intervals.windows(2).all(|w| w[1] >= w[0]));
+    assert_eq!(*intervals.last().unwrap(), MAX_ASK_INTERVAL);
+}
+
+#[test]
+fn rendezvous_split_is_the_same_on_every_node_and_covers_every_block() {
+    let peers: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+    for block in 0..64 {
+        let owners: Vec<_> = peers
+            .iter()
+            .filter(|me| {
+                let s = Scheduler::new(Some(**me));
+                let others: Vec<_> = peers.iter().copied().filter(|p| p != *me).collect();
+                s.owns(&others, blob(), block)
+            })
+            .collect();
+        assert_eq!(owners.len(), 1, "block {block} has exactly one owner");
+    }
+}

@@ -1,0 +1,175 @@
+//! The workers of one fetch: up to [`STREAMS_PER_PEER`] per peer and
+//! [`MAX_FETCH_STREAMS`] in all, each a loop that asks the scheduler what to do, does
+//! it on its own stream, and reports how it went.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use iroh_blobs::protocol::{ChunkRanges, GetRequest};
+use iroh_blobs::Hash;
+use libp2p::PeerId;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::plan::PLAN_WINDOW;
+use super::scheduler::{Next, Scheduler};
+use crate::discovery::Candidate;
+use crate::store::from_iroh;
+use crate::transfer::client::{BlobClient, REQUEST_IDLE_TIMEOUT};
+use crate::transfer::have::ask_have;
+
+/// Parallel streams per peer: keeps a peer's link busy across request gaps.
+pub const STREAMS_PER_PEER: usize = 2;
+/// Most streams one fetch runs at once, across all peers.
+pub const MAX_FETCH_STREAMS: usize = 32;
+/// How often an idle worker looks again for work returned by a failed one.
+const IDLE_RECHECK: Duration = Duration::from_millis(200);
+/// When fewer segments than this are queued, the driver plans more.
+pub const PLAN_LOW_WATER: usize = PLAN_WINDOW / 2;
+
+/// The scheduler and the signals around it, shared by the driver and the workers.
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<Scheduler>,
+    /// Something changed that may give waiting workers work.
+    pub changed: Notify,
+    /// The queue runs low: the driver should plan more.
+    pub refill: Notify,
+}
+
+impl Shared {
+    /// Wraps a scheduler.
+    pub fn new(scheduler: Scheduler) -> Self {
+        Self {
+            state: Mutex::new(scheduler),
+            changed: Notify::new(),
+            refill: Notify::new(),
+        }
+    }
+
+    /// The scheduler.
+    pub fn lock(&self) -> MutexGuard<'_, Scheduler> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes waiting workers, and the driver if the queue runs low.
+    fn notify(&self, queued: usize) {
+        self.changed.notify_waiters();
+        if queued < PLAN_LOW_WATER {
+            self.refill.notify_one();
+        }
+    }
+}
+
+/// The workers of one fetch.
+#[derive(Default)]
+pub struct Crew {
+    /// Running workers.
+    pub workers: tokio::task::JoinSet<()>,
+    waiting: VecDeque<PeerId>,
+}
+
+impl Crew {
+    /// Adds the new peers among `candidates`; returns how many were new.
+    pub fn add(
+        &mut self,
+        client: &BlobClient,
+        shared: &Arc<Shared>,
+        candidates: impl IntoIterator<Item = Candidate>,
+    ) -> usize {
+        let mut added = 0;
+        {
+            let mut state = shared.lock();
+            for candidate in candidates {
+                if state.add_peer(candidate) {
+                    added += 1;
+                    self.waiting
+                        .extend(std::iter::repeat_n(candidate.peer, STREAMS_PER_PEER));
+                }
+            }
+        }
+        self.fill(client, shared);
+        added
+    }
+
+    /// Starts waiting workers while there are free slots.
+    pub fn fill(&mut self, client: &BlobClient, shared: &Arc<Shared>) {
+        while self.workers.len() < MAX_FETCH_STREAMS {
+            let Some(peer) = self.waiting.pop_front() else {
+                break;
+            };
+            self.workers
+                .spawn(run_worker(client.clone(), shared.clone(), peer));
+        }
+    }
+}
+
+async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
+    loop {
+        let next = shared.lock().next_for(peer, Instant::now());
+        match next {
+            Next::Stop => break,
+            Next::Wait => {
+                // Nothing for this peer now; others' progress or failures may change that.
+                let _ = tokio::time::timeout(IDLE_RECHECK, shared.changed.notified()).await;
+            }
+            Next::Ask(hashes) => {
+                let mut have = Vec::with_capacity(hashes.len());
+                let mut failure = None;
+                for hash in hashes {
+                    match ask_have(&client.net, peer, hash).await {
+                        Ok(ranges) => have.push((hash, ranges)),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "asking what a peer holds failed");
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let queued = {
+                    let mut state = shared.lock();
+                    state.answered(peer, have, failure.as_ref(), Instant::now());
+                    state.queued()
+                };
+                shared.notify(queued);
+            }
+            Next::Work(item, part, done) => {
+                let request = GetRequest::blob_ranges(item.hash, part);
+                let result = tokio::select! {
+                    result = client.get(peer, request, REQUEST_IDLE_TIMEOUT) => result,
+                    () = done.cancelled() => Ok(0),
+                };
+                let still_missing = local_ranges(&client, item.hash)
+                    .await
+                    .map(|present| &item.segment - &present);
+                let (received, outcome) = match result {
+                    Ok(bytes) => (bytes, Ok(())),
+                    Err(e) => {
+                        tracing::debug!(%peer, hash = %from_iroh(item.hash), error = %e, "segment request failed");
+                        (0, Err(e))
+                    }
+                };
+                let queued = {
+                    let mut state = shared.lock();
+                    state.request_ended(
+                        &item,
+                        peer,
+                        received,
+                        still_missing,
+                        outcome.as_ref().map(|_| ()),
+                        Instant::now(),
+                    );
+                    state.queued()
+                };
+                shared.notify(queued);
+            }
+        }
+    }
+    shared.changed.notify_waiters();
+}
+
+/// The chunk ranges of `hash` the local store holds, verified.
+pub async fn local_ranges(client: &BlobClient, hash: Hash) -> Option<ChunkRanges> {
+    client.store.verified_ranges(from_iroh(hash)).await.ok()
+}

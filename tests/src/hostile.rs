@@ -1,0 +1,103 @@
+//! Misbehaving peers for end-to-end tests, written with the node's own network code and
+//! an in-memory iroh-blobs store, running in the test process on loopback. Each serves
+//! exactly what the test hands it (hash-valid bytes a real daemon would never produce)
+//! and announces it on the DHT like an honest seeder.
+
+use iroh_blobs::api::blobs::AddBytesOptions;
+use iroh_blobs::api::TempTag;
+use iroh_blobs::store::mem::MemStore;
+use iroh_blobs::BlobFormat;
+use libp2p::identity::Keypair;
+use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport};
+use seedbank_node::transfer::provider::spawn_provider;
+use seedbank_node::transfer::traffic::Traffic;
+use seedbank_protocol::{ArtifactRoot, BlobHash, ContentId};
+
+/// A peer serving hand-made artifacts from memory.
+pub struct HostileSeeder {
+    runtime: tokio::runtime::Runtime,
+    net: NetHandle,
+    store: MemStore,
+    tags: Vec<TempTag>,
+}
+
+impl HostileSeeder {
+    /// Starts the peer on 127.0.0.1 (no mDNS, answering DHT queries at once).
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("building the hostile peer's runtime");
+        let config = NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen address")],
+            mdns: false,
+            kad_server: true,
+            ..NetConfig::default()
+        };
+        let store = MemStore::new();
+        let net = runtime.block_on(async {
+            let net = start_network(Keypair::generate_ed25519(), config, NetTransport::Default)
+                .await
+                .expect("starting the hostile peer's network");
+            spawn_provider(&net, store.as_ref().clone(), Traffic::new(None, None))
+                .expect("serving blobs");
+            net
+        });
+        Self {
+            runtime,
+            net,
+            store,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Its TCP address with its peer id, for daemons to bootstrap from.
+    pub fn peer_address(&self) -> String {
+        self.runtime.block_on(async {
+            for _ in 0..100 {
+                let status = self.net.status().await.expect("network status");
+                if let Some(address) = status.listen_addresses.iter().find(|a| a.contains("/tcp/"))
+                {
+                    return format!("{address}/p2p/{}", self.net.local_peer());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("the hostile peer never listened");
+        })
+    }
+
+    /// Serves an artifact whose manifest blob holds `manifest_bytes` (encoded however
+    /// the test likes) and whose root lists `file_hashes`, and announces it. Returns its id.
+    pub fn serve_artifact(
+        &mut self,
+        manifest_bytes: Vec<u8>,
+        file_hashes: Vec<BlobHash>,
+    ) -> ContentId {
+        let (root, tags) = self.runtime.block_on(async {
+            let manifest = self.add(manifest_bytes, BlobFormat::Raw).await;
+            let root = ArtifactRoot {
+                manifest: BlobHash(*manifest.hash().as_bytes()),
+                files: file_hashes,
+            };
+            let root_tag = self.add(root.encode(), BlobFormat::HashSeq).await;
+            let id = ContentId::from_hash(BlobHash(*root_tag.hash().as_bytes()));
+            self.net.start_providing(id).await.expect("announcing");
+            (id, vec![manifest, root_tag])
+        });
+        self.tags.extend(tags);
+        root
+    }
+
+    async fn add(&self, bytes: Vec<u8>, format: BlobFormat) -> TempTag {
+        self.store
+            .blobs()
+            .add_bytes_with_opts(AddBytesOptions {
+                data: bytes.into(),
+                format,
+            })
+            .temp_tag()
+            .await
+            .expect("adding bytes to the hostile peer's store")
+    }
+}
