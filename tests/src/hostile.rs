@@ -35,14 +35,14 @@ impl HostileSeeder {
             kad_server: true,
             ..NetConfig::default()
         };
-        let store = MemStore::new();
-        let net = runtime.block_on(async {
+        let (store, net) = runtime.block_on(async {
+            let store = MemStore::new();
             let net = start_network(Keypair::generate_ed25519(), config, NetTransport::Default)
                 .await
                 .expect("starting the hostile peer's network");
             spawn_provider(&net, store.as_ref().clone(), Traffic::new(None, None))
                 .expect("serving blobs");
-            net
+            (store, net)
         });
         Self {
             runtime,

@@ -25,6 +25,9 @@ use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, Provide
 use super::{NetConfig, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
+/// How often a node with a thin routing table dials the bootstrap peers it has lost.
+const BOOTSTRAP_REDIAL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A node whose routing table holds fewer peers than this bootstraps again when it
 /// connects to a bootstrap peer (Kademlia's bucket size).
 const WELL_CONNECTED_PEERS: usize = 20;
@@ -96,6 +99,8 @@ impl EventLoop {
     pub async fn run(mut self) {
         let mut bootstrap = tokio::time::interval(self.bootstrap_interval);
         bootstrap.tick().await;
+        let mut redial = tokio::time::interval(BOOTSTRAP_REDIAL_INTERVAL);
+        redial.tick().await;
         loop {
             tokio::select! {
                 // Local work first: commands before new remote events.
@@ -106,9 +111,32 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_event(event),
                 _ = bootstrap.tick() => self.bootstrap(),
+                _ = redial.tick() => self.redial_bootstrap_peers(),
             }
         }
         tracing::debug!("network event loop stopped");
+    }
+
+    /// Dials the bootstrap peers this node is not connected to, while its routing table
+    /// is thin: a node whose only way in restarted (on the same address) gets back in
+    /// within [`BOOTSTRAP_REDIAL_INTERVAL`] instead of at the next refresh. The address
+    /// is given again, since Kademlia forgets addresses that failed to dial.
+    fn redial_bootstrap_peers(&mut self) {
+        if routing_table_size(&mut self.swarm.behaviour_mut().kad) >= WELL_CONNECTED_PEERS {
+            return;
+        }
+        for (peer, address) in self.bootstrap_peers.clone() {
+            if self.connected.contains_key(&peer) {
+                continue;
+            }
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, address.clone());
+            if let Err(e) = self.swarm.dial(address.clone().with(Protocol::P2p(peer))) {
+                tracing::debug!(%peer, %address, error = %e, "cannot dial bootstrap peer again");
+            }
+        }
     }
 
     fn bootstrap(&mut self) {
