@@ -3,15 +3,19 @@
 //! exactly what the test hands it (hash-valid bytes a real daemon would never produce)
 //! and announces it on the DHT like an honest seeder.
 
+use futures_util::StreamExt;
 use iroh_blobs::api::blobs::AddBytesOptions;
 use iroh_blobs::api::TempTag;
 use iroh_blobs::store::mem::MemStore;
 use iroh_blobs::BlobFormat;
 use libp2p::identity::Keypair;
-use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport};
+use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport, BLOB_PROTOCOL};
 use seedbank_node::transfer::provider::spawn_provider;
 use seedbank_node::transfer::traffic::Traffic;
 use seedbank_protocol::{ArtifactRoot, BlobHash, ContentId};
+
+/// Most streams a silent peer holds open at once (the test's own bound).
+const MAX_HELD_STREAMS: usize = 256;
 
 /// A peer serving hand-made artifacts from memory.
 pub struct HostileSeeder {
@@ -29,17 +33,15 @@ impl HostileSeeder {
             .enable_all()
             .build()
             .expect("building the hostile peer's runtime");
-        let config = NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen address")],
-            mdns: false,
-            kad_server: true,
-            ..NetConfig::default()
-        };
         let (store, net) = runtime.block_on(async {
             let store = MemStore::new();
-            let net = start_network(Keypair::generate_ed25519(), config, NetTransport::Default)
-                .await
-                .expect("starting the hostile peer's network");
+            let net = start_network(
+                Keypair::generate_ed25519(),
+                loopback_config(),
+                NetTransport::Default,
+            )
+            .await
+            .expect("starting the hostile peer's network");
             spawn_provider(&net, store.as_ref().clone(), Traffic::new(None, None))
                 .expect("serving blobs");
             (store, net)
@@ -50,6 +52,52 @@ impl HostileSeeder {
             store,
             tags: Vec::new(),
         }
+    }
+
+    /// Starts a peer that announces what it is told to and accepts blob requests but never
+    /// answers them: it claims everything and sends nothing.
+    pub fn start_silent() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("building the silent peer's runtime");
+        let (store, net) = runtime.block_on(async {
+            let net = start_network(
+                Keypair::generate_ed25519(),
+                loopback_config(),
+                NetTransport::Default,
+            )
+            .await
+            .expect("starting the silent peer's network");
+            let mut incoming = net
+                .stream_control()
+                .accept(BLOB_PROTOCOL)
+                .expect("accepting blob streams");
+            tokio::spawn(async move {
+                let mut held = std::collections::VecDeque::new();
+                while let Some((_, stream)) = incoming.next().await {
+                    if held.len() == MAX_HELD_STREAMS {
+                        held.pop_front();
+                    }
+                    held.push_back(stream);
+                }
+            });
+            (MemStore::new(), net)
+        });
+        Self {
+            runtime,
+            net,
+            store,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Announces `root` as if it held it.
+    pub fn claim(&self, root: ContentId) {
+        self.runtime
+            .block_on(self.net.start_providing(root))
+            .expect("announcing");
     }
 
     /// Its TCP address with its peer id, for daemons to bootstrap from.
@@ -89,6 +137,11 @@ impl HostileSeeder {
         root
     }
 
+    /// Its peer id.
+    pub fn peer_id(&self) -> String {
+        self.net.local_peer().to_string()
+    }
+
     async fn add(&self, bytes: Vec<u8>, format: BlobFormat) -> TempTag {
         self.store
             .blobs()
@@ -99,5 +152,15 @@ impl HostileSeeder {
             .temp_tag()
             .await
             .expect("adding bytes to the hostile peer's store")
+    }
+}
+
+/// Loopback only, no mDNS, answering DHT queries at once.
+fn loopback_config() -> NetConfig {
+    NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen address")],
+        mdns: false,
+        kad_server: true,
+        ..NetConfig::default()
     }
 }

@@ -467,3 +467,59 @@ fn free_bytes(dir: &Path) -> u64 {
         .and_then(|line| line.trim().parse().ok())
         .unwrap()
 }
+
+#[test]
+fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    write_random_file(&model.join("weights.bin"), 24 * MIB, "silent-peer");
+    let seeder = Daemon::start();
+    let id = add(&seeder, &model);
+    let seed = seeder.peer_address();
+
+    let alone = join(&seed, &[]);
+    wait_for_provider(&alone, &id, &seeder.peer_id());
+    let without = timed_fetch(&alone, &id);
+
+    let silent = HostileSeeder::start_silent();
+    let root: seedbank_protocol::ContentId = id.parse().unwrap();
+    let fetcher =
+        Daemon::start_with(&["--bootstrap", &seed, "--bootstrap", &silent.peer_address()]);
+    fetcher.wait_for_routing_table(2);
+    silent.claim(root);
+    wait_for_provider(&fetcher, &id, &silent.peer_id());
+    wait_for_provider(&fetcher, &id, &seeder.peer_id());
+    let started = Instant::now();
+    let report = fetcher.ok_json(&["fetch", &id]);
+    let with = started.elapsed();
+    eprintln!("24 MiB: {without:?} alone, {with:?} with a silent peer claiming it");
+    assert!(
+        with <= without.mul_f64(1.5) + Duration::from_secs(2),
+        "a silent peer slowed the fetch from {without:?} to {with:?}: {report}\n{}",
+        fetcher.log()
+    );
+    no_peer_banned(&report);
+}
+
+#[test]
+fn a_fetch_right_after_the_daemon_starts_is_not_held_up() {
+    let work = tempfile::tempdir().unwrap();
+    let dataset = work.path().join("dataset");
+    write_small_files(&dataset, 2000, 8 * MIB, "early");
+    let seeder = Daemon::start();
+    let id = add(&seeder, &dataset);
+    let seed = seeder.peer_address();
+
+    // Straight after start: no waiting for the DHT to list the seeder.
+    let early = join(&seed, &[]);
+    let early_took = timed_fetch(&early, &id);
+    let late = join(&seed, &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    let late_took = timed_fetch(&late, &id);
+    eprintln!("2,000 files: {early_took:?} fetched at once, {late_took:?} 10 s after start");
+    assert!(
+        early_took <= late_took * 3 + Duration::from_secs(3),
+        "a fetch at start took {early_took:?}, one 10 s later {late_took:?}\n{}",
+        early.log()
+    );
+}

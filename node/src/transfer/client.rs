@@ -187,25 +187,61 @@ impl BlobClient {
         let (id, recv, send) = split_stream(stream, peer, &self.traffic);
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
-        tokio::pin!(progress);
-        loop {
-            let item = tokio::time::timeout(idle_timeout, progress.next())
-                .await
-                .map_err(|_| RequestError::TimedOut {
+        until_done(peer, progress, idle_timeout).await
+    }
+}
+
+/// Follows a get request's progress to its end, failing it when no verified byte
+/// arrives for `idle_timeout` (dropping the stream cancels the request).
+async fn until_done(
+    peer: PeerId,
+    progress: impl futures::Stream<Item = GetProgressItem>,
+    idle_timeout: Duration,
+) -> Result<u64, RequestError> {
+    tokio::pin!(progress);
+    loop {
+        let item = tokio::time::timeout(idle_timeout, progress.next())
+            .await
+            .map_err(|_| RequestError::TimedOut {
+                peer,
+                after: idle_timeout,
+            })?;
+        match item {
+            Some(GetProgressItem::Progress(_)) => {}
+            Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
+            Some(GetProgressItem::Error(e)) => return Err(RequestError::from_get(peer, &e)),
+            None => {
+                return Err(RequestError::Local {
                     peer,
-                    after: idle_timeout,
-                })?;
-            match item {
-                Some(GetProgressItem::Progress(_)) => {}
-                Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
-                Some(GetProgressItem::Error(e)) => return Err(RequestError::from_get(peer, &e)),
-                None => {
-                    return Err(RequestError::Local {
-                        peer,
-                        reason: "the get request ended without a result".into(),
-                    })
-                }
+                    reason: "the get request ended without a result".into(),
+                })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_stops_delivering_times_out_and_one_that_trickles_does_not() {
+        let peer = PeerId::random();
+        let idle = Duration::from_secs(10);
+        // A byte every 9 s for a minute, then silence.
+        let trickle = futures::stream::unfold(0u64, |n| async move {
+            if n < 7 {
+                tokio::time::sleep(Duration::from_secs(9)).await;
+                Some((GetProgressItem::Progress(n * 1024), n + 1))
+            } else {
+                futures::future::pending().await
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let result = until_done(peer, trickle.boxed(), idle).await;
+        assert_eq!(result, Err(RequestError::TimedOut { peer, after: idle }));
+        assert_eq!(started.elapsed(), Duration::from_secs(7 * 9 + 10));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use iroh_blobs::protocol::{ChunkRanges, ObserveItem, ObserveRequest, Request};
 use iroh_blobs::Hash;
 use libp2p::PeerId;
@@ -55,30 +55,48 @@ async fn ask_have_now(
         .close()
         .await
         .map_err(|e| other("finishing the request", &e))?;
-    let length = read_varint(&mut stream)
-        .await
-        .map_err(|e| other("reading the answer", &e))?;
-    if length > MAX_HAVE_MESSAGE_BYTES {
-        return Err(RequestError::Misbehaved {
+    read_bitfield(&mut stream).await.map_err(|e| match e {
+        BitfieldError::Io(e) => other("reading the answer", &e),
+        BitfieldError::TooLarge(length) => RequestError::Misbehaved {
             peer,
             reason: format!("announced a {length}-byte bitfield (limit {MAX_HAVE_MESSAGE_BYTES})"),
-        });
-    }
-    let mut message = vec![0; length as usize];
-    stream
-        .read_exact(&mut message)
-        .await
-        .map_err(|e| other("reading the bitfield", &e))?;
-    let item: ObserveItem =
-        postcard::from_bytes(&message).map_err(|e| RequestError::Misbehaved {
+        },
+        BitfieldError::Malformed(e) => RequestError::Misbehaved {
             peer,
             reason: format!("malformed bitfield: {e}"),
-        })?;
+        },
+    })
+}
+
+/// Why an answer to a have-question could not be read.
+#[derive(Debug)]
+enum BitfieldError {
+    /// The stream failed or ended early.
+    Io(std::io::Error),
+    /// The length prefix is over [`MAX_HAVE_MESSAGE_BYTES`].
+    TooLarge(u64),
+    /// The message does not decode.
+    Malformed(String),
+}
+
+/// Reads one length-prefixed observe answer: untrusted, bounded before allocating.
+async fn read_bitfield<R: AsyncRead + Unpin>(reader: &mut R) -> Result<ChunkRanges, BitfieldError> {
+    let length = read_varint(reader).await.map_err(BitfieldError::Io)?;
+    if length > MAX_HAVE_MESSAGE_BYTES {
+        return Err(BitfieldError::TooLarge(length));
+    }
+    let mut message = vec![0; length as usize];
+    reader
+        .read_exact(&mut message)
+        .await
+        .map_err(BitfieldError::Io)?;
+    let item: ObserveItem =
+        postcard::from_bytes(&message).map_err(|e| BitfieldError::Malformed(e.to_string()))?;
     Ok(item.ranges)
 }
 
 /// Reads a LEB128 (postcard) varint length prefix.
-async fn read_varint(stream: &mut libp2p::Stream) -> std::io::Result<u64> {
+async fn read_varint<R: AsyncRead + Unpin>(stream: &mut R) -> std::io::Result<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let mut byte = [0u8; 1];
@@ -92,4 +110,55 @@ async fn read_varint(stream: &mut libp2p::Stream) -> std::io::Result<u64> {
         std::io::ErrorKind::InvalidData,
         "length prefix longer than 10 bytes",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bao_tree::ChunkNum;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn read(bytes: &[u8]) -> Result<ChunkRanges, BitfieldError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_bitfield(&mut futures::io::Cursor::new(bytes)))
+    }
+
+    fn answer(ranges: &ChunkRanges) -> Vec<u8> {
+        let item = ObserveItem {
+            size: 1 << 30,
+            ranges: ranges.clone(),
+        };
+        let body = postcard::to_allocvec(&item).unwrap();
+        let mut bytes = postcard::to_allocvec(&(body.len() as u64)).unwrap();
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_allocating() {
+        let mut bytes = postcard::to_allocvec(&(MAX_HAVE_MESSAGE_BYTES + 1)).unwrap();
+        bytes.extend([0; 16]);
+        assert!(matches!(read(&bytes), Err(BitfieldError::TooLarge(_))));
+        assert!(matches!(read(&[0xff; 11]), Err(BitfieldError::Io(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn answers_round_trip(spans in proptest::collection::vec((0u64..1 << 20, 1u64..1 << 10), 0..16)) {
+            let ranges = spans.iter().fold(ChunkRanges::empty(), |acc, (start, len)| {
+                &acc | &ChunkRanges::from(ChunkNum(*start)..ChunkNum(start + len))
+            });
+            prop_assert_eq!(read(&answer(&ranges)).unwrap(), ranges);
+        }
+
+        #[test]
+        fn arbitrary_answers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = read(&bytes);
+        }
+    }
 }

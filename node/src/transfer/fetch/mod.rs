@@ -124,8 +124,7 @@ impl Transfer<'_> {
         let mut refreshes = 0u64;
         let mut lookup: Option<BoxFuture<'_, Vec<Candidate>>> = None;
         let mut report = tokio::time::interval(REPORT_INTERVAL);
-        let mut last_done = 0;
-        let mut last_arrival = Instant::now();
+        let mut stall = StallTimer::new(STALL_TIMEOUT, Instant::now());
         let ending = loop {
             if shared.lock().all_done() {
                 break None;
@@ -155,14 +154,11 @@ impl Transfer<'_> {
                     };
                     if disk_full {
                         progress.report(done, "paused: the disk is full; free some space to resume");
-                        last_arrival = Instant::now();
+                        stall.hold(Instant::now());
                         continue;
                     }
                     progress.report(done, &format!("from {serving} of {known} peers"));
-                    if done != last_done {
-                        last_done = done;
-                        last_arrival = Instant::now();
-                    } else if last_arrival.elapsed() >= STALL_TIMEOUT {
+                    if stall.stalled(done, Instant::now()) {
                         break Some(Ending::Stalled);
                     }
                 }
@@ -271,6 +267,39 @@ impl Transfer<'_> {
     }
 }
 
+/// Notices a fetch that stores no verified byte for a while. It counts this fetch's
+/// verified bytes only, so a live fetch beside it cannot keep a dead one going.
+#[derive(Debug)]
+struct StallTimer {
+    limit: Duration,
+    last_done: u64,
+    since: Instant,
+}
+
+impl StallTimer {
+    fn new(limit: Duration, now: Instant) -> Self {
+        Self {
+            limit,
+            last_done: 0,
+            since: now,
+        }
+    }
+
+    /// Records the verified bytes so far; true once none arrived for the limit.
+    fn stalled(&mut self, done: u64, now: Instant) -> bool {
+        if done != self.last_done {
+            self.last_done = done;
+            self.since = now;
+        }
+        now.duration_since(self.since) >= self.limit
+    }
+
+    /// Starts the wait afresh (while paused on purpose).
+    fn hold(&mut self, now: Instant) {
+        self.since = now;
+    }
+}
+
 /// Why the driver stopped before the work was done.
 #[derive(Debug, Clone, Copy)]
 enum Ending {
@@ -282,4 +311,28 @@ fn list(peers: &HashSet<PeerId>) -> String {
     let mut peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
     peers.sort();
     peers.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_stalls_only_after_the_limit_without_a_verified_byte() {
+        let start = Instant::now();
+        let limit = Duration::from_secs(45);
+        let mut timer = StallTimer::new(limit, start);
+        assert!(!timer.stalled(0, start + limit - Duration::from_millis(1)));
+        assert!(
+            !timer.stalled(10, start + limit),
+            "bytes arrived: the wait starts again"
+        );
+        assert!(!timer.stalled(10, start + 2 * limit - Duration::from_millis(1)));
+        timer.hold(start + 2 * limit - Duration::from_millis(1));
+        assert!(
+            !timer.stalled(10, start + 2 * limit),
+            "a pause is not a stall"
+        );
+        assert!(timer.stalled(10, start + 3 * limit));
+    }
 }

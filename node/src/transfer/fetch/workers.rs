@@ -11,6 +11,7 @@ use iroh_blobs::Hash;
 use libp2p::PeerId;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::plan::PLAN_WINDOW;
 use super::scheduler::{Next, Scheduler};
@@ -99,8 +100,9 @@ impl Crew {
             let Some(peer) = self.waiting.pop_front() else {
                 break;
             };
+            let span = tracing::debug_span!("peer", %peer);
             self.workers
-                .spawn(run_worker(client.clone(), shared.clone(), peer));
+                .spawn(run_worker(client.clone(), shared.clone(), peer).instrument(span));
         }
     }
 }
