@@ -39,13 +39,17 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
 pub const BUSY_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Complete peers serve the rarest segment among this many at the head of the queue.
 pub const RAREST_FIRST_WINDOW: usize = 64;
-/// How soon a partial peer is asked again what it holds after its holdings grew; each
-/// answer with nothing new doubles the wait, up to [`MAX_ASK_INTERVAL`].
+/// How soon a new partial peer is asked again what it holds; each answer with nothing
+/// new doubles the wait, up to [`MAX_ASK_INTERVAL`].
 pub const FIRST_ASK_INTERVAL: Duration = Duration::from_millis(500);
+/// How soon a partial peer whose holdings grew is asked again: at once, nearly, since a
+/// peer that holds much (a seeder the DHT does not list yet) is asked about a few blobs
+/// at a time.
+pub const GREW_ASK_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest wait between asking a partial peer what it holds.
 pub const MAX_ASK_INTERVAL: Duration = Duration::from_secs(8);
 /// Most blobs a partial peer is asked about at once.
-pub const MAX_BLOBS_PER_ASK: usize = 8;
+pub const MAX_BLOBS_PER_ASK: usize = 16;
 /// While co-fetchers take part, how long a segment is in flight before idle workers
 /// duplicate the request (endgame), and how long this node waits for a co-fetcher to
 /// take the pieces it owns.
@@ -386,7 +390,7 @@ impl Scheduler {
             state.asking = false;
             state.asked_at = Some(now);
             state.ask_every = if grew {
-                FIRST_ASK_INTERVAL
+                GREW_ASK_INTERVAL
             } else {
                 (state.ask_every * 2).min(MAX_ASK_INTERVAL)
             };
