@@ -44,6 +44,9 @@ const FIND_PATIENCE: [Duration; 4] = [
     Duration::from_secs(4),
 ];
 
+/// How many times a fetch looks for peers and asks them for the root before it fails.
+const ROOT_ROUNDS: u32 = 3;
+
 /// Rate limits in bytes per second.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RateLimits {
@@ -391,15 +394,29 @@ impl Node {
             store: self.library.transfer_store(),
             traffic: self.traffic.clone(),
         };
-        let candidates = self.find_candidates(root, &cancel).await?;
-        tracing::info!(peers = candidates.len(), "fetching");
-        let mut sources: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
-        // Complete providers first: they surely have the manifest.
-        sources.sort_by_key(|peer| !candidates.iter().any(|c| c.peer == *peer && c.complete));
         let mut root_outcome = RootOutcome::default();
-        let fetched = tokio::select! {
-            () = cancel.cancelled() => return Err(NodeError::Cancelled("cancelled".into())),
-            fetched = fetch_root(&client, root, &sources, &mut root_outcome) => fetched?,
+        let mut round = 0;
+        let (fetched, candidates) = loop {
+            round += 1;
+            let candidates = self.find_candidates(root, &cancel).await?;
+            tracing::info!(peers = candidates.len(), "fetching");
+            let mut sources: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
+            // Complete providers first: they surely have the manifest.
+            sources.sort_by_key(|peer| !candidates.iter().any(|c| c.peer == *peer && c.complete));
+            let result = tokio::select! {
+                () = cancel.cancelled() => return Err(NodeError::Cancelled("cancelled".into())),
+                fetched = fetch_root(&client, root, &sources, &mut root_outcome) => fetched,
+            };
+            match result {
+                Ok(fetched) => break (fetched, candidates),
+                // Lookups differ from one moment to the next (records of peers that
+                // left, peers that just arrived): look again before giving up.
+                Err(NodeError::Unreachable(e)) if round < ROOT_ROUNDS => {
+                    tracing::debug!(error = %e, "no candidate sent the root; looking again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
         self.library.hold_fetch(root).await?;
         let files = select_files(&fetched.manifest.files, &include)?;

@@ -76,6 +76,8 @@ pub struct ChurnRound {
     pub retrievable_fraction: f64,
     /// retrievable / with_live_holder: how well the network serves what still exists.
     pub retrievable_of_live: f64,
+    /// Why fetches of artifacts with a live holder failed, if any did.
+    pub failures: Vec<String>,
 }
 
 /// What the churn scenario measured.
@@ -144,6 +146,11 @@ async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
             retrievable,
             retrievable_fraction: retrievable as f64 / artifacts.len().max(1) as f64,
             retrievable_of_live: retrievable as f64 / with_live_holder.max(1) as f64,
+            failures: checks
+                .iter()
+                .filter(|c| c.live_holder)
+                .filter_map(|c| c.error.clone())
+                .collect(),
         });
     }
     for node in nodes.iter().flatten() {
@@ -204,11 +211,12 @@ async fn replace_one(
 }
 
 /// The outcome of one artifact's check.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Check {
     live_holder: bool,
     found: bool,
     fetched: bool,
+    error: Option<String>,
 }
 
 /// Checks every artifact from a random live node that does not hold it; up to
@@ -268,8 +276,14 @@ async fn check_one(
     let fetch = asker.node.fetch(request, &mut progress);
     match tokio::time::timeout(CHECK_TIMEOUT, fetch).await {
         Ok(Ok(_)) => check.fetched = true,
-        Ok(Err(e)) => tracing::debug!(%root, error = %e, "fetch failed"),
-        Err(_) => tracing::warn!(%root, "fetch still running after {CHECK_TIMEOUT:?}"),
+        Ok(Err(e)) => {
+            tracing::debug!(%root, error = %e, "fetch failed");
+            check.error = Some(e.to_string());
+        }
+        Err(_) => {
+            tracing::warn!(%root, "fetch still running after {CHECK_TIMEOUT:?}");
+            check.error = Some(format!("still running after {CHECK_TIMEOUT:?}"));
+        }
     }
     asker.node.collect_garbage().await?;
     Ok(check)

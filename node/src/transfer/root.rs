@@ -113,7 +113,7 @@ pub async fn fetch_root(
         )));
     }
     Err(NodeError::Unreachable(format!(
-        "no peer sent the manifest of {root} ({})",
+        "no provider sent the manifest of {root} ({})",
         if errors.is_empty() {
             "none was asked".to_owned()
         } else {
