@@ -19,6 +19,7 @@ pub mod library;
 pub mod meta;
 pub mod net;
 pub mod node;
+pub mod peers;
 pub mod progress;
 pub mod reference;
 pub mod resolve;

@@ -28,6 +28,7 @@ use crate::fetch_jobs::{Attempt, FetchJobs, JobView, Origin};
 use crate::import::AddOptions;
 use crate::library::Library;
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
+use crate::peers::{PeerAction, PeerBook};
 use crate::progress::ProgressReporter;
 use crate::transfer::client::BlobClient;
 use crate::transfer::fetch::{Transfer, TransferOutcome};
@@ -85,6 +86,7 @@ pub struct Node {
     jobs: FetchJobs,
     announcer: Option<Announcer>,
     counters: Arc<Counters>,
+    peers: PeerBook,
 }
 
 /// Running totals since the node started, for `/metrics`.
@@ -126,8 +128,14 @@ impl Node {
     ) -> NodeResult<Self> {
         let net = start_network(keypair, config, transport).await?;
         let traffic = Traffic::new(options.limits.upload, options.limits.download);
+        let peers = PeerBook::default();
         if options.seed {
-            spawn_provider(&net, library.transfer_store().api(), traffic.clone())?;
+            spawn_provider(
+                &net,
+                library.transfer_store().api(),
+                traffic.clone(),
+                peers.clone(),
+            )?;
         }
         let announcer = options
             .seed
@@ -139,6 +147,7 @@ impl Node {
             traffic,
             announcer,
             counters: Arc::default(),
+            peers,
         };
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
@@ -418,6 +427,10 @@ impl Node {
                 Err(e) => return Err(e),
             }
         };
+        for peer in &root_outcome.misbehaved {
+            self.peers
+                .report(*peer, PeerAction::SentBadData, tokio::time::Instant::now());
+        }
         self.library.hold_fetch(root).await?;
         let files = select_files(&fetched.manifest.files, &include)?;
         let missing: u64 = {
@@ -442,6 +455,7 @@ impl Node {
             banned: root_outcome.misbehaved,
             cancel: cancel.clone(),
             paused,
+            peers: self.peers.clone(),
         };
         let outcome = transfer.run(&files, candidates, &mut progress).await;
         if let Some(task) = swarm_announce {

@@ -62,8 +62,8 @@ struct Entry {
 
 impl Entry {
     fn score_at(&self, now: Instant) -> f64 {
-        let halves = now.saturating_duration_since(self.at).as_secs_f64()
-            / SCORE_HALF_LIFE.as_secs_f64();
+        let halves =
+            now.saturating_duration_since(self.at).as_secs_f64() / SCORE_HALF_LIFE.as_secs_f64();
         self.score * 0.5f64.powf(halves)
     }
 
@@ -170,7 +170,11 @@ mod tests {
             book.report(restarting, PeerAction::Failed, now + Duration::from_secs(i));
             book.report(steady, PeerAction::Served, now + Duration::from_secs(i));
         }
-        book.report(restarting, PeerAction::TimedOut, now + Duration::from_secs(20));
+        book.report(
+            restarting,
+            PeerAction::TimedOut,
+            now + Duration::from_secs(20),
+        );
         let later = now + Duration::from_secs(21);
         assert!(!book.is_banned(&restarting, later));
         let mut peers = vec![restarting, steady];
@@ -191,6 +195,9 @@ mod tests {
             book.report(PeerId::random(), PeerAction::Failed, now);
         }
         assert_eq!(book.lock().len(), MAX_PEERS_KEPT);
-        assert!(book.is_banned(&liar, now), "a ban outlives cheap identities");
+        assert!(
+            book.is_banned(&liar, now),
+            "a ban outlives cheap identities"
+        );
     }
 }

@@ -10,6 +10,7 @@ use iroh_blobs::store::mem::MemStore;
 use iroh_blobs::BlobFormat;
 use libp2p::identity::Keypair;
 use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport, BLOB_PROTOCOL};
+use seedbank_node::peers::PeerBook;
 use seedbank_node::transfer::provider::spawn_provider;
 use seedbank_node::transfer::traffic::Traffic;
 use seedbank_protocol::{ArtifactRoot, BlobHash, ContentId};
@@ -42,8 +43,13 @@ impl HostileSeeder {
             )
             .await
             .expect("starting the hostile peer's network");
-            spawn_provider(&net, store.as_ref().clone(), Traffic::new(None, None))
-                .expect("serving blobs");
+            spawn_provider(
+                &net,
+                store.as_ref().clone(),
+                Traffic::new(None, None),
+                PeerBook::default(),
+            )
+            .expect("serving blobs");
             (store, net)
         });
         Self {

@@ -3,7 +3,8 @@
 //! One task accepts incoming `/seedbank/blobs/1` streams as fast as they arrive (libp2p-stream
 //! drops streams when the accept loop falls behind) and hands each to iroh-blobs' stream
 //! handler in its own task. At most [`MAX_INBOUND_STREAMS_PER_PEER`] streams of one peer
-//! are served at once, and [`MAX_INBOUND_STREAMS`] in all; streams beyond that are closed.
+//! are served at once, and [`MAX_INBOUND_STREAMS`] in all; streams beyond that are closed,
+//! as are those of peers the peer book bans.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use super::streams::split_stream;
 use super::traffic::Traffic;
 use crate::error::{NodeError, NodeResult};
 use crate::net::{NetHandle, BLOB_PROTOCOL};
+use crate::peers::PeerBook;
 
 /// Most inbound blob streams served at once: bounds memory and file handles; fetchers
 /// open a few streams per provider, so this serves dozens of peers concurrently.
@@ -27,7 +29,12 @@ pub const MAX_INBOUND_STREAMS: usize = 128;
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 8;
 
 /// Starts serving blob requests; runs until the network stops.
-pub fn spawn_provider(net: &NetHandle, store: Store, traffic: Traffic) -> NodeResult<()> {
+pub fn spawn_provider(
+    net: &NetHandle,
+    store: Store,
+    traffic: Traffic,
+    peers: PeerBook,
+) -> NodeResult<()> {
     let mut incoming = net
         .stream_control()
         .accept(BLOB_PROTOCOL)
@@ -36,6 +43,10 @@ pub fn spawn_provider(net: &NetHandle, store: Store, traffic: Traffic) -> NodeRe
     let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
+            if peers.is_banned(&peer, tokio::time::Instant::now()) {
+                tracing::debug!(%peer, "refusing blob stream: peer is banned");
+                continue;
+            }
             let Ok(permit) = total.clone().try_acquire_owned() else {
                 tracing::debug!(%peer, "refusing blob stream: too many in flight");
                 continue;

@@ -30,6 +30,7 @@ use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
 use crate::discovery::{Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
+use crate::peers::PeerBook;
 use crate::progress::ProgressReporter;
 use crate::store::to_iroh;
 
@@ -75,6 +76,8 @@ pub struct Transfer<'a> {
     pub cancel: CancellationToken,
     /// Set while the transfer is paused because the disk is nearly full.
     pub paused: Arc<AtomicBool>,
+    /// What this node remembers of peers: banned ones are left out, the best asked first.
+    pub peers: PeerBook,
 }
 
 impl Transfer<'_> {
@@ -114,7 +117,7 @@ impl Transfer<'_> {
         for peer in &self.banned {
             scheduler.ban(*peer);
         }
-        let shared = Arc::new(Shared::new(scheduler));
+        let shared = Arc::new(Shared::new(scheduler, self.peers.clone()));
         self.plan_more(&mut planner, &shared).await?;
         let mut crew = Crew::default();
         crew.add(self.client, &shared, candidates);

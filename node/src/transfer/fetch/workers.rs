@@ -16,8 +16,9 @@ use tracing::Instrument;
 use super::plan::PLAN_WINDOW;
 use super::scheduler::{Next, Scheduler};
 use crate::discovery::Candidate;
+use crate::peers::{PeerAction, PeerBook};
 use crate::store::from_iroh;
-use crate::transfer::client::{BlobClient, REQUEST_IDLE_TIMEOUT};
+use crate::transfer::client::{BlobClient, RequestError, REQUEST_IDLE_TIMEOUT};
 use crate::transfer::have::ask_have;
 
 /// Parallel streams per peer: keeps a peer's link busy across request gaps.
@@ -33,6 +34,8 @@ pub const PLAN_LOW_WATER: usize = PLAN_WINDOW / 2;
 #[derive(Debug)]
 pub struct Shared {
     state: Mutex<Scheduler>,
+    /// Where peers' behaviour is remembered across fetches.
+    book: PeerBook,
     /// Something changed that may give waiting workers work.
     pub changed: Notify,
     /// The queue runs low: the driver should plan more.
@@ -41,9 +44,10 @@ pub struct Shared {
 
 impl Shared {
     /// Wraps a scheduler.
-    pub fn new(scheduler: Scheduler) -> Self {
+    pub fn new(scheduler: Scheduler, book: PeerBook) -> Self {
         Self {
             state: Mutex::new(scheduler),
+            book,
             changed: Notify::new(),
             refill: Notify::new(),
         }
@@ -79,6 +83,15 @@ impl Crew {
         shared: &Arc<Shared>,
         candidates: impl IntoIterator<Item = Candidate>,
     ) -> usize {
+        let now = Instant::now();
+        let mut candidates: Vec<Candidate> = candidates
+            .into_iter()
+            .filter(|c| !shared.book.is_banned(&c.peer, now))
+            .collect();
+        // Best-known peers first: they get the free stream slots.
+        let mut order: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
+        shared.book.rank(&mut order, now);
+        candidates.sort_by_key(|c| order.iter().position(|p| *p == c.peer));
         let mut added = 0;
         {
             let mut state = shared.lock();
@@ -152,6 +165,9 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
                         (0, Err(e))
                     }
                 };
+                if let Some(action) = peer_action(&outcome) {
+                    shared.book.report(peer, action, Instant::now());
+                }
                 let queued = {
                     let mut state = shared.lock();
                     state.request_ended(
@@ -169,6 +185,17 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
         }
     }
     shared.changed.notify_waiters();
+}
+
+/// What a request's outcome says about the peer, for the peer book.
+fn peer_action(outcome: &Result<(), RequestError>) -> Option<PeerAction> {
+    match outcome {
+        Ok(()) => Some(PeerAction::Served),
+        Err(e) if e.is_misbehaviour() => Some(PeerAction::SentBadData),
+        Err(RequestError::TimedOut { .. }) => Some(PeerAction::TimedOut),
+        Err(RequestError::Local { .. } | RequestError::Busy { .. }) => None,
+        Err(_) => Some(PeerAction::Failed),
+    }
 }
 
 /// The chunk ranges of `hash` the local store holds, verified.
