@@ -306,6 +306,7 @@ fn state_text(state: Completeness) -> &'static str {
         Completeness::Complete => "complete",
         Completeness::Partial => "partial",
         Completeness::Modified => "modified",
+        Completeness::Damaged => "damaged (fetch it to repair)",
     }
 }
 

@@ -89,8 +89,12 @@ impl Library {
         Ok(true)
     }
 
-    /// Records a fetched artifact whose selected files are all complete.
+    /// Records a fetched artifact whose selected files are all complete (pinned again
+    /// if it was pinned before a repair).
     pub async fn commit_fetched(&self, fetched: &RootAndManifest, id: ContentId) -> NodeResult<()> {
+        if self.meta.pin_record(id)?.is_some() {
+            self.store.set_pinned(id, true).await?;
+        }
         commit_artifact(
             &self.store,
             &self.meta,
@@ -317,6 +321,7 @@ impl Library {
                     .await
                     .err(),
             };
+            self.meta.set_damaged(*hash, reason.is_some())?;
             if let Some(reason) = reason {
                 tracing::warn!(%hash, %reason, "stored blob failed verification");
                 report.corrupt.push(CorruptBlob {
@@ -328,7 +333,32 @@ impl Library {
             report.blobs_checked += 1;
             report.bytes_checked += size;
         }
+        self.meta.flush().await?;
         Ok(report)
+    }
+
+    /// Whether `root` is held and `verify` found some of its bytes damaged.
+    pub async fn is_damaged(&self, root: ContentId) -> NodeResult<bool> {
+        match self.meta.artifact(root)? {
+            Some(record) => Ok(self.summary(&record).await?.state == Completeness::Damaged),
+            None => Ok(false),
+        }
+    }
+
+    /// Lets go of a damaged artifact's stored bytes so that fetching it again replaces
+    /// them: its tags are removed (its record and pin record stay) and garbage is
+    /// collected. Blobs other artifacts also hold stay.
+    pub async fn discard_damaged(&self, root: ContentId) -> NodeResult<()> {
+        let fetched = read_root(&self.store, root).await?;
+        for hash in std::iter::once(fetched.root.manifest).chain(fetched.root.files) {
+            self.meta.set_damaged(hash, false)?;
+        }
+        self.store.release_artifact(root).await?;
+        self.store.set_pinned(root, false).await?;
+        self.store.release_fetch(root).await?;
+        self.meta.flush().await?;
+        tracing::info!(%root, "discarding damaged copy to fetch it again");
+        self.store.collect_garbage().await
     }
 
     /// The node's status.
@@ -360,8 +390,11 @@ impl Library {
     }
 
     async fn summary(&self, record: &ArtifactRecord) -> NodeResult<ArtifactSummary> {
-        let manifest = self.manifest(record).await?;
-        self.summary_with(record, &manifest).await
+        match self.manifest(record).await {
+            Ok(manifest) => self.summary_with(record, &manifest).await,
+            // Its manifest is gone (a damaged copy discarded for repair): partial.
+            Err(_) => self.summary_of(record, Completeness::Partial),
+        }
     }
 
     async fn summary_with(
@@ -375,10 +408,21 @@ impl Library {
                 state = Completeness::Modified;
                 break;
             }
-            if self.store.size(file.hash).await?.is_none() {
+            if self.meta.is_damaged(file.hash)? {
+                state = Completeness::Damaged;
+            } else if state == Completeness::Complete && self.store.size(file.hash).await?.is_none()
+            {
                 state = Completeness::Partial;
             }
         }
+        self.summary_of(record, state)
+    }
+
+    fn summary_of(
+        &self,
+        record: &ArtifactRecord,
+        state: Completeness,
+    ) -> NodeResult<ArtifactSummary> {
         Ok(ArtifactSummary {
             id: record.root,
             name: record.name.clone(),

@@ -1,5 +1,6 @@
 //! Node metadata in sled under `<data>/meta`: the artifacts the node holds, its pins,
-//! and the files it references in place.
+//! the files it references in place, fetch jobs, announcement times, and the blobs
+//! `verify` found damaged.
 //!
 //! Invariants: records are postcard-encoded; keys of `artifacts` and `pins` are the 32
 //! root-hash bytes; keys of `references` are the 32 blob-hash bytes followed by the
@@ -80,6 +81,7 @@ pub struct Meta {
     references: sled::Tree,
     fetch_jobs: sled::Tree,
     announces: sled::Tree,
+    damaged: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
@@ -101,6 +103,7 @@ impl Meta {
             references: db.open_tree("references")?,
             fetch_jobs: db.open_tree("fetch_jobs")?,
             announces: db.open_tree("announces")?,
+            damaged: db.open_tree("damaged")?,
             db,
         })
     }
@@ -216,6 +219,21 @@ impl Meta {
     pub fn remove_announce(&self, root: ContentId) -> NodeResult<()> {
         self.announces.remove(root.hash().as_bytes())?;
         Ok(())
+    }
+
+    /// Records whether the stored bytes of `hash` failed verification.
+    pub fn set_damaged(&self, hash: BlobHash, damaged: bool) -> NodeResult<()> {
+        if damaged {
+            self.damaged.insert(hash.as_bytes(), &[])?;
+        } else {
+            self.damaged.remove(hash.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the stored bytes of `hash` failed verification.
+    pub fn is_damaged(&self, hash: BlobHash) -> NodeResult<bool> {
+        Ok(self.damaged.contains_key(hash.as_bytes())?)
     }
 
     /// Records that `hash` is served from a file referenced in place.

@@ -403,6 +403,9 @@ impl Node {
             store: self.library.transfer_store(),
             traffic: self.traffic.clone(),
         };
+        if self.library.is_damaged(root).await? {
+            self.library.discard_damaged(root).await?;
+        }
         let mut root_outcome = RootOutcome::default();
         let mut round = 0;
         let (fetched, candidates) = loop {

@@ -140,6 +140,8 @@ pub enum Completeness {
     Partial,
     /// A referenced file changed on disk since it was added; it is no longer served.
     Modified,
+    /// `verify` found stored bytes that no longer match their hash; `fetch` repairs it.
+    Damaged,
 }
 
 /// One artifact as `ls` shows it.

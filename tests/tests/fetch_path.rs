@@ -523,3 +523,47 @@ fn a_fetch_right_after_the_daemon_starts_is_not_held_up() {
         early.log()
     );
 }
+
+#[test]
+fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    write_random_file(&model.join("weights.bin"), 8 * MIB, "damaged");
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let a = Daemon::start();
+    let id = add(&a, &model);
+    let d = join(&a.peer_address(), &[]);
+    wait_for_provider(&d, &id, &a.peer_id());
+    d.ok(&["fetch", &id]);
+    d.ok(&["pin", &id]);
+    let hash = file_hash(&model.join("weights.bin")).to_hex().to_string();
+    let stored = d.data_dir().join("blobs/data").join(format!("{hash}.data"));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[5 * MIB as usize] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+
+    let started = Instant::now();
+    let verify = d.cli(&["verify"]);
+    eprintln!("verify took {:?}", started.elapsed());
+    assert!(!verify.success, "verify missed the damage:\n{verify}");
+    let listed = d.ok_json(&["ls"]);
+    assert_eq!(listed[0]["state"], "damaged", "{listed}");
+    let started = Instant::now();
+    let report = d.ok_json(&["fetch", &id]);
+    eprintln!("repairing fetch took {:?}", started.elapsed());
+    assert!(
+        report["bytes_downloaded"].as_u64().unwrap() > 0,
+        "{report}\n{}",
+        d.log()
+    );
+    d.ok(&["verify"]);
+    let listed = d.ok_json(&["ls"]);
+    assert_eq!(listed[0]["state"], "complete", "{listed}");
+    assert_eq!(
+        listed[0]["pinned"], true,
+        "the repair lost the pin: {listed}"
+    );
+    let out = work.path().join("out");
+    d.ok(&["export", &id, out.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&out), tree_hashes(&model));
+}
