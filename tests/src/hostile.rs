@@ -29,11 +29,7 @@ pub struct HostileSeeder {
 impl HostileSeeder {
     /// Starts the peer on 127.0.0.1 (no mDNS, answering DHT queries at once).
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("building the hostile peer's runtime");
+        let runtime = peer_runtime();
         let (store, net) = runtime.block_on(async {
             let store = MemStore::new();
             let net = start_network(
@@ -63,11 +59,7 @@ impl HostileSeeder {
     /// Starts a peer that announces what it is told to and accepts blob requests but never
     /// answers them: it claims everything and sends nothing.
     pub fn start_silent() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("building the silent peer's runtime");
+        let runtime = peer_runtime();
         let (store, net) = runtime.block_on(async {
             let net = start_network(
                 Keypair::generate_ed25519(),
@@ -169,4 +161,13 @@ fn loopback_config() -> NetConfig {
         kad_server: true,
         ..NetConfig::default()
     }
+}
+
+/// The runtime a test peer's network runs on, beside the test's own thread.
+fn peer_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("building a test peer's runtime")
 }

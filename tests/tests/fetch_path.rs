@@ -94,6 +94,31 @@ fn write_small_files(dir: &Path, count: usize, total: u64, seed: &str) {
     }
 }
 
+/// Runs `seedbank fetch ID` against `daemon` on another thread.
+fn fetch_in_background(
+    daemon: &Daemon,
+    id: &str,
+    json: bool,
+) -> std::thread::JoinHandle<seedbank_tests::CliOutput> {
+    let dir = daemon.data_dir().to_owned();
+    let id = id.to_owned();
+    std::thread::spawn(move || {
+        let args: &[&str] = if json {
+            &["--json", "fetch", &id]
+        } else {
+            &["fetch", &id]
+        };
+        run_cli(&dir, args)
+    })
+}
+
+/// Exports `id` from `daemon` and checks the files equal those under `original`.
+fn assert_exports_identically(daemon: &Daemon, id: &str, original: &Path, work: &Path) {
+    let out = work.join(format!("out-{}", &id[id.len() - 8..]));
+    daemon.ok(&["export", id, out.to_str().unwrap(), "--force"]);
+    assert_eq!(tree_hashes(&out), tree_hashes(original));
+}
+
 fn timed_fetch(daemon: &Daemon, id: &str) -> Duration {
     let started = Instant::now();
     daemon.ok(&["fetch", id]);
@@ -134,9 +159,7 @@ fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
         "idle peers slowed the fetch from {without:?} to {with:?}\n{}",
         fetcher.log()
     );
-    let out = work.path().join("out");
-    fetcher.ok(&["export", &id, out.to_str().unwrap()]);
-    assert_eq!(tree_hashes(&out), tree_hashes(&dataset));
+    assert_exports_identically(&fetcher, &id, &dataset, work.path());
 }
 
 #[test]
@@ -152,9 +175,7 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     wait_for_provider(&d, &id, &c.peer_id());
     wait_for_provider(&d, &id, &a.peer_id());
 
-    let d_dir = d.data_dir().to_owned();
-    let fetch_id = id.clone();
-    let fetch = std::thread::spawn(move || run_cli(&d_dir, &["--json", "fetch", &fetch_id]));
+    let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
     c.kill();
     let output = fetch.join().unwrap();
@@ -165,12 +186,7 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     );
     let report = output.json();
     no_peer_banned(&report);
-    let out = work.path().join("out");
-    d.ok(&["export", &id, out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("weights.bin")),
-        file_hash(&model.join("weights.bin"))
-    );
+    assert_exports_identically(&d, &id, &model, work.path());
 }
 
 /// A free TCP port on loopback.
@@ -195,9 +211,7 @@ fn a_single_seeder_restarting_mid_fetch_is_waited_for() {
     let d = join(&seed, &["--download-limit", "16M"]);
     wait_for_provider(&d, &id, &a.peer_id());
 
-    let d_dir = d.data_dir().to_owned();
-    let fetch_id = id.clone();
-    let fetch = std::thread::spawn(move || run_cli(&d_dir, &["--json", "fetch", &fetch_id]));
+    let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
     a.stop();
     std::thread::sleep(Duration::from_secs(3));
@@ -209,12 +223,7 @@ fn a_single_seeder_restarting_mid_fetch_is_waited_for() {
         d.log()
     );
     no_peer_banned(&output.json());
-    let out = work.path().join("out");
-    d.ok(&["export", &id, out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("weights.bin")),
-        file_hash(&model.join("weights.bin"))
-    );
+    assert_exports_identically(&d, &id, &model, work.path());
 }
 
 #[test]
@@ -226,9 +235,7 @@ fn gc_during_a_fetch_leaves_it_intact() {
     let id = add(&a, &model);
     let d = join(&a.peer_address(), &["--download-limit", "16M"]);
     wait_for_provider(&d, &id, &a.peer_id());
-    let d_dir = d.data_dir().to_owned();
-    let fetch_id = id.clone();
-    let fetch = std::thread::spawn(move || run_cli(&d_dir, &["--json", "fetch", &fetch_id]));
+    let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
     d.ok(&["gc"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -236,12 +243,7 @@ fn gc_during_a_fetch_leaves_it_intact() {
     let output = fetch.join().unwrap();
     assert!(output.success, "{output}\n{}", d.log());
     d.ok(&["verify"]);
-    let out = work.path().join("out");
-    d.ok(&["export", &id, out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("weights.bin")),
-        file_hash(&model.join("weights.bin"))
-    );
+    assert_exports_identically(&d, &id, &model, work.path());
 }
 
 #[test]
@@ -344,9 +346,7 @@ fn sigterm_stops_a_daemon_with_a_client_attached_and_the_fetch_resumes() {
     );
     d.wait_for_routing_table(1);
     wait_for_provider(&d, &id, &a.peer_id());
-    let d_dir = d.data_dir().to_owned();
-    let fetch_id = id.clone();
-    let attached = std::thread::spawn(move || run_cli(&d_dir, &["fetch", &fetch_id]));
+    let attached = fetch_in_background(&d, &id, false);
     std::thread::sleep(Duration::from_millis(1500));
     let stopping = Instant::now();
     d.stop();
@@ -446,12 +446,7 @@ fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
     std::fs::remove_file(&filler).unwrap();
     wait_until_complete(&d, &fits_id, Duration::from_secs(90));
     d.ok(&["verify"]);
-    let out = work.path().join("out");
-    d.ok(&["export", &fits_id, out.to_str().unwrap()]);
-    assert_eq!(
-        file_hash(&out.join("w.bin")),
-        file_hash(&fits.join("w.bin"))
-    );
+    assert_exports_identically(&d, &fits_id, &fits, work.path());
 }
 
 /// Free bytes on the filesystem holding `dir`.
@@ -563,7 +558,5 @@ fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
         listed[0]["pinned"], true,
         "the repair lost the pin: {listed}"
     );
-    let out = work.path().join("out");
-    d.ok(&["export", &id, out.to_str().unwrap()]);
-    assert_eq!(tree_hashes(&out), tree_hashes(&model));
+    assert_exports_identically(&d, &id, &model, work.path());
 }
