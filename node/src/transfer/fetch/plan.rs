@@ -9,6 +9,7 @@
 use bao_tree::ChunkNum;
 use iroh_blobs::protocol::ChunkRanges;
 use iroh_blobs::Hash;
+use libp2p::PeerId;
 use range_collections::range_set::RangeSetRange;
 
 /// Bytes per BLAKE3 chunk: the unit of ranges in requests and bitfields.
@@ -206,6 +207,16 @@ pub fn first_piece(ranges: &ChunkRanges, piece_bytes: u64) -> ChunkRanges {
     any.into_iter()
         .next()
         .map_or_else(|| ranges.clone(), |(_, piece)| piece)
+}
+
+/// A peer's rendezvous score for one block of one blob.
+pub fn rendezvous_score(peer: &PeerId, hash: Hash, block: u64) -> [u8; 32] {
+    *blake3::Hasher::new()
+        .update(&peer.to_bytes())
+        .update(hash.as_bytes())
+        .update(&block.to_le_bytes())
+        .finalize()
+        .as_bytes()
 }
 
 #[cfg(test)]

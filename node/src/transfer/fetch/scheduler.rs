@@ -23,7 +23,9 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{choose, first_piece, pieces, range_bytes, WorkItem, SWARM_REQUEST_BYTES};
+use super::plan::{
+    choose, first_piece, pieces, range_bytes, rendezvous_score, WorkItem, SWARM_REQUEST_BYTES,
+};
 use crate::discovery::Candidate;
 use crate::transfer::client::RequestError;
 
@@ -585,16 +587,6 @@ impl Scheduler {
             .iter()
             .all(|peer| rendezvous_score(peer, hash, block) < mine)
     }
-}
-
-/// A peer's rendezvous score for one block of one blob.
-fn rendezvous_score(peer: &PeerId, hash: Hash, block: u64) -> [u8; 32] {
-    *blake3::Hasher::new()
-        .update(&peer.to_bytes())
-        .update(hash.as_bytes())
-        .update(&block.to_le_bytes())
-        .finalize()
-        .as_bytes()
 }
 
 #[cfg(test)]
