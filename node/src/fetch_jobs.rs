@@ -166,10 +166,15 @@ impl FetchJobs {
         };
         if raced {
             // Another request started it meanwhile: join that one.
-            if let Some((view, record)) = self.join_running(root, &include) {
-                self.library.save_fetch_job(&record).await?;
-                return Ok(view);
-            }
+            return match self.join_running(root, &include) {
+                Some((view, record)) => {
+                    self.library.save_fetch_job(&record).await?;
+                    Ok(view)
+                }
+                None => Err(NodeError::Unreachable(format!(
+                    "the fetch of {root} ended as this request joined it; fetch again"
+                ))),
+            };
         }
         let job = record;
         // Saved before it runs, so that its end (which removes the record) comes after.

@@ -89,6 +89,18 @@ impl Library {
         Ok(true)
     }
 
+    /// Bytes of `files` the store does not hold yet (verified ranges count as held).
+    pub async fn missing_bytes(&self, files: &[&FileEntry]) -> NodeResult<u64> {
+        let mut missing = 0u64;
+        for file in files {
+            let present = self.store.verified_ranges(file.hash).await?;
+            missing = missing.saturating_add(crate::transfer::fetch::plan::missing_bytes(
+                file.size, &present,
+            ));
+        }
+        Ok(missing)
+    }
+
     /// Records a fetched artifact whose selected files are all complete (pinned again
     /// if it was pinned before a repair).
     pub async fn commit_fetched(&self, fetched: &RootAndManifest, id: ContentId) -> NodeResult<()> {

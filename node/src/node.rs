@@ -436,15 +436,7 @@ impl Node {
         }
         self.library.hold_fetch(root).await?;
         let files = select_files(&fetched.manifest.files, &include)?;
-        let missing: u64 = {
-            let mut sum = 0u64;
-            for file in &files {
-                if !self.library.files_complete(&[*file]).await? {
-                    sum = sum.saturating_add(file.size);
-                }
-            }
-            sum
-        };
+        let missing = self.library.missing_bytes(&files).await?;
         self.library.ensure_space_to_fetch(missing)?;
         // While fetching, tell other fetchers we have parts to trade.
         let swarm_announce = self.announcer.is_some().then(|| {

@@ -5,6 +5,7 @@
 //! [`RequestError::Misbehaved`] says the peer did something wrong: honest peers restart,
 //! lose connections and lack data, and none of that is misbehaviour.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -176,18 +177,20 @@ pub struct BlobClient {
 
 impl BlobClient {
     /// Runs one get request against `peer`; returns the payload bytes received. Gives up
-    /// when no verified byte arrives for `idle_timeout`.
+    /// when no verified byte arrives for `idle_timeout`. Verified bytes are added to
+    /// `arrived` as they come, so a caller sees progress before the request ends.
     pub async fn get(
         &self,
         peer: PeerId,
         request: GetRequest,
         idle_timeout: Duration,
+        arrived: &AtomicU64,
     ) -> Result<u64, RequestError> {
         let stream = open_blob_stream(&self.net, peer).await?;
         let (id, recv, send) = split_stream(stream, peer, &self.traffic);
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
-        until_done(peer, progress, idle_timeout).await
+        until_done(peer, progress, idle_timeout, arrived).await
     }
 }
 
@@ -197,8 +200,10 @@ async fn until_done(
     peer: PeerId,
     progress: impl futures::Stream<Item = GetProgressItem>,
     idle_timeout: Duration,
+    arrived: &AtomicU64,
 ) -> Result<u64, RequestError> {
     tokio::pin!(progress);
+    let mut so_far = 0;
     loop {
         let item = tokio::time::timeout(idle_timeout, progress.next())
             .await
@@ -207,7 +212,10 @@ async fn until_done(
                 after: idle_timeout,
             })?;
         match item {
-            Some(GetProgressItem::Progress(_)) => {}
+            Some(GetProgressItem::Progress(bytes)) => {
+                arrived.fetch_add(bytes.saturating_sub(so_far), Ordering::Relaxed);
+                so_far = so_far.max(bytes);
+            }
             Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
             Some(GetProgressItem::Error(e)) => return Err(RequestError::from_get(peer, &e)),
             None => {
@@ -240,8 +248,14 @@ mod tests {
             }
         });
         let started = tokio::time::Instant::now();
-        let result = until_done(peer, trickle.boxed(), idle).await;
+        let arrived = AtomicU64::new(0);
+        let result = until_done(peer, trickle.boxed(), idle, &arrived).await;
         assert_eq!(result, Err(RequestError::TimedOut { peer, after: idle }));
+        assert_eq!(
+            arrived.load(Ordering::Relaxed),
+            6 * 1024,
+            "progress is seen as it comes"
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(7 * 9 + 10));
     }
 }

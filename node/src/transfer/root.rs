@@ -72,6 +72,8 @@ pub async fn fetch_root(
         .root(chunks_up_to(MAX_ROOT_BYTES))
         .next(chunks_up_to(MAX_MANIFEST_BYTES))
         .build(to_iroh(root.hash()));
+    let arrived = std::sync::atomic::AtomicU64::new(0);
+    let arrived = &arrived;
     let mut waiting = candidates.iter().copied();
     let mut running = FuturesUnordered::new();
     let mut errors: Vec<String> = Vec::new();
@@ -79,8 +81,14 @@ pub async fn fetch_root(
         while running.len() < ROOT_SOURCES_AT_ONCE {
             let Some(peer) = waiting.next() else { break };
             let request = request.clone();
-            running
-                .push(async move { (peer, client.get(peer, request, REQUEST_IDLE_TIMEOUT).await) });
+            running.push(async move {
+                (
+                    peer,
+                    client
+                        .get(peer, request, REQUEST_IDLE_TIMEOUT, &arrived)
+                        .await,
+                )
+            });
         }
         let Some((peer, result)) = running.next().await else {
             break;

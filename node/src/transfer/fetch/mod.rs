@@ -137,7 +137,10 @@ impl Transfer<'_> {
             }
             if crew.workers.is_empty() && lookup.is_none() {
                 // Everyone known gave up: one last look for others before failing.
-                let found = self.look_for_peers().await;
+                let found = tokio::select! {
+                    () = self.cancel.cancelled() => break Some(Ending::Cancelled),
+                    found = self.look_for_peers() => found,
+                };
                 if crew.add(self.client, &shared, found) == 0 {
                     break None;
                 }
@@ -161,7 +164,8 @@ impl Transfer<'_> {
                         continue;
                     }
                     progress.report(done, &format!("from {serving} of {known} peers"));
-                    if stall.stalled(done, Instant::now()) {
+                    let arrived = shared.arrived.load(Ordering::Relaxed);
+                    if stall.stalled(arrived, Instant::now()) {
                         break Some(Ending::Stalled);
                     }
                 }
@@ -270,8 +274,9 @@ impl Transfer<'_> {
     }
 }
 
-/// Notices a fetch that stores no verified byte for a while. It counts this fetch's
-/// verified bytes only, so a live fetch beside it cannot keep a dead one going.
+/// Notices a fetch that receives no verified byte for a while. It counts this fetch's
+/// verified bytes only (as they arrive, so a slow link's long requests count), so a live
+/// fetch beside it cannot keep a dead one going.
 #[derive(Debug)]
 struct StallTimer {
     limit: Duration,

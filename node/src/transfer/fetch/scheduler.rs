@@ -39,6 +39,10 @@ pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
 /// Wait before asking a busy peer again.
 pub const BUSY_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// Most partial peers (co-fetchers, connected peers) one fetch takes on: their workers
+/// wait and ask while they hold nothing useful, so they must not take every stream slot
+/// from holders of everything found later; it also bounds what their answers cost.
+pub const MAX_PARTIAL_PEERS: usize = 12;
 /// Complete peers serve the rarest segment among this many at the head of the queue.
 pub const RAREST_FIRST_WINDOW: usize = 64;
 /// How soon a new partial peer is asked again what it holds; each answer with nothing
@@ -257,6 +261,13 @@ impl Scheduler {
     /// whether it is new.
     pub fn add_peer(&mut self, candidate: Candidate) -> bool {
         if Some(candidate.peer) == self.me || !self.may_work(candidate.peer) {
+            return false;
+        }
+        let partial = self.peers.values().filter(|p| !p.complete).count();
+        if !candidate.complete
+            && !self.peers.contains_key(&candidate.peer)
+            && partial >= MAX_PARTIAL_PEERS
+        {
             return false;
         }
         match self.peers.get_mut(&candidate.peer) {

@@ -3,6 +3,7 @@
 //! it on its own stream, and reports how it went.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct Shared {
     pub changed: Notify,
     /// The queue runs low: the driver should plan more.
     pub refill: Notify,
+    /// Verified bytes received so far, counted as they arrive (requests in flight
+    /// included): what the stall timer watches.
+    pub arrived: AtomicU64,
 }
 
 impl Shared {
@@ -50,6 +54,7 @@ impl Shared {
             book,
             changed: Notify::new(),
             refill: Notify::new(),
+            arrived: AtomicU64::new(0),
         }
     }
 
@@ -98,8 +103,15 @@ impl Crew {
             for candidate in candidates {
                 if state.add_peer(candidate) {
                     added += 1;
-                    self.waiting
-                        .extend(std::iter::repeat_n(candidate.peer, STREAMS_PER_PEER));
+                    let streams = std::iter::repeat_n(candidate.peer, STREAMS_PER_PEER);
+                    if candidate.complete {
+                        // Holders of everything get the next free slots.
+                        for peer in streams {
+                            self.waiting.push_front(peer);
+                        }
+                    } else {
+                        self.waiting.extend(streams);
+                    }
                 }
             }
         }
@@ -152,7 +164,7 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
             Next::Work(item, part, done) => {
                 let request = GetRequest::blob_ranges(item.hash, part);
                 let result = tokio::select! {
-                    result = client.get(peer, request, REQUEST_IDLE_TIMEOUT) => result,
+                    result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, &shared.arrived) => result,
                     () = done.cancelled() => Ok(0),
                 };
                 let still_missing = local_ranges(&client, item.hash)
