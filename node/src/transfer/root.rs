@@ -85,7 +85,7 @@ pub async fn fetch_root(
                 (
                     peer,
                     client
-                        .get(peer, request, REQUEST_IDLE_TIMEOUT, &arrived)
+                        .get(peer, request, REQUEST_IDLE_TIMEOUT, arrived)
                         .await,
                 )
             });
