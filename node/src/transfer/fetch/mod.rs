@@ -8,6 +8,7 @@
 //! ends the fetch when everything is stored, when nothing verified has arrived for
 //! [`STALL_TIMEOUT`], when no peer is left, or when it is cancelled.
 
+mod peer_state;
 pub mod plan;
 pub mod scheduler;
 pub mod workers;

@@ -23,6 +23,7 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::peer_state::PeerState;
 use super::plan::{
     choose, first_piece, pieces, range_bytes, rendezvous_score, WorkItem, SWARM_REQUEST_BYTES,
 };
@@ -60,47 +61,6 @@ pub const MAX_BLOBS_PER_ASK: usize = 16;
 /// duplicate the request (endgame), and how long this node waits for a co-fetcher to
 /// take the pieces it owns.
 pub const ENDGAME_PATIENCE: Duration = Duration::from_secs(5);
-
-/// What one peer is known to hold, and how it has done.
-#[derive(Debug)]
-struct PeerState {
-    /// Listed as holding everything.
-    complete: bool,
-    /// Per blob, the chunk ranges it said it holds (partial peers only).
-    have: HashMap<Hash, ChunkRanges>,
-    /// When it was last asked, and how long to wait before asking again.
-    asked_at: Option<Instant>,
-    ask_every: Duration,
-    /// One of its workers is asking it now.
-    asking: bool,
-    /// Failures in a row, and when it may be tried again.
-    failures: u32,
-    retry_at: Option<Instant>,
-}
-
-impl PeerState {
-    fn new(complete: bool) -> Self {
-        Self {
-            complete,
-            have: HashMap::new(),
-            asked_at: None,
-            ask_every: FIRST_ASK_INTERVAL,
-            asking: false,
-            failures: 0,
-            retry_at: None,
-        }
-    }
-
-    /// The part of `item` this peer can serve.
-    fn can_serve(&self, item: &WorkItem) -> Option<ChunkRanges> {
-        if self.complete {
-            return Some(item.ranges.clone());
-        }
-        let have = self.have.get(&item.hash)?;
-        let part = &item.ranges & have;
-        (!part.is_empty()).then_some(part)
-    }
-}
 
 /// What a worker does next.
 #[derive(Debug)]
