@@ -18,6 +18,9 @@ use anyhow::{bail, Context, Result};
 
 /// How long a daemon may take to write its API address after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a DHT lookup may take to list a new provider: generous, for a loaded
+/// 2-core machine.
+const DHT_DEADLINE: Duration = Duration::from_secs(90);
 /// How long a daemon may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -228,6 +231,36 @@ impl Daemon {
             .as_str()
             .expect("node id")
             .to_owned()
+    }
+
+    /// Adds the directory `dir` and returns the new artifact's id.
+    pub fn add_artifact(&self, dir: &Path) -> String {
+        self.ok_json(&["add", dir.to_str().expect("a UTF-8 path")])["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
+    /// Waits until this node's DHT lookup of `id` lists every peer in `expected`.
+    pub fn wait_for_providers(&self, id: &str, expected: &[String]) {
+        let deadline = Instant::now() + DHT_DEADLINE;
+        loop {
+            let found = self.ok_json(&["providers", id]);
+            let listed = |peer: &String| {
+                found["providers"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().any(|p| p == peer.as_str()))
+            };
+            if expected.iter().all(listed) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "DHT never listed {expected:?} for {id}: {found}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// Waits until the node has at least `peers` peers in its DHT routing table.

@@ -13,8 +13,6 @@ use seedbank_tests::hostile::HostileSeeder;
 use seedbank_tests::{file_hash, run_cli, tree_hashes, write_random_file, Daemon, SmallDisk};
 
 const MIB: u64 = 1024 * 1024;
-/// Generous bound for DHT propagation on a loaded 2-core machine.
-const DHT_DEADLINE: Duration = Duration::from_secs(90);
 
 fn join(seed: &str, extra: &[&str]) -> Daemon {
     let mut args = vec!["--bootstrap", seed];
@@ -22,29 +20,6 @@ fn join(seed: &str, extra: &[&str]) -> Daemon {
     let daemon = Daemon::start_with(&args);
     daemon.wait_for_routing_table(1);
     daemon
-}
-
-fn add(daemon: &Daemon, dir: &Path) -> String {
-    daemon.ok_json(&["add", dir.to_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn wait_for_provider(daemon: &Daemon, id: &str, provider: &str) {
-    let deadline = Instant::now() + DHT_DEADLINE;
-    while !daemon.ok_json(&["providers", id])["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p == provider)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "DHT never listed {provider} for {id}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn jobs(daemon: &Daemon) -> Vec<serde_json::Value> {
@@ -131,12 +106,12 @@ fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
     let dataset = work.path().join("dataset");
     write_small_files(&dataset, 2000, 30 * MIB, "small");
     let seeder = Daemon::start();
-    let id = add(&seeder, &dataset);
+    let id = seeder.add_artifact(&dataset);
     let seed = seeder.peer_address();
 
     // Without idle peers.
     let alone = join(&seed, &[]);
-    wait_for_provider(&alone, &id, &seeder.peer_id());
+    alone.wait_for_providers(&id, &[seeder.peer_id()]);
     let without = timed_fetch(&alone, &id);
 
     // With two empty peers connected to the fetcher.
@@ -150,7 +125,7 @@ fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
         connected >= 3,
         "the idle peers are not connected: {connected}"
     );
-    wait_for_provider(&fetcher, &id, &seeder.peer_id());
+    fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
     let with = timed_fetch(&fetcher, &id);
     eprintln!("2,000 files: {without:?} alone, {with:?} with two idle peers connected");
     // The benchmark states the ratio; this bound only catches the crawl (minutes).
@@ -168,12 +143,12 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 96 * MIB, "killed-seeder");
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let mut c = join(&a.peer_address(), &[]);
     c.ok(&["fetch", &id]);
     let d = join(&a.peer_address(), &["--download-limit", "24M"]);
-    wait_for_provider(&d, &id, &c.peer_id());
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[c.peer_id()]);
+    d.wait_for_providers(&id, &[a.peer_id()]);
 
     let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
@@ -206,10 +181,10 @@ fn a_single_seeder_restarting_mid_fetch_is_waited_for() {
     let port = free_port();
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
     let mut a = Daemon::start_in_with(&work.path().join("a"), &["--listen", &listen]);
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let seed = format!("{listen}/p2p/{}", a.peer_id());
     let d = join(&seed, &["--download-limit", "16M"]);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
 
     let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
@@ -232,9 +207,9 @@ fn gc_during_a_fetch_leaves_it_intact() {
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 64 * MIB, "gc-during-fetch");
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let d = join(&a.peer_address(), &["--download-limit", "16M"]);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
     let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
     d.ok(&["gc"]);
@@ -286,9 +261,9 @@ fn cancel_ends_a_running_fetch_and_fetching_again_resumes() {
     let size = 64 * MIB;
     write_random_file(&model.join("weights.bin"), size, "cancel");
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let d = join(&a.peer_address(), &["--download-limit", "16M"]);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", &id]);
     let listed = jobs(&d);
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -317,9 +292,9 @@ fn a_second_fetch_with_other_globs_gets_its_files() {
     write_random_file(&model.join("weights.bin"), 32 * MIB, "globs-weights");
     std::fs::write(model.join("config.json"), b"{\"layers\": 2}").unwrap();
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let d = join(&a.peer_address(), &["--download-limit", "16M"]);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", "--include", "*.bin", &id]);
     std::thread::sleep(Duration::from_millis(300));
     d.ok(&["fetch", "--include", "*.json", &id]);
@@ -338,14 +313,14 @@ fn sigterm_stops_a_daemon_with_a_client_attached_and_the_fetch_resumes() {
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 64 * MIB, "sigterm");
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let seed = a.peer_address();
     let mut d = Daemon::start_in_with(
         &work.path().join("d"),
         &["--bootstrap", &seed, "--download-limit", "8M"],
     );
     d.wait_for_routing_table(1);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
     let attached = fetch_in_background(&d, &id, false);
     std::thread::sleep(Duration::from_millis(1500));
     let stopping = Instant::now();
@@ -411,20 +386,20 @@ fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
     write_random_file(&too_big.join("w.bin"), 300 * MIB, "too-big");
     write_random_file(&fits.join("w.bin"), 96 * MIB, "fits");
     let a = Daemon::start();
-    let too_big_id = add(&a, &too_big);
-    let fits_id = add(&a, &fits);
+    let too_big_id = a.add_artifact(&too_big);
+    let fits_id = a.add_artifact(&fits);
     let seed = a.peer_address();
     let d = Daemon::start_in_with(
         &mount_point.join("data"),
         &["--bootstrap", &seed, "--download-limit", "16M"],
     );
     d.wait_for_routing_table(1);
-    wait_for_provider(&d, &too_big_id, &a.peer_id());
+    d.wait_for_providers(&too_big_id, &[a.peer_id()]);
     d.fails_with(&["fetch", &too_big_id], "disk full");
     d.ok(&["status"]);
 
     // A fetch that fits pauses while something else fills the disk, and resumes.
-    wait_for_provider(&d, &fits_id, &a.peer_id());
+    d.wait_for_providers(&fits_id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", &fits_id]);
     std::thread::sleep(Duration::from_secs(1));
     let filler = mount_point.join("filler");
@@ -469,11 +444,11 @@ fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 24 * MIB, "silent-peer");
     let seeder = Daemon::start();
-    let id = add(&seeder, &model);
+    let id = seeder.add_artifact(&model);
     let seed = seeder.peer_address();
 
     let alone = join(&seed, &[]);
-    wait_for_provider(&alone, &id, &seeder.peer_id());
+    alone.wait_for_providers(&id, &[seeder.peer_id()]);
     let without = timed_fetch(&alone, &id);
 
     let silent = HostileSeeder::start_silent();
@@ -482,8 +457,8 @@ fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
         Daemon::start_with(&["--bootstrap", &seed, "--bootstrap", &silent.peer_address()]);
     fetcher.wait_for_routing_table(2);
     silent.claim(root);
-    wait_for_provider(&fetcher, &id, &silent.peer_id());
-    wait_for_provider(&fetcher, &id, &seeder.peer_id());
+    fetcher.wait_for_providers(&id, &[silent.peer_id()]);
+    fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
     let started = Instant::now();
     let report = fetcher.ok_json(&["fetch", &id]);
     let with = started.elapsed();
@@ -502,7 +477,7 @@ fn a_fetch_right_after_the_daemon_starts_is_not_held_up() {
     let dataset = work.path().join("dataset");
     write_small_files(&dataset, 2000, 8 * MIB, "early");
     let seeder = Daemon::start();
-    let id = add(&seeder, &dataset);
+    let id = seeder.add_artifact(&dataset);
     let seed = seeder.peer_address();
 
     // Straight after start: no waiting for the DHT to list the seeder.
@@ -526,9 +501,9 @@ fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
     write_random_file(&model.join("weights.bin"), 8 * MIB, "damaged");
     std::fs::write(model.join("config.json"), b"{}").unwrap();
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let d = join(&a.peer_address(), &[]);
-    wait_for_provider(&d, &id, &a.peer_id());
+    d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", &id]);
     d.ok(&["pin", &id]);
     let hash = file_hash(&model.join("weights.bin")).to_hex().to_string();

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
 
 const MIB: u64 = 1024 * 1024;
-/// Generous bound for DHT propagation on a loaded 2-core machine.
-const DHT_DEADLINE: Duration = Duration::from_secs(90);
 
 fn bootstrap_flags(seed: &Daemon) -> Vec<String> {
     vec!["--bootstrap".into(), seed.peer_address()]
@@ -25,35 +23,6 @@ fn start_joined(seed: &Daemon, extra: &[&str]) -> Daemon {
     daemon
 }
 
-fn add(daemon: &Daemon, dir: &Path) -> String {
-    daemon.ok_json(&["add", dir.to_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Waits until `daemon`'s DHT lookup of `id` lists every peer in `expected`.
-fn wait_for_providers(daemon: &Daemon, id: &str, expected: &[String]) {
-    let deadline = Instant::now() + DHT_DEADLINE;
-    loop {
-        let found = daemon.ok_json(&["providers", id]);
-        let providers: Vec<String> = found["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_owned())
-            .collect();
-        if expected.iter().all(|p| providers.contains(p)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "DHT never listed {expected:?} for {id}: {found}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// A seeder A with a one-file artifact of `size` bytes, and a peer C that fetched it
 /// from A (so both provide it). Returns (A, C, id, path of the original file).
 fn two_providers(
@@ -64,7 +33,7 @@ fn two_providers(
     let model = work.join(seed);
     write_random_file(&model.join("weights.bin"), size, seed);
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let c = start_joined(&a, &[]);
     c.ok(&["fetch", &id]);
     (a, c, id, model.join("weights.bin"))
@@ -89,9 +58,9 @@ fn a_node_that_knows_only_a_bootstrap_peer_fetches_by_id() {
 
     let b = Daemon::start();
     let a = start_joined(&b, &[]);
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let c = start_joined(&b, &[]);
-    wait_for_providers(&c, &id, &[a.peer_id()]);
+    c.wait_for_providers(&id, &[a.peer_id()]);
 
     let out = work.path().join("out");
     let report = c.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
@@ -115,7 +84,7 @@ fn a_node_that_knows_only_a_bootstrap_peer_fetches_by_id() {
     );
 
     // Having it, C now seeds it too.
-    wait_for_providers(&b, &id, &[a.peer_id(), c.peer_id()]);
+    b.wait_for_providers(&id, &[a.peer_id(), c.peer_id()]);
 }
 
 #[test]
@@ -123,7 +92,7 @@ fn a_fetch_draws_on_every_provider() {
     let work = tempfile::tempdir().unwrap();
     let (a, c, id, original) = two_providers(work.path(), 200 * MIB, "swarm");
     let d = start_joined(&a, &[]);
-    wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
+    d.wait_for_providers(&id, &[a.peer_id(), c.peer_id()]);
 
     let out = work.path().join("out");
     let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
@@ -152,7 +121,7 @@ fn a_provider_with_a_corrupt_copy_cannot_make_a_fetch_store_bad_bytes() {
     std::fs::write(&stored, bytes).unwrap();
 
     let d = start_joined(&a, &[]);
-    wait_for_providers(&d, &id, &[a.peer_id(), c.peer_id()]);
+    d.wait_for_providers(&id, &[a.peer_id(), c.peer_id()]);
     let out = work.path().join("out");
     let report = d.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
     assert_eq!(file_hash(&out.join("weights.bin")), file_hash(&original));
@@ -174,7 +143,7 @@ fn a_killed_fetch_resumes_with_only_missing_ranges() {
     let size = 240 * MIB;
     write_random_file(&model.join("weights.bin"), size, "resume");
     let a = Daemon::start();
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let d_dir = work.path().join("d");
     let flags = bootstrap_flags(&a);
     let mut d_args: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -223,8 +192,8 @@ fn no_provider_and_dead_provider_fail_clearly() {
     write_random_file(&model.join("w.bin"), MIB, "dead");
     let b = Daemon::start();
     let mut a = start_joined(&b, &[]);
-    let id = add(&a, &model);
-    wait_for_providers(&b, &id, &[a.peer_id()]);
+    let id = a.add_artifact(&model);
+    b.wait_for_providers(&id, &[a.peer_id()]);
     a.kill();
     let d = start_joined(&b, &[]);
     let started = Instant::now();
@@ -249,7 +218,7 @@ fn upload_limit_is_honoured() {
     write_random_file(&model.join("w.bin"), size, "limited");
     let limit = 2 * MIB;
     let a = Daemon::start_with(&["--upload-limit", "2M"]);
-    let id = add(&a, &model);
+    let id = a.add_artifact(&model);
     let c = start_joined(&a, &[]);
     let started = Instant::now();
     c.ok(&["fetch", &id]);
@@ -273,8 +242,8 @@ fn a_restarted_seeder_announces_again() {
     let a_args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut a = Daemon::start_in_with(&a_dir, &a_args);
     a.wait_for_routing_table(1);
-    let id = add(&a, &model);
-    wait_for_providers(&b, &id, &[a.peer_id()]);
+    let id = a.add_artifact(&model);
+    b.wait_for_providers(&id, &[a.peer_id()]);
 
     // B forgets every record when it restarts; only A announcing again can restore it.
     a.stop();
@@ -283,5 +252,5 @@ fn a_restarted_seeder_announces_again() {
     let a_args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let a = Daemon::start_in_with(&a_dir, &a_args);
     let c = start_joined(&b, &[]);
-    wait_for_providers(&c, &id, &[a.peer_id()]);
+    c.wait_for_providers(&id, &[a.peer_id()]);
 }
