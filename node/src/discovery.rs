@@ -33,6 +33,28 @@ pub trait ContentDiscovery: Send + Sync {
     fn connected(&self) -> BoxFuture<'_, Vec<PeerId>>;
 }
 
+/// Every peer a fetch of `root` may ask: those discovery lists for it, then connected
+/// peers as partial candidates (asked what they hold before any request). Without a
+/// root, connected peers only.
+pub async fn candidates(
+    discovery: &dyn ContentDiscovery,
+    root: Option<ContentId>,
+) -> Vec<Candidate> {
+    let mut found = match root {
+        Some(root) => discovery.find(root).await,
+        None => Vec::new(),
+    };
+    for peer in discovery.connected().await {
+        if !found.iter().any(|c| c.peer == peer) {
+            found.push(Candidate {
+                peer,
+                complete: false,
+            });
+        }
+    }
+    found
+}
+
 impl ContentDiscovery for NetHandle {
     fn find(&self, root: ContentId) -> BoxFuture<'_, Vec<Candidate>> {
         Box::pin(async move {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Announcer;
-use crate::discovery::{Candidate, ContentDiscovery};
+use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
 use crate::export::select_files;
 use crate::fetch_jobs::{Attempt, FetchJobs, JobView, Origin};
@@ -500,15 +500,7 @@ impl Node {
                 () = cancel.cancelled() => return Err(NodeError::Cancelled("cancelled".into())),
                 () = tokio::time::sleep(wait) => {}
             }
-            let mut found = self.net.find(root).await;
-            for peer in self.net.connected().await {
-                if !found.iter().any(|c| c.peer == peer) {
-                    found.push(Candidate {
-                        peer,
-                        complete: false,
-                    });
-                }
-            }
+            let found = candidates(&self.net, Some(root)).await;
             if !found.is_empty() {
                 return Ok(found);
             }

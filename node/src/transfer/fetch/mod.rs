@@ -29,7 +29,7 @@ use self::plan::{missing_bytes, PlannedBlob, Planner, PLAN_WINDOW};
 use self::scheduler::Scheduler;
 use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
-use crate::discovery::{Candidate, ContentDiscovery};
+use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
 use crate::peers::PeerBook;
 use crate::progress::ProgressReporter;
@@ -204,19 +204,7 @@ impl Transfer<'_> {
 
     /// Complete and partial peers discovery lists, and connected peers as partial ones.
     async fn look_for_peers(&self) -> Vec<Candidate> {
-        let mut found = match self.root {
-            Some(root) => self.discovery.find(root).await,
-            None => Vec::new(),
-        };
-        for peer in self.discovery.connected().await {
-            if !found.iter().any(|c| c.peer == peer) {
-                found.push(Candidate {
-                    peer,
-                    complete: false,
-                });
-            }
-        }
-        found
+        candidates(self.discovery, self.root).await
     }
 
     /// Plans segments until the queue holds [`PLAN_LOW_WATER`] or more, or all are planned.
