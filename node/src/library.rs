@@ -18,11 +18,15 @@ use crate::error::{NodeError, NodeResult};
 use crate::export::{export_files, select_files};
 use crate::import::{add_artifact, commit_artifact, unix_now, AddOptions};
 use crate::meta::{ArtifactRecord, FetchJobRecord, Meta, PinRecord};
+use crate::peers::SavedPeer;
 use crate::progress::ProgressReporter;
 use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
 use crate::transfer::root::{read_root, RootAndManifest};
+
+/// Where the peer book is saved in the node's state.
+const PEER_BOOK_KEY: &str = "peer_book";
 
 /// The node's artifacts, store and metadata.
 #[derive(Debug, Clone)]
@@ -137,6 +141,24 @@ impl Library {
         self.meta.remove_fetch_job(root)?;
         self.store.release_fetch(root).await?;
         self.meta.flush().await
+    }
+
+    /// Saves the peer book (scores and bans) so it outlives a restart.
+    pub async fn save_peer_book(&self, peers: &[SavedPeer]) -> NodeResult<()> {
+        self.meta.put_state(PEER_BOOK_KEY, &peers)?;
+        self.meta.flush().await
+    }
+
+    /// The peer book saved last (empty if none, or if it cannot be read: it is advice,
+    /// never worth refusing to start over).
+    pub fn saved_peer_book(&self) -> Vec<SavedPeer> {
+        match self.meta.state(PEER_BOOK_KEY) {
+            Ok(saved) => saved.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the saved peer book is unreadable; starting afresh");
+                Vec::new()
+            }
+        }
     }
 
     /// Every saved fetch job.
@@ -357,20 +379,33 @@ impl Library {
         }
     }
 
-    /// Lets go of a damaged artifact's stored bytes so that fetching it again replaces
-    /// them: its tags are removed (its record and pin record stay) and garbage is
-    /// collected. Blobs other artifacts also hold stay.
+    /// Lets go of the damaged blobs of an artifact so that fetching it again replaces
+    /// them and nothing else: its tags are removed (its record and pin record stay), the
+    /// root, manifest and undamaged files are protected while garbage is collected, and
+    /// the fetch hold taken before that protection ends. Blobs other artifacts also hold
+    /// stay.
     pub async fn discard_damaged(&self, root: ContentId) -> NodeResult<()> {
         let fetched = read_root(&self.store, root).await?;
+        let mut keep = vec![root.hash()];
+        let mut discarded = 0;
         for hash in std::iter::once(fetched.root.manifest).chain(fetched.root.files) {
-            self.meta.set_damaged(hash, false)?;
+            if self.meta.is_damaged(hash)? {
+                self.meta.set_damaged(hash, false)?;
+                discarded += 1;
+            } else {
+                keep.push(hash);
+            }
         }
+        let protection = self.store.protect_blobs(&keep).await?;
         self.store.release_artifact(root).await?;
         self.store.set_pinned(root, false).await?;
         self.store.release_fetch(root).await?;
         self.meta.flush().await?;
-        tracing::info!(%root, "discarding damaged copy to fetch it again");
-        self.store.collect_garbage().await
+        tracing::info!(%root, discarded, "discarding damaged blobs to fetch them again");
+        self.store.collect_garbage().await?;
+        self.store.hold_fetch(root).await?;
+        drop(protection);
+        Ok(())
     }
 
     /// The node's status.

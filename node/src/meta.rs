@@ -82,6 +82,7 @@ pub struct Meta {
     fetch_jobs: sled::Tree,
     announces: sled::Tree,
     damaged: sled::Tree,
+    node_state: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
@@ -104,6 +105,7 @@ impl Meta {
             fetch_jobs: db.open_tree("fetch_jobs")?,
             announces: db.open_tree("announces")?,
             damaged: db.open_tree("damaged")?,
+            node_state: db.open_tree("node_state")?,
             db,
         })
     }
@@ -219,6 +221,20 @@ impl Meta {
     pub fn remove_announce(&self, root: ContentId) -> NodeResult<()> {
         self.announces.remove(root.hash().as_bytes())?;
         Ok(())
+    }
+
+    /// Saves a piece of the node's own state under `key` (replacing what was there).
+    pub fn put_state<T: Serialize>(&self, key: &str, value: &T) -> NodeResult<()> {
+        self.node_state.insert(key, encode(value)?)?;
+        Ok(())
+    }
+
+    /// The piece of the node's own state saved under `key`, if any.
+    pub fn state<T: DeserializeOwned>(&self, key: &str) -> NodeResult<Option<T>> {
+        self.node_state
+            .get(key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
     }
 
     /// Records whether the stored bytes of `hash` failed verification.

@@ -128,7 +128,11 @@ impl Node {
     ) -> NodeResult<Self> {
         let net = start_network(keypair, config, transport).await?;
         let traffic = Traffic::new(options.limits.upload, options.limits.download);
-        let peers = PeerBook::default();
+        let peers = PeerBook::restore(
+            &library.saved_peer_book(),
+            tokio::time::Instant::now(),
+            PeerBook::unix_now(),
+        );
         if options.seed {
             spawn_provider(
                 &net,
@@ -174,7 +178,18 @@ impl Node {
         if let Some(announcer) = &self.announcer {
             announcer.stop();
         }
+        self.save_peer_book().await;
         self.library.close().await
+    }
+
+    /// Saves the peer book; failing to is logged, never fatal (it is advice).
+    async fn save_peer_book(&self) {
+        let saved = self
+            .peers
+            .snapshot(tokio::time::Instant::now(), PeerBook::unix_now());
+        if let Err(e) = self.library.save_peer_book(&saved).await {
+            tracing::warn!(error = %e, "cannot save the peer book");
+        }
     }
 
     /// The artifacts.
@@ -456,6 +471,9 @@ impl Node {
         if let Some(task) = swarm_announce {
             task.abort();
             self.net.stop_providing(root.swarm_key()).await?;
+        }
+        if outcome.as_ref().map_or(true, |o| !o.banned.is_empty()) {
+            self.save_peer_book().await;
         }
         let outcome = outcome?;
         self.counters

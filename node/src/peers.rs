@@ -10,13 +10,16 @@
 //!
 //! Invariants: at most [`MAX_PEERS_KEPT`] peers are remembered (the least notable are
 //! forgotten first), so peer ids that cost nothing cannot grow it without bound; time is
-//! passed in, so every rule is tested without sleeping.
+//! passed in, so every rule is tested without sleeping. The book outlives restarts:
+//! [`PeerBook::snapshot`] and [`PeerBook::restore`] carry scores and bans across them in
+//! wall-clock time, so a banned peer cannot clear its ban by waiting for a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// What a peer did, as services report it.
@@ -72,6 +75,25 @@ impl Entry {
     }
 }
 
+/// One peer's entry as saved across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPeer {
+    /// The peer id's bytes.
+    pub peer: Vec<u8>,
+    /// Its score when saved.
+    pub score: f64,
+    /// When it was saved, seconds since the Unix epoch.
+    pub saved_at: u64,
+    /// When its ban ends, seconds since the Unix epoch (none: not banned).
+    pub banned_until: Option<u64>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The peer book; cheap to clone, shared by the fetcher and the provider.
 #[derive(Debug, Clone, Default)]
 pub struct PeerBook {
@@ -119,6 +141,61 @@ impl PeerBook {
         let entries = self.lock();
         let score = |peer: &PeerId| entries.get(peer).map_or(0.0, |e| e.score_at(now));
         peers.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    }
+
+    /// Every notable entry (banned, or a score not yet decayed to nothing), for saving.
+    /// `now` and `unix_now` are the same moment on the two clocks.
+    pub fn snapshot(&self, now: Instant, unix_now: u64) -> Vec<SavedPeer> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.is_banned(now) || e.score_at(now).abs() >= 0.01)
+            .map(|(peer, e)| SavedPeer {
+                peer: peer.to_bytes(),
+                score: e.score_at(now),
+                saved_at: unix_now,
+                banned_until: e
+                    .banned_until
+                    .filter(|_| e.is_banned(now))
+                    .map(|until| unix_now + until.saturating_duration_since(now).as_secs()),
+            })
+            .collect()
+    }
+
+    /// A book holding what [`Self::snapshot`] saved: scores decayed over the time since
+    /// (in wall-clock time), bans that have not ended. Unreadable entries are skipped, and
+    /// at most [`MAX_PEERS_KEPT`] are taken.
+    pub fn restore(saved: &[SavedPeer], now: Instant, unix_now: u64) -> Self {
+        let mut entries = HashMap::new();
+        for item in saved.iter().take(MAX_PEERS_KEPT) {
+            let Ok(peer) = PeerId::from_bytes(&item.peer) else {
+                continue;
+            };
+            if !item.score.is_finite() {
+                continue;
+            }
+            let elapsed = Duration::from_secs(unix_now.saturating_sub(item.saved_at));
+            let at = now.checked_sub(elapsed).unwrap_or(now);
+            let banned_until = item
+                .banned_until
+                .filter(|until| *until > unix_now)
+                .map(|until| now + Duration::from_secs(until - unix_now).min(BAN_DURATION));
+            entries.insert(
+                peer,
+                Entry {
+                    score: item.score.clamp(BAD_DATA_PENALTY * 2.0, MAX_SCORE),
+                    at,
+                    banned_until,
+                },
+            );
+        }
+        Self {
+            entries: Arc::new(Mutex::new(entries)),
+        }
+    }
+
+    /// The current time on the wall clock, for [`Self::snapshot`] and [`Self::restore`].
+    pub fn unix_now() -> u64 {
+        unix_now()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Entry>> {
@@ -183,6 +260,67 @@ mod tests {
         // An hour on, the failures are all but forgotten.
         let hour = later + Duration::from_secs(3600);
         assert!(book.score(&restarting, hour).abs() < 1.0);
+    }
+
+    #[test]
+    fn bans_and_scores_survive_a_restart_in_wall_clock_time() {
+        let book = PeerBook::default();
+        let now = Instant::now();
+        let (liar, slow) = (PeerId::random(), PeerId::random());
+        book.report(liar, PeerAction::SentBadData, now);
+        book.report(slow, PeerAction::TimedOut, now);
+        book.report(
+            PeerId::random(),
+            PeerAction::Served,
+            now - SCORE_HALF_LIFE * 40,
+        );
+        let saved = book.snapshot(now, 1_000_000);
+        assert_eq!(saved.len(), 2, "forgotten peers are not saved: {saved:?}");
+
+        // Restarted ten minutes later.
+        let later = Instant::now();
+        let restored = PeerBook::restore(&saved, later, 1_000_000 + 600);
+        assert!(restored.is_banned(&liar, later));
+        assert!(!restored.is_banned(&liar, later + BAN_DURATION - Duration::from_secs(599)));
+        let score = restored.score(&slow, later);
+        assert!((score - TIMEOUT_PENALTY / 2.0).abs() < 0.1, "{score}");
+
+        // Restarted after the ban ended.
+        let restored = PeerBook::restore(&saved, later, 1_000_000 + 7200);
+        assert!(!restored.is_banned(&liar, later));
+    }
+
+    #[test]
+    fn a_damaged_saved_book_restores_what_it_can() {
+        let now = Instant::now();
+        let good = PeerId::random();
+        let saved = vec![
+            SavedPeer {
+                peer: vec![1, 2, 3],
+                score: -10.0,
+                saved_at: 5,
+                banned_until: Some(u64::MAX),
+            },
+            SavedPeer {
+                peer: good.to_bytes(),
+                score: f64::NAN,
+                saved_at: 5,
+                banned_until: None,
+            },
+            SavedPeer {
+                peer: good.to_bytes(),
+                score: -60.0,
+                saved_at: 5,
+                banned_until: Some(u64::MAX),
+            },
+        ];
+        let book = PeerBook::restore(&saved, now, 5);
+        assert_eq!(book.lock().len(), 1);
+        assert!(book.is_banned(&good, now));
+        assert!(
+            !book.is_banned(&good, now + BAN_DURATION),
+            "a saved ban never outlasts one ban"
+        );
     }
 
     #[test]

@@ -165,6 +165,22 @@ impl BlobStore {
         self.set_tag(FETCH_TAG_PREFIX, root).await
     }
 
+    /// Keeps each of `hashes` (as a single blob) through garbage collection until the
+    /// returned tags are dropped.
+    pub async fn protect_blobs(&self, hashes: &[BlobHash]) -> NodeResult<Vec<TempTag>> {
+        let mut tags = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let tag = self
+                .inner
+                .tags()
+                .temp_tag(HashAndFormat::raw(to_iroh(*hash)))
+                .await
+                .map_err(|e| self.store_error("protecting a blob", e))?;
+            tags.push(tag);
+        }
+        Ok(tags)
+    }
+
     /// Ends [`Self::hold_fetch`].
     pub async fn release_fetch(&self, root: ContentId) -> NodeResult<()> {
         self.delete_tag(FETCH_TAG_PREFIX, root).await

@@ -499,6 +499,7 @@ fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 8 * MIB, "damaged");
+    write_random_file(&model.join("healthy.bin"), 8 * MIB, "healthy");
     std::fs::write(model.join("config.json"), b"{}").unwrap();
     let a = Daemon::start();
     let id = a.add_artifact(&model);
@@ -521,9 +522,10 @@ fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
     let started = Instant::now();
     let report = d.ok_json(&["fetch", &id]);
     eprintln!("repairing fetch took {:?}", started.elapsed());
+    let downloaded = report["bytes_downloaded"].as_u64().unwrap();
     assert!(
-        report["bytes_downloaded"].as_u64().unwrap() > 0,
-        "{report}\n{}",
+        (8 * MIB..9 * MIB).contains(&downloaded),
+        "the repair should fetch the damaged file again and nothing else: {report}\n{}",
         d.log()
     );
     d.ok(&["verify"]);
