@@ -8,6 +8,7 @@ pub mod api;
 pub mod artifact_path;
 pub mod artifact_root;
 pub mod blob_hash;
+pub mod blob_wire;
 pub mod content_id;
 pub mod limits;
 pub mod manifest;

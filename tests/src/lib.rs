@@ -6,6 +6,7 @@
 //! loudly if it cannot. Every failure message includes the command, its output and the
 //! daemon's log, so a red test explains itself.
 
+pub mod attacker;
 pub mod hostile;
 
 use std::io::{Read, Write};

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup};
-use super::{NetConfig, KAD_PROTOCOL};
+use super::{NetConfig, PeerIps, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
 /// How often a node with a thin routing table dials the bootstrap peers it has lost.
@@ -60,6 +60,7 @@ pub struct EventLoop {
     connected: HashMap<PeerId, HashSet<Multiaddr>>,
     last_bootstrap: Option<Instant>,
     bootstrap_interval: Duration,
+    peer_ips: PeerIps,
 }
 
 impl EventLoop {
@@ -68,6 +69,7 @@ impl EventLoop {
         mut swarm: Swarm<NodeBehaviour>,
         commands: mpsc::Receiver<NetCommand>,
         config: &NetConfig,
+        peer_ips: PeerIps,
     ) -> NodeResult<Self> {
         let mut bootstrap_peers = Vec::new();
         for address in &config.bootstrap {
@@ -92,6 +94,7 @@ impl EventLoop {
             connected: HashMap::new(),
             last_bootstrap: None,
             bootstrap_interval: Duration::from_secs(config.bootstrap_interval_secs.max(1)),
+            peer_ips,
         })
     }
 
@@ -244,6 +247,8 @@ impl EventLoop {
                     .entry(peer_id)
                     .or_default()
                     .insert(endpoint.get_remote_address().clone());
+                self.peer_ips
+                    .connected(peer_id, endpoint.get_remote_address());
                 if self.bootstrap_peers.iter().any(|(p, _)| *p == peer_id) {
                     self.bootstrap_if_thin();
                 }
@@ -257,6 +262,7 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    self.peer_ips.disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

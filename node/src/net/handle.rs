@@ -6,6 +6,7 @@ use seedbank_protocol::ContentId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use super::PeerIps;
 use crate::error::{NodeError, NodeResult};
 
 /// A command for the event loop.
@@ -84,6 +85,7 @@ pub struct NetHandle {
     local_peer: PeerId,
     commands: mpsc::Sender<NetCommand>,
     control: libp2p_stream::Control,
+    peer_ips: PeerIps,
 }
 
 impl std::fmt::Debug for NetHandle {
@@ -103,12 +105,19 @@ impl NetHandle {
         local_peer: PeerId,
         commands: mpsc::Sender<NetCommand>,
         control: libp2p_stream::Control,
+        peer_ips: PeerIps,
     ) -> Self {
         Self {
             local_peer,
             commands,
             control,
+            peer_ips,
         }
+    }
+
+    /// The IP address a connected peer reaches us from.
+    pub fn peer_ip(&self, peer: &PeerId) -> Option<std::net::IpAddr> {
+        self.peer_ips.get(peer)
     }
 
     /// This node's peer id.

@@ -9,6 +9,7 @@
 mod behaviour;
 mod event_loop;
 mod handle;
+mod peer_ips;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use handle::{NetHandle, NetStatus, PeerInfo, ProviderLookup};
+pub use peer_ips::{ip_of, PeerIps};
 
 use crate::error::{NodeError, NodeResult};
 
@@ -150,7 +152,8 @@ pub async fn start_network(
     }
     let control = swarm.behaviour().stream.new_control();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
-    let event_loop = event_loop::EventLoop::new(swarm, commands_rx, &config)?;
+    let peer_ips = PeerIps::default();
+    let event_loop = event_loop::EventLoop::new(swarm, commands_rx, &config, peer_ips.clone())?;
     tokio::spawn(event_loop.run());
-    Ok(NetHandle::new(local_peer, commands_tx, control))
+    Ok(NetHandle::new(local_peer, commands_tx, control, peer_ips))
 }

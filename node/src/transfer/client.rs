@@ -5,7 +5,8 @@
 //! [`RequestError::Misbehaved`] says the peer did something wrong: honest peers restart,
 //! lose connections and lack data, and none of that is misbehaviour.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,7 +16,7 @@ use iroh_blobs::get::GetError;
 use iroh_blobs::protocol::GetRequest;
 use libp2p::PeerId;
 
-use super::streams::split_stream;
+use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::net::{NetHandle, BLOB_PROTOCOL};
 use crate::store::BlobStore;
@@ -187,10 +188,20 @@ impl BlobClient {
         arrived: &AtomicU64,
     ) -> Result<u64, RequestError> {
         let stream = open_blob_stream(&self.net, peer).await?;
-        let (id, recv, send) = split_stream(stream, peer, &self.traffic);
+        let busy = Arc::new(AtomicBool::new(false));
+        let (id, recv, send) = split_stream(
+            stream,
+            peer,
+            &self.traffic,
+            StreamSide::Asking(busy.clone()),
+        );
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
-        until_done(peer, progress, idle_timeout, arrived).await
+        let result = until_done(peer, progress, idle_timeout, arrived).await;
+        match result {
+            Err(_) if busy.load(Ordering::Relaxed) => Err(RequestError::Busy { peer }),
+            other => other,
+        }
     }
 }
 

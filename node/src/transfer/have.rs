@@ -5,6 +5,8 @@
 //! request with the current bitfield and end the stream (see `BlobSend::stopped`), so a
 //! question never holds one of the provider's stream slots for long.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -12,6 +14,7 @@ use iroh_blobs::protocol::{ChunkRanges, ObserveItem, ObserveRequest, Request};
 use iroh_blobs::Hash;
 use libp2p::PeerId;
 
+use super::busy::BusyCheck;
 use super::client::{open_blob_stream, RequestError};
 use crate::net::NetHandle;
 
@@ -55,7 +58,10 @@ async fn ask_have_now(
         .close()
         .await
         .map_err(|e| other("finishing the request", &e))?;
-    read_bitfield(&mut stream).await.map_err(|e| match e {
+    let busy = Arc::new(AtomicBool::new(false));
+    let mut answer = BusyCheck::new(stream, busy.clone());
+    read_bitfield(&mut answer).await.map_err(|e| match e {
+        _ if busy.load(Ordering::Relaxed) => RequestError::Busy { peer },
         BitfieldError::Io(e) => other("reading the answer", &e),
         BitfieldError::TooLarge(length) => RequestError::Misbehaved {
             peer,

@@ -1,32 +1,38 @@
 //! Serves other peers' blob requests from the local store.
 //!
 //! One task accepts incoming `/seedbank/blobs/1` streams as fast as they arrive (libp2p-stream
-//! drops streams when the accept loop falls behind) and hands each to iroh-blobs' stream
-//! handler in its own task. At most [`MAX_INBOUND_STREAMS_PER_PEER`] streams of one peer
-//! are served at once, and [`MAX_INBOUND_STREAMS`] in all; streams beyond that are closed,
-//! as are those of peers the peer book bans.
+//! drops streams when the accept loop falls behind) and asks the slot table
+//! ([`provider_slots`](super::provider_slots)) whether to serve each: per peer, per IP
+//! address and in all, with the longest-idle stream closed to make room for a newcomer.
+//! Admitted streams go to iroh-blobs' stream handler in their own task; a stream the
+//! table closes (no request in time, no bytes moving, evicted) ends at once. Streams of
+//! peers the peer book bans are closed; streams that find every slot busy get the busy
+//! answer, so their fetcher backs off instead of counting the data as missing here.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{AsyncWriteExt, StreamExt};
 use iroh_blobs::api::Store;
 use iroh_blobs::provider::events::EventSender;
 use iroh_blobs::provider::{handle_stream, StreamPair};
-use libp2p::PeerId;
+use seedbank_protocol::blob_wire::BUSY_ANSWER;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use super::streams::split_stream;
+use super::provider_slots::{Admission, Slots};
+use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::error::{NodeError, NodeResult};
 use crate::net::{NetHandle, BLOB_PROTOCOL};
 use crate::peers::PeerBook;
 
-/// Most inbound blob streams served at once: bounds memory and file handles; fetchers
-/// open a few streams per provider, so this serves dozens of peers concurrently.
-pub const MAX_INBOUND_STREAMS: usize = 128;
-/// Most inbound blob streams one peer may have open at once.
-pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 8;
+/// How often stream slots are checked for deadlines and idleness.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest time spent telling a peer it must wait.
+const BUSY_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most busy answers being sent at once; beyond that refused streams are just closed.
+const MAX_BUSY_ANSWERS: usize = 64;
 
 /// Starts serving blob requests; runs until the network stops.
 pub fn spawn_provider(
@@ -39,33 +45,49 @@ pub fn spawn_provider(
         .stream_control()
         .accept(BLOB_PROTOCOL)
         .map_err(|e| NodeError::BadRequest(format!("blob protocol registered twice: {e}")))?;
-    let total = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
-    let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+    let slots = Arc::new(Mutex::new(Slots::default()));
+    tokio::spawn(watch_slots(Arc::downgrade(&slots)));
+    let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
+    let net = net.clone();
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
-            if peers.is_banned(&peer, tokio::time::Instant::now()) {
+            let now = Instant::now();
+            if peers.is_banned(&peer, now) {
                 tracing::debug!(%peer, "refusing blob stream: peer is banned");
                 continue;
             }
-            let Ok(permit) = total.clone().try_acquire_owned() else {
-                tracing::debug!(%peer, "refusing blob stream: too many in flight");
+            let admission = lock(&slots).admit(peer, net.peer_ip(&peer), now);
+            let Admission::Admitted {
+                id,
+                activity,
+                cancel,
+            } = admission
+            else {
+                tracing::debug!(%peer, "blob stream slots are busy");
+                if let Ok(permit) = busy_answers.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        answer_busy(stream).await;
+                        drop(permit);
+                    });
+                }
                 continue;
             };
-            if !claim(&per_peer, peer) {
-                tracing::debug!(%peer, "refusing blob stream: peer has too many in flight");
-                continue;
-            }
             let store = store.clone();
             let traffic = traffic.clone();
-            let per_peer = per_peer.clone();
+            let slots = slots.clone();
             tokio::spawn(async move {
-                let (id, recv, send) = split_stream(stream, peer, &traffic);
-                let pair = StreamPair::new(id, recv, send, EventSender::DEFAULT);
-                if let Err(e) = handle_stream(pair, store).await {
-                    tracing::debug!(%peer, error = %e, "blob stream ended with an error");
+                let (stream_id, recv, send) =
+                    split_stream(stream, peer, &traffic, StreamSide::Serving(activity));
+                let pair = StreamPair::new(stream_id, recv, send, EventSender::DEFAULT);
+                tokio::select! {
+                    served = handle_stream(pair, store) => {
+                        if let Err(e) = served {
+                            tracing::debug!(%peer, error = %e, "blob stream ended with an error");
+                        }
+                    }
+                    () = cancel.cancelled() => {}
                 }
-                release(&per_peer, peer);
-                drop(permit);
+                lock(&slots).release(id);
             });
         }
         tracing::debug!("blob provider stopped");
@@ -73,22 +95,31 @@ pub fn spawn_provider(
     Ok(())
 }
 
-fn claim(per_peer: &Mutex<HashMap<PeerId, usize>>, peer: PeerId) -> bool {
-    let mut counts = per_peer.lock().unwrap_or_else(|e| e.into_inner());
-    let count = counts.entry(peer).or_default();
-    if *count >= MAX_INBOUND_STREAMS_PER_PEER {
-        return false;
-    }
-    *count += 1;
-    true
-}
-
-fn release(per_peer: &Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
-    let mut counts = per_peer.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(count) = counts.get_mut(&peer) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(&peer);
+/// Closes streams past their deadlines, until the provider is gone.
+async fn watch_slots(slots: Weak<Mutex<Slots>>) {
+    let mut ticks = tokio::time::interval(CHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(slots) = slots.upgrade() else {
+            return;
+        };
+        let closed = lock(&slots).check(Instant::now());
+        for (peer, reason) in closed {
+            tracing::debug!(%peer, ?reason, "closed a blob stream");
         }
     }
+}
+
+/// Tells the asker that every slot is taken, and closes the stream.
+async fn answer_busy(mut stream: libp2p::Stream) {
+    let _ = tokio::time::timeout(BUSY_ANSWER_TIMEOUT, async {
+        stream.write_all(&BUSY_ANSWER).await?;
+        stream.close().await
+    })
+    .await;
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(|e| e.into_inner())
 }

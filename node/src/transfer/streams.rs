@@ -3,12 +3,15 @@
 //! iroh-blobs assumes QUIC semantics, where dropping the send half finishes the stream.
 //! A yamux stream dropped while open is reset instead, and the provider would then wait
 //! forever for the end of the request, so [`BlobSend`] closes its half when dropped.
-//! Every byte passes through the node's shared rate limiters and is counted per peer.
+//! Every byte passes through the node's shared rate limiters and is counted per peer
+//! (and, when serving, per stream slot); when asking, the answer is checked for the busy
+//! answer first.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_speed_limit::clock::StandardClock;
@@ -23,6 +26,8 @@ use iroh_blobs::util::{
 use libp2p::PeerId;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
 
+use super::busy::BusyCheck;
+use super::provider_slots::StreamActivity;
 use super::traffic::Traffic;
 
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
@@ -32,25 +37,45 @@ pub type BlobRecvStream = AsyncReadRecvStream<BlobRecv>;
 /// The sending half iroh-blobs writes to.
 pub type BlobSendStream = AsyncWriteSendStream<BlobSend>;
 
+/// Which end of a stream this node is.
+#[derive(Debug, Clone)]
+pub enum StreamSide {
+    /// Serving a peer's request; bytes moved are counted into the stream's slot.
+    Serving(Arc<StreamActivity>),
+    /// Asking a peer; the flag is set if the peer answers busy.
+    Asking(Arc<AtomicBool>),
+}
+
 /// Splits a libp2p stream into iroh-blobs halves, limited and counted for `peer`.
 pub fn split_stream(
     stream: libp2p::Stream,
     peer: PeerId,
     traffic: &Traffic,
+    side: StreamSide,
 ) -> (u64, BlobRecvStream, BlobSendStream) {
     let id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
     let (read, write) = stream.split();
+    let activity = match &side {
+        StreamSide::Serving(activity) => Some(activity.clone()),
+        StreamSide::Asking(_) => None,
+    };
     let read = Counted {
         inner: traffic.download_limiter().limit(read),
         peer,
         traffic: traffic.clone(),
         is_upload: false,
+        activity: activity.clone(),
     };
     let write = Counted {
         inner: traffic.upload_limiter().limit(write),
         peer,
         traffic: traffic.clone(),
         is_upload: true,
+        activity,
+    };
+    let read = match side {
+        StreamSide::Serving(_) => BusyCheck::passthrough(read),
+        StreamSide::Asking(busy) => BusyCheck::new(read, busy),
     };
     (
         id,
@@ -71,6 +96,7 @@ struct Counted<S> {
     peer: PeerId,
     traffic: Traffic,
     is_upload: bool,
+    activity: Option<Arc<StreamActivity>>,
 }
 
 impl<S> Counted<S> {
@@ -79,6 +105,14 @@ impl<S> Counted<S> {
             self.traffic.record(self.peer, bytes as u64, 0);
         } else {
             self.traffic.record(self.peer, 0, bytes as u64);
+        }
+        if let Some(activity) = &self.activity {
+            let counter = if self.is_upload {
+                &activity.sent
+            } else {
+                &activity.received
+            };
+            counter.fetch_add(bytes as u64, Ordering::Relaxed);
         }
     }
 }
@@ -119,7 +153,7 @@ impl<S: FuturesWrite + Unpin> FuturesWrite for Counted<S> {
     }
 }
 
-type ReadSide = Compat<Counted<Resource<ReadHalf<libp2p::Stream>, StandardClock>>>;
+type ReadSide = Compat<BusyCheck<Counted<Resource<ReadHalf<libp2p::Stream>, StandardClock>>>>;
 type WriteSide = Compat<Counted<Resource<WriteHalf<libp2p::Stream>, StandardClock>>>;
 
 /// Receiving half of a blob-protocol stream.
