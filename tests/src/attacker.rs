@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::{AsyncReadExt, FutureExt};
+use futures_util::{AsyncReadExt, FutureExt, StreamExt};
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::upgrade::Version;
@@ -204,4 +204,168 @@ async fn hold_streams(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What a provider-record flood managed to send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FloodReport {
+    /// Announcements the victim acknowledged.
+    pub acknowledged: u64,
+    /// Announcements that failed or timed out.
+    pub failed: u64,
+}
+
+/// Announces `keys` random keys to the daemon at `victim` from one identity at
+/// `source`, each record carrying `addresses` made-up loopback addresses (ADD_PROVIDER
+/// messages). At most 256 announcements are in flight; gives up after `within`.
+pub fn flood_provider_records(
+    victim: &str,
+    source: IpAddr,
+    keys: usize,
+    addresses: usize,
+    within: Duration,
+) -> FloodReport {
+    use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+    use libp2p::kad::{self, QueryResult, RecordKey};
+    use libp2p::swarm::SwarmEvent;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("building the attacker's runtime");
+    let victim: Multiaddr = victim.parse().expect("victim address");
+    let Some(Protocol::P2p(victim_peer)) = victim.iter().last() else {
+        panic!("victim address lacks /p2p/");
+    };
+    runtime.block_on(async move {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|key| {
+                TcpFrom { source }
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key).expect("noise keys"))
+                    .multiplex(yamux::Config::default())
+            })
+            .expect("attacker transport")
+            .with_behaviour(|key| {
+                let peer = key.public().to_peer_id();
+                let store = MemoryStore::with_config(
+                    peer,
+                    MemoryStoreConfig {
+                        max_provided_keys: keys + 1,
+                        ..MemoryStoreConfig::default()
+                    },
+                );
+                let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
+                config.set_query_timeout(Duration::from_secs(10));
+                let mut kad = kad::Behaviour::with_config(peer, store, config);
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            })
+            .expect("attacker behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        for i in 0..addresses {
+            let address = format!(
+                "/ip4/127.{}.{}.{}/tcp/9",
+                i / 62_500 % 250,
+                i / 250 % 250,
+                i % 250 + 1
+            );
+            swarm.add_external_address(address.parse().expect("made-up address"));
+        }
+        let mut bare = victim.clone();
+        bare.pop();
+        swarm.behaviour_mut().add_address(&victim_peer, bare);
+        swarm.dial(victim.clone()).expect("dialling the victim");
+
+        let deadline = tokio::time::Instant::now() + within;
+        let mut report = FloodReport::default();
+        let (mut started, mut in_flight) = (0usize, 0usize);
+        while (started < keys || in_flight > 0) && tokio::time::Instant::now() < deadline {
+            while started < keys && in_flight < 256 {
+                let key = RecordKey::new(blake3::hash(&started.to_le_bytes()).as_bytes());
+                if swarm.behaviour_mut().start_providing(key).is_ok() {
+                    in_flight += 1;
+                }
+                started += 1;
+            }
+            let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
+            let Ok(event) = event else { break };
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: QueryResult::StartProviding(result),
+                step,
+                ..
+            }) = event
+            {
+                if step.last {
+                    in_flight -= 1;
+                    match result {
+                        Ok(_) => report.acknowledged += 1,
+                        Err(_) => report.failed += 1,
+                    }
+                }
+            }
+        }
+        report
+    })
+}
+
+/// TCP connections from one address that never say a word, each renewed when the
+/// victim closes it or after 10 s, until dropped.
+pub struct SilentConnections {
+    /// Runs the connections; dropping it closes them.
+    _runtime: tokio::runtime::Runtime,
+    opened: Arc<AtomicU64>,
+}
+
+impl SilentConnections {
+    /// Opens `count` connections from `source` to `target` and keeps them open.
+    pub fn start(target: SocketAddr, source: IpAddr, count: usize) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("building the attacker's runtime");
+        let opened = Arc::new(AtomicU64::new(0));
+        for _ in 0..count {
+            let opened = opened.clone();
+            runtime.spawn(async move {
+                loop {
+                    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                    if socket.bind(SocketAddr::new(source, 0)).is_err() {
+                        return;
+                    }
+                    let Ok(mut stream) = socket.connect(target).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    let mut byte = [0u8; 1];
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        tokio::io::AsyncReadExt::read(&mut stream, &mut byte),
+                    )
+                    .await;
+                    // Bounded in rate: a closed connection is renewed after a pause.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+        Self {
+            _runtime: runtime,
+            opened,
+        }
+    }
+
+    /// Connections opened so far (renewals included).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+/// The TCP socket address in a `/ip4/…/tcp/…[/p2p/…]` address.
+pub fn tcp_socket_address(address: &str) -> SocketAddr {
+    socket_address(&address.parse().expect("address")).expect("a TCP address")
 }

@@ -489,6 +489,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// Resident memory of a process in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Writes `size` bytes of deterministic pseudo-random data (BLAKE3 XOF of `seed`).
 pub fn write_random_file(path: &Path, size: u64, seed: &str) {
     if let Some(parent) = path.parent() {

@@ -4,24 +4,17 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId};
 
+use super::pending_guard::PendingGuard;
+use super::provider_store::ProviderStore;
 use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 
 /// Largest DHT message accepted, in bytes. Provider lists and small records fit easily;
 /// a peer sending more is trying to make us allocate.
 pub const MAX_DHT_PACKET_BYTES: usize = 64 * 1024;
-/// Largest DHT record value accepted (signed name records, later), in bytes.
-pub const MAX_RECORD_BYTES: usize = 16 * 1024;
-/// Most records this node stores for others.
-pub const MAX_STORED_RECORDS: usize = 16 * 1024;
-/// Most provider records kept per key: enough to find many seeders, bounded for memory.
-pub const MAX_PROVIDERS_PER_KEY: usize = 64;
-/// Most keys this node provides or stores provider records for.
-pub const MAX_PROVIDED_KEYS: usize = 64 * 1024;
 /// Provider records live this long on other nodes, unless re-announced.
 pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
 /// A DHT query gives up after this long.
@@ -30,10 +23,12 @@ pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Everything the swarm runs.
 #[derive(NetworkBehaviour)]
 pub struct NodeBehaviour {
+    /// Caps handshakes per IP address before anything else sees a connection.
+    pub pending: PendingGuard,
     /// Caps connections before any other behaviour sees them.
     pub limits: connection_limits::Behaviour,
     /// The DHT: peers and provider records.
-    pub kad: kad::Behaviour<MemoryStore>,
+    pub kad: kad::Behaviour<ProviderStore>,
     /// Learns peers' listen addresses and protocols (fed into Kademlia).
     pub identify: identify::Behaviour,
     /// Keeps connections alive and measures round trips.
@@ -71,18 +66,11 @@ impl NodeBehaviour {
             // Re-announcing is scheduled by the node itself and survives restarts.
             .set_provider_publication_interval(None)
             // The event loop bootstraps on first connection and on its own timer.
-            .set_periodic_bootstrap_interval(None);
-        let store_config = MemoryStoreConfig {
-            max_records: MAX_STORED_RECORDS,
-            max_value_bytes: MAX_RECORD_BYTES,
-            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
-            max_provided_keys: MAX_PROVIDED_KEYS,
-        };
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            MemoryStore::with_config(peer_id, store_config),
-            kad_config,
-        );
+            .set_periodic_bootstrap_interval(None)
+            // Records peers send are checked and counted by the event loop before they
+            // are stored (see `provider_store`).
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
+        let mut kad = kad::Behaviour::with_config(peer_id, ProviderStore::new(peer_id), kad_config);
         if config.kad_server {
             kad.set_mode(Some(kad::Mode::Server));
         }
@@ -101,6 +89,7 @@ impl NodeBehaviour {
         };
         let dcutr = relay.as_ref().map(|_| dcutr::Behaviour::new(peer_id));
         Ok(Self {
+            pending: PendingGuard::default(),
             limits: connection_limits::Behaviour::new(limits),
             kad,
             identify,

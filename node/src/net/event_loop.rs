@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::kad::store::MemoryStore;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
@@ -20,8 +19,10 @@ use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use seedbank_protocol::ContentId;
 use tokio::sync::{mpsc, oneshot};
 
+use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup};
+use super::provider_store::ProviderStore;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
@@ -36,6 +37,9 @@ const WELL_CONNECTED_PEERS: usize = 20;
 /// bootstrap; with hundreds of nodes sharing a bootstrap peer that fed itself and
 /// saturated the CPU.
 const MIN_BOOTSTRAP_GAP: Duration = Duration::from_secs(30);
+
+/// How often expired provider records of other peers are dropped.
+const RECORD_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The DHT key of an artifact: its root hash.
 pub fn provider_key(root: ContentId) -> RecordKey {
@@ -61,6 +65,7 @@ pub struct EventLoop {
     last_bootstrap: Option<Instant>,
     bootstrap_interval: Duration,
     peer_ips: PeerIps,
+    address_policy: AddressPolicy,
 }
 
 impl EventLoop {
@@ -95,6 +100,7 @@ impl EventLoop {
             last_bootstrap: None,
             bootstrap_interval: Duration::from_secs(config.bootstrap_interval_secs.max(1)),
             peer_ips,
+            address_policy: AddressPolicy::from_listen(&config.listen),
         })
     }
 
@@ -104,6 +110,8 @@ impl EventLoop {
         bootstrap.tick().await;
         let mut redial = tokio::time::interval(BOOTSTRAP_REDIAL_INTERVAL);
         redial.tick().await;
+        let mut expiry = tokio::time::interval(RECORD_EXPIRY_INTERVAL);
+        expiry.tick().await;
         loop {
             tokio::select! {
                 // Local work first: commands before new remote events.
@@ -115,6 +123,12 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.handle_event(event),
                 _ = bootstrap.tick() => self.bootstrap(),
                 _ = redial.tick() => self.redial_bootstrap_peers(),
+                _ = expiry.tick() => {
+                    let removed = self.swarm.behaviour_mut().kad.store_mut().remove_expired(Instant::now());
+                    if removed > 0 {
+                        tracing::debug!(removed, "dropped expired provider records");
+                    }
+                }
             }
         }
         tracing::debug!("network event loop stopped");
@@ -277,7 +291,7 @@ impl EventLoop {
                     return;
                 }
                 for address in info.listen_addrs {
-                    if is_dialable(&address) {
+                    if is_dialable(&address) && self.address_policy.allows(&address) {
                         self.swarm
                             .behaviour_mut()
                             .kad
@@ -301,6 +315,10 @@ impl EventLoop {
     }
 
     fn handle_kad(&mut self, event: kad::Event) {
+        if let kad::Event::InboundRequest { request } = event {
+            self.handle_inbound_record(request);
+            return;
+        }
         let kad::Event::OutboundQueryProgressed {
             id,
             result,
@@ -365,8 +383,41 @@ impl EventLoop {
     }
 }
 
+impl EventLoop {
+    /// Stores what a peer asked us to keep, if the provider store accepts it.
+    fn handle_inbound_record(&mut self, request: kad::InboundRequest) {
+        match request {
+            kad::InboundRequest::AddProvider {
+                record: Some(record),
+            } => {
+                let provider = record.provider;
+                let ip = self.peer_ips.get(&provider);
+                let connected = &self.connected;
+                let outcome = self.swarm.behaviour_mut().kad.store_mut().add_remote(
+                    record,
+                    ip,
+                    &self.address_policy,
+                    |peer| connected.contains_key(peer),
+                    Instant::now(),
+                );
+                if let Err(refusal) = outcome {
+                    tracing::trace!(%provider, ?refusal, "provider record not kept");
+                }
+            }
+            kad::InboundRequest::PutRecord {
+                source,
+                record: Some(_),
+                ..
+            } => {
+                tracing::trace!(peer = %source, "value record not kept: none are used yet");
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Peers in the routing table.
-fn routing_table_size(kad: &mut kad::Behaviour<MemoryStore>) -> usize {
+fn routing_table_size(kad: &mut kad::Behaviour<ProviderStore>) -> usize {
     kad.kbuckets().map(|b| b.num_entries()).sum()
 }
 

@@ -6,10 +6,13 @@
 //! The transport is chosen by the caller ([`NetTransport`]), so the simulator can run
 //! this same code over an in-memory transport.
 
+mod address_policy;
 mod behaviour;
 mod event_loop;
 mod handle;
 mod peer_ips;
+mod pending_guard;
+pub mod provider_store;
 
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use libp2p::{noise, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use address_policy::AddressPolicy;
 pub use handle::{NetHandle, NetStatus, PeerInfo, ProviderLookup};
 pub use peer_ips::{ip_of, PeerIps};
 
@@ -34,6 +38,10 @@ pub const IDENTIFY_PROTOCOL_VERSION: &str = "/seedbank/id/1.0.0";
 
 /// Default port for TCP and QUIC listeners.
 pub const DEFAULT_P2P_PORT: u16 = 4150;
+/// Longest a connection may take from dial or accept to an established, authenticated
+/// and multiplexed connection: handshakes on real links take well under a second, and a
+/// silent connection holds a pending slot no longer than this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Commands queued for the event loop before callers wait: enough for bursts of
 /// announcements, small enough that a stuck loop is noticed.
 const COMMAND_BUFFER: usize = 256;
@@ -135,6 +143,7 @@ pub async fn start_network(
             .with_behaviour(|key, relay| behaviour::NodeBehaviour::new(key, &config, Some(relay)))
             .map_err(|e| net_error("setting up behaviours", &e))?
             .with_swarm_config(swarm_config)
+            .with_connection_timeout(HANDSHAKE_TIMEOUT)
             .build(),
         NetTransport::Custom(build) => SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -143,6 +152,7 @@ pub async fn start_network(
             .with_behaviour(|key| behaviour::NodeBehaviour::new(key, &config, None))
             .map_err(|e| net_error("setting up behaviours", &e))?
             .with_swarm_config(swarm_config)
+            .with_connection_timeout(HANDSHAKE_TIMEOUT)
             .build(),
     };
     for address in &config.listen {
