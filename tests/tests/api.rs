@@ -171,14 +171,23 @@ fn only_loopback_hosts_are_answered_unless_remote_access_is_allowed() {
     assert_eq!(code, 200, "{body}\n{}", remote.log());
 }
 
-/// Connections the test opens and never completes a request on.
-const HALF_OPEN_CONNECTIONS: usize = 200;
+/// Connections the test opens and never completes a request on: more than the daemon
+/// serves at once (256), so the CLI gets in only because idle ones make room for it.
+const HALF_OPEN_CONNECTIONS: usize = 300;
+/// The daemon's cap on open API connections.
+const MAX_API_CONNECTIONS: usize = 256;
 /// How soon the daemon must close them (its header-read timeout is 10 s).
 const HALF_OPEN_DEADLINE: Duration = Duration::from_secs(15);
 
 #[test]
 fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
     let daemon = Daemon::start();
+    let daemon_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid().unwrap()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    };
+    let fds_before = daemon_fds();
     let opened = Instant::now();
     let mut half_open: Vec<TcpStream> = (0..HALF_OPEN_CONNECTIONS)
         .map(|i| {
@@ -191,14 +200,22 @@ fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
         })
         .collect();
 
-    // The CLI is answered, promptly, while they are all held.
+    // The CLI is answered, promptly, while they are all held, and the daemon holds no
+    // more descriptors than its cap allows.
     let mut slowest = Duration::ZERO;
+    let mut most_fds = 0;
     while opened.elapsed() < Duration::from_secs(6) {
         let asked = Instant::now();
         daemon.ok(&["status"]);
         slowest = slowest.max(asked.elapsed());
+        most_fds = most_fds.max(daemon_fds());
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The cap, the CLI's own connection, and one accepted while another is closed.
+    assert!(
+        most_fds <= fds_before + MAX_API_CONNECTIONS + 2,
+        "the daemon held {most_fds} descriptors ({fds_before} before the test's connections)"
+    );
     assert!(
         slowest < Duration::from_secs(5),
         "`seedbank status` took {slowest:?} with {HALF_OPEN_CONNECTIONS} half-open connections"
@@ -230,7 +247,7 @@ fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
     }
     let closed_after = opened.elapsed();
     eprintln!(
-        "{HALF_OPEN_CONNECTIONS} half-open connections closed within {closed_after:?}; slowest `seedbank status` meanwhile {slowest:?}"
+        "{HALF_OPEN_CONNECTIONS} half-open connections closed within {closed_after:?}; slowest `seedbank status` meanwhile {slowest:?}; daemon descriptors {fds_before} before, {most_fds} at most"
     );
     // And the API still answers afterwards.
     daemon.ok(&["status"]);

@@ -10,6 +10,7 @@
 
 mod auth;
 mod handlers;
+mod held_body;
 mod local_only;
 mod metrics;
 mod ndjson;

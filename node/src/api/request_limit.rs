@@ -7,21 +7,18 @@
 //! request finding no free slot within [`SLOT_WAIT`] is answered 503. Runs after the
 //! Host, Origin and token checks, so only the token holder's requests take slots.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use http_body::{Frame, SizeHint};
 use seedbank_protocol::api::ErrorCode;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::handlers::error_response;
+use super::held_body::hold_until_done;
 
 /// How long a request waits for a free slot before it is refused. Short requests free
 /// theirs in milliseconds; if none frees in this time, the slots are held by streams
@@ -71,39 +68,14 @@ pub async fn hold_slot(
     };
     next.run(request)
         .await
-        .map(|body| Body::new(SlotBody { body, _slot: slot }))
-}
-
-/// A response body that keeps its request's slot until it is dropped.
-struct SlotBody {
-    body: Body,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl HttpBody for SlotBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+        .map(|body| hold_until_done(body, slot))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+    use axum::body::{Body, Bytes};
     use axum::routing::get;
     use axum::Router;
     use tower::Service;
