@@ -92,33 +92,24 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         node: node.clone(),
         token: Arc::from(token),
     };
-    let app = api::router(state, config.max_api_requests);
+    let hosts = if config.api_allow_remote {
+        api::HostPolicy::Any
+    } else {
+        api::HostPolicy::LoopbackOnly
+    };
+    let app = api::router(state, config.max_api_requests, hosts);
     let (store_failed_tx, mut store_failed_rx) = tokio::sync::watch::channel(false);
     let watchdog = tokio::spawn(watch_store(library.clone(), store_failed_tx));
-    let stopping = tokio_util::sync::CancellationToken::new();
-    let serve = axum::serve(listener, app).with_graceful_shutdown({
-        let stopping = stopping.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = store_failed_rx.wait_for(|failed| *failed) => {}
-            }
-            // Running fetches end now (saved, to resume at next start), so the clients
-            // watching them get their last line and let the server stop.
-            node.stop_fetches();
-            stopping.cancel();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = store_failed_rx.wait_for(|failed| *failed) => {}
         }
-    });
-    let served = tokio::select! {
-        served = serve => served,
-        () = async {
-            stopping.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::info!("clients still attached after {SHUTDOWN_GRACE:?}; closing their connections");
-            Ok(())
-        }
+        // Running fetches end now (saved, to resume at next start), so the clients
+        // watching them get their last line and let the server stop.
+        node.stop_fetches();
     };
+    api::server::serve(listener, app, stop, SHUTDOWN_GRACE).await;
     watchdog.abort();
     let store_failed = !library.store_is_alive().await;
     tracing::info!("shutting down");
@@ -129,10 +120,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
             "the blob store stopped (a full disk is the usual cause; see the log above); free space and start the daemon again".into(),
         ));
     }
-    served.map_err(|e| NodeError::Io {
-        context: "serving the control API".into(),
-        source: e,
-    })
+    Ok(())
 }
 
 /// How long a stopping daemon waits for attached clients (an export, a verify) to finish

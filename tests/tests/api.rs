@@ -1,7 +1,12 @@
 //! End-to-end: the control API refuses requests without the token, requests from web
-//! pages, and malformed bodies, and answers the CLI's requests.
+//! pages or naming foreign hosts, and malformed bodies; closes connections that send no
+//! request; and answers the CLI's requests throughout.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use seedbank_tests::Daemon;
 
@@ -92,4 +97,158 @@ fn malformed_requests_get_a_400_that_says_why() {
         413,
         "oversized bodies must be refused"
     );
+}
+
+/// Sends one `GET /v1/status` with the given `Host` (and extra header lines) on a fresh
+/// connection; returns the status code and body.
+fn status_with_host(daemon: &Daemon, host: &str, extra: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(daemon.api_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let request = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n{extra}Connection: close\r\n\r\n",
+        daemon.token()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn only_loopback_hosts_are_answered_unless_remote_access_is_allowed() {
+    let daemon = Daemon::start();
+    let port = daemon.api_addr().rsplit_once(':').unwrap().1.to_owned();
+
+    let (code, body) = status_with_host(&daemon, "evil.example", "");
+    assert_eq!(code, 403, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["code"], "forbidden", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("evil.example"),
+        "the refusal should name the host: {error}"
+    );
+    let (code, body) = status_with_host(&daemon, &format!("evil.example:{port}"), "");
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = status_with_host(
+        &daemon,
+        &format!("localhost:{port}"),
+        &format!("Origin: http://localhost:{port}\r\n"),
+    );
+    assert_eq!(
+        code, 403,
+        "a web page's request is refused even on loopback: {body}"
+    );
+
+    for host in [
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (code, body) = status_with_host(&daemon, &host, "");
+        assert_eq!(code, 200, "Host {host}: {body}");
+        assert!(body.contains("node_id"), "Host {host}: {body}");
+    }
+
+    // With remote access allowed, the API answers any host (it still needs the token).
+    let remote_dir = tempfile::tempdir().unwrap();
+    let data_dir = remote_dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("config.toml"), "api_allow_remote = true\n").unwrap();
+    let remote = Daemon::start_in(&data_dir);
+    let (code, body) = status_with_host(&remote, "seedbank.example", "");
+    assert_eq!(code, 200, "{body}\n{}", remote.log());
+}
+
+/// Connections the test opens and never completes a request on: more than the daemon
+/// serves at once (256), so the CLI gets in only because idle ones make room for it.
+const HALF_OPEN_CONNECTIONS: usize = 300;
+/// The daemon's cap on open API connections.
+const MAX_API_CONNECTIONS: usize = 256;
+/// How soon the daemon must close them (its header-read timeout is 10 s).
+const HALF_OPEN_DEADLINE: Duration = Duration::from_secs(15);
+
+#[test]
+fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
+    let daemon = Daemon::start();
+    let daemon_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid().unwrap()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    };
+    let fds_before = daemon_fds();
+    let opened = Instant::now();
+    let mut half_open: Vec<TcpStream> = (0..HALF_OPEN_CONNECTIONS)
+        .map(|i| {
+            let mut stream = TcpStream::connect(daemon.api_addr()).unwrap();
+            // Half send part of a request line, half send nothing at all.
+            if i % 2 == 0 {
+                stream.write_all(b"GET /v1/status HT").unwrap();
+            }
+            stream
+        })
+        .collect();
+
+    // The CLI is answered, promptly, while they are all held, and the daemon holds no
+    // more descriptors than its cap allows.
+    let mut slowest = Duration::ZERO;
+    let mut most_fds = 0;
+    while opened.elapsed() < Duration::from_secs(6) {
+        let asked = Instant::now();
+        daemon.ok(&["status"]);
+        slowest = slowest.max(asked.elapsed());
+        most_fds = most_fds.max(daemon_fds());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The cap, the CLI's own connection, and one accepted while another is closed.
+    assert!(
+        most_fds <= fds_before + MAX_API_CONNECTIONS + 2,
+        "the daemon held {most_fds} descriptors ({fds_before} before the test's connections)"
+    );
+    assert!(
+        slowest < Duration::from_secs(5),
+        "`seedbank status` took {slowest:?} with {HALF_OPEN_CONNECTIONS} half-open connections"
+    );
+
+    // Every one of them is closed by the daemon: a read ends (0 bytes or an error)
+    // instead of timing out.
+    for (i, stream) in half_open.iter_mut().enumerate() {
+        let left = HALF_OPEN_DEADLINE.saturating_sub(opened.elapsed());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                // Whatever the daemon says before closing (if anything) is not the point.
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    panic!(
+                        "connection {i} still open {:?} after it was opened\n{}",
+                        opened.elapsed(),
+                        daemon.log()
+                    )
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let closed_after = opened.elapsed();
+    eprintln!(
+        "{HALF_OPEN_CONNECTIONS} half-open connections closed within {closed_after:?}; slowest `seedbank status` meanwhile {slowest:?}; daemon descriptors {fds_before} before, {most_fds} at most"
+    );
+    // And the API still answers afterwards.
+    daemon.ok(&["status"]);
 }

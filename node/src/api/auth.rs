@@ -1,4 +1,4 @@
-//! Refuses browser-originated requests (403) and requests without the token (401).
+//! Refuses requests without the token (401).
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -9,20 +9,12 @@ use seedbank_protocol::api::ErrorCode;
 use super::handlers::error_response;
 use super::ApiState;
 
-/// Middleware: a request with an `Origin` header came from a web page, which must never
-/// drive the daemon; every other request must carry `Authorization: Bearer <token>`.
+/// Middleware: every request must carry `Authorization: Bearer <token>`.
 pub async fn require_token(
     State(state): State<ApiState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.headers().contains_key(header::ORIGIN) {
-        return error_response(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "requests from web pages (with an Origin header) are refused".into(),
-        );
-    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

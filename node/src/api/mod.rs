@@ -1,14 +1,21 @@
 //! The HTTP/JSON control API the `seedbank` CLI talks to.
 //!
 //! Loopback only by default. Every request needs the bearer token from
-//! `<data>/api.token`; any request carrying a browser `Origin` header is refused, so a
-//! web page cannot drive the daemon through the user's browser. Bodies are capped at
-//! [`MAX_API_REQUEST_BYTES`] and requests in flight at the configured maximum.
+//! `<data>/api.token`; a request carrying a browser `Origin` header, or (unless
+//! `api_allow_remote`) naming a `Host` that is not loopback, is refused, so a web page
+//! cannot drive the daemon through the user's browser. Bodies are capped at
+//! [`MAX_API_REQUEST_BYTES`]; requests in flight, across all routes and until their
+//! streamed bodies end, at the configured maximum; connections and their idle time by
+//! [`server`].
 
 mod auth;
 mod handlers;
+mod held_body;
+mod local_only;
 mod metrics;
 mod ndjson;
+mod request_limit;
+pub mod server;
 pub mod token;
 
 use std::sync::Arc;
@@ -17,7 +24,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
-use tower::limit::ConcurrencyLimitLayer;
+
+pub use local_only::HostPolicy;
+use request_limit::RequestSlots;
 
 use crate::node::Node;
 
@@ -30,8 +39,9 @@ pub struct ApiState {
     pub token: Arc<str>,
 }
 
-/// Builds the API router.
-pub fn router(state: ApiState, max_requests: usize) -> Router {
+/// Builds the API router: `max_requests` in flight at once, requests naming hosts that
+/// `hosts` allows.
+pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router {
     Router::new()
         .route("/v1/status", get(handlers::status))
         .route("/v1/artifacts", get(handlers::list).post(handlers::add))
@@ -50,11 +60,20 @@ pub fn router(state: ApiState, max_requests: usize) -> Router {
         .route("/v1/verify", post(handlers::verify))
         .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
+        // The last layer added runs first: where the request came from, then the
+        // token, and only then does it take a request slot.
+        .layer(DefaultBodyLimit::max(MAX_API_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            RequestSlots::new(max_requests),
+            request_limit::hold_slot,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
-        .layer(DefaultBodyLimit::max(MAX_API_REQUEST_BYTES))
-        .layer(ConcurrencyLimitLayer::new(max_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            local_only::refuse_foreign_requests,
+        ))
         .with_state(state)
 }
