@@ -43,6 +43,8 @@ pub enum ErrorCode {
     PeerMisbehaved,
     /// The operation was cancelled (by the user, or because the daemon is stopping).
     Cancelled,
+    /// The daemon is serving as many requests as it allows; try again shortly.
+    Busy,
     /// Anything else inside the daemon.
     Internal,
 }

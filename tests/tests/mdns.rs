@@ -8,9 +8,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use seedbank_tests::{file_hash, write_random_file, Daemon};
+use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
 
 /// Two namespaces joined by a veth pair; removed on drop.
 struct Link {
@@ -35,7 +36,8 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 impl Link {
     fn create() -> Result<(Self, [String; 2]), String> {
-        let tag = std::process::id() % 100_000;
+        static LINKS: AtomicU32 = AtomicU32::new(0);
+        let tag = (std::process::id() % 10_000) * 10 + LINKS.fetch_add(1, Ordering::Relaxed);
         let link = Link {
             namespaces: [format!("sb{tag}a"), format!("sb{tag}b")],
         };
@@ -122,4 +124,76 @@ fn two_nodes_on_a_lan_find_each_other_with_mdns_and_fetch() {
         file_hash(&out.join("w.bin")),
         file_hash(&model.join("w.bin"))
     );
+}
+
+/// Waits until `daemon` sees at least one peer.
+fn wait_for_a_peer(daemon: &Daemon, within: Duration) {
+    let deadline = Instant::now() + within;
+    while daemon.ok_json(&["peers"]).as_array().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no peer found over mDNS\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_daemon_killed_mid_fetch_resumes_once_mdns_finds_the_seeder_again() {
+    let (link, addresses) = match Link::create() {
+        Ok(created) => created,
+        Err(reason) => {
+            eprintln!("SKIPPED mDNS test: cannot create network namespaces here ({reason})");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("lan-model");
+    write_random_file(&model.join("w.bin"), 96 * 1024 * 1024, "mdns restart");
+    let listen_a = format!("/ip4/{}/tcp/0", addresses[0]);
+    let listen_b = format!("/ip4/{}/tcp/0", addresses[1]);
+    let a = Daemon::start_in_namespace(
+        &work.path().join("a"),
+        &link.namespaces[0],
+        &["--listen", &listen_a],
+    );
+    let mut b = Daemon::start_in_namespace(
+        &work.path().join("b"),
+        &link.namespaces[1],
+        &["--listen", &listen_b, "--download-limit", "16M"],
+    );
+    let id = a.ok_json(&["add", model.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for_a_peer(&b, Duration::from_secs(90));
+
+    b.ok(&["fetch", "--detach", &id]);
+    std::thread::sleep(Duration::from_secs(2));
+    b.kill();
+    b.start_again();
+    // The saved job resumes on its own once mDNS finds A again.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let listed = b.ok_json(&["ls"]);
+        let complete = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str() && a["state"] == "complete");
+        if complete {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed fetch never completed: {listed}\n{}\n{}",
+            b.ok_json(&["jobs"]),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = work.path().join("out");
+    b.ok(&["export", &id, out.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&out), tree_hashes(&model));
 }

@@ -39,6 +39,7 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::Corrupt | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Unreachable | ErrorCode::PeerMisbehaved => StatusCode::BAD_GATEWAY,
         ErrorCode::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         // 499 is nginx's "client closed request"; the standard has no cancelled status.
         ErrorCode::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::CONFLICT),
     }

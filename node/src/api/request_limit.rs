@@ -59,7 +59,7 @@ pub async fn hold_slot(
     let Ok(Ok(slot)) = acquired else {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::TimedOut,
+            ErrorCode::Busy,
             format!(
                 "all {} API request slots stayed busy for {SLOT_WAIT:?} (each streamed add, fetch, export or verify holds one until it ends); try again later",
                 slots.max
@@ -122,7 +122,7 @@ mod tests {
             .await
             .unwrap();
         let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(error["code"], "timed_out", "{error}");
+        assert_eq!(error["code"], "busy", "{error}");
         assert!(error["message"]
             .as_str()
             .unwrap()
