@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::{file_hash, run_cli, tree_hashes, write_random_file, Daemon};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -80,4 +81,121 @@ fn export_refuses_planted_symlinks_and_leaves_their_targets_alone() {
             .is_symlink()
     );
     assert_eq!(tree_hashes(&outside), outside_before);
+}
+
+/// Bytes of the files directly in `dir` (iroh-blobs keeps its temp folder flat).
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[test]
+fn a_kill_during_add_leaves_nothing_in_temp_after_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let small = work.path().join("small");
+    let big = work.path().join("big");
+    write_random_file(&small.join("s.bin"), MIB, "small");
+    write_random_file(&big.join("b.bin"), 300 * MIB, "big");
+    let mut daemon = Daemon::start();
+    let small_id = daemon.add_artifact(&small);
+    let temp = daemon.data_dir().join("blobs/temp");
+
+    let data_dir = daemon.data_dir().to_owned();
+    let big_arg = big.to_str().unwrap().to_owned();
+    let adder = std::thread::spawn(move || run_cli(&data_dir, &["add", &big_arg]));
+    // Kill only once the import is copying into temp and status counts it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = daemon.ok_json(&["status"]);
+        let reported = status["temp_bytes"].as_u64().unwrap();
+        if reported > 0 {
+            assert!(reported <= 300 * MIB + 300 * MIB / 256 + MIB, "{status}");
+            break;
+        }
+        assert!(
+            !adder.is_finished(),
+            "the add finished before anything was seen in temp: {status}"
+        );
+        assert!(Instant::now() < deadline, "temp stayed empty: {status}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    daemon.kill();
+    let interrupted = adder.join().unwrap();
+    assert!(
+        !interrupted.success,
+        "the add survived kill -9: {interrupted}"
+    );
+    let left = folder_bytes(&temp);
+    assert!(left > 0, "the killed add left nothing in temp to clean up");
+
+    daemon.start_again();
+    let names: Vec<_> = std::fs::read_dir(&temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "temp still holds {names:?} after restart");
+    let status = daemon.ok_json(&["status"]);
+    assert_eq!(status["temp_bytes"], 0, "{status}");
+    assert_eq!(status["artifacts"], 1, "{status}");
+    assert!(
+        status["store_bytes"].as_u64().unwrap() < 10 * MIB,
+        "the killed add's bytes are counted in the store: {status}"
+    );
+    let list = daemon.ok_json(&["ls"]);
+    let ids: Vec<_> = list.as_array().unwrap().iter().map(artifact_id).collect();
+    assert_eq!(ids, [small_id], "{list}");
+    assert!(
+        daemon.log().contains("freed what interrupted imports left"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_whose_size_lies_is_refused_by_name() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start();
+    // procfs files say they are empty and read as text.
+    daemon.fails_with(
+        &["add", "/proc/version"],
+        "\"/proc/version\" reads more bytes than the 0 its metadata gives",
+    );
+    let model = work.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    std::os::unix::fs::symlink("/proc/self/status", model.join("status")).unwrap();
+    daemon.fails_with(
+        &["add", model.to_str().unwrap(), "--follow-symlinks"],
+        "status\" reads more bytes than the 0",
+    );
+    assert_eq!(daemon.ok_json(&["ls"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_path_with_a_bidi_control_is_refused_and_shown_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("README.md"), b"# card").unwrap();
+    // Shown raw, this name reads "invoice-fdp.exe" but ends in ".pdf".
+    std::fs::write(model.join("invoice-\u{202e}exe.pdf"), b"x").unwrap();
+    let daemon = Daemon::start();
+    let output = daemon.fails_with(
+        &["add", model.to_str().unwrap()],
+        "invoice-\\u{202e}exe.pdf\" contains the invisible format character U+202E",
+    );
+    assert!(
+        !output.stderr.contains('\u{202e}'),
+        "the error shows the raw control character: {output}"
+    );
+    // The name is checked before the files are walked.
+    daemon.fails_with(
+        &["add", model.to_str().unwrap(), "--name", "bad/name"],
+        "invalid name",
+    );
+    assert_eq!(daemon.ok_json(&["ls"]), serde_json::json!([]));
 }
