@@ -115,8 +115,8 @@ async fn export_one(
     let (folders, name) = split_path(&file.path);
     let parent = export.make_folders(&folders)?;
     let existed = export.target_exists(&parent, &file.path, name, force)?;
-    let (partial_name, output) = export.create_partial(&parent, &file.path, name)?;
-    let result = write_verified(
+    let (partial, output) = export.create_partial(parent, &file.path, name)?;
+    write_verified(
         store,
         file,
         output,
@@ -124,26 +124,44 @@ async fn export_one(
         done_before,
         progress,
     )
-    .await
-    .and_then(|()| {
-        rustix::fs::renameat(&parent, &partial_name, &parent, name).map_err(|e| {
-            NodeError::io(
-                "moving export into place at",
-                &export.shown(&file.path),
-                e.into(),
-            )
-        })
-    });
-    match result {
-        Ok(()) if !existed => export.written.push(file.path.clone()),
-        Ok(()) => {}
+    .await?;
+    partial.rename_to(name).map_err(|e| {
+        NodeError::io(
+            "moving export into place at",
+            &export.shown(&file.path),
+            e.into(),
+        )
+    })?;
+    if !existed {
+        export.written.push(file.path.clone());
+    }
+    Ok(())
+}
+
+/// A partial file this export created, removed when dropped unless renamed into place:
+/// on an error, and also when the export is cancelled (its future dropped) mid-file.
+struct PartialFile {
+    parent: OwnedFd,
+    name: String,
+    renamed: bool,
+}
+
+impl PartialFile {
+    fn rename_to(mut self, target: &str) -> Result<(), Errno> {
+        rustix::fs::renameat(&self.parent, &self.name, &self.parent, target)?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
         // Unlinking a name never follows it: if someone swapped the partial file for a
         // link, the link goes, not what it points to.
-        Err(_) => {
-            let _ = rustix::fs::unlinkat(&parent, &partial_name, AtFlags::empty());
+        if !self.renamed {
+            let _ = rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::empty());
         }
     }
-    result
 }
 
 async fn write_verified(
@@ -292,13 +310,13 @@ impl ExportDir {
     /// name nobody can have planted a link at; returns its name and the open file.
     fn create_partial(
         &self,
-        parent: &OwnedFd,
+        parent: OwnedFd,
         relative: &str,
         name: &str,
-    ) -> NodeResult<(String, std::fs::File)> {
+    ) -> NodeResult<(PartialFile, std::fs::File)> {
         let partial_name = partial_name(name)?;
         let fd = rustix::fs::openat(
-            parent,
+            &parent,
             &partial_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(NEW_FILE_MODE),
@@ -307,7 +325,12 @@ impl ExportDir {
             let shown = self.shown(relative).with_file_name(&partial_name);
             NodeError::io("creating", &shown, e.into())
         })?;
-        Ok((partial_name, std::fs::File::from(fd)))
+        let partial = PartialFile {
+            parent,
+            name: partial_name,
+            renamed: false,
+        };
+        Ok((partial, std::fs::File::from(fd)))
     }
 
     /// Removes the files this export put in place and the folders it created (those
@@ -444,18 +467,27 @@ mod tests {
     fn partial_files_are_new_files_with_random_names() {
         let (_work, dir, outside) = planted(".a.bin.seedbank-partial");
         let export = ExportDir::open(&dir).unwrap();
-        let parent = export.dup_root().unwrap();
-        let (first, mut file) = export.create_partial(&parent, "a.bin", "a.bin").unwrap();
-        let (second, _) = export.create_partial(&parent, "a.bin", "a.bin").unwrap();
-        assert_ne!(first, second);
+        let root = || export.dup_root().unwrap();
+        let (first, mut file) = export.create_partial(root(), "a.bin", "a.bin").unwrap();
+        let (second, _) = export.create_partial(root(), "a.bin", "a.bin").unwrap();
+        assert_ne!(first.name, second.name);
+        let first_name = first.name.clone();
         assert!(
-            first.starts_with(".a.bin.") && first.ends_with(PARTIAL_SUFFIX),
-            "{first}"
+            first_name.starts_with(".a.bin.") && first_name.ends_with(PARTIAL_SUFFIX),
+            "{first_name}"
         );
         std::io::Write::write_all(&mut file, b"new").unwrap();
-        assert!(std::fs::symlink_metadata(dir.join(&first))
+        assert!(std::fs::symlink_metadata(dir.join(&first_name))
             .unwrap()
             .is_file());
+        let second_name = second.name.clone();
+        drop(second);
+        assert!(
+            !dir.join(&second_name).exists(),
+            "a dropped partial file stayed"
+        );
+        first.rename_to("a.bin").unwrap();
+        assert_eq!(std::fs::read(dir.join("a.bin")).unwrap(), b"new");
         assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
         let long = "x".repeat(255);
         assert!(partial_name(&long).unwrap().len() <= 255);

@@ -199,3 +199,36 @@ fn a_path_with_a_bidi_control_is_refused_and_shown_escaped() {
     );
     assert_eq!(daemon.ok_json(&["ls"]), serde_json::json!([]));
 }
+
+#[test]
+fn a_referenced_file_rewritten_with_size_and_mtime_kept_is_modified() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("ref-model");
+    let weights = model.join("weights.bin");
+    write_random_file(&weights, MIB, "original");
+    let daemon = Daemon::start();
+    let id = artifact_id(&daemon.ok_json(&["add", "--reference", model.to_str().unwrap()]));
+    assert_eq!(daemon.ok_json(&["ls"])[0]["state"], "complete");
+
+    // Same length, other bytes, and the modification time set back as `touch -d` would.
+    let modified = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    // ctime is stamped from a clock that ticks every few milliseconds.
+    std::thread::sleep(Duration::from_millis(50));
+    write_random_file(&weights, MIB, "tampered");
+    std::fs::File::options()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let now = std::fs::metadata(&weights).unwrap();
+    assert_eq!((now.len(), now.modified().unwrap()), (MIB, modified));
+
+    let list = daemon.ok_json(&["ls"]);
+    assert_eq!(list[0]["state"], "modified", "{list}");
+    let out = work.path().join("out");
+    daemon.fails_with(
+        &["export", &id, out.to_str().unwrap()],
+        "changed since it was added",
+    );
+}
