@@ -453,6 +453,9 @@ fn print_status(status: &StatusResponse) {
     println!("version:    {}", status.version);
     println!("data dir:   {}", status.data_dir);
     println!("store:      {}", human_bytes(status.store_bytes));
+    if status.temp_bytes > 0 {
+        println!("importing:  {}", human_bytes(status.temp_bytes));
+    }
     println!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
     println!("uptime:     {}s", status.uptime_secs);
     if let Some(net) = &status.network {

@@ -55,6 +55,10 @@ pub enum NodeError {
     /// A path is neither a regular file nor a directory.
     #[error("{0} is not a regular file or directory")]
     NotAFile(PathBuf),
+    /// A symbolic link lies where an export would write (a folder or file name below the
+    /// export directory); following it could write outside the directory.
+    #[error("refusing to write through symlink {0}")]
+    SymlinkInExport(PathBuf),
     /// An export target exists and `force` was not given.
     #[error("{0} already exists; pass --force to overwrite")]
     AlreadyExists(PathBuf),
@@ -124,7 +128,9 @@ impl NodeError {
             NodeError::BadRequest(_) | NodeError::Manifest(_) | NodeError::SymlinkRefused(_) => {
                 ErrorCode::BadRequest
             }
-            NodeError::NotAFile(_) | NodeError::AmbiguousName { .. } => ErrorCode::BadRequest,
+            NodeError::NotAFile(_)
+            | NodeError::AmbiguousName { .. }
+            | NodeError::SymlinkInExport(_) => ErrorCode::BadRequest,
             NodeError::UnknownArtifact(_)
             | NodeError::PathNotFound(_)
             | NodeError::NothingMatches(_) => ErrorCode::NotFound,

@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use iroh_blobs::BlobFormat;
 use seedbank_protocol::limits::MAX_FILES_PER_ARTIFACT;
 use seedbank_protocol::{
-    validate_artifact_path, ArtifactKind, ArtifactRoot, BlobHash, ContentId, FileEntry, Manifest,
+    escape_path, validate_artifact_path, validate_labels, ArtifactKind, ArtifactRoot, BlobHash,
+    ContentId, FileEntry, Manifest,
 };
 
 use crate::error::{NodeError, NodeResult};
@@ -70,15 +71,21 @@ pub async fn add_artifact(
     options: AddOptions,
     progress: &mut ProgressReporter,
 ) -> NodeResult<ArtifactRecord> {
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => default_name(&options.path)?,
+    };
+    let revision = options
+        .revision
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REVISION.to_owned());
+    // A bad label is refused before any file is walked or read, however many there are.
+    validate_labels(&name, &revision, options.licence.as_deref())?;
     let root_path = options.path.clone();
     let follow = options.follow_symlinks;
     let files = tokio::task::spawn_blocking(move || collect_files(&root_path, follow))
         .await
         .map_err(|e| NodeError::Store(format!("file walk task failed: {e}")))??;
-    let name = match &options.name {
-        Some(name) => name.clone(),
-        None => default_name(&options.path)?,
-    };
     let total: u64 = files.iter().map(|f| f.size).sum();
     store.ensure_space_for(total, options.reference, "adding")?;
     progress.set_total(total);
@@ -96,14 +103,33 @@ pub async fn add_artifact(
             .import_file(&file.absolute, options.reference, |bytes| {
                 progress.report(done + bytes, &file.relative)
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // iroh-blobs reads exactly the size the metadata gave, and fails short of it.
+                NodeError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    size_mismatch(&file.absolute, file.size, "fewer")
+                }
+                other => other,
+            })?;
         if imported.size != file.size {
             return Err(NodeError::BadRequest(format!(
                 "{} changed size while being added; add it again once it is finished",
-                file.absolute.display()
+                shown(&file.absolute)
             )));
         }
         let hash = from_iroh(imported.temp_tag.hash());
+        // Small files are read whole, whatever their metadata says: compare what was read.
+        match store.size(hash).await? {
+            Some(read) if read < file.size => {
+                return Err(size_mismatch(&file.absolute, file.size, "fewer"))
+            }
+            Some(read) if read > file.size => {
+                return Err(size_mismatch(&file.absolute, file.size, "more"))
+            }
+            _ => {}
+        }
         if let Some(before) = before {
             if reference::snapshot(&file.absolute)? != before {
                 return Err(NodeError::BadRequest(format!(
@@ -130,10 +156,7 @@ pub async fn add_artifact(
     let manifest = Manifest {
         kind: options.kind,
         name,
-        revision: options
-            .revision
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REVISION.to_owned()),
+        revision,
         files: entries,
         licence: options.licence.clone(),
         card,
@@ -271,14 +294,39 @@ fn collect_files(root: &Path, follow_symlinks: bool) -> NodeResult<Vec<SourceFil
 
 fn source_file(path: &Path, relative: String, size: u64) -> NodeResult<SourceFile> {
     validate_artifact_path(&relative)
-        .map_err(|e| NodeError::BadRequest(format!("cannot add {}: {e}", path.display())))?;
+        .map_err(|e| NodeError::BadRequest(format!("cannot add {}: {e}", shown(path))))?;
     // Opening now turns an unreadable file into a clear error before any work is done.
-    std::fs::File::open(path).map_err(|e| NodeError::io("opening", path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| NodeError::io("opening", path, e))?;
+    // A byte past the size its metadata gives means the size lies (procfs files say 0),
+    // and the import, which reads that many bytes, would store the wrong content.
+    let mut probe = [0u8; 1];
+    let beyond = std::os::unix::fs::FileExt::read_at(&file, &mut probe, size)
+        .map_err(|e| NodeError::io("reading", path, e))?;
+    if beyond > 0 {
+        return Err(size_mismatch(path, size, "more"));
+    }
     Ok(SourceFile {
         relative,
         absolute: path.to_owned(),
         size,
     })
+}
+
+/// `path` for a message: control and format characters escaped, so a name cannot
+/// reorder or hide part of what the user reads.
+fn shown(path: &Path) -> String {
+    format!("\"{}\"", escape_path(&path.to_string_lossy()))
+}
+
+/// The error for a file whose bytes do not match the size its metadata gives; `read` is
+/// "more" or "fewer".
+fn size_mismatch(path: &Path, size: u64, read: &str) -> NodeError {
+    NodeError::BadRequest(format!(
+        "{} reads {read} bytes than the {size} its metadata gives; only regular files whose \
+         size is true can be added (not files such as those under /proc or /sys, nor files \
+         being written)",
+        shown(path)
+    ))
 }
 
 fn relative_path(root: &Path, path: &Path) -> NodeResult<String> {
@@ -310,6 +358,8 @@ fn walk_error(root: &Path, error: walkdir::Error) -> NodeError {
 
 #[cfg(test)]
 mod tests {
+    use seedbank_protocol::ManifestError;
+
     use super::*;
 
     #[test]
@@ -334,6 +384,76 @@ mod tests {
             Err(NodeError::SymlinkRefused(_))
         ));
         assert_eq!(collect_files(dir.path(), true).unwrap().len(), 2);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_whose_size_lies_is_refused_by_name() {
+        // procfs files report size 0 and read as text.
+        let error = collect_files(Path::new("/proc/self/status"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"/proc/self/status\" reads more bytes than the 0"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_path_with_a_bidi_control_is_refused_and_shown_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fine.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join("evil\u{202e}txt.exe"), b"x").unwrap();
+        let error = collect_files(dir.path(), false).unwrap_err().to_string();
+        assert!(error.contains("evil\\u{202e}txt.exe"), "{error}");
+        assert!(error.contains("U+202E"), "{error}");
+        assert!(
+            !error.contains('\u{202e}'),
+            "the message carries the raw control: {error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn labels_are_checked_before_any_file_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("blobs")).await.unwrap();
+        let meta = Meta::open(&dir.path().join("meta")).unwrap();
+        let mut progress = ProgressReporter::silent();
+        let options =
+            |name: Option<&str>, revision: Option<&str>, licence: Option<&str>| AddOptions {
+                // Walking this would fail with "path not found" first.
+                path: dir.path().join("missing"),
+                kind: ArtifactKind::Model,
+                name: name.map(str::to_owned),
+                revision: revision.map(str::to_owned),
+                licence: licence.map(str::to_owned),
+                pin: false,
+                reference: false,
+                follow_symlinks: false,
+            };
+        for (bad, field) in [
+            (options(Some("bad/name"), None, None), "name"),
+            (options(Some("ok"), Some("v 1"), None), "revision"),
+            (options(Some("ok"), None, Some("MIT;rm")), "licence"),
+        ] {
+            match add_artifact(&store, &meta, bad, &mut progress).await {
+                Err(NodeError::Manifest(ManifestError::BadField { field: got, .. })) => {
+                    assert_eq!(got, field)
+                }
+                other => panic!("expected an invalid {field}, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            add_artifact(
+                &store,
+                &meta,
+                options(Some("ok"), None, None),
+                &mut progress
+            )
+            .await,
+            Err(NodeError::PathNotFound(_))
+        ));
+        store.shutdown().await;
     }
 
     #[test]

@@ -416,6 +416,7 @@ impl Library {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             data_dir: self.data_dir.root().display().to_string(),
             store_bytes,
+            temp_bytes: self.store.temp_bytes()?,
             artifacts: self.meta.artifacts()?.len() as u64,
             pins: self.meta.pin_count() as u64,
             uptime_secs: self.started.elapsed().as_secs(),

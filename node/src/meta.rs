@@ -57,6 +57,43 @@ pub struct ReferenceRecord {
     pub size: u64,
     /// Its modification time at import, nanoseconds since the Unix epoch.
     pub modified_ns: i128,
+    /// Which file it was and when its inode last changed; `None` in records written
+    /// before these were kept, which are checked by size and modification time only.
+    pub identity: Option<FileIdentity>,
+}
+
+/// What tells one file from another, and a rewritten file from an untouched one, beyond
+/// size and modification time (both of which any program writing the file can restore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIdentity {
+    /// Device of the filesystem holding it.
+    pub device: u64,
+    /// Its inode number on that device: a file replaced under the same name differs.
+    pub inode: u64,
+    /// Its status-change time (ctime), nanoseconds since the Unix epoch. The kernel sets
+    /// it on every write and metadata change, and no unprivileged program can set it back.
+    pub changed_ns: i128,
+}
+
+/// [`ReferenceRecord`] as written before it had `identity`.
+#[derive(Deserialize)]
+struct ReferenceRecordWithoutIdentity {
+    path: String,
+    size: u64,
+    modified_ns: i128,
+}
+
+/// Decodes a reference record in its current form or the one before it.
+fn decode_reference(bytes: &[u8]) -> NodeResult<ReferenceRecord> {
+    decode(bytes).or_else(|error| {
+        let old: ReferenceRecordWithoutIdentity = decode(bytes).map_err(|_| error)?;
+        Ok(ReferenceRecord {
+            path: old.path,
+            size: old.size,
+            modified_ns: old.modified_ns,
+            identity: None,
+        })
+    })
 }
 
 /// A fetch that has not finished; it resumes when the daemon starts.
@@ -264,7 +301,7 @@ impl Meta {
     pub fn references(&self, hash: BlobHash) -> NodeResult<Vec<ReferenceRecord>> {
         self.references
             .scan_prefix(hash.as_bytes())
-            .map(|entry| decode(&entry?.1))
+            .map(|entry| decode_reference(&entry?.1))
             .collect()
     }
 
@@ -329,6 +366,11 @@ mod tests {
                 path: path.into(),
                 size: 1,
                 modified_ns: 2,
+                identity: Some(FileIdentity {
+                    device: 3,
+                    inode: 4,
+                    changed_ns: 5,
+                }),
             };
             meta.put_reference(hash, &record).unwrap();
         }
@@ -336,5 +378,38 @@ mod tests {
         assert!(meta.references(BlobHash([4; 32])).unwrap().is_empty());
         meta.remove_references(hash).unwrap();
         assert!(meta.references(hash).unwrap().is_empty());
+    }
+
+    #[test]
+    fn references_written_before_identities_were_kept_still_read() {
+        #[derive(Serialize)]
+        struct Before {
+            path: String,
+            size: u64,
+            modified_ns: i128,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path()).unwrap();
+        let hash = BlobHash([5; 32]);
+        let mut key = hash.as_bytes().to_vec();
+        key.extend_from_slice(b"/old");
+        let before = Before {
+            path: "/old".into(),
+            size: 7,
+            modified_ns: 8,
+        };
+        meta.references
+            .insert(key, encode(&before).unwrap())
+            .unwrap();
+        let read = meta.references(hash).unwrap();
+        assert_eq!(
+            read,
+            vec![ReferenceRecord {
+                path: "/old".into(),
+                size: 7,
+                modified_ns: 8,
+                identity: None,
+            }]
+        );
     }
 }

@@ -10,6 +10,13 @@
 //!   loop, so the store installs one whose protect callback aborts every run unless a
 //!   collection was asked for through [`BlobStore::collect_garbage`]; the run after the
 //!   one it allowed tells the waiting caller that the sweep has finished.
+//! - `<blobs>/temp` holds only files of imports under way. iroh-blobs 0.104 writes an
+//!   imported file's copy and its outboard there under random names, and renames both
+//!   into `data/` before its database records the blob; partial downloads are written in
+//!   `data/` directly. So nothing the database knows lives in temp, and what is there
+//!   when the store opens was left by an import that died with its process (a
+//!   `kill -9` during `add`): [`BlobStore::open`] deletes it, once the store's database
+//!   (which admits one process at a time) is open and before any import can start.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -60,11 +67,62 @@ pub fn from_iroh(hash: Hash) -> BlobHash {
     BlobHash(*hash.as_bytes())
 }
 
+/// Removes everything inside `folder` (links themselves, never what they point to);
+/// returns the bytes of the files removed.
+fn empty_folder(folder: &Path) -> NodeResult<u64> {
+    let mut freed = 0;
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(NodeError::io("reading", folder, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| NodeError::io("reading", folder, e))?;
+        let path = entry.path();
+        let metadata = entry
+            .metadata()
+            .map_err(|e| NodeError::io("reading", &path, e))?;
+        let removed = if metadata.is_dir() {
+            freed += folder_bytes(&path)?;
+            std::fs::remove_dir_all(&path)
+        } else {
+            freed += metadata.len();
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| NodeError::io("removing", &path, e))?;
+    }
+    Ok(freed)
+}
+
+/// Bytes of the files in `folder` and below, links not followed (0 if it is missing).
+fn folder_bytes(folder: &Path) -> NodeResult<u64> {
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(folder).min_depth(1) {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() => {
+                // A file finishing its import may be renamed away between listing and stat.
+                total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {}
+            Err(e) => {
+                let path = e.path().unwrap_or(folder).to_owned();
+                return Err(NodeError::Store(format!("reading {}: {e}", path.display())));
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Handle to the node's blob store.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     inner: FsStore,
     root: PathBuf,
+    /// iroh-blobs' temp folder (see the module invariants).
+    temp: PathBuf,
     gc: Arc<GcTrigger>,
 }
 
@@ -122,14 +180,31 @@ impl BlobStore {
                 Box::pin(async move { outcome })
             })),
         });
+        let temp = options.path.temp_path.clone();
         let inner = FsStore::load_with_opts(dir.join("blobs.db"), options)
             .await
             .map_err(|e| NodeError::store("opening blob store", e, dir))?;
+        let emptied = temp.clone();
+        let freed = tokio::task::spawn_blocking(move || empty_folder(&emptied))
+            .await
+            .map_err(|e| NodeError::Store(format!("emptying the temp folder: {e}")))??;
+        if freed > 0 {
+            tracing::info!(
+                bytes = freed,
+                "freed what interrupted imports left in the store's temp folder"
+            );
+        }
         Ok(Self {
             inner,
             root: dir.to_owned(),
+            temp,
             gc,
         })
+    }
+
+    /// Bytes in the store's temp folder: the files of imports under way.
+    pub fn temp_bytes(&self) -> NodeResult<u64> {
+        folder_bytes(&self.temp)
     }
 
     /// The iroh-blobs store API, for the blob provider.
@@ -493,5 +568,49 @@ impl BlobStore {
         if let Err(e) = self.inner.shutdown().await {
             tracing::warn!(error = %e, "blob store did not shut down cleanly");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_a_killed_import_left_in_temp_is_freed_at_open_and_blobs_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).await.unwrap();
+        let tag = store
+            .add_bytes(vec![7; 100_000], BlobFormat::Raw)
+            .await
+            .unwrap();
+        let hash = from_iroh(tag.hash());
+        store
+            .keep_artifact(ContentId::from_hash(hash))
+            .await
+            .unwrap();
+        assert_eq!(store.temp_bytes().unwrap(), 0);
+        store.shutdown().await;
+        drop(store);
+
+        // As an import killed mid-copy leaves it: a random-named copy and an outboard.
+        let temp = dir.path().join("temp");
+        std::fs::write(temp.join("0123.temp"), vec![1; 300_000]).unwrap();
+        std::fs::write(temp.join("4567.temp"), vec![2; 1_000]).unwrap();
+        std::fs::create_dir(temp.join("stray")).unwrap();
+        std::fs::write(temp.join("stray/file"), vec![3; 10]).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"keep").unwrap();
+        std::os::unix::fs::symlink(outside.path(), temp.join("link")).unwrap();
+        assert_eq!(folder_bytes(&temp).unwrap(), 301_010);
+
+        let store = BlobStore::open(dir.path()).await.unwrap();
+        assert_eq!(std::fs::read_dir(&temp).unwrap().count(), 0);
+        assert_eq!(store.temp_bytes().unwrap(), 0);
+        assert_eq!(std::fs::read(outside.path().join("keep")).unwrap(), b"keep");
+        assert_eq!(store.size(hash).await.unwrap(), Some(100_000));
+        assert_eq!(
+            store.read_small(hash, 1 << 20).await.unwrap(),
+            vec![7; 100_000]
+        );
     }
 }

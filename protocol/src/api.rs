@@ -98,6 +98,10 @@ pub struct StatusResponse {
     pub data_dir: String,
     /// Bytes of complete blobs in the store.
     pub store_bytes: u64,
+    /// Bytes in the store's temp folder: files being imported right now. The folder is
+    /// emptied when the daemon starts, so what an interrupted import left there is freed.
+    #[serde(default)]
+    pub temp_bytes: u64,
     /// Artifacts the node holds.
     pub artifacts: u64,
     /// Pinned artifacts.

@@ -1,7 +1,11 @@
 //! Validation of the relative paths of files inside an artifact.
 //!
 //! A path comes from a peer's manifest and is later joined onto a directory the user
-//! chose for export, so anything that could escape that directory is refused here.
+//! chose for export, so anything that could escape that directory is refused here, and
+//! so is anything that would make the path look like another when shown: control
+//! characters and Unicode format characters (bidi overrides such as U+202E, zero-width
+//! characters). Adding files and decoding fetched manifests both go through
+//! [`validate_artifact_path`], so one rule holds for every path a node ever holds.
 
 use crate::limits::MAX_PATH_BYTES;
 
@@ -21,12 +25,77 @@ pub enum ArtifactPathError {
     #[error("file path {0:?} has an empty, '.' or '..' component")]
     BadComponent(String),
     /// The path contains a backslash, NUL or another control character.
-    #[error("file path {0:?} contains a backslash or control character")]
+    #[error("file path \"{}\" contains a backslash or control character", escape_path(.0))]
     BadCharacter(String),
+    /// The path contains an invisible Unicode format character (general category Cf),
+    /// which can make it display as a different path.
+    #[error(
+        "file path \"{}\" contains the invisible format character U+{:04X}",
+        escape_path(.0),
+        u32::from(*.1)
+    )]
+    FormatCharacter(String, char),
+}
+
+/// Unicode general category Cf (format characters), as of Unicode 15.1: bidi embeddings,
+/// overrides and isolates, zero-width joiners and spaces, the byte-order mark, tags and
+/// the like. Inclusive ranges, sorted.
+const FORMAT_CHARACTERS: [(char, char); 21] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Whether `c` is a Unicode format character (general category Cf).
+pub fn is_format_character(c: char) -> bool {
+    FORMAT_CHARACTERS
+        .binary_search_by(|&(low, high)| {
+            if high < c {
+                std::cmp::Ordering::Less
+            } else if low > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// `path` with control and format characters, and backslashes, written as `\u{..}`
+/// escapes, so it can be shown in a message without reordering or hiding anything.
+pub fn escape_path(path: &str) -> String {
+    let mut shown = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_control() || is_format_character(c) || c == '\\' || c == '"' {
+            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// Checks that `path` is a clean relative path with `/` separators: no absolute paths,
-/// no `..`, no empty components, no backslashes or control characters, within length.
+/// no `..`, no empty components, no backslashes, control or format characters, within
+/// length.
 pub fn validate_artifact_path(path: &str) -> Result<(), ArtifactPathError> {
     if path.is_empty() {
         return Err(ArtifactPathError::Empty);
@@ -39,6 +108,9 @@ pub fn validate_artifact_path(path: &str) -> Result<(), ArtifactPathError> {
     }
     if path.chars().any(|c| c == '\\' || c.is_control()) {
         return Err(ArtifactPathError::BadCharacter(path.to_owned()));
+    }
+    if let Some(c) = path.chars().find(|c| is_format_character(*c)) {
+        return Err(ArtifactPathError::FormatCharacter(path.to_owned(), c));
     }
     if path
         .split('/')
@@ -76,6 +148,49 @@ mod tests {
         ] {
             assert!(validate_artifact_path(path).is_err(), "{path:?}");
         }
+    }
+
+    #[test]
+    fn format_characters_are_refused_and_shown_escaped() {
+        // "harmless\u{202e}txt.exe" displays as "harmlessexe.txt".
+        let error = validate_artifact_path("shards/harmless\u{202e}txt.exe").unwrap_err();
+        assert_eq!(
+            error,
+            ArtifactPathError::FormatCharacter("shards/harmless\u{202e}txt.exe".into(), '\u{202e}')
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("shards/harmless\\u{202e}txt.exe"),
+            "{message}"
+        );
+        assert!(message.contains("U+202E"), "{message}");
+        assert!(!message.contains('\u{202e}'), "{message}");
+        for c in [
+            '\u{ad}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{e0041}',
+            '\u{1343f}',
+        ] {
+            assert!(validate_artifact_path(&format!("a{c}b")).is_err(), "{c:?}");
+        }
+        for c in ['é', 'ß', '中', '\u{2010}', '\u{1f600}'] {
+            assert_eq!(validate_artifact_path(&format!("a{c}b")), Ok(()), "{c:?}");
+        }
+        let message = validate_artifact_path("a\nb").unwrap_err().to_string();
+        assert!(message.contains("a\\u{a}b"), "{message}");
+    }
+
+    #[test]
+    fn format_character_table_is_sorted_and_disjoint() {
+        for pair in FORMAT_CHARACTERS.windows(2) {
+            assert!(pair[0].0 <= pair[0].1 && pair[0].1 < pair[1].0, "{pair:?}");
+        }
+        assert!(is_format_character('\u{202e}'));
+        assert!(!is_format_character('\u{202f}'));
+        assert!(!is_format_character('a'));
     }
 
     #[test]

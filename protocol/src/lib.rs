@@ -13,8 +13,10 @@ pub mod content_id;
 pub mod limits;
 pub mod manifest;
 
-pub use artifact_path::{validate_artifact_path, ArtifactPathError};
+pub use artifact_path::{escape_path, validate_artifact_path, ArtifactPathError};
 pub use artifact_root::{ArtifactRoot, ArtifactRootError};
 pub use blob_hash::BlobHash;
 pub use content_id::{ContentId, ContentIdError};
-pub use manifest::{ArtifactKind, FileEntry, Manifest, ManifestError, PublisherSignature};
+pub use manifest::{
+    validate_labels, ArtifactKind, FileEntry, Manifest, ManifestError, PublisherSignature,
+};

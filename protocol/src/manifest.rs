@@ -187,11 +187,7 @@ impl Manifest {
 
     /// Checks every field against the limits and rules in this module.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        validate_label("name", &self.name, MAX_NAME_BYTES)?;
-        validate_label("revision", &self.revision, MAX_REVISION_BYTES)?;
-        if let Some(licence) = &self.licence {
-            validate_licence(licence)?;
-        }
+        validate_labels(&self.name, &self.revision, self.licence.as_deref())?;
         if self.files.len() > MAX_FILES_PER_ARTIFACT {
             return Err(ManifestError::TooManyFiles(self.files.len()));
         }
@@ -247,6 +243,21 @@ impl Manifest {
         self.files
             .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     }
+}
+
+/// Checks a name, revision and licence against the rules a manifest holds them to, so a
+/// node can refuse bad ones before doing any work with files.
+pub fn validate_labels(
+    name: &str,
+    revision: &str,
+    licence: Option<&str>,
+) -> Result<(), ManifestError> {
+    validate_label("name", name, MAX_NAME_BYTES)?;
+    validate_label("revision", revision, MAX_REVISION_BYTES)?;
+    if let Some(licence) = licence {
+        validate_licence(licence)?;
+    }
+    Ok(())
 }
 
 /// Names and revisions: ASCII letters, digits, `.`, `_`, `-`; not starting with `.`.
@@ -415,6 +426,23 @@ mod tests {
             Manifest::decode(&bytes),
             Err(ManifestError::UnsupportedVersion(9))
         );
+    }
+
+    #[test]
+    fn a_fetched_manifest_with_a_bidi_control_in_a_path_is_refused() {
+        let mut manifest = sample();
+        manifest.files = vec![file("weights\u{202e}nib.exe", 1)];
+        manifest.card = None;
+        // Encoded by hand, as a hostile peer would, skipping the validation in encode.
+        let mut bytes = vec![MANIFEST_FORMAT_VERSION];
+        bytes.extend(postcard::to_stdvec(&manifest).unwrap());
+        assert!(matches!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::BadPath(ArtifactPathError::FormatCharacter(
+                _,
+                '\u{202e}'
+            )))
+        ));
     }
 
     #[test]

@@ -111,6 +111,11 @@ impl std::fmt::Display for CliOutput {
     }
 }
 
+/// The content id in an artifact's JSON (from `add`, or an entry of `ls`).
+pub fn artifact_id(json: &serde_json::Value) -> String {
+    json["id"].as_str().expect("artifact id").to_owned()
+}
+
 /// Runs `seedbank` with `args` against `data_dir`.
 pub fn run_cli(data_dir: &Path, args: &[&str]) -> CliOutput {
     let command = format!("seedbank {}", args.join(" "));
@@ -236,10 +241,15 @@ impl Daemon {
 
     /// Adds the directory `dir` and returns the new artifact's id.
     pub fn add_artifact(&self, dir: &Path) -> String {
-        self.ok_json(&["add", dir.to_str().expect("a UTF-8 path")])["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
+        artifact_id(&self.ok_json(&["add", dir.to_str().expect("a UTF-8 path")]))
+    }
+
+    /// Starts `seedbank add DIR` on another thread, for tests that act while it runs
+    /// (kill the daemon, watch its status); join the handle for the command's output.
+    pub fn add_in_background(&self, dir: &Path) -> std::thread::JoinHandle<CliOutput> {
+        let data_dir = self.data_dir.clone();
+        let dir = dir.to_str().expect("a UTF-8 path").to_owned();
+        std::thread::spawn(move || run_cli(&data_dir, &["add", &dir]))
     }
 
     /// Waits until this node's DHT lookup of `id` lists every peer in `expected`.

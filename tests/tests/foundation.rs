@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon, SmallDisk};
+use seedbank_tests::{artifact_id, file_hash, tree_hashes, write_random_file, Daemon, SmallDisk};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -17,10 +18,6 @@ fn make_model(dir: &Path, large_bytes: u64) {
     std::fs::write(dir.join("tokenizer/extra/empty.txt"), b"").unwrap();
     write_random_file(&dir.join("tokenizer/vocab.bin"), 100_000, "vocab");
     write_random_file(&dir.join("model.safetensors"), large_bytes, "weights");
-}
-
-fn artifact_id(json: &serde_json::Value) -> String {
-    json["id"].as_str().expect("artifact id").to_owned()
 }
 
 #[test]
@@ -322,8 +319,17 @@ fn cli_without_a_daemon_says_how_to_start_one() {
     );
 }
 
+/// Bytes of the files directly in `dir` (iroh-blobs keeps its temp folder flat).
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 #[test]
-fn killed_daemon_mid_add_leaves_a_consistent_store() {
+fn killed_daemon_mid_add_leaves_a_consistent_store_and_an_empty_temp() {
     let work = tempfile::tempdir().unwrap();
     let small = work.path().join("small");
     let big = work.path().join("big");
@@ -331,24 +337,62 @@ fn killed_daemon_mid_add_leaves_a_consistent_store() {
     write_random_file(&big.join("b.bin"), 300 * MIB, "big");
     let mut daemon = Daemon::start();
     let small_id = artifact_id(&daemon.ok_json(&["add", small.to_str().unwrap()]));
+    let temp = daemon.data_dir().join("blobs/temp");
 
-    let data_dir = daemon.data_dir().to_owned();
-    let big_arg = big.to_str().unwrap().to_owned();
-    let adder = std::thread::spawn(move || seedbank_tests::run_cli(&data_dir, &["add", &big_arg]));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let adder = daemon.add_in_background(&big);
+    // Kill only once the import is copying into temp and status counts it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = daemon.ok_json(&["status"]);
+        let reported = status["temp_bytes"].as_u64().unwrap();
+        if reported > 0 {
+            assert!(reported <= 300 * MIB + 300 * MIB / 256 + MIB, "{status}");
+            break;
+        }
+        assert!(
+            !adder.is_finished(),
+            "the add finished before anything was seen in temp: {status}"
+        );
+        assert!(Instant::now() < deadline, "temp stayed empty: {status}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     daemon.kill();
     let interrupted = adder.join().unwrap();
-    daemon.start_again();
+    assert!(
+        !interrupted.success,
+        "the add survived kill -9: {interrupted}"
+    );
+    assert!(
+        folder_bytes(&temp) > 0,
+        "the killed add left nothing in temp to clean up"
+    );
 
+    daemon.start_again();
+    let names: Vec<_> = std::fs::read_dir(&temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "temp still holds {names:?} after restart");
+    assert!(
+        daemon.log().contains("freed what interrupted imports left"),
+        "{}",
+        daemon.log()
+    );
+    let status = daemon.ok_json(&["status"]);
+    assert_eq!(status["temp_bytes"], 0, "{status}");
+    assert_eq!(status["artifacts"], 1, "{status}");
+    assert!(
+        status["store_bytes"].as_u64().unwrap() < 10 * MIB,
+        "the killed add's bytes are counted in the store: {status}"
+    );
     let list = daemon.ok_json(&["ls"]);
     let ids: Vec<_> = list.as_array().unwrap().iter().map(artifact_id).collect();
-    assert!(
-        ids.contains(&small_id),
-        "earlier artifact lost after kill -9: {list}"
+    assert_eq!(
+        ids,
+        [small_id],
+        "earlier artifact lost, or a half-added one listed"
     );
-    if !interrupted.success {
-        assert_eq!(ids.len(), 1, "a half-added artifact is listed: {list}");
-    }
+
     daemon.ok(&["verify"]);
     let again = daemon.ok_json(&["add", big.to_str().unwrap()]);
     let out = work.path().join("out");
