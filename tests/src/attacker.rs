@@ -90,6 +90,25 @@ fn socket_address(address: &Multiaddr) -> Option<SocketAddr> {
     }
 }
 
+/// The runtime an attacker runs on, beside the test's own thread; dropping it stops
+/// the attacker.
+fn attacker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("building the attacker's runtime")
+}
+
+/// A victim's `/ip4/…/tcp/…/p2p/…` address and its peer id.
+fn parse_victim(victim: &str) -> (Multiaddr, PeerId) {
+    let victim: Multiaddr = victim.parse().expect("victim address");
+    let Some(Protocol::P2p(peer)) = victim.iter().last() else {
+        panic!("victim address {victim} lacks /p2p/");
+    };
+    (victim, peer)
+}
+
 /// Starts a network identity that dials out from `source` only and listens nowhere.
 async fn start_identity(source: IpAddr, bootstrap: &Multiaddr) -> NetHandle {
     let transport = NetTransport::Custom(Box::new(move |key: &Keypair| {
@@ -125,15 +144,8 @@ impl StreamHoarder {
     /// Starts `identities` identities from `source`, each holding `streams_each` idle
     /// streams on the daemon at `victim` (`/ip4/…/tcp/…/p2p/…`).
     pub fn start(victim: &str, source: IpAddr, identities: usize, streams_each: usize) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("building the attacker's runtime");
-        let victim: Multiaddr = victim.parse().expect("victim address");
-        let Some(Protocol::P2p(victim_peer)) = victim.iter().last() else {
-            panic!("victim address lacks /p2p/");
-        };
+        let runtime = attacker_runtime();
+        let (victim, victim_peer) = parse_victim(victim);
         let opened = Arc::new(AtomicU64::new(0));
         let busy_answers = Arc::new(AtomicU64::new(0));
         for _ in 0..identities {
@@ -229,15 +241,8 @@ pub fn flood_provider_records(
     use libp2p::kad::{self, QueryResult, RecordKey};
     use libp2p::swarm::SwarmEvent;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("building the attacker's runtime");
-    let victim: Multiaddr = victim.parse().expect("victim address");
-    let Some(Protocol::P2p(victim_peer)) = victim.iter().last() else {
-        panic!("victim address lacks /p2p/");
-    };
+    let runtime = attacker_runtime();
+    let (victim, victim_peer) = parse_victim(victim);
     runtime.block_on(async move {
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -323,11 +328,7 @@ pub struct SilentConnections {
 impl SilentConnections {
     /// Opens `count` connections from `source` to `target` and keeps them open.
     pub fn start(target: SocketAddr, source: IpAddr, count: usize) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("building the attacker's runtime");
+        let runtime = attacker_runtime();
         let opened = Arc::new(AtomicU64::new(0));
         for _ in 0..count {
             let opened = opened.clone();

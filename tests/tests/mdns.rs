@@ -70,6 +70,19 @@ impl Link {
     }
 }
 
+impl Link {
+    /// A link, or `None` with the reason printed where namespaces cannot be made.
+    fn create_or_skip() -> Option<(Self, [String; 2])> {
+        match Link::create() {
+            Ok(created) => Some(created),
+            Err(reason) => {
+                eprintln!("SKIPPED mDNS test: cannot create network namespaces here ({reason})");
+                None
+            }
+        }
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         for ns in &self.namespaces {
@@ -80,12 +93,8 @@ impl Drop for Link {
 
 #[test]
 fn two_nodes_on_a_lan_find_each_other_with_mdns_and_fetch() {
-    let (link, addresses) = match Link::create() {
-        Ok(created) => created,
-        Err(reason) => {
-            eprintln!("SKIPPED mDNS test: cannot create network namespaces here ({reason})");
-            return;
-        }
+    let Some((link, addresses)) = Link::create_or_skip() else {
+        return;
     };
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("lan-model");
@@ -108,16 +117,7 @@ fn two_nodes_on_a_lan_find_each_other_with_mdns_and_fetch() {
         .unwrap()
         .to_owned();
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while b.ok_json(&["peers"]).as_array().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "B never found A over mDNS\n{}\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for_a_peer(&b, Duration::from_secs(90));
     let out = work.path().join("out");
     b.ok(&["fetch", &id, "--out", out.to_str().unwrap()]);
     assert_eq!(
@@ -141,12 +141,8 @@ fn wait_for_a_peer(daemon: &Daemon, within: Duration) {
 
 #[test]
 fn a_daemon_killed_mid_fetch_resumes_once_mdns_finds_the_seeder_again() {
-    let (link, addresses) = match Link::create() {
-        Ok(created) => created,
-        Err(reason) => {
-            eprintln!("SKIPPED mDNS test: cannot create network namespaces here ({reason})");
-            return;
-        }
+    let Some((link, addresses)) = Link::create_or_skip() else {
+        return;
     };
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("lan-model");
