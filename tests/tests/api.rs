@@ -252,3 +252,15 @@ fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
     // And the API still answers afterwards.
     daemon.ok(&["status"]);
 }
+
+#[test]
+fn a_daemon_logging_into_a_file_writes_plain_text() {
+    let daemon = Daemon::start();
+    daemon.ok(&["status"]);
+    let log = daemon.log();
+    assert!(log.contains("INFO"), "the daemon logged nothing:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour escapes in a log file:\n{log:?}"
+    );
+}
