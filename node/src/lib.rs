@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod export;
 pub mod fetch_jobs;
+pub mod folder;
 pub mod identity;
 pub mod import;
 pub mod library;

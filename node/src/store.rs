@@ -36,6 +36,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::error::{NodeError, NodeResult};
+use crate::folder::{empty_folder, folder_bytes};
 
 /// How often the store's GC loop asks whether a collection is wanted. Each poll is
 /// one uncontended mutex lock; a collection finishes within about two polls.
@@ -65,55 +66,6 @@ pub fn to_iroh(hash: BlobHash) -> Hash {
 /// Converts an iroh-blobs hash into a protocol hash.
 pub fn from_iroh(hash: Hash) -> BlobHash {
     BlobHash(*hash.as_bytes())
-}
-
-/// Removes everything inside `folder` (links themselves, never what they point to);
-/// returns the bytes of the files removed.
-fn empty_folder(folder: &Path) -> NodeResult<u64> {
-    let mut freed = 0;
-    let entries = match std::fs::read_dir(folder) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(NodeError::io("reading", folder, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| NodeError::io("reading", folder, e))?;
-        let path = entry.path();
-        let metadata = entry
-            .metadata()
-            .map_err(|e| NodeError::io("reading", &path, e))?;
-        let removed = if metadata.is_dir() {
-            freed += folder_bytes(&path)?;
-            std::fs::remove_dir_all(&path)
-        } else {
-            freed += metadata.len();
-            std::fs::remove_file(&path)
-        };
-        removed.map_err(|e| NodeError::io("removing", &path, e))?;
-    }
-    Ok(freed)
-}
-
-/// Bytes of the files in `folder` and below, links not followed (0 if it is missing).
-fn folder_bytes(folder: &Path) -> NodeResult<u64> {
-    let mut total = 0;
-    for entry in walkdir::WalkDir::new(folder).min_depth(1) {
-        match entry {
-            Ok(entry) if entry.file_type().is_file() => {
-                // A file finishing its import may be renamed away between listing and stat.
-                total += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-            Ok(_) => {}
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {}
-            Err(e) => {
-                let path = e.path().unwrap_or(folder).to_owned();
-                return Err(NodeError::Store(format!("reading {}: {e}", path.display())));
-            }
-        }
-    }
-    Ok(total)
 }
 
 /// Handle to the node's blob store.
