@@ -25,7 +25,7 @@ use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
 use crate::export::select_files;
 use crate::fetch_jobs::{Attempt, FetchJobs, JobView, Origin};
-use crate::import::AddOptions;
+use crate::import::{unix_now, AddOptions};
 use crate::library::Library;
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::peers::{PeerAction, PeerBook};
@@ -131,7 +131,7 @@ impl Node {
         let peers = PeerBook::restore(
             &library.saved_peer_book(),
             tokio::time::Instant::now(),
-            PeerBook::unix_now(),
+            unix_now(),
         );
         if options.seed {
             spawn_provider(
@@ -184,9 +184,7 @@ impl Node {
 
     /// Saves the peer book; failing to is logged, never fatal (it is advice).
     async fn save_peer_book(&self) {
-        let saved = self
-            .peers
-            .snapshot(tokio::time::Instant::now(), PeerBook::unix_now());
+        let saved = self.peers.snapshot(tokio::time::Instant::now(), unix_now());
         if let Err(e) = self.library.save_peer_book(&saved).await {
             tracing::warn!(error = %e, "cannot save the peer book");
         }

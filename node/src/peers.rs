@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -86,12 +86,6 @@ pub struct SavedPeer {
     pub saved_at: u64,
     /// When its ban ends, seconds since the Unix epoch (none: not banned).
     pub banned_until: Option<u64>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The peer book; cheap to clone, shared by the fetcher and the provider.
@@ -191,11 +185,6 @@ impl PeerBook {
         Self {
             entries: Arc::new(Mutex::new(entries)),
         }
-    }
-
-    /// The current time on the wall clock, for [`Self::snapshot`] and [`Self::restore`].
-    pub fn unix_now() -> u64 {
-        unix_now()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Entry>> {

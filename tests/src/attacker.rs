@@ -24,6 +24,8 @@ use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport, BLOB
 use seedbank_protocol::blob_wire::BUSY_ANSWER;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
+use crate::hostile::peer_runtime;
+
 /// A dial-only TCP transport whose connections leave from `source`.
 struct TcpFrom {
     source: IpAddr,
@@ -90,16 +92,6 @@ fn socket_address(address: &Multiaddr) -> Option<SocketAddr> {
     }
 }
 
-/// The runtime an attacker runs on, beside the test's own thread; dropping it stops
-/// the attacker.
-fn attacker_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("building the attacker's runtime")
-}
-
 /// A victim's `/ip4/…/tcp/…/p2p/…` address and its peer id.
 fn parse_victim(victim: &str) -> (Multiaddr, PeerId) {
     let victim: Multiaddr = victim.parse().expect("victim address");
@@ -144,7 +136,7 @@ impl StreamHoarder {
     /// Starts `identities` identities from `source`, each holding `streams_each` idle
     /// streams on the daemon at `victim` (`/ip4/…/tcp/…/p2p/…`).
     pub fn start(victim: &str, source: IpAddr, identities: usize, streams_each: usize) -> Self {
-        let runtime = attacker_runtime();
+        let runtime = peer_runtime();
         let (victim, victim_peer) = parse_victim(victim);
         let opened = Arc::new(AtomicU64::new(0));
         let busy_answers = Arc::new(AtomicU64::new(0));
@@ -241,7 +233,7 @@ pub fn flood_provider_records(
     use libp2p::kad::{self, QueryResult, RecordKey};
     use libp2p::swarm::SwarmEvent;
 
-    let runtime = attacker_runtime();
+    let runtime = peer_runtime();
     let (victim, victim_peer) = parse_victim(victim);
     runtime.block_on(async move {
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
@@ -328,7 +320,7 @@ pub struct SilentConnections {
 impl SilentConnections {
     /// Opens `count` connections from `source` to `target` and keeps them open.
     pub fn start(target: SocketAddr, source: IpAddr, count: usize) -> Self {
-        let runtime = attacker_runtime();
+        let runtime = peer_runtime();
         let opened = Arc::new(AtomicU64::new(0));
         for _ in 0..count {
             let opened = opened.clone();

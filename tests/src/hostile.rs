@@ -163,8 +163,9 @@ fn loopback_config() -> NetConfig {
     }
 }
 
-/// The runtime a test peer's network runs on, beside the test's own thread.
-fn peer_runtime() -> tokio::runtime::Runtime {
+/// The runtime a test peer's network runs on, beside the test's own thread; dropping it
+/// stops the peer.
+pub(crate) fn peer_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

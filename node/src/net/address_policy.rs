@@ -10,8 +10,9 @@
 
 use std::net::IpAddr;
 
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
+
+use super::peer_ips::ip_of;
 
 /// The kind of network an IP address belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +57,6 @@ pub fn scope(ip: IpAddr) -> Scope {
                 Scope::Public
             }
         }
-    }
-}
-
-fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
-    match address.iter().next()? {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
     }
 }
 

@@ -381,9 +381,7 @@ impl EventLoop {
             _ => {}
         }
     }
-}
 
-impl EventLoop {
     /// Stores what a peer asked us to keep, if the provider store accepts it.
     fn handle_inbound_record(&mut self, request: kad::InboundRequest) {
         match request {

@@ -13,6 +13,7 @@ mod handle;
 mod peer_ips;
 mod pending_guard;
 pub mod provider_store;
+mod tally;
 
 use std::time::Duration;
 

@@ -21,6 +21,7 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 
 use super::peer_ips::ip_of;
+use super::tally::decrement;
 
 /// Most incoming connections one IP address may have in the handshake at once.
 pub const MAX_PENDING_PER_IP: usize = 8;
@@ -61,12 +62,7 @@ impl PendingGuard {
         let Some(ip) = self.pending.remove(&connection) else {
             return;
         };
-        if let Some(count) = self.per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+        decrement(&mut self.per_ip, &ip);
     }
 }
 

@@ -24,6 +24,7 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
 use super::address_policy::AddressPolicy;
+use super::tally::decrement;
 
 /// Length of every key Seedbank provides: a BLAKE3 hash.
 pub const KEY_BYTES: usize = 32;
@@ -134,16 +135,11 @@ impl ProviderStore {
                 return Err(Refusal::IpQuota);
             }
         }
-        let full = self
+        if let Some(list) = self
             .remote
             .get(&record.key)
-            .is_some_and(|list| list.len() >= MAX_PROVIDERS_PER_KEY);
-        if full {
-            let list = self
-                .remote
-                .get(&record.key)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            .filter(|list| list.len() >= MAX_PROVIDERS_PER_KEY)
+        {
             let expired = list.iter().position(|h| h.record.is_expired(now));
             let unreachable = || list.iter().position(|h| !connected(&h.record.provider));
             match expired.or_else(unreachable) {
@@ -195,15 +191,6 @@ impl ProviderStore {
         decrement(&mut self.per_provider, &held.record.provider);
         if let Some(ip) = held.ip {
             decrement(&mut self.per_ip, &ip);
-        }
-    }
-}
-
-fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
-    if let Some(count) = counts.get_mut(key) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(key);
         }
     }
 }
