@@ -5,37 +5,44 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
+use seedbank_node::config::ByteRate;
 
-/// Parses a rate like `500000`, `512K`, `10M` or `1G` (1024-based) into bytes per second.
-pub fn parse_rate(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, multiplier) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
-        _ => (text, 1),
-    };
-    let value: u64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a rate: use bytes per second, e.g. 500000, 512K, 10M")
+/// Parses a `--bootstrap` address, which must name the peer it reaches.
+fn parse_bootstrap(text: &str) -> Result<Multiaddr, String> {
+    let example =
+        "/ip4/192.0.2.1/tcp/4150/p2p/12D3KooW… (the other node prints one when it starts)";
+    let address: Multiaddr = text.trim().parse().map_err(|e| {
+        format!("{text:?} is not a multiaddr ({e}); a bootstrap address looks like {example}")
     })?;
-    match value.checked_mul(multiplier) {
-        Some(0) => Err("a rate must be at least 1 byte per second".into()),
-        Some(rate) => Ok(rate),
-        None => Err(format!("{text:?} is too large")),
-    }
+    seedbank_node::net::split_peer_address(&address).map_err(|e| e.to_string())?;
+    Ok(address)
+}
+
+/// Parses a `--listen` address.
+fn parse_listen(text: &str) -> Result<Multiaddr, String> {
+    text.trim().parse().map_err(|e| {
+        format!("{text:?} is not a multiaddr ({e}); listen addresses look like /ip4/0.0.0.0/tcp/4150 or /ip4/0.0.0.0/udp/4150/quic-v1")
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::*;
 
     #[test]
-    fn rates_take_binary_suffixes_and_refuse_junk() {
-        assert_eq!(parse_rate("1000"), Ok(1000));
-        assert_eq!(parse_rate("10M"), Ok(10 << 20));
-        assert_eq!(parse_rate("2k"), Ok(2048));
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("0").is_err());
+    fn bootstrap_addresses_need_a_peer_id_and_errors_show_the_whole_address() {
+        let error = parse_bootstrap("/ip4/192.0.2.1/tcp/4150").unwrap_err();
+        assert!(
+            error.contains("/ip4/192.0.2.1/tcp/4150 has no peer id"),
+            "{error}"
+        );
+        let error = parse_bootstrap("192.0.2.1:4150").unwrap_err();
+        assert!(
+            error.contains("192.0.2.1:4150") && error.contains("/p2p/"),
+            "{error}"
+        );
+        let peer = libp2p::PeerId::random();
+        assert!(parse_bootstrap(&format!("/ip4/192.0.2.1/tcp/4150/p2p/{peer}")).is_ok());
     }
 }
 
@@ -65,17 +72,17 @@ pub enum KindArg {
     Dataset,
 }
 
-/// Flags of `seedbank daemon`; each wins over config.toml.
+/// Flags of `seedbank daemon`; each wins over config.toml and `SEEDBANK_*` variables.
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// Address of the control API (loopback unless config.toml allows otherwise)
     #[arg(long, value_name = "ADDR")]
     pub api_addr: Option<SocketAddr>,
     /// Listen for peers here (repeatable) [default: TCP and QUIC on port 4150, all interfaces]
-    #[arg(long, value_name = "MULTIADDR")]
+    #[arg(long, value_name = "MULTIADDR", value_parser = parse_listen)]
     pub listen: Vec<Multiaddr>,
     /// Join the network through this peer, e.g. /ip4/192.0.2.1/tcp/4150/p2p/12D3Koo… (repeatable)
-    #[arg(long, value_name = "MULTIADDR")]
+    #[arg(long, value_name = "MULTIADDR", value_parser = parse_bootstrap)]
     pub bootstrap: Vec<Multiaddr>,
     /// Do not look for peers on the local network with mDNS
     #[arg(long)]
@@ -84,11 +91,11 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub kad_server: bool,
     /// Upload limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub upload_limit: Option<u64>,
+    #[arg(long, value_name = "RATE")]
+    pub upload_limit: Option<ByteRate>,
     /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub download_limit: Option<u64>,
+    #[arg(long, value_name = "RATE")]
+    pub download_limit: Option<ByteRate>,
 }
 
 impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
@@ -110,6 +117,9 @@ impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
 pub enum Command {
     /// Run a node in the foreground until Ctrl-C or SIGTERM
     Daemon(DaemonArgs),
+    /// Print the settings a daemon started now (with these flags) would use, and where
+    /// each comes from: default, config.toml, a SEEDBANK_* variable or the command line
+    Config(DaemonArgs),
     /// Add a file or directory as an artifact
     Add {
         /// The file or directory

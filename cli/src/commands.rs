@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use reqwest::Method;
-use seedbank_node::daemon::ConfigOverrides;
+use seedbank_node::config::{ConfigOverrides, LoadedConfig};
 use seedbank_node::DataDir;
 use seedbank_protocol::api::{
     AddRequest, ArtifactDetail, ArtifactSummary, CancelReport, Completeness, ExportReport,
@@ -19,19 +19,24 @@ use crate::client::DaemonClient;
 use crate::output::{human_bytes, print_table, progress_bar, update_bar};
 
 /// Log filter when `RUST_LOG` is unset. iroh-blobs' GC loop logs every skipped run at
-/// info, which the store's on-demand collection turns into noise.
-const DEFAULT_LOG_FILTER: &str = "info,iroh_blobs=warn";
+/// info, which the store's on-demand collection turns into noise. Kademlia warns when its own automatic bootstrap finds no peer, which is every first
+/// node of a network; the event loop bootstraps on its own schedule and logs at debug.
+/// libp2p's swarm logs the node id at info; the start-up block already shows it.
+const DEFAULT_LOG_FILTER: &str =
+    "info,iroh_blobs=warn,libp2p_kad::behaviour=error,libp2p_swarm=warn";
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir.as_deref())?;
     let json = cli.json;
-    if let Command::Daemon(args) = cli.command {
-        return run_daemon(data_dir, args.into());
+    match cli.command {
+        Command::Daemon(args) => return run_daemon(data_dir, args.into()),
+        Command::Config(args) => return show_config(&data_dir, args.into(), json),
+        _ => {}
     }
     let client = DaemonClient::connect(data_dir.root())?;
     match cli.command {
-        Command::Daemon(_) => unreachable!("handled above"),
+        Command::Daemon(_) | Command::Config(_) => unreachable!("handled above"),
         Command::Add {
             path,
             kind,
@@ -284,6 +289,29 @@ fn run_daemon(data_dir: DataDir, overrides: ConfigOverrides) -> Result<ExitCode>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(seedbank_node::daemon::run(data_dir, overrides))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `seedbank config`: the effective settings and their sources, computed here as the
+/// daemon computes them at start (a running daemon may have been started otherwise).
+fn show_config(data_dir: &DataDir, overrides: ConfigOverrides, json: bool) -> Result<ExitCode> {
+    let loaded = LoadedConfig::load(&data_dir.config(), &overrides)?;
+    let settings = loaded.settings()?;
+    print(json, &settings, || {
+        let rows: Vec<Vec<String>> = settings
+            .iter()
+            .map(|s| {
+                let value = match &s.value {
+                    serde_json::Value::Null => "(not set)".to_owned(),
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                vec![s.key.clone(), value, s.source.clone()]
+            })
+            .collect();
+        println!("config file: {}", data_dir.config().display());
+        print_table(&["SETTING", "VALUE", "FROM"], &rows);
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,71 +1,45 @@
-//! Runs a node in the foreground: opens the data dir, starts the control API, and on
-//! SIGINT or SIGTERM stops taking requests, flushes metadata and closes the store.
+//! Runs a node in the foreground: checks its settings, locks and opens the data dir,
+//! starts the network and the control API, reports readiness (a start-up block in the
+//! log, and to systemd), and on SIGINT or SIGTERM stops taking requests, flushes
+//! metadata and closes the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 
 use crate::api::{self, token::load_or_create_token, ApiState};
-use crate::config::NodeConfig;
+pub use crate::config::ConfigOverrides;
+use crate::config::LoadedConfig;
+use crate::daemon_lock::DaemonLock;
 use crate::data_dir::{write_private_file, DataDir};
 use crate::error::{NodeError, NodeResult};
 use crate::identity::load_or_create_keypair;
 use crate::library::Library;
-use crate::net::NetTransport;
+use crate::net::{NetHandle, NetTransport};
 use crate::node::{Node, NodeOptions, RateLimits};
+use crate::startup_report::{startup_block, StartupFacts};
 
-/// Settings given on the command line, which win over `config.toml`.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigOverrides {
-    /// `--api-addr`.
-    pub api_addr: Option<SocketAddr>,
-    /// `--listen` (replaces the configured list when given).
-    pub listen: Vec<Multiaddr>,
-    /// `--bootstrap` (added to the configured list).
-    pub bootstrap: Vec<Multiaddr>,
-    /// `--no-mdns`.
-    pub no_mdns: bool,
-    /// `--kad-server`.
-    pub kad_server: bool,
-    /// `--upload-limit`.
-    pub upload_limit: Option<u64>,
-    /// `--download-limit`.
-    pub download_limit: Option<u64>,
-}
+/// How long start-up waits for the swarm to report its listen addresses.
+const LISTEN_REPORT_WAIT: Duration = Duration::from_secs(3);
 
-/// Loads the configuration: embedded defaults, then `config.toml`, then flags.
-pub fn load_config(data_dir: &DataDir, overrides: &ConfigOverrides) -> NodeResult<NodeConfig> {
-    let mut config = NodeConfig::load(&data_dir.config())?;
-    if let Some(addr) = overrides.api_addr {
-        config.api_addr = addr;
-    }
-    if !overrides.listen.is_empty() {
-        config.net.listen = overrides.listen.clone();
-    }
-    config
-        .net
-        .bootstrap
-        .extend(overrides.bootstrap.iter().cloned());
-    config.net.mdns &= !overrides.no_mdns;
-    config.net.kad_server |= overrides.kad_server;
-    config.upload_limit = overrides.upload_limit.or(config.upload_limit);
-    config.download_limit = overrides.download_limit.or(config.download_limit);
-    config.validate()?;
-    Ok(config)
-}
-
-/// Runs the daemon until a shutdown signal arrives.
+/// Runs the daemon until a shutdown signal arrives. Arguments and settings are checked
+/// before anything is written; then the data dir is locked, so a second daemon on it
+/// stops there and changes nothing.
 pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()> {
+    let config = LoadedConfig::load(&data_dir.config(), &overrides)?.config;
+    let _lock = DaemonLock::acquire(&data_dir)?;
+    let listener = bind_api(config.api_addr).await?;
     data_dir.create()?;
-    let config = load_config(&data_dir, &overrides)?;
     let keypair = load_or_create_keypair(&data_dir.key())?;
-    let node_id = PeerId::from(keypair.public()).to_string();
+    let peer_id = PeerId::from(keypair.public());
+    let node_id = peer_id.to_string();
     let token = load_or_create_token(&data_dir.api_token())?;
     let library = Library::open(data_dir.clone(), node_id.clone()).await?;
     let limits = RateLimits {
-        upload: config.upload_limit,
-        download: config.download_limit,
+        upload: config.upload_limit.map(|r| r.bytes_per_second()),
+        download: config.download_limit.map(|r| r.bytes_per_second()),
     };
     let node = Node::start(
         library.clone(),
@@ -76,17 +50,24 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     )
     .await?;
 
-    let listener = tokio::net::TcpListener::bind(config.api_addr)
-        .await
-        .map_err(|e| NodeError::Io {
-            context: format!("binding the control API to {}", config.api_addr),
-            source: e,
-        })?;
     let api_addr = listener
         .local_addr()
         .map_err(|e| NodeError::io("reading bound address", data_dir.root(), e))?;
+    let listen_addresses = reported_listen_addresses(node.net()).await;
+    let block = startup_block(&StartupFacts {
+        node_id: peer_id,
+        data_dir: data_dir.root(),
+        api_addr,
+        listen_addresses: &listen_addresses,
+        config: &config,
+    });
+    tracing::info!("seedbank daemon ready\n{block}");
+    // The CLI finds the daemon through this file: written last, once all is ready.
     write_private_file(&data_dir.api_addr(), api_addr.to_string().as_bytes())?;
-    tracing::info!(%node_id, %api_addr, data_dir = %data_dir.root().display(), "seedbank daemon running");
+    notify_service_manager(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving; api on {api_addr}")),
+    ]);
 
     let state = ApiState {
         node: node.clone(),
@@ -105,6 +86,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
             _ = shutdown_signal() => {}
             _ = store_failed_rx.wait_for(|failed| *failed) => {}
         }
+        notify_service_manager(&[sd_notify::NotifyState::Stopping]);
         // Running fetches end now (saved, to resume at next start), so the clients
         // watching them get their last line and let the server stop.
         node.stop_fetches();
@@ -121,6 +103,61 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         ));
     }
     Ok(())
+}
+
+/// Binds the control API, saying what to do when the address is taken.
+async fn bind_api(addr: SocketAddr) -> NodeResult<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            let mut other = addr;
+            other.set_port(addr.port().wrapping_add(1).max(1));
+            NodeError::InUse(format!(
+                "the control API address {addr} (port {}) is already in use, probably by another seedbank daemon with another data dir; \
+                 stop it, or give this one another address: --api-addr {other} (or api_addr in config.toml)",
+                addr.port()
+            ))
+        } else {
+            NodeError::Io {
+                context: format!("binding the control API to {addr}"),
+                source: e,
+            }
+        }
+    })
+}
+
+/// The swarm's listen addresses once it has reported them (concrete IPs for wildcard
+/// listeners), else the addresses it was asked to listen on.
+async fn reported_listen_addresses(net: &NetHandle) -> Vec<Multiaddr> {
+    let deadline = tokio::time::Instant::now() + LISTEN_REPORT_WAIT;
+    let mut listeners = Vec::new();
+    loop {
+        if let Ok(status) = net.status().await {
+            let external: Vec<Multiaddr> = status
+                .external_addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            if !external.is_empty() {
+                return external;
+            }
+            listeners = status
+                .listen_addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return listeners;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tells systemd (`Type=notify`) how the daemon is doing; nothing outside systemd.
+fn notify_service_manager(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "cannot notify the service manager");
+    }
 }
 
 /// How long a stopping daemon waits for attached clients (an export, a verify) to finish

@@ -78,6 +78,11 @@ impl DataDir {
         self.root.join("api.addr")
     }
 
+    /// The lock that keeps a second daemon off this directory; holds the daemon's pid.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("daemon.lock")
+    }
+
     /// The optional configuration file.
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")

@@ -85,6 +85,10 @@ pub enum NodeError {
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Meta(#[from] sled::Error),
+    /// Something this daemon needs is held by another process: the data directory, or a
+    /// port to listen on.
+    #[error("{0}")]
+    InUse(String),
     /// An error that crossed a task boundary as its API form, kind kept.
     #[error("{}", .0.message)]
     Reported(ApiError),
@@ -143,6 +147,7 @@ impl NodeError {
             NodeError::DiskFull(_) => ErrorCode::DiskFull,
             NodeError::RequestTooLarge { .. } => ErrorCode::TooLarge,
             NodeError::Corrupt(_) => ErrorCode::Corrupt,
+            NodeError::InUse(_) => ErrorCode::Busy,
             NodeError::Io { .. } | NodeError::Store(_) | NodeError::Meta(_) => ErrorCode::Internal,
             NodeError::Reported(e) => e.code,
         }

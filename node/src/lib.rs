@@ -8,6 +8,7 @@ pub mod announce;
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod daemon_lock;
 pub mod data_dir;
 pub mod discovery;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod peers;
 pub mod progress;
 pub mod reference;
 pub mod resolve;
+pub mod startup_report;
 pub mod store;
 pub mod transfer;
 

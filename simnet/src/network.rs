@@ -88,8 +88,8 @@ pub fn node_setup(bootstrap: &[Multiaddr], profile: NodeProfile) -> Result<NodeS
         bootstrap: bootstrap.to_vec(),
         mdns: false,
         kad_server: true,
-        idle_timeout_secs: profile.idle_secs,
-        bootstrap_interval_secs: SIM_BOOTSTRAP_INTERVAL_SECS,
+        idle_timeout: std::time::Duration::from_secs(profile.idle_secs),
+        bootstrap_interval: std::time::Duration::from_secs(SIM_BOOTSTRAP_INTERVAL_SECS),
         ..NetConfig::default()
     };
     let link = Link::new(profile.link);

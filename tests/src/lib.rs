@@ -309,11 +309,9 @@ impl Daemon {
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
             .args(&self.network_flags)
             .args(&self.extra_args)
-            .env(
-                "RUST_LOG",
-                std::env::var("SEEDBANK_TEST_LOG")
-                    .unwrap_or_else(|_| "info,iroh_blobs=warn".into()),
-            )
+            // The daemon's own log filter unless SEEDBANK_TEST_LOG asks for another.
+            .env_remove("RUST_LOG")
+            .envs(std::env::var("SEEDBANK_TEST_LOG").map(|filter| ("RUST_LOG", filter)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)
@@ -485,6 +483,14 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("finding a free loopback port")
 }
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.

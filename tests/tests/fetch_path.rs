@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use seedbank_protocol::manifest::MANIFEST_FORMAT_VERSION;
 use seedbank_protocol::{ArtifactKind, BlobHash, FileEntry, Manifest};
 use seedbank_tests::hostile::HostileSeeder;
-use seedbank_tests::{file_hash, run_cli, tree_hashes, write_random_file, Daemon, SmallDisk};
+use seedbank_tests::{
+    file_hash, free_port, run_cli, tree_hashes, write_random_file, Daemon, SmallDisk,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -162,15 +164,6 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     let report = output.json();
     no_peer_banned(&report);
     assert_exports_identically(&d, &id, &model, work.path());
-}
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

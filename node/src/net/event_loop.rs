@@ -23,11 +23,12 @@ use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup};
 use super::provider_store::ProviderStore;
+use super::redial::BootstrapPeer;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
-/// How often a node with a thin routing table dials the bootstrap peers it has lost.
-const BOOTSTRAP_REDIAL_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the loop looks for lost bootstrap peers that are due a dial (see `redial`).
+const BOOTSTRAP_REDIAL_CHECK: Duration = Duration::from_secs(1);
 
 /// A node whose routing table holds fewer peers than this bootstraps again when it
 /// connects to a bootstrap peer (Kademlia's bucket size).
@@ -58,10 +59,11 @@ struct PendingLookup {
 pub struct EventLoop {
     swarm: Swarm<NodeBehaviour>,
     commands: mpsc::Receiver<NetCommand>,
-    bootstrap_peers: Vec<(PeerId, Multiaddr)>,
+    bootstrap_peers: Vec<BootstrapPeer>,
     pending_provide: HashMap<QueryId, oneshot::Sender<NodeResult<()>>>,
     pending_providers: HashMap<QueryId, PendingLookup>,
-    connected: HashMap<PeerId, HashSet<Multiaddr>>,
+    /// Connected peers and how each connection is shown (see [`shown_address`]).
+    connected: HashMap<PeerId, HashSet<String>>,
     last_bootstrap: Option<Instant>,
     bootstrap_interval: Duration,
     peer_ips: PeerIps,
@@ -77,20 +79,16 @@ impl EventLoop {
         peer_ips: PeerIps,
     ) -> NodeResult<Self> {
         let mut bootstrap_peers = Vec::new();
+        let now = Instant::now();
         for address in &config.bootstrap {
             let (peer, address) = split_peer_address(address)?;
             swarm
                 .behaviour_mut()
                 .kad
                 .add_address(&peer, address.clone());
-            bootstrap_peers.push((peer, address));
+            bootstrap_peers.push(BootstrapPeer::new(peer, address, now));
         }
-        for (peer, address) in &bootstrap_peers {
-            if let Err(e) = swarm.dial(address.clone().with(Protocol::P2p(*peer))) {
-                tracing::warn!(%peer, %address, error = %e, "cannot dial bootstrap peer");
-            }
-        }
-        Ok(Self {
+        let mut event_loop = Self {
             swarm,
             commands,
             bootstrap_peers,
@@ -98,17 +96,19 @@ impl EventLoop {
             pending_providers: HashMap::new(),
             connected: HashMap::new(),
             last_bootstrap: None,
-            bootstrap_interval: Duration::from_secs(config.bootstrap_interval_secs.max(1)),
+            bootstrap_interval: config.bootstrap_interval.max(Duration::from_secs(1)),
             peer_ips,
             address_policy: AddressPolicy::from_listen(&config.listen),
-        })
+        };
+        event_loop.redial_bootstrap_peers();
+        Ok(event_loop)
     }
 
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         let mut bootstrap = tokio::time::interval(self.bootstrap_interval);
         bootstrap.tick().await;
-        let mut redial = tokio::time::interval(BOOTSTRAP_REDIAL_INTERVAL);
+        let mut redial = tokio::time::interval(BOOTSTRAP_REDIAL_CHECK);
         redial.tick().await;
         let mut expiry = tokio::time::interval(RECORD_EXPIRY_INTERVAL);
         expiry.tick().await;
@@ -134,24 +134,31 @@ impl EventLoop {
         tracing::debug!("network event loop stopped");
     }
 
-    /// Dials the bootstrap peers this node is not connected to, while its routing table
-    /// is thin: a node whose only way in restarted (on the same address) gets back in
-    /// within [`BOOTSTRAP_REDIAL_INTERVAL`] instead of at the next refresh. The address
-    /// is given again, since Kademlia forgets addresses that failed to dial.
+    /// Dials the bootstrap peers this node is not connected to and that are due (see
+    /// [`BootstrapPeer`]), while its routing table is thin: a node whose only way in
+    /// restarted (on the same address) gets back in within seconds instead of at the next
+    /// refresh. A well-connected node leaves bootstrap peers alone, so they are not dialled
+    /// by every node of a large network. The address is given again, since Kademlia forgets
+    /// addresses that failed to dial.
     fn redial_bootstrap_peers(&mut self) {
-        if routing_table_size(&mut self.swarm.behaviour_mut().kad) >= WELL_CONNECTED_PEERS {
+        if self.bootstrap_peers.is_empty()
+            || routing_table_size(&mut self.swarm.behaviour_mut().kad) >= WELL_CONNECTED_PEERS
+        {
             return;
         }
-        for (peer, address) in self.bootstrap_peers.clone() {
-            if self.connected.contains_key(&peer) {
+        let now = Instant::now();
+        for index in 0..self.bootstrap_peers.len() {
+            let bootstrap = &mut self.bootstrap_peers[index];
+            if self.connected.contains_key(&bootstrap.peer) || !bootstrap.take_due_dial(now) {
                 continue;
             }
+            let (peer, address) = (bootstrap.peer, bootstrap.address.clone());
             self.swarm
                 .behaviour_mut()
                 .kad
                 .add_address(&peer, address.clone());
             if let Err(e) = self.swarm.dial(address.clone().with(Protocol::P2p(peer))) {
-                tracing::debug!(%peer, %address, error = %e, "cannot dial bootstrap peer again");
+                tracing::debug!(%peer, %address, error = %e, "cannot dial bootstrap peer");
             }
         }
     }
@@ -222,7 +229,7 @@ impl EventLoop {
                     .iter()
                     .map(|(peer, addresses)| PeerInfo {
                         peer: peer.to_string(),
-                        addresses: addresses.iter().map(ToString::to_string).collect(),
+                        addresses: addresses.iter().cloned().collect(),
                     })
                     .collect();
                 let _ = reply.send(peers);
@@ -249,7 +256,7 @@ impl EventLoop {
     fn handle_event(&mut self, event: SwarmEvent<NodeBehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "listening");
+                tracing::debug!(%address, "listening");
                 if is_dialable(&address) {
                     self.swarm.add_external_address(address);
                 }
@@ -260,10 +267,12 @@ impl EventLoop {
                 self.connected
                     .entry(peer_id)
                     .or_default()
-                    .insert(endpoint.get_remote_address().clone());
+                    .insert(shown_address(&endpoint));
                 self.peer_ips
                     .connected(peer_id, endpoint.get_remote_address());
-                if self.bootstrap_peers.iter().any(|(p, _)| *p == peer_id) {
+                if let Some(bootstrap) = self.bootstrap_peers.iter_mut().find(|b| b.peer == peer_id)
+                {
+                    bootstrap.connected(Instant::now());
                     self.bootstrap_if_thin();
                 }
             }
@@ -414,6 +423,25 @@ impl EventLoop {
     }
 }
 
+/// How a connection is shown in `seedbank peers`: the address dialled, without the
+/// `/p2p/<id>` the peer column already gives; for an inbound connection, the peer's IP,
+/// since its source port is ephemeral and not an address anyone can dial.
+fn shown_address(endpoint: &libp2p::core::ConnectedPoint) -> String {
+    match endpoint {
+        libp2p::core::ConnectedPoint::Dialer { address, .. } => address
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect::<Multiaddr>()
+            .to_string(),
+        libp2p::core::ConnectedPoint::Listener { send_back_addr, .. } => {
+            match super::ip_of(send_back_addr) {
+                Some(ip) => format!("{ip} (inbound)"),
+                None => "inbound".to_owned(),
+            }
+        }
+    }
+}
+
 /// Peers in the routing table.
 fn routing_table_size(kad: &mut kad::Behaviour<ProviderStore>) -> usize {
     kad.kbuckets().map(|b| b.num_entries()).sum()
@@ -451,6 +479,24 @@ fn is_dialable(address: &Multiaddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_are_shown_without_a_repeated_id_or_an_ephemeral_port() {
+        let peer = PeerId::random();
+        let dialled = libp2p::core::ConnectedPoint::Dialer {
+            address: format!("/ip4/192.168.1.20/tcp/4150/p2p/{peer}")
+                .parse()
+                .unwrap(),
+            role_override: libp2p::core::Endpoint::Dialer,
+            port_use: libp2p::core::transport::PortUse::New,
+        };
+        assert_eq!(shown_address(&dialled), "/ip4/192.168.1.20/tcp/4150");
+        let inbound = libp2p::core::ConnectedPoint::Listener {
+            local_addr: "/ip4/127.0.0.1/tcp/4150".parse().unwrap(),
+            send_back_addr: "/ip4/127.0.0.9/tcp/53122".parse().unwrap(),
+        };
+        assert_eq!(shown_address(&inbound), "127.0.0.9 (inbound)");
+    }
 
     #[test]
     fn only_concrete_addresses_are_dialable() {

@@ -174,11 +174,12 @@ impl NetHandle {
 
 /// Splits `/…/p2p/<id>` into the peer id and the address without it.
 pub fn split_peer_address(address: &Multiaddr) -> NodeResult<(PeerId, Multiaddr)> {
-    let mut address = address.clone();
-    match address.pop() {
-        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, address)),
+    let mut transport = address.clone();
+    match transport.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, transport)),
         _ => Err(NodeError::BadRequest(format!(
-            "bootstrap address {address} must end with /p2p/<peer id>"
+            "bootstrap address {address} has no peer id: it must end with /p2p/<peer id>, e.g. \
+             {address}/p2p/12D3KooW… (the other node prints complete --bootstrap lines when it starts)"
         ))),
     }
 }

@@ -13,6 +13,7 @@ mod handle;
 mod peer_ips;
 mod pending_guard;
 pub mod provider_store;
+mod redial;
 mod tally;
 
 use std::time::Duration;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use address_policy::AddressPolicy;
-pub use handle::{NetHandle, NetStatus, PeerInfo, ProviderLookup};
+pub use handle::{split_peer_address, NetHandle, NetStatus, PeerInfo, ProviderLookup};
 pub use peer_ips::{ip_of, PeerIps};
 
 use crate::error::{NodeError, NodeResult};
@@ -59,10 +60,12 @@ pub struct NetConfig {
     pub mdns: bool,
     /// Answer DHT queries even before an external address is confirmed (test networks, servers).
     pub kad_server: bool,
-    /// Close connections idle this long, in seconds.
-    pub idle_timeout_secs: u64,
-    /// Refresh the routing table from the network this often, in seconds.
-    pub bootstrap_interval_secs: u64,
+    /// Close connections idle this long (`60s`).
+    #[serde(with = "crate::config::units::duration_text")]
+    pub idle_timeout: Duration,
+    /// Refresh the routing table from the network this often (`5m`).
+    #[serde(with = "crate::config::units::duration_text")]
+    pub bootstrap_interval: Duration,
     /// Most established connections in all.
     pub max_connections: u32,
     /// Most established connections with one peer.
@@ -87,12 +90,99 @@ impl Default for NetConfig {
             bootstrap: Vec::new(),
             mdns: true,
             kad_server: false,
-            idle_timeout_secs: 60,
-            bootstrap_interval_secs: 5 * 60,
+            idle_timeout: Duration::from_secs(60),
+            bootstrap_interval: Duration::from_secs(5 * 60),
             max_connections: 512,
             max_connections_per_peer: 4,
             max_pending_incoming: 64,
         }
+    }
+}
+
+/// Why listening on `address` failed, in words that say what to do.
+fn listen_error(address: &Multiaddr, error: &libp2p::TransportError<std::io::Error>) -> NodeError {
+    use libp2p::multiaddr::Protocol;
+    let port = address.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(format!("TCP port {port}")),
+        Protocol::Udp(port) => Some(format!("UDP port {port}")),
+        _ => None,
+    });
+    let in_use = match error {
+        libp2p::TransportError::Other(e) => is_address_in_use(e),
+        libp2p::TransportError::MultiaddrNotSupported(_) => false,
+    };
+    if in_use {
+        let port = port.unwrap_or_else(|| "the port".into());
+        return NodeError::InUse(format!(
+            "cannot listen on {address}: {port} is already in use, probably by another seedbank daemon; \
+             stop it, or listen elsewhere with --listen (e.g. --listen /ip4/0.0.0.0/tcp/4151 --listen /ip4/0.0.0.0/udp/4151/quic-v1) or [net] listen in config.toml"
+        ));
+    }
+    let mut reason = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !text.is_empty() && !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        cause = inner.source();
+    }
+    if reason.trim().is_empty() {
+        reason = "the transport refused it".into();
+    }
+    NodeError::BadRequest(format!(
+        "cannot listen on {address}: {reason} (listen addresses look like /ip4/0.0.0.0/tcp/4150 or /ip4/0.0.0.0/udp/4150/quic-v1)"
+    ))
+}
+
+/// Whether an I/O error, or any error it wraps, says the address is taken. An
+/// `io::Error` made from another error hides that error from `source()`, so the wrapped
+/// error is looked at through `get_ref()` too.
+fn is_address_in_use(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut pending = vec![error];
+    let mut looked_at = 0;
+    while let Some(error) = pending.pop() {
+        looked_at += 1;
+        if looked_at > 32 {
+            break;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::AddrInUse {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                pending.push(inner);
+            }
+        }
+        if let Some(source) = error.source() {
+            pending.push(source);
+        }
+    }
+    false
+}
+
+/// Refuses a TCP listen address whose port another process listens on. libp2p's TCP
+/// listeners set `SO_REUSEPORT`, so a second daemon of the same user would otherwise
+/// share the port silently and receive half of the first one's connections.
+fn check_tcp_port_free(address: &Multiaddr) -> NodeResult<()> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = address.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let (Some(Protocol::Tcp(port)), None) = (parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(listen_error(address, &libp2p::TransportError::Other(e)))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -124,9 +214,8 @@ pub async fn start_network(
     transport: NetTransport,
 ) -> NodeResult<NetHandle> {
     let local_peer = PeerId::from(keypair.public());
-    let swarm_config = |c: libp2p::swarm::Config| {
-        c.with_idle_connection_timeout(Duration::from_secs(config.idle_timeout_secs))
-    };
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(config.idle_timeout);
     let net_error =
         |what: &str, e: &dyn std::fmt::Display| NodeError::BadRequest(format!("{what}: {e}"));
     let mut swarm = match transport {
@@ -157,9 +246,10 @@ pub async fn start_network(
             .build(),
     };
     for address in &config.listen {
+        check_tcp_port_free(address)?;
         swarm
             .listen_on(address.clone())
-            .map_err(|e| net_error(&format!("listening on {address}"), &e))?;
+            .map_err(|e| listen_error(address, &e))?;
     }
     let control = swarm.behaviour().stream.new_control();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);

@@ -1,0 +1,240 @@
+//! Node configuration: one struct with embedded defaults, overridden by
+//! `<data>/config.toml`, then `SEEDBANK_*` environment variables, then command-line flags
+//! ([`layers`]). Validated at start-up with an error that names the bad field.
+
+pub mod layers;
+pub mod units;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use layers::{ConfigOverrides, ConfigSetting, LoadedConfig};
+pub use units::ByteRate;
+
+use crate::error::{NodeError, NodeResult};
+use crate::net::NetConfig;
+
+/// Default control-API address: loopback only, so no other machine can reach it.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:5150";
+
+/// Most control-API requests served at once. The API is for one local user and their
+/// scripts; more than this in flight means something is looping.
+pub const DEFAULT_MAX_API_REQUESTS: usize = 64;
+
+/// Everything a node can be configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the control API listens.
+    pub api_addr: SocketAddr,
+    /// Allow the control API on a non-loopback address (it is token-protected, but
+    /// reachable by every machine on the network).
+    pub api_allow_remote: bool,
+    /// Most control-API requests in flight at once.
+    pub max_api_requests: usize,
+    /// Upload limit for all peers together (none: unlimited).
+    pub upload_limit: Option<ByteRate>,
+    /// Download limit for all peers together (none: unlimited).
+    pub download_limit: Option<ByteRate>,
+    /// The peer-to-peer network (`[net]` in config.toml).
+    pub net: NetConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            #[allow(clippy::unwrap_used)]
+            api_addr: DEFAULT_API_ADDR.parse().unwrap(),
+            api_allow_remote: false,
+            max_api_requests: DEFAULT_MAX_API_REQUESTS,
+            upload_limit: None,
+            download_limit: None,
+            net: NetConfig::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks the values, naming the first bad field.
+    pub fn validate(&self) -> NodeResult<()> {
+        if !self.api_addr.ip().is_loopback() && !self.api_allow_remote {
+            return Err(NodeError::BadRequest(format!(
+                "api_addr {} is not a loopback address; the control API stays on this machine unless api_allow_remote = true",
+                self.api_addr
+            )));
+        }
+        if self.net.listen.is_empty() {
+            return Err(NodeError::BadRequest(
+                "net.listen needs at least one address".into(),
+            ));
+        }
+        for address in &self.net.bootstrap {
+            crate::net::split_peer_address(address)?;
+        }
+        if self.max_api_requests == 0 {
+            return Err(NodeError::BadRequest(
+                "max_api_requests must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn load(
+        file: &Path,
+        env: &[(&str, &str)],
+        flags: &ConfigOverrides,
+    ) -> NodeResult<LoadedConfig> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        LoadedConfig::load_with_env(file, env, flags)
+    }
+
+    fn source_of(loaded: &LoadedConfig, key: &str) -> String {
+        let settings = loaded.settings().unwrap();
+        let setting = settings.iter().find(|s| s.key == key).unwrap();
+        setting.source.clone()
+    }
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(
+            &dir.path().join("config.toml"),
+            &[],
+            &ConfigOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(loaded.config, NodeConfig::default());
+        assert_eq!(source_of(&loaded, "net.mdns"), "default");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "api_addr = \"127.0.0.1:6000\"\n").unwrap();
+        let loaded = load(&path, &[], &ConfigOverrides::default()).unwrap();
+        assert_eq!(loaded.config.api_addr.port(), 6000);
+        assert!(source_of(&loaded, "api_addr").starts_with("config.toml ("));
+        std::fs::write(&path, "api_adr = \"127.0.0.1:6000\"\n").unwrap();
+        let error = load(&path, &[], &ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("api_adr"), "{error}");
+    }
+
+    #[test]
+    fn rates_and_durations_read_the_same_in_every_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "upload_limit = \"5M\"\n[net]\nmdns = false\nidle_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        let loaded = load(
+            &path,
+            &[
+                ("SEEDBANK_DOWNLOAD_LIMIT", "512K"),
+                ("SEEDBANK_NET_BOOTSTRAP_INTERVAL", "30s"),
+            ],
+            &ConfigOverrides::default(),
+        )
+        .unwrap();
+        let config = &loaded.config;
+        assert_eq!(config.upload_limit, ByteRate::new(5 << 20));
+        assert_eq!(config.download_limit, ByteRate::new(512 << 10));
+        assert!(!config.net.mdns);
+        assert_eq!(config.net.idle_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(
+            config.net.bootstrap_interval,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            source_of(&loaded, "download_limit"),
+            "SEEDBANK_DOWNLOAD_LIMIT"
+        );
+        assert_eq!(
+            source_of(&loaded, "net.bootstrap_interval"),
+            "SEEDBANK_NET_BOOTSTRAP_INTERVAL"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "upload_limit = 1000\ndownload_limit = 1000\n").unwrap();
+        let flags = ConfigOverrides {
+            upload_limit: ByteRate::new(3000),
+            ..Default::default()
+        };
+        let env = [
+            ("SEEDBANK_UPLOAD_LIMIT", "2000"),
+            ("SEEDBANK_DOWNLOAD_LIMIT", "2000"),
+            ("SEEDBANK_DATA_DIR", "/elsewhere"),
+        ];
+        let loaded = load(&path, &env, &flags).unwrap();
+        assert_eq!(loaded.config.upload_limit, ByteRate::new(3000));
+        assert_eq!(loaded.config.download_limit, ByteRate::new(2000));
+        assert_eq!(source_of(&loaded, "upload_limit"), "command line");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_or_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let error = load(
+            &path,
+            &[("SEEDBANK_UPLOAD_LIMIT", "fast")],
+            &ConfigOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("SEEDBANK_UPLOAD_LIMIT") && error.contains("fast"),
+            "{error}"
+        );
+        std::fs::write(&path, "[net]\nidle_timeout = \"soon\"\n").unwrap();
+        let error = load(&path, &[], &ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("net.idle_timeout") && error.contains("soon"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bootstrap_address_without_a_peer_id_is_shown_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ConfigOverrides {
+            bootstrap: vec!["/ip4/192.0.2.1/tcp/4150".parse().unwrap()],
+            ..Default::default()
+        };
+        let error = load(&dir.path().join("config.toml"), &[], &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("/ip4/192.0.2.1/tcp/4150") && error.contains("/p2p/"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn remote_api_needs_explicit_consent() {
+        let config = NodeConfig {
+            api_addr: "0.0.0.0:5150".parse().unwrap(),
+            ..NodeConfig::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("api_addr"), "{error}");
+    }
+}
