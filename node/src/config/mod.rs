@@ -213,6 +213,22 @@ mod tests {
     }
 
     #[test]
+    fn address_lists_take_one_value_or_a_list_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = libp2p::PeerId::random();
+        let one = format!("/ip4/192.0.2.1/tcp/4150/p2p/{peer}");
+        let two = format!("[{one}, /ip4/192.0.2.2/tcp/4150/p2p/{peer}]");
+        let file = dir.path().join("config.toml");
+        let flags = ConfigOverrides::default();
+        let loaded = load(&file, &[("SEEDBANK_NET_BOOTSTRAP", &one)], &flags).unwrap();
+        assert_eq!(loaded.config.net.bootstrap, vec![one.parse().unwrap()]);
+        let loaded = load(&file, &[("SEEDBANK_NET_BOOTSTRAP", &two)], &flags).unwrap();
+        assert_eq!(loaded.config.net.bootstrap.len(), 2);
+        let loaded = load(&file, &[("SEEDBANK_API_ADDR", "127.0.0.1:6000")], &flags).unwrap();
+        assert_eq!(loaded.config.api_addr.port(), 6000);
+    }
+
+    #[test]
     fn a_bootstrap_address_without_a_peer_id_is_shown_whole() {
         let dir = tempfile::tempdir().unwrap();
         let flags = ConfigOverrides {

@@ -111,6 +111,36 @@ pub mod duration_text {
     }
 }
 
+/// Serde for a list that may also be written as one value (`SEEDBANK_NET_BOOTSTRAP=/ip4/…`).
+pub mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+
+    /// Writes the list as a list.
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &[T],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    /// Reads a list, or one value as a list of one.
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

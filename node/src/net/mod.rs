@@ -53,8 +53,10 @@ const COMMAND_BUFFER: usize = 256;
 #[serde(deny_unknown_fields, default)]
 pub struct NetConfig {
     /// Addresses to listen on.
+    #[serde(with = "crate::config::units::one_or_many")]
     pub listen: Vec<Multiaddr>,
     /// Peers to join the network through (each with a `/p2p/<peer id>` suffix).
+    #[serde(with = "crate::config::units::one_or_many")]
     pub bootstrap: Vec<Multiaddr>,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
