@@ -1,6 +1,8 @@
 //! Running Seedbank as a service: the start-up block, readiness for systemd, reconnecting
 //! to a restarted bootstrap peer, and clear errors when the data dir or a port is taken.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
