@@ -9,6 +9,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::config::NodeConfig;
+use crate::net::ip_of;
 
 /// What the start-up block shows.
 #[derive(Debug)]
@@ -105,14 +106,6 @@ fn bootstrap_addresses(listen: &[Multiaddr]) -> (Vec<Multiaddr>, bool) {
         .collect();
     let local_only = !loopback.is_empty();
     (loopback, local_only)
-}
-
-fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
-    address.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
 }
 
 fn is_link_local(ip: &IpAddr) -> bool {
