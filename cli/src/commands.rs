@@ -519,7 +519,8 @@ fn print_status(status: &StatusResponse) {
         outln!("listening:  {}", net.listen_addresses.join(" "));
         outln!(
             "peers:      {} connected, {} in the DHT routing table",
-            net.connected_peers, net.routing_table_size
+            net.connected_peers,
+            net.routing_table_size
         );
     }
     for job in &status.fetches {
