@@ -6,72 +6,27 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use seedbank_tests::{artifact_id, seedbank_binary, Daemon};
+use seedbank_tests::{artifact_id, run_cli as run, seedbank_binary, Daemon};
 
 /// A content id of the right form that no node holds.
 const UNKNOWN_ID: &str = "sb1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-/// What a `seedbank` run printed and its exit code.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Stdout parsed as JSON: all of it, or the test fails.
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON value ({e}):\n{}\n--- stderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-/// Runs `seedbank --data-dir DIR ARGS`.
-fn run(data_dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(seedbank_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running seedbank");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// Runs `seedbank --json ARGS`, which must fail with `exit_code` and print exactly one
 /// JSON error of `code` on stdout.
 fn assert_json_error(data_dir: &Path, args: &[&str], exit_code: i32, code: &str) {
     let mut with_json = vec!["--json"];
     with_json.extend_from_slice(args);
-    let run = run(data_dir, &with_json);
-    let json = run.json();
-    assert_eq!(
-        json["error"]["code"], code,
-        "seedbank {with_json:?}: wrong error code in {json}\n--- stderr:\n{}",
-        run.stderr
-    );
+    let output = run(data_dir, &with_json);
+    let json = output.json();
+    assert_eq!(json["error"]["code"], code, "wrong error code:\n{output}");
     assert!(
         json["error"]["message"]
             .as_str()
             .is_some_and(|m| !m.is_empty()),
-        "no message in {json}"
+        "no message:\n{output}"
     );
-    assert_eq!(
-        run.code,
-        Some(exit_code),
-        "seedbank {with_json:?} exit code; stdout: {}\n--- stderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(output.code, Some(exit_code), "wrong exit code:\n{output}");
+    assert!(!output.stderr.contains("panicked"), "{output}");
 }
 
 /// An artifact whose `show` output is far larger than a pipe's buffer, so that a reader
@@ -177,7 +132,7 @@ fn each_kind_of_failure_has_its_exit_code_and_a_json_error() {
 fn providers_of_an_unknown_artifact_exit_with_not_found() {
     let daemon = Daemon::start();
     let text = run(daemon.data_dir(), &["providers", UNKNOWN_ID]);
-    assert_eq!(text.code, Some(3), "{}{}", text.stdout, text.stderr);
+    assert_eq!(text.code, Some(3), "{text}");
     assert!(text.stdout.contains("no providers"), "{}", text.stdout);
     let json = run(daemon.data_dir(), &["--json", "providers", UNKNOWN_ID]);
     assert_eq!(json.code, Some(3));
