@@ -54,9 +54,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "SEEDBANK_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Print machine-readable JSON instead of text
+    /// Print machine-readable JSON instead of text, errors included; with `daemon`, log
+    /// one JSON object per line
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// No progress bars or notes: print only results and errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 
     /// What to do
     #[command(subcommand)]
@@ -212,4 +217,11 @@ pub enum Command {
     Verify,
     /// Show the node's id, version, data dir, store size and uptime
     Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `seedbank man | man -l -`
+    Man,
 }

@@ -1,5 +1,8 @@
 //! A client of the local daemon's control API: finds it through the data dir, sends
 //! JSON, and reads streamed (newline-delimited JSON) responses line by line.
+//!
+//! The daemon's errors keep their kind: each becomes a [`CliError`] inside `anyhow`, so
+//! `main` can pick the exit code and the `--json` error code.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use reqwest::Method;
 use seedbank_protocol::api::{ApiError, Progress, StreamLine};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::exit::{CliError, Failure};
 
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,13 +32,8 @@ pub struct DaemonClient {
 impl DaemonClient {
     /// Finds the daemon serving `data_dir`.
     pub fn connect(data_dir: &Path) -> Result<Self> {
-        let not_running = || {
-            anyhow!(
-                "the seedbank daemon is not running for data dir {} (start it with `seedbank daemon`)",
-                data_dir.display()
-            )
-        };
-        let addr = std::fs::read_to_string(data_dir.join("api.addr")).map_err(|_| not_running())?;
+        let addr = std::fs::read_to_string(data_dir.join("api.addr"))
+            .map_err(|_| not_running(data_dir))?;
         let token = std::fs::read_to_string(data_dir.join("api.token"))
             .with_context(|| format!("reading the API token in {}", data_dir.display()))?;
         let base = reqwest::Url::parse(&format!("http://{}/", addr.trim())).with_context(|| {
@@ -66,10 +66,7 @@ impl DaemonClient {
     fn send(&self, request: RequestBuilder) -> Result<Response> {
         let response = request.send().map_err(|e| {
             if e.is_connect() {
-                anyhow!(
-                    "the seedbank daemon is not running for data dir {} (start it with `seedbank daemon`)",
-                    self.data_dir.display()
-                )
+                not_running(&self.data_dir)
             } else {
                 anyhow!("talking to the daemon: {e}")
             }
@@ -80,7 +77,7 @@ impl DaemonClient {
         let status = response.status();
         let text = response.text().unwrap_or_default();
         match serde_json::from_str::<ApiError>(&text) {
-            Ok(error) => bail!("{}", error.message),
+            Ok(error) => Err(CliError::from(error).into()),
             Err(_) => bail!("daemon answered {status}: {text}"),
         }
     }
@@ -121,9 +118,21 @@ impl DaemonClient {
             match parsed {
                 StreamLine::Progress(progress) => on_progress(&progress),
                 StreamLine::Done { result } => return Ok(result),
-                StreamLine::Error { error } => bail!("{}", error.message),
+                StreamLine::Error { error } => return Err(CliError::from(error).into()),
             }
         }
         bail!("the daemon stopped before finishing (is it still running?)")
     }
+}
+
+/// The error for a data dir whose daemon does not answer.
+fn not_running(data_dir: &Path) -> anyhow::Error {
+    CliError::new(
+        Failure::DaemonNotRunning,
+        format!(
+            "the seedbank daemon is not running for data dir {} (start it with `seedbank daemon`)",
+            data_dir.display()
+        ),
+    )
+    .into()
 }

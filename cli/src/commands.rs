@@ -1,8 +1,8 @@
-//! What each subcommand does: `daemon` runs a node here; the rest ask the daemon.
-
-use std::process::ExitCode;
+//! What each subcommand does: `daemon` runs a node here, `completions` and `man` print
+//! from the command line's own description; the rest ask the daemon.
 
 use anyhow::{Context, Result};
+use clap::CommandFactory;
 use reqwest::Method;
 use seedbank_node::config::{ConfigOverrides, LoadedConfig};
 use seedbank_node::DataDir;
@@ -16,27 +16,39 @@ use serde::Serialize;
 
 use crate::cli::{Cli, Command, KindArg};
 use crate::client::DaemonClient;
-use crate::output::{human_bytes, print_table, progress_bar, update_bar};
+use crate::exit::Exit;
+use crate::output::{count, human_bytes, human_duration, outln, print_table};
+use crate::progress::Bars;
 
 /// Log filter when `RUST_LOG` is unset. iroh-blobs' GC loop logs every skipped run at
-/// info, which the store's on-demand collection turns into noise. Kademlia warns when its own automatic bootstrap finds no peer, which is every first
-/// node of a network; the event loop bootstraps on its own schedule and logs at debug.
-/// libp2p's swarm logs the node id at info; the start-up block already shows it.
+/// info, which the store's on-demand collection turns into noise. Kademlia warns when
+/// its own automatic bootstrap finds no peer, which is every first node of a network
+/// (the event loop bootstraps on its own schedule), and libp2p's swarm logs the node id,
+/// which the start-up block already shows.
 const DEFAULT_LOG_FILTER: &str =
     "info,iroh_blobs=warn,libp2p_kad::behaviour=error,libp2p_swarm=warn";
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli) -> Result<Exit> {
+    // These need neither a daemon nor a data dir.
+    match &cli.command {
+        Command::Completions { shell } => return print_completions(*shell),
+        Command::Man => return print_man_page(),
+        _ => {}
+    }
     let data_dir = DataDir::resolve(cli.data_dir.as_deref())?;
     let json = cli.json;
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Daemon(args) => return run_daemon(data_dir, args.into()),
+        Command::Daemon(args) => return run_daemon(data_dir, args.into(), json),
         Command::Config(args) => return show_config(&data_dir, args.into(), json),
         _ => {}
     }
     let client = DaemonClient::connect(data_dir.root())?;
     match cli.command {
-        Command::Daemon(_) | Command::Config(_) => unreachable!("handled above"),
+        Command::Daemon(_) | Command::Config(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::Add {
             path,
             kind,
@@ -63,17 +75,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 reference,
                 follow_symlinks,
             };
-            let bar = progress_bar("adding");
+            let mut bars = Bars::new("adding", quiet);
             let added: ArtifactSummary =
-                client.stream(&["v1", "artifacts"], &request, |p| update_bar(&bar, p))?;
-            bar.finish_and_clear();
+                client.stream(&["v1", "artifacts"], &request, |p| bars.update(p))?;
+            bars.finish();
             print(json, &added, || {
-                println!(
-                    "added {} ({}@{}, {} files, {}){}",
+                outln!(
+                    "added {} ({}@{}, {}, {}){}",
                     added.id,
                     added.name,
                     added.revision,
-                    added.files,
+                    count(added.files, "file"),
                     human_bytes(added.size),
                     if added.pinned { ", pinned" } else { "" }
                 )
@@ -101,16 +113,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 include,
                 force,
             };
-            let bar = progress_bar("exporting");
+            let mut bars = Bars::new("exporting", quiet);
             let report: ExportReport =
                 client.stream(&["v1", "artifacts", &artifact, "export"], &request, |p| {
-                    update_bar(&bar, p)
+                    bars.update(p)
                 })?;
-            bar.finish_and_clear();
+            bars.finish();
             print(json, &report, || {
-                println!(
-                    "exported {} files ({}) to {}",
-                    report.files,
+                outln!(
+                    "exported {} ({}) to {}",
+                    count(report.files, "file"),
                     human_bytes(report.bytes),
                     report.dir
                 )
@@ -130,9 +142,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let report: CancelReport =
                     client.call(Method::DELETE, &["v1", "jobs", &artifact])?;
                 print(json, &report, || {
-                    println!("cancelled the fetch of {}", report.id)
+                    outln!("cancelled the fetch of {}", report.id)
                 })?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Ok);
             }
             let request = FetchRequest {
                 id: artifact.clone(),
@@ -142,18 +154,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let job: FetchJobSummary =
                     client.send_json(Method::POST, &["v1", "jobs"], &request)?;
                 print(json, &job, || {
-                    println!(
+                    outln!(
                         "fetching {} in the background (`seedbank jobs` shows it, `seedbank fetch --cancel {}` ends it)",
                         job.id, job.id
                     )
                 })?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Ok);
             }
             cancel_on_ctrl_c(client.clone(), artifact.clone());
-            let bar = progress_bar("fetching");
+            let mut bars = Bars::new("fetching", quiet);
             let report: FetchReport =
-                client.stream(&["v1", "fetch"], &request, |p| update_bar(&bar, p))?;
-            bar.finish_and_clear();
+                client.stream(&["v1", "fetch"], &request, |p| bars.update(p))?;
+            bars.finish();
             let exported = match out {
                 Some(dir) => {
                     let dir = std::path::absolute(&dir)
@@ -164,12 +176,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         force,
                     };
                     let id = report.id.to_string();
-                    let bar = progress_bar("exporting");
+                    let mut bars = Bars::new("exporting", quiet);
                     let exported: ExportReport =
                         client.stream(&["v1", "artifacts", &id, "export"], &request, |p| {
-                            update_bar(&bar, p)
+                            bars.update(p)
                         })?;
-                    bar.finish_and_clear();
+                    bars.finish();
                     Some(exported)
                 }
                 None => None,
@@ -190,12 +202,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         }
                     })
                     .collect();
-                println!(
-                    "fetched {} ({}@{}, {} files, {}; downloaded {} from {})",
+                outln!(
+                    "fetched {} ({}@{}, {}, {}; downloaded {} from {})",
                     report.id,
                     report.name,
                     report.revision,
-                    report.files,
+                    count(report.files, "file"),
                     human_bytes(report.size),
                     human_bytes(report.bytes_downloaded),
                     if serving.is_empty() {
@@ -205,7 +217,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 );
                 if let Some(exported) = &exported {
-                    println!("exported {} files to {}", exported.files, exported.dir);
+                    outln!(
+                        "exported {} to {}",
+                        count(exported.files, "file"),
+                        exported.dir
+                    );
                 }
             })?;
         }
@@ -235,32 +251,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 client.call(Method::GET, &["v1", "providers", &artifact])?;
             print(json, &found, || {
                 if found.providers.is_empty() {
-                    println!("no providers of {} found", found.id);
+                    outln!("no providers of {} found", found.id);
                 }
                 for peer in &found.providers {
-                    println!("{peer}");
+                    outln!("{peer}");
                 }
             })?;
+            if found.providers.is_empty() {
+                return Ok(Exit::NotFound);
+            }
         }
         Command::Gc => {
             let report: GcReport = client.call(Method::POST, &["v1", "gc"])?;
             print(json, &report, || {
-                println!(
-                    "removed {} unpinned artifacts, {} blobs, freed {}",
-                    report.artifacts_removed.len(),
-                    report.blobs_removed,
+                outln!(
+                    "removed {}, {}, freed {}",
+                    count(report.artifacts_removed.len() as u64, "unpinned artifact"),
+                    count(report.blobs_removed, "blob"),
                     human_bytes(report.bytes_freed)
                 )
             })?;
         }
         Command::Verify => {
-            let bar = progress_bar("verifying");
-            let report: VerifyReport =
-                client.stream(&["v1", "verify"], &(), |p| update_bar(&bar, p))?;
-            bar.finish_and_clear();
+            let mut bars = Bars::new("verifying", quiet);
+            let report: VerifyReport = client.stream(&["v1", "verify"], &(), |p| bars.update(p))?;
+            bars.finish();
             print(json, &report, || print_verify(&report))?;
             if !report.corrupt.is_empty() {
-                return Ok(ExitCode::FAILURE);
+                return Ok(Exit::Corrupt);
             }
         }
         Command::Status => {
@@ -268,33 +286,65 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print(json, &status, || print_status(&status))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-fn run_daemon(data_dir: DataDir, overrides: ConfigOverrides) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
+fn run_daemon(data_dir: DataDir, overrides: ConfigOverrides, json_logs: bool) -> Result<Exit> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json_logs {
+        // One JSON object per line, for log shippers: no colour, fields kept apart.
+        logs.json().with_ansi(false).init();
+    } else {
         // Colour only for a person at a terminal: files and journald get plain text.
-        .with_ansi(
+        logs.with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none(),
         )
         .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(seedbank_node::daemon::run(data_dir, overrides))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
+}
+
+/// Prints the completion script for `shell`.
+fn print_completions(shell: clap_complete::Shell) -> Result<Exit> {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "seedbank", &mut script);
+    write_stdout(&script)
+}
+
+/// Prints the man page, in roff.
+fn print_man_page() -> Result<Exit> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .context("rendering the man page")?;
+    write_stdout(&page)
+}
+
+/// Writes `bytes` to stdout; a closed pipe is left to `main`, which ends quietly.
+fn write_stdout(bytes: &[u8]) -> Result<Exit> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(Exit::Ok)
 }
 
 /// `seedbank config`: the effective settings and their sources, computed here as the
 /// daemon computes them at start (a running daemon may have been started otherwise).
-fn show_config(data_dir: &DataDir, overrides: ConfigOverrides, json: bool) -> Result<ExitCode> {
+fn show_config(data_dir: &DataDir, overrides: ConfigOverrides, json: bool) -> Result<Exit> {
     let loaded = LoadedConfig::load(&data_dir.config(), &overrides)?;
     let settings = loaded.settings()?;
     print(json, &settings, || {
@@ -309,10 +359,10 @@ fn show_config(data_dir: &DataDir, overrides: ConfigOverrides, json: bool) -> Re
                 vec![s.key.clone(), value, s.source.clone()]
             })
             .collect();
-        println!("config file: {}", data_dir.config().display());
+        outln!("config file: {}", data_dir.config().display());
         print_table(&["SETTING", "VALUE", "FROM"], &rows);
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn pin(client: &DaemonClient, json: bool, artifact: &str, method: Method) -> Result<()> {
@@ -320,14 +370,14 @@ fn pin(client: &DaemonClient, json: bool, artifact: &str, method: Method) -> Res
     print(json, &report, || {
         let state = if report.pinned { "pinned" } else { "unpinned" };
         let already = if report.changed { "" } else { " (already)" };
-        println!("{state} {}{already}", report.id)
+        outln!("{state} {}{already}", report.id)
     })
 }
 
 /// Prints `value` as JSON, or runs `human` to print it as text.
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        outln!("{}", serde_json::to_string_pretty(value)?);
     } else {
         human();
     }
@@ -345,7 +395,7 @@ fn state_text(state: Completeness) -> &'static str {
 
 fn print_artifacts(list: &[ArtifactSummary]) {
     if list.is_empty() {
-        println!("no artifacts yet (add one with `seedbank add PATH`)");
+        outln!("no artifacts yet (add one with `seedbank add PATH`)");
         return;
     }
     let rows: Vec<Vec<String>> = list
@@ -374,20 +424,20 @@ fn print_artifacts(list: &[ArtifactSummary]) {
 fn print_detail(detail: &ArtifactDetail) {
     let m = &detail.manifest;
     let s = &detail.summary;
-    println!("id:       {}", s.id);
-    println!("name:     {}@{} ({})", m.name, m.revision, m.kind);
-    println!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
-    println!("card:     {}", m.card.as_deref().unwrap_or("-"));
-    println!("size:     {} in {} files", human_bytes(s.size), s.files);
-    println!(
+    outln!("id:       {}", s.id);
+    outln!("name:     {}@{} ({})", m.name, m.revision, m.kind);
+    outln!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
+    outln!("card:     {}", m.card.as_deref().unwrap_or("-"));
+    outln!("size:     {} in {} files", human_bytes(s.size), s.files);
+    outln!(
         "state:    {}{}",
         state_text(s.state),
         if s.pinned { ", pinned" } else { "" }
     );
     if let Some(parent) = &m.parent {
-        println!("parent:   {parent}");
+        outln!("parent:   {parent}");
     }
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = m
         .files
         .iter()
@@ -398,16 +448,16 @@ fn print_detail(detail: &ArtifactDetail) {
 
 fn print_verify(report: &VerifyReport) {
     for bad in &report.corrupt {
-        println!(
+        outln!(
             "CORRUPT {} ({}): {}",
             bad.hash,
             bad.used_by.join(", "),
             bad.reason
         );
     }
-    println!(
-        "checked {} blobs ({}): {} corrupt",
-        report.blobs_checked,
+    outln!(
+        "checked {} ({}): {} corrupt",
+        count(report.blobs_checked, "blob"),
         human_bytes(report.bytes_checked),
         report.corrupt.len()
     );
@@ -433,7 +483,7 @@ fn cancel_on_ctrl_c(client: DaemonClient, artifact: String) {
                 crate::output::one_line(&e)
             );
         }
-        std::process::exit(130);
+        std::process::exit(Exit::Interrupted as i32);
     });
 }
 
@@ -448,7 +498,7 @@ fn job_state_text(state: FetchJobState) -> &'static str {
 
 fn print_jobs(jobs: &[FetchJobSummary]) {
     if jobs.is_empty() {
-        println!("no fetches running or saved");
+        outln!("no fetches running or saved");
         return;
     }
     let rows: Vec<Vec<String>> = jobs
@@ -482,24 +532,28 @@ fn print_jobs(jobs: &[FetchJobSummary]) {
 }
 
 fn print_status(status: &StatusResponse) {
-    println!("node id:    {}", status.node_id);
-    println!("version:    {}", status.version);
-    println!("data dir:   {}", status.data_dir);
-    println!("store:      {}", human_bytes(status.store_bytes));
+    outln!("node id:    {}", status.node_id);
+    outln!("version:    {}", status.version);
+    outln!("data dir:   {}", status.data_dir);
+    outln!("store:      {}", human_bytes(status.store_bytes));
     if status.temp_bytes > 0 {
-        println!("importing:  {}", human_bytes(status.temp_bytes));
+        outln!("importing:  {}", human_bytes(status.temp_bytes));
     }
-    println!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
-    println!("uptime:     {}s", status.uptime_secs);
+    outln!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
+    outln!(
+        "uptime:     {}",
+        human_duration(std::time::Duration::from_secs(status.uptime_secs))
+    );
     if let Some(net) = &status.network {
-        println!("listening:  {}", net.listen_addresses.join(" "));
-        println!(
+        outln!("listening:  {}", net.listen_addresses.join(" "));
+        outln!(
             "peers:      {} connected, {} in the DHT routing table",
-            net.connected_peers, net.routing_table_size
+            net.connected_peers,
+            net.routing_table_size
         );
     }
     for job in &status.fetches {
-        println!(
+        outln!(
             "fetching:   {} {} ({}/{})",
             job.id,
             job_state_text(job.state),

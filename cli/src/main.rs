@@ -1,24 +1,84 @@
 //! `seedbank`: run a Seedbank node (`seedbank daemon`) and drive it from the shell.
 //!
-//! Every subcommand but `daemon` is a client of the local daemon's control API, found
-//! through `<data dir>/api.addr` and authorised by `<data dir>/api.token`.
+//! Every subcommand but `daemon`, `completions` and `man` is a client of the local
+//! daemon's control API, found through `<data dir>/api.addr` and authorised by
+//! `<data dir>/api.token`. How the command ends (exit codes, `--json` errors) is decided
+//! here, from the table in [`exit`].
 
 mod cli;
 mod client;
 mod commands;
+mod exit;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
+use crate::exit::{failure_of, is_broken_pipe, json_error, Exit, Failure};
+use crate::output::outln;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
+    let json = cli.json;
     match commands::run(cli) {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
+        Err(error) if is_broken_pipe(&error) => Exit::Ok.into(),
         Err(error) => {
-            eprintln!("error: {}", output::one_line(&error));
-            ExitCode::FAILURE
+            let failure = failure_of(&error);
+            let message = output::one_line(&error);
+            if json {
+                outln!("{}", json_error(failure, &message));
+            }
+            eprintln!("error: {message}");
+            failure.exit().into()
         }
+    }
+}
+
+/// Reports a command line clap refused (exit code 2), as JSON too when `--json` was
+/// given; `--help` and `--version` print as usual.
+fn usage_error(error: clap::Error) -> ExitCode {
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !informational && std::env::args_os().any(|arg| arg == "--json") {
+        let text = error.to_string();
+        outln!("{}", json_error(Failure::Usage, &first_paragraph(&text)));
+    }
+    let _ = error.print();
+    if informational {
+        Exit::Ok.into()
+    } else {
+        Failure::Usage.exit().into()
+    }
+}
+
+/// Clap's message without its `error: ` label and usage lines, on one line.
+fn first_paragraph(text: &str) -> String {
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    paragraph.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_messages_fold_to_one_line() {
+        let text = "error: the following required arguments were not provided:\n  <ARTIFACT>\n\nUsage: seedbank show <ARTIFACT>\n";
+        assert_eq!(
+            super::first_paragraph(text),
+            "the following required arguments were not provided: <ARTIFACT>"
+        );
     }
 }

@@ -94,6 +94,7 @@ pub async fn export_files(
     progress.set_total(files.iter().map(|f| f.size).sum());
     let mut done = 0;
     for file in files {
+        progress.start_file(&file.path, file.size, done);
         if let Err(e) = export_one(store, &mut export, file, force, done, progress).await {
             export.remove_written();
             return Err(e);

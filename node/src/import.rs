@@ -99,6 +99,7 @@ pub async fn add_artifact(
             .reference
             .then(|| reference::snapshot(&file.absolute))
             .transpose()?;
+        progress.start_file(&file.relative, file.size, done);
         let imported = store
             .import_file(&file.absolute, options.reference, |bytes| {
                 progress.report(done + bytes, &file.relative)

@@ -348,6 +348,7 @@ impl Library {
                 .and_then(|u| u.first())
                 .cloned()
                 .unwrap_or_default();
+            progress.start_file(&label, *size, report.bytes_checked);
             let reason = match self.check_references(*hash) {
                 Err(e) => Some(e.to_string()),
                 Ok(()) => self

@@ -363,8 +363,7 @@ impl Node {
                 return result.map_err(NodeError::from_api);
             }
             if let Some(p) = current.progress {
-                progress.set_total(p.total_bytes);
-                progress.report(p.done_bytes, p.current.as_deref().unwrap_or(""));
+                progress.forward(p);
             }
             if view.changed().await.is_err() {
                 return Err(NodeError::Store(

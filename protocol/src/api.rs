@@ -85,6 +85,21 @@ pub struct Progress {
     pub total_bytes: u64,
     /// The file being worked on.
     pub current: Option<String>,
+    /// Files under way and how far each has got, for per-file bars (empty from daemons
+    /// that predate it, and for operations that do not work file by file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileProgress>,
+}
+
+/// How far one file of a long operation has got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileProgress {
+    /// The file's path in the artifact.
+    pub path: String,
+    /// Its bytes done so far.
+    pub done_bytes: u64,
+    /// Its bytes in all (for a fetch: those that were missing).
+    pub total_bytes: u64,
 }
 
 /// `GET /v1/status`.

@@ -75,6 +75,8 @@ pub struct CliOutput {
     pub command: String,
     /// Exit success.
     pub success: bool,
+    /// The exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
     /// Standard output.
     pub stdout: String,
     /// Standard error.
@@ -86,6 +88,7 @@ impl CliOutput {
         Self {
             command,
             success: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use libp2p::PeerId;
+use seedbank_protocol::api::FileProgress;
 use seedbank_protocol::{ContentId, FileEntry};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -107,13 +108,30 @@ impl Transfer<'_> {
             size: file.size,
         }));
         let mut missing = 0u64;
+        let mut missing_by_blob = HashMap::new();
         for blob in planner.blobs() {
             let present = local_ranges(self.client, blob.hash).await.ok_or_else(|| {
                 NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
             })?;
-            missing = missing.saturating_add(missing_bytes(blob.size, &present));
+            let blob_missing = missing_bytes(blob.size, &present);
+            missing = missing.saturating_add(blob_missing);
+            missing_by_blob.insert(blob.hash, blob_missing);
         }
         progress.set_total(missing);
+        let mut named = HashSet::new();
+        // One file per blob (identical files share one), in the manifest's order.
+        let wanted: Vec<(iroh_blobs::Hash, &str, u64)> = files
+            .iter()
+            .filter_map(|file| {
+                let hash = to_iroh(file.hash);
+                let blob_missing = *missing_by_blob.get(&hash)?;
+                (blob_missing > 0 && named.insert(hash)).then_some((
+                    hash,
+                    file.path.as_str(),
+                    blob_missing,
+                ))
+            })
+            .collect();
         let mut scheduler = Scheduler::new(Some(self.client.net.local_peer()));
         for peer in &self.banned {
             scheduler.ban(*peer);
@@ -155,16 +173,18 @@ impl Transfer<'_> {
                         shared.lock().set_paused(disk_full);
                         shared.changed.notify_waiters();
                     }
-                    let (done, serving, known) = {
+                    let (done, serving, known, under_way) = {
                         let state = shared.lock();
-                        (state.done_bytes(), state.serving(), state.peers().count())
+                        let under_way = files_under_way(&wanted, state.done_by_blob());
+                        (state.done_bytes(), state.serving(), state.peers().count(), under_way)
                     };
                     if disk_full {
                         progress.report(done, "paused: the disk is full; free some space to resume");
                         stall.hold(Instant::now());
                         continue;
                     }
-                    progress.report(done, &format!("from {serving} of {known} peers"));
+                    let peers = if known == 1 { "peer" } else { "peers" };
+                    progress.report_files(done, &format!("from {serving} of {known} {peers}"), under_way);
                     let arrived = shared.arrived.load(Ordering::Relaxed);
                     if stall.stalled(arrived, Instant::now()) {
                         break Some(Ending::Stalled);
@@ -310,6 +330,29 @@ fn list(peers: &HashSet<PeerId>) -> String {
     peers.join(", ")
 }
 
+/// Files of a fetch shown with their own progress at most: the first ones under way.
+const MAX_FILES_REPORTED: usize = 8;
+
+/// The files of `wanted` (blob, path, bytes missing at the start) that have started and
+/// not finished, with how far each has got.
+fn files_under_way(
+    wanted: &[(iroh_blobs::Hash, &str, u64)],
+    done_by_blob: &HashMap<iroh_blobs::Hash, u64>,
+) -> Vec<FileProgress> {
+    wanted
+        .iter()
+        .filter_map(|(hash, path, missing)| {
+            let done = *done_by_blob.get(hash)?;
+            (done < *missing).then(|| FileProgress {
+                path: (*path).to_owned(),
+                done_bytes: done,
+                total_bytes: *missing,
+            })
+        })
+        .take(MAX_FILES_REPORTED)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +374,25 @@ mod tests {
             "a pause is not a stall"
         );
         assert!(timer.stalled(10, start + 3 * limit));
+    }
+
+    #[test]
+    fn files_under_way_are_those_started_and_unfinished() {
+        let (a, b, c) = (
+            iroh_blobs::Hash::new(b"a"),
+            iroh_blobs::Hash::new(b"b"),
+            iroh_blobs::Hash::new(b"c"),
+        );
+        let wanted = [(a, "a.bin", 100), (b, "b.bin", 50), (c, "c.bin", 10)];
+        let done = HashMap::from([(a, 40), (b, 50)]);
+        assert_eq!(
+            files_under_way(&wanted, &done),
+            vec![FileProgress {
+                path: "a.bin".into(),
+                done_bytes: 40,
+                total_bytes: 100
+            }],
+            "b is finished and c not started"
+        );
     }
 }

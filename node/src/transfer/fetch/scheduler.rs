@@ -98,6 +98,8 @@ pub struct Scheduler {
     dropped: HashSet<PeerId>,
     per_peer: HashMap<PeerId, u64>,
     done_bytes: u64,
+    /// `done_bytes` by blob, for per-file progress.
+    done_by_blob: HashMap<Hash, u64>,
     /// Differs between nodes, so that fetchers choose differently.
     salt: u64,
     /// Requests handed out so far.
@@ -170,6 +172,11 @@ impl Scheduler {
     /// Verified bytes added to the store so far.
     pub fn done_bytes(&self) -> u64 {
         self.done_bytes
+    }
+
+    /// Verified bytes added to the store so far, by blob.
+    pub fn done_by_blob(&self) -> &HashMap<Hash, u64> {
+        &self.done_by_blob
     }
 
     /// Segments not yet in the store (queued or in flight).
@@ -439,6 +446,7 @@ impl Scheduler {
             let bytes = range_bytes(&missing, current.size);
             added = current.bytes.saturating_sub(bytes);
             self.done_bytes += added;
+            *self.done_by_blob.entry(current.hash).or_default() += added;
             current.bytes = current.bytes.min(bytes);
             current.ranges = &current.ranges & &missing;
         }
