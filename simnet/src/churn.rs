@@ -271,6 +271,7 @@ async fn check_one(
     let request = FetchRequest {
         id: root.to_string(),
         include: Vec::new(),
+        pin: false,
     };
     let mut progress = ProgressReporter::silent();
     let fetch = asker.node.fetch(request, &mut progress);

@@ -181,6 +181,7 @@ async fn run_once(
                 let request = FetchRequest {
                     id: root.to_string(),
                     include: Vec::new(),
+                    pin: false,
                 };
                 node.fetch(request, &mut ProgressReporter::silent())
                     .await

@@ -377,6 +377,18 @@ impl Daemon {
         format!("--- daemon log ({}):\n{text}", self.log_path.display())
     }
 
+    /// The daemon's `/metrics` text, fetched with its API token.
+    pub fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.api_addr);
+        let response = reqwest::blocking::Client::new()
+            .get(&url)
+            .bearer_auth(self.token())
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(response.status().is_success(), "GET {url}: {response:?}");
+        response.text().expect("reading /metrics")
+    }
+
     /// Runs a CLI command against this daemon.
     pub fn cli(&self, args: &[&str]) -> CliOutput {
         if self.prefix.is_empty() {
@@ -485,6 +497,17 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts a daemon that joins the network through `seed` (with `extra` daemon flags)
+/// and waits until its routing table holds a peer.
+pub fn start_joined(seed: &Daemon, extra: &[&str]) -> Daemon {
+    let address = seed.peer_address();
+    let mut args = vec!["--bootstrap", address.as_str()];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start_with(&args);
+    daemon.wait_for_routing_table(1);
+    daemon
 }
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
