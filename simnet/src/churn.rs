@@ -286,6 +286,6 @@ async fn check_one(
             check.error = Some(format!("still running after {CHECK_TIMEOUT:?}"));
         }
     }
-    asker.node.collect_garbage().await?;
+    asker.node.collect_garbage(false).await?;
     Ok(check)
 }
