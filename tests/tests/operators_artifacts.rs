@@ -213,18 +213,11 @@ fn a_detached_fetch_keeps_its_pin_through_a_restart() {
     let jobs = fetcher.ok_json(&["jobs"]);
     assert_eq!(jobs[0]["pin"], true, "the saved job forgot its pin: {jobs}");
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let listed = fetcher.ok_json(&["ls"]);
-        if listed[0]["state"] == "complete" && listed[0]["pinned"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the resumed fetch did not end pinned: {listed}\n{}",
-            fetcher.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    fetcher.wait_until_complete(&id, Duration::from_secs(60));
+    let listed = fetcher.ok_json(&["ls"]);
+    assert_eq!(
+        listed[0]["pinned"], true,
+        "the resumed fetch did not pin: {listed}"
+    );
     assert!(fetcher.ok_json(&["jobs"]).as_array().unwrap().is_empty());
 }

@@ -330,7 +330,7 @@ mod tests {
         }
         let later = now + EVICTABLE_AFTER;
         admitted(slots.admit(peer, None, later));
-        slots.check(now + REQUEST_DEADLINE);
+        slots.check(later + REQUEST_DEADLINE);
         let counts = stats.counts();
         assert_eq!(counts.closed_evicted, 1);
         assert_eq!(counts.closed_no_request, MAX_STREAMS_PER_PEER as u64);
