@@ -181,6 +181,15 @@ pub enum Command {
         /// Content id, unique id prefix, name or name@revision
         artifact: String,
     },
+    /// Remove an artifact from this node: stop announcing it and free the blobs no other
+    /// artifact uses
+    Rm {
+        /// Content id, unique id prefix, name or name@revision
+        artifact: String,
+        /// Remove it even if it is pinned
+        #[arg(long)]
+        force: bool,
+    },
     /// Get an artifact from the network, verified, from every peer that has it.
     /// Ctrl-C cancels the fetch; verified bytes stay, so fetching again resumes
     Fetch {
@@ -201,6 +210,9 @@ pub enum Command {
         /// With --out: overwrite files that already exist
         #[arg(long)]
         force: bool,
+        /// Pin it once fetched (with --detach, when the background fetch completes)
+        #[arg(long, conflicts_with = "cancel")]
+        pin: bool,
     },
     /// List fetches running, waiting or saved to resume
     Jobs,
@@ -212,7 +224,11 @@ pub enum Command {
         artifact: String,
     },
     /// Remove unpinned artifacts and free their blobs
-    Gc,
+    Gc {
+        /// List what would be removed, and remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Re-hash every stored blob; exits non-zero if any is corrupt
     Verify,
     /// Show the node's id, version, data dir, store size and uptime

@@ -88,6 +88,17 @@ impl DaemonClient {
         response.json().context("decoding the daemon's answer")
     }
 
+    /// Sends a request with `query` as its query string and decodes the JSON answer.
+    pub fn call_with_query<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &Q,
+    ) -> Result<T> {
+        let response = self.send(self.request(method, segments)?.query(query))?;
+        response.json().context("decoding the daemon's answer")
+    }
+
     /// Sends `body` as JSON and decodes the JSON answer.
     pub fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,

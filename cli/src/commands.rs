@@ -8,8 +8,9 @@ use seedbank_node::config::{ConfigOverrides, LoadedConfig};
 use seedbank_node::DataDir;
 use seedbank_protocol::api::{
     AddRequest, ArtifactDetail, ArtifactSummary, CancelReport, Completeness, ExportReport,
-    ExportRequest, FetchJobState, FetchJobSummary, FetchReport, FetchRequest, GcReport,
-    PeerSummary, PinReport, ProvidersResponse, StatusResponse, VerifyReport,
+    ExportRequest, FetchJobState, FetchJobSummary, FetchReport, FetchRequest, GcReport, GcRequest,
+    PeerSummary, PinReport, ProvidersResponse, RemoveReport, RemoveRequest, RemovedArtifact,
+    StatusResponse, VerifyReport,
 };
 use seedbank_protocol::ArtifactKind;
 use serde::Serialize;
@@ -130,6 +131,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Pin { artifact } => pin(&client, json, &artifact, Method::PUT)?,
         Command::Unpin { artifact } => pin(&client, json, &artifact, Method::DELETE)?,
+        Command::Rm { artifact, force } => {
+            let report: RemoveReport = client.call_with_query(
+                Method::DELETE,
+                &["v1", "artifacts", &artifact],
+                &RemoveRequest { force },
+            )?;
+            print(json, &report, || print_removed(&report))?;
+        }
         Command::Fetch {
             artifact,
             detach,
@@ -137,6 +146,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             include,
             out,
             force,
+            pin,
         } => {
             if cancel {
                 let report: CancelReport =
@@ -149,14 +159,17 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let request = FetchRequest {
                 id: artifact.clone(),
                 include: include.clone(),
+                pin,
             };
             if detach {
                 let job: FetchJobSummary =
                     client.send_json(Method::POST, &["v1", "jobs"], &request)?;
                 print(json, &job, || {
                     outln!(
-                        "fetching {} in the background (`seedbank jobs` shows it, `seedbank fetch --cancel {}` ends it)",
-                        job.id, job.id
+                        "fetching {} in the background{} (`seedbank jobs` shows it, `seedbank fetch --cancel {}` ends it)",
+                        job.id,
+                        if job.pin { ", to pin when done" } else { "" },
+                        job.id
                     )
                 })?;
                 return Ok(Exit::Ok);
@@ -203,7 +216,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     })
                     .collect();
                 outln!(
-                    "fetched {} ({}@{}, {}, {}; downloaded {} from {})",
+                    "fetched {} ({}@{}, {}, {}; downloaded {} from {}){}",
                     report.id,
                     report.name,
                     report.revision,
@@ -214,7 +227,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
                         "nobody: already here".into()
                     } else {
                         serving.join(", ")
-                    }
+                    },
+                    if report.pinned { ", pinned" } else { "" }
                 );
                 if let Some(exported) = &exported {
                     outln!(
@@ -261,16 +275,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 return Ok(Exit::NotFound);
             }
         }
-        Command::Gc => {
-            let report: GcReport = client.call(Method::POST, &["v1", "gc"])?;
-            print(json, &report, || {
-                outln!(
-                    "removed {}, {}, freed {}",
-                    count(report.artifacts_removed.len() as u64, "unpinned artifact"),
-                    count(report.blobs_removed, "blob"),
-                    human_bytes(report.bytes_freed)
-                )
-            })?;
+        Command::Gc { dry_run } => {
+            let report: GcReport =
+                client.call_with_query(Method::POST, &["v1", "gc"], &GcRequest { dry_run })?;
+            print(json, &report, || print_gc(&report))?;
         }
         Command::Verify => {
             let mut bars = Bars::new("verifying", quiet);
@@ -409,13 +417,14 @@ fn print_artifacts(list: &[ArtifactSummary]) {
                 a.files.to_string(),
                 if a.pinned { "yes" } else { "no" }.into(),
                 state_text(a.state).into(),
+                a.origin.map_or("-", |o| o.as_str()).into(),
                 a.id.to_string(),
             ]
         })
         .collect();
     print_table(
         &[
-            "NAME", "KIND", "REVISION", "SIZE", "FILES", "PINNED", "STATE", "ID",
+            "NAME", "KIND", "REVISION", "SIZE", "FILES", "PINNED", "STATE", "ORIGIN", "ID",
         ],
         &rows,
     );
@@ -444,6 +453,55 @@ fn print_detail(detail: &ArtifactDetail) {
         .map(|f| vec![f.path.clone(), f.size.to_string(), f.hash.to_hex()])
         .collect();
     print_table(&["PATH", "BYTES", "BLAKE3"], &rows);
+}
+
+fn removed_line(artifact: &RemovedArtifact) -> String {
+    format!(
+        "{}@{}  {}  {}",
+        artifact.name,
+        artifact.revision,
+        artifact.id,
+        human_bytes(artifact.size)
+    )
+}
+
+fn print_gc(report: &GcReport) {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for artifact in &report.artifacts_removed {
+        outln!("{verb} {}", removed_line(artifact));
+    }
+    let freed = if report.dry_run {
+        "would free"
+    } else {
+        "freed"
+    };
+    outln!(
+        "{verb} {}, {freed} {} in {}",
+        count(report.artifacts_removed.len() as u64, "unpinned artifact"),
+        human_bytes(report.bytes_freed),
+        count(report.blobs_removed, "blob")
+    );
+    if report.dry_run {
+        outln!("nothing was removed (dry run); pin what you want to keep with `seedbank pin`");
+    }
+}
+
+fn print_removed(report: &RemoveReport) {
+    outln!(
+        "removed {}{}; freed {} in {} (blobs other artifacts use stay)",
+        removed_line(&report.artifact),
+        if report.was_pinned {
+            " (was pinned)"
+        } else {
+            ""
+        },
+        human_bytes(report.bytes_freed),
+        count(report.blobs_removed, "blob")
+    );
 }
 
 fn print_verify(report: &VerifyReport) {

@@ -14,10 +14,13 @@
 //! - Jobs the daemon resumed or the user detached retry with back-off, up to
 //!   [`MAX_ATTEMPTS`] tries, since peers take a while to appear after a start; a fetch a
 //!   user is watching fails after one try and says why.
+//! - A job asked to pin (by its first request or one that joined it) pins the artifact
+//!   when it succeeds, before its watchers hear the result; the wish is saved with the
+//!   job, so it outlives a restart.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,10 +84,29 @@ pub struct JobView {
 
 struct RunningJob {
     include: Vec<String>,
+    pin: bool,
     paused: Arc<AtomicBool>,
     started_at: u64,
     view: watch::Receiver<JobView>,
     cancel: CancellationToken,
+}
+
+/// How many jobs ended each way since the node started, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Jobs that fetched what they were asked for.
+    pub finished: u64,
+    /// Jobs that gave up with an error (saved ones among them resume at the next start).
+    pub failed: u64,
+    /// Jobs cancelled by the user or by the daemon stopping.
+    pub cancelled: u64,
+}
+
+#[derive(Debug, Default)]
+struct JobCounters {
+    finished: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
 }
 
 /// The node's fetch jobs.
@@ -94,6 +116,7 @@ pub struct FetchJobs {
     running: Arc<Mutex<HashMap<ContentId, RunningJob>>>,
     slots: Arc<Semaphore>,
     stopping: CancellationToken,
+    counters: Arc<JobCounters>,
 }
 
 impl std::fmt::Debug for FetchJobs {
@@ -110,15 +133,27 @@ impl FetchJobs {
             running: Arc::default(),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
             stopping: CancellationToken::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// How many jobs ended each way since the node started.
+    pub fn counts(&self) -> JobCounts {
+        JobCounts {
+            finished: self.counters.finished.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            cancelled: self.counters.cancelled.load(Ordering::Relaxed),
         }
     }
 
     /// Starts a job for `root`, or joins (and if needed widens) the one running, and
-    /// returns what watchers see. `run` performs one try.
+    /// returns what watchers see. With `pin`, the artifact is pinned once fetched. `run`
+    /// performs one try.
     pub async fn start<F, Fut>(
         &self,
         root: ContentId,
         include: Vec<String>,
+        pin: bool,
         origin: Origin,
         run: F,
     ) -> NodeResult<watch::Receiver<JobView>>
@@ -129,7 +164,7 @@ impl FetchJobs {
         if self.stopping.is_cancelled() {
             return Err(NodeError::Cancelled("the daemon is stopping".into()));
         }
-        let joined = self.join_running(root, &include);
+        let joined = self.join_running(root, &include, pin);
         if let Some((view, record)) = joined {
             self.library.save_fetch_job(&record).await?;
             return Ok(view);
@@ -150,6 +185,7 @@ impl FetchJobs {
         let cancel = self.stopping.child_token();
         let job = RunningJob {
             include: include.clone(),
+            pin,
             paused: Arc::default(),
             started_at,
             view: rx.clone(),
@@ -166,7 +202,7 @@ impl FetchJobs {
         };
         if raced {
             // Another request started it meanwhile: join that one.
-            return match self.join_running(root, &include) {
+            return match self.join_running(root, &include, pin) {
                 Some((view, record)) => {
                     self.library.save_fetch_job(&record).await?;
                     Ok(view)
@@ -191,15 +227,17 @@ impl FetchJobs {
         Ok(rx)
     }
 
-    /// Joins the running job of `root`, widening it if `include` selects more; returns
-    /// its view and its record to save.
+    /// Joins the running job of `root`, widening it if `include` selects more (and
+    /// making it pin if `pin`); returns its view and its record to save.
     fn join_running(
         &self,
         root: ContentId,
         include: &[String],
+        pin: bool,
     ) -> Option<(watch::Receiver<JobView>, FetchJobRecord)> {
         let mut running = self.lock();
         let job = running.get_mut(&root)?;
+        job.pin |= pin;
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
             job.include = wider;
@@ -251,6 +289,7 @@ impl FetchJobs {
                     attempts: view.attempts,
                     last_error: view.last_error.clone(),
                     started_at: job.started_at,
+                    pin: job.pin,
                 }
             })
             .collect();
@@ -265,6 +304,7 @@ impl FetchJobs {
                     attempts: 0,
                     last_error: record.last_error,
                     started_at: record.started_at,
+                    pin: record.pin,
                 });
             }
         }
@@ -312,6 +352,17 @@ impl FetchJobs {
         Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
     {
         let result = self.attempts(root, origin, &cancel, &view, run).await;
+        let pin = self.lock().get(&root).is_some_and(|job| job.pin);
+        let result = match result {
+            Ok(report) if pin => self.pin(report).await,
+            other => other,
+        };
+        let counter = match &result {
+            Ok(_) => &self.counters.finished,
+            Err(NodeError::Cancelled(_)) => &self.counters.cancelled,
+            Err(_) => &self.counters.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let outcome = self.settle(root, &result).await;
         if let Err(e) = outcome {
             tracing::warn!(%root, error = %e, "cannot record how the fetch ended");
@@ -323,6 +374,15 @@ impl FetchJobs {
         // Remove before publishing the result, so a new request after it starts afresh.
         self.lock().remove(&root);
         view.send_modify(|v| v.result = Some(result.map_err(|e| e.to_api())));
+    }
+
+    /// Pins what a job asked to pin fetched.
+    async fn pin(&self, mut report: FetchReport) -> NodeResult<FetchReport> {
+        self.library
+            .set_pinned(&report.id.to_string(), true)
+            .await?;
+        report.pinned = true;
+        Ok(report)
     }
 
     /// Runs tries until one succeeds, the job is cancelled, or it gives up.
@@ -466,6 +526,7 @@ fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
         include: job.include.clone(),
         started_at: job.started_at,
         last_error: job.view.borrow().last_error.clone(),
+        pin: job.pin,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use iroh_blobs::BlobFormat;
+use seedbank_protocol::api::ArtifactOrigin;
 use seedbank_protocol::limits::MAX_FILES_PER_ARTIFACT;
 use seedbank_protocol::{
     escape_path, validate_artifact_path, validate_labels, ArtifactKind, ArtifactRoot, BlobHash,
@@ -179,6 +180,7 @@ pub async fn add_artifact(
         manifest_hash,
         &manifest,
         options.reference,
+        ArtifactOrigin::Added,
     )
     .await?;
     if options.pin {
@@ -197,8 +199,8 @@ pub async fn add_artifact(
 }
 
 /// Makes a stored artifact visible: tags its root so its blobs stay, makes the store
-/// durable, and records it (keeping the first time it was added). Used by add and by
-/// fetch; the caller has checked that every blob it needs is complete.
+/// durable, and records it (keeping the first time it was added, and how). Used by add
+/// and by fetch; the caller has checked that every blob it needs is complete.
 pub async fn commit_artifact(
     store: &BlobStore,
     meta: &Meta,
@@ -206,6 +208,7 @@ pub async fn commit_artifact(
     manifest_hash: BlobHash,
     manifest: &Manifest,
     referenced: bool,
+    origin: ArtifactOrigin,
 ) -> NodeResult<ArtifactRecord> {
     store.keep_artifact(root).await?;
     store.sync().await?;
@@ -225,6 +228,7 @@ pub async fn commit_artifact(
         referenced,
     };
     meta.put_artifact(&record)?;
+    meta.note_origin(root, origin)?;
     meta.flush().await?;
     Ok(record)
 }

@@ -1,5 +1,5 @@
 //! The node's artifacts and what can be done with them: add, list, show, export, pin,
-//! unpin, collect garbage, verify, report status. Owns the blob store and the metadata
+//! unpin, remove, collect garbage, verify, report status. Owns the blob store and the metadata
 //! database; the control API and tests call it.
 
 use std::collections::{HashMap, HashSet};
@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use seedbank_protocol::api::{
-    ArtifactDetail, ArtifactSummary, Completeness, CorruptBlob, ExportReport, ExportRequest,
-    GcReport, PinReport, StatusResponse, VerifyReport,
+    ArtifactDetail, ArtifactOrigin, ArtifactSummary, Completeness, CorruptBlob, ExportReport,
+    ExportRequest, GcReport, PinReport, RemoveReport, RemovedArtifact, StatusResponse,
+    VerifyReport,
 };
 use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
 use seedbank_protocol::{BlobHash, ContentId, FileEntry, Manifest};
@@ -118,6 +119,7 @@ impl Library {
             fetched.root.manifest,
             &fetched.manifest,
             false,
+            ArtifactOrigin::Fetched,
         )
         .await?;
         Ok(())
@@ -293,30 +295,44 @@ impl Library {
         })
     }
 
-    /// Removes every unpinned artifact and frees the blobs no pinned artifact uses.
-    pub async fn collect_garbage(&self) -> NodeResult<GcReport> {
+    /// Removes every unpinned artifact and frees the blobs no pinned artifact or fetch
+    /// holds. On a `dry_run`, removes nothing and reports what would go.
+    pub async fn collect_garbage(&self, dry_run: bool) -> NodeResult<GcReport> {
         let before = self.store.blob_sizes().await?;
         let mut removed = Vec::new();
+        let mut kept = Vec::new();
         for record in self.meta.artifacts()? {
-            if self.meta.pin_record(record.root)?.is_none() {
-                self.store.release_artifact(record.root).await?;
-                self.meta.remove_artifact(record.root)?;
-                removed.push(record.root);
+            if self.meta.pin_record(record.root)?.is_some() {
+                kept.push(record.root);
+            } else {
+                removed.push(removed_artifact(&record));
             }
+        }
+        if dry_run {
+            kept.extend(self.meta.fetch_jobs()?.iter().map(|job| job.root));
+            let mut held = HashSet::new();
+            for root in kept {
+                held.extend(self.blobs_of(root).await);
+            }
+            let freed: Vec<u64> = before
+                .iter()
+                .filter(|(hash, _)| !held.contains(*hash))
+                .map(|(_, size)| *size)
+                .collect();
+            return Ok(GcReport {
+                dry_run,
+                artifacts_removed: removed,
+                blobs_removed: freed.len() as u64,
+                bytes_freed: freed.iter().sum(),
+            });
+        }
+        for artifact in &removed {
+            self.store.release_artifact(artifact.id).await?;
+            self.meta.remove_artifact(artifact.id)?;
         }
         self.meta.flush().await?;
         self.store.collect_garbage().await?;
-        let after = self.store.blob_sizes().await?;
-        let mut blobs_removed = 0;
-        let mut bytes_freed = 0;
-        for (hash, size) in &before {
-            if !after.contains_key(hash) {
-                blobs_removed += 1;
-                bytes_freed += size;
-                self.meta.remove_references(*hash)?;
-            }
-        }
-        self.meta.flush().await?;
+        let (blobs_removed, bytes_freed) = self.forget_freed(&before).await?;
         tracing::info!(
             artifacts = removed.len(),
             blobs_removed,
@@ -324,10 +340,78 @@ impl Library {
             "garbage collected"
         );
         Ok(GcReport {
+            dry_run,
             artifacts_removed: removed,
             blobs_removed,
             bytes_freed,
         })
+    }
+
+    /// Removes one artifact (a pinned one only with `force`) and frees its blobs that no
+    /// other artifact or fetch holds. Nothing else is collected: what cancelled fetches
+    /// left waits for `gc`.
+    pub async fn remove(&self, reference: &str, force: bool) -> NodeResult<RemoveReport> {
+        let record = self.resolve(reference)?;
+        let was_pinned = self.meta.pin_record(record.root)?.is_some();
+        if was_pinned && !force {
+            return Err(NodeError::BadRequest(format!(
+                "{}@{} ({}) is pinned; pass --force to remove it anyway, or unpin it first",
+                record.name, record.revision, record.root
+            )));
+        }
+        let own = self.blobs_of(record.root).await;
+        let others: Vec<BlobHash> = self
+            .store
+            .hashes()
+            .await?
+            .into_iter()
+            .filter(|hash| !own.contains(hash))
+            .collect();
+        let before = self.store.blob_sizes().await?;
+        let protection = self.store.protect_blobs(&others).await?;
+        self.meta.remove_artifact(record.root)?;
+        self.meta.remove_announce(record.root)?;
+        self.store.release_artifact(record.root).await?;
+        self.store.set_pinned(record.root, false).await?;
+        self.meta.flush().await?;
+        self.store.collect_garbage().await?;
+        drop(protection);
+        let (blobs_removed, bytes_freed) = self.forget_freed(&before).await?;
+        tracing::info!(root = %record.root, blobs_removed, bytes_freed, "removed artifact");
+        Ok(RemoveReport {
+            artifact: removed_artifact(&record),
+            was_pinned,
+            blobs_removed,
+            bytes_freed,
+        })
+    }
+
+    /// After a collection: forgets the references of the blobs of `before` that are gone,
+    /// and returns how many went and their bytes.
+    async fn forget_freed(&self, before: &HashMap<BlobHash, u64>) -> NodeResult<(u64, u64)> {
+        let after = self.store.blob_sizes().await?;
+        let mut blobs_removed = 0;
+        let mut bytes_freed = 0;
+        for (hash, size) in before {
+            if !after.contains_key(hash) {
+                blobs_removed += 1;
+                bytes_freed += size;
+                self.meta.remove_references(*hash)?;
+            }
+        }
+        self.meta.flush().await?;
+        Ok((blobs_removed, bytes_freed))
+    }
+
+    /// The blobs of the artifact `root`: its root, manifest and files, as far as its
+    /// root is stored.
+    async fn blobs_of(&self, root: ContentId) -> HashSet<BlobHash> {
+        let mut blobs = HashSet::from([root.hash()]);
+        if let Ok(stored) = read_root(&self.store, root).await {
+            blobs.insert(stored.root.manifest);
+            blobs.extend(stored.root.files);
+        }
+        blobs
     }
 
     /// Re-hashes every stored blob and checks every referenced file.
@@ -483,6 +567,7 @@ impl Library {
             state,
             referenced: record.referenced,
             added_at: record.added_at,
+            origin: self.meta.origin(record.root)?,
         })
     }
 
@@ -544,5 +629,15 @@ impl Library {
             return Err(format!("stored bytes hash to {actual}"));
         }
         Ok(())
+    }
+}
+
+/// What `gc` and `rm` say about an artifact they remove.
+fn removed_artifact(record: &ArtifactRecord) -> RemovedArtifact {
+    RemovedArtifact {
+        id: record.root,
+        name: record.name.clone(),
+        revision: record.revision.clone(),
+        size: record.size,
     }
 }

@@ -1,6 +1,6 @@
-//! Node metadata in sled under `<data>/meta`: the artifacts the node holds, its pins,
-//! the files it references in place, fetch jobs, announcement times, and the blobs
-//! `verify` found damaged.
+//! Node metadata in sled under `<data>/meta`: the artifacts the node holds (and whether
+//! each was added or fetched), its pins, the files it references in place, fetch jobs,
+//! announcement times, and the blobs `verify` found damaged.
 //!
 //! Invariants: records are postcard-encoded; keys of `artifacts` and `pins` are the 32
 //! root-hash bytes; keys of `references` are the 32 blob-hash bytes followed by the
@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use seedbank_protocol::api::ArtifactOrigin;
 use seedbank_protocol::{ArtifactKind, BlobHash, ContentId};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -107,6 +108,31 @@ pub struct FetchJobRecord {
     pub started_at: u64,
     /// Why its last try failed, if it did.
     pub last_error: Option<String>,
+    /// Pin the artifact when the fetch succeeds.
+    pub pin: bool,
+}
+
+/// [`FetchJobRecord`] as written before it had `pin`.
+#[derive(Deserialize)]
+struct FetchJobRecordWithoutPin {
+    root: ContentId,
+    include: Vec<String>,
+    started_at: u64,
+    last_error: Option<String>,
+}
+
+/// Decodes a fetch job record in its current form or the one before it.
+fn decode_fetch_job(bytes: &[u8]) -> NodeResult<FetchJobRecord> {
+    decode(bytes).or_else(|error| {
+        let old: FetchJobRecordWithoutPin = decode(bytes).map_err(|_| error)?;
+        Ok(FetchJobRecord {
+            root: old.root,
+            include: old.include,
+            started_at: old.started_at,
+            last_error: old.last_error,
+            pin: false,
+        })
+    })
 }
 
 /// The metadata database.
@@ -120,6 +146,7 @@ pub struct Meta {
     announces: sled::Tree,
     damaged: sled::Tree,
     node_state: sled::Tree,
+    origins: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
@@ -143,6 +170,7 @@ impl Meta {
             announces: db.open_tree("announces")?,
             damaged: db.open_tree("damaged")?,
             node_state: db.open_tree("node_state")?,
+            origins: db.open_tree("origins")?,
             db,
         })
     }
@@ -181,11 +209,32 @@ impl Meta {
             .collect()
     }
 
-    /// Forgets an artifact and its pin.
+    /// Forgets an artifact, its pin and its origin.
     pub fn remove_artifact(&self, root: ContentId) -> NodeResult<()> {
         self.artifacts.remove(root.hash().as_bytes())?;
         self.pins.remove(root.hash().as_bytes())?;
+        self.origins.remove(root.hash().as_bytes())?;
         Ok(())
+    }
+
+    /// Records how `root` came to this node, unless that is already known: an artifact
+    /// added and later repaired by a fetch stays added, as it keeps its `added_at`.
+    pub fn note_origin(&self, root: ContentId, origin: ArtifactOrigin) -> NodeResult<()> {
+        // An `Err` inside means an origin was already recorded: it stays.
+        let _already_known = self.origins.compare_and_swap(
+            root.hash().as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(&origin)?),
+        )?;
+        Ok(())
+    }
+
+    /// How `root` came to this node; `None` if it was recorded before origins were kept.
+    pub fn origin(&self, root: ContentId) -> NodeResult<Option<ArtifactOrigin>> {
+        self.origins
+            .get(root.hash().as_bytes())?
+            .map(|bytes| decode(&bytes))
+            .transpose()
     }
 
     /// Pins `root`; returns false if it was already pinned.
@@ -233,7 +282,7 @@ impl Meta {
     pub fn fetch_jobs(&self) -> NodeResult<Vec<FetchJobRecord>> {
         self.fetch_jobs
             .iter()
-            .map(|entry| decode(&entry?.1))
+            .map(|entry| decode_fetch_job(&entry?.1))
             .collect()
     }
 
@@ -378,6 +427,55 @@ mod tests {
         assert!(meta.references(BlobHash([4; 32])).unwrap().is_empty());
         meta.remove_references(hash).unwrap();
         assert!(meta.references(hash).unwrap().is_empty());
+    }
+
+    #[test]
+    fn fetch_jobs_saved_before_pins_were_kept_still_read() {
+        #[derive(Serialize)]
+        struct Before {
+            root: ContentId,
+            include: Vec<String>,
+            started_at: u64,
+            last_error: Option<String>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path()).unwrap();
+        let root = ContentId(BlobHash([6; 32]));
+        let before = Before {
+            root,
+            include: vec!["*.json".into()],
+            started_at: 9,
+            last_error: None,
+        };
+        meta.fetch_jobs
+            .insert(root.hash().as_bytes(), encode(&before).unwrap())
+            .unwrap();
+        let pinned = FetchJobRecord {
+            root: ContentId(BlobHash([7; 32])),
+            include: Vec::new(),
+            started_at: 10,
+            last_error: Some("x".into()),
+            pin: true,
+        };
+        meta.put_fetch_job(&pinned).unwrap();
+        let jobs = meta.fetch_jobs().unwrap();
+        assert!(jobs.contains(&pinned), "{jobs:?}");
+        assert!(jobs
+            .iter()
+            .any(|j| j.root == root && !j.pin && j.started_at == 9));
+    }
+
+    #[test]
+    fn the_first_origin_recorded_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path()).unwrap();
+        let root = record(2).root;
+        assert_eq!(meta.origin(root).unwrap(), None);
+        meta.note_origin(root, ArtifactOrigin::Added).unwrap();
+        meta.note_origin(root, ArtifactOrigin::Fetched).unwrap();
+        assert_eq!(meta.origin(root).unwrap(), Some(ArtifactOrigin::Added));
+        meta.remove_artifact(root).unwrap();
+        assert_eq!(meta.origin(root).unwrap(), None);
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use seedbank_protocol::api::{
-    ArtifactDetail, ArtifactSummary, ExportReport, ExportRequest, FetchJobSummary, FetchReport,
-    FetchRequest, GcReport, NetworkStatus, PeerSummary, PinReport, ProviderReport,
-    ProvidersResponse, StatusResponse, VerifyReport,
+    ArtifactDetail, ArtifactSummary, ExportReport, ExportRequest, FetchJobState, FetchJobSummary,
+    FetchReport, FetchRequest, GcReport, NetworkStatus, PeerSummary, PinReport, ProviderReport,
+    ProvidersResponse, RemoveReport, StatusResponse, VerifyReport,
 };
 use seedbank_protocol::ContentId;
 use tokio::sync::watch;
@@ -24,7 +24,7 @@ use crate::announce::Announcer;
 use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
 use crate::export::select_files;
-use crate::fetch_jobs::{Attempt, FetchJobs, JobView, Origin};
+use crate::fetch_jobs::{Attempt, FetchJobs, JobCounts, JobView, Origin};
 use crate::import::{unix_now, AddOptions};
 use crate::library::Library;
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
@@ -33,6 +33,7 @@ use crate::progress::ProgressReporter;
 use crate::transfer::client::BlobClient;
 use crate::transfer::fetch::{Transfer, TransferOutcome};
 use crate::transfer::provider::spawn_provider;
+use crate::transfer::provider_stats::{ProviderCounts, ProviderStats};
 use crate::transfer::root::{fetch_root, RootOutcome};
 use crate::transfer::traffic::Traffic;
 
@@ -85,16 +86,9 @@ pub struct Node {
     traffic: Traffic,
     jobs: FetchJobs,
     announcer: Option<Announcer>,
-    counters: Arc<Counters>,
+    bytes_fetched: Arc<AtomicU64>,
     peers: PeerBook,
-}
-
-/// Running totals since the node started, for `/metrics`.
-#[derive(Debug, Default)]
-struct Counters {
-    peers_banned: AtomicU64,
-    fetches_completed: AtomicU64,
-    bytes_fetched: AtomicU64,
+    provider: ProviderStats,
 }
 
 /// The node's figures for `/metrics`.
@@ -102,18 +96,24 @@ struct Counters {
 pub struct NodeMetrics {
     /// Status, with the network's part and the fetches under way.
     pub status: StatusResponse,
-    /// Bytes sent to peers since start.
+    /// Blob-protocol bytes sent to peers since start.
     pub bytes_up: u64,
-    /// Bytes received from peers since start.
+    /// Blob-protocol bytes received from peers since start.
     pub bytes_down: u64,
-    /// Peers banned for bad data since start (once per fetch that banned them).
-    pub peers_banned: u64,
-    /// Fetches completed since start.
-    pub fetches_completed: u64,
+    /// Bans imposed since start (bad data, or too many timeouts).
+    pub bans: u64,
+    /// Peers banned now.
+    pub banned_now: u64,
+    /// How fetch jobs ended since start.
+    pub fetches: JobCounts,
     /// Verified bytes fetched since start.
     pub bytes_fetched: u64,
     /// DHT queries under way.
     pub dht_queries: u64,
+    /// DHT queries since start.
+    pub dht_queries_started: u64,
+    /// What the blob provider did with incoming streams since start.
+    pub provider: ProviderCounts,
 }
 
 impl Node {
@@ -133,14 +133,16 @@ impl Node {
             tokio::time::Instant::now(),
             unix_now(),
         );
-        if options.seed {
+        let provider = if options.seed {
             spawn_provider(
                 &net,
                 library.transfer_store().api(),
                 traffic.clone(),
                 peers.clone(),
-            )?;
-        }
+            )?
+        } else {
+            ProviderStats::default()
+        };
         let announcer = options
             .seed
             .then(|| Announcer::spawn(library.clone(), net.clone()));
@@ -150,13 +152,14 @@ impl Node {
             net,
             traffic,
             announcer,
-            counters: Arc::default(),
+            bytes_fetched: Arc::default(),
             peers,
+            provider,
         };
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
             if let Err(e) = node
-                .start_job(job.root, job.include, Origin::Background)
+                .start_job(job.root, job.include, job.pin, Origin::Background)
                 .await
             {
                 tracing::warn!(root = %job.root, error = %e, "cannot resume fetch");
@@ -246,13 +249,43 @@ impl Node {
         self.library.verify(progress).await
     }
 
-    /// Collects garbage and withdraws the announcements of what was removed.
-    pub async fn collect_garbage(&self) -> NodeResult<GcReport> {
-        let report = self.library.collect_garbage().await?;
-        for root in &report.artifacts_removed {
-            self.library.forget_announce(*root).await?;
-            self.net.stop_providing(*root).await?;
+    /// Collects garbage and withdraws the announcements of what was removed; on a
+    /// `dry_run`, only says what would go.
+    pub async fn collect_garbage(&self, dry_run: bool) -> NodeResult<GcReport> {
+        let report = self.library.collect_garbage(dry_run).await?;
+        if !dry_run {
+            for artifact in &report.artifacts_removed {
+                self.library.forget_announce(artifact.id).await?;
+                self.net.stop_providing(artifact.id).await?;
+            }
         }
+        Ok(report)
+    }
+
+    /// Removes one artifact (a pinned one only with `force`) and stops announcing it.
+    /// Refuses while a fetch of it runs or is saved: that fetch would bring it back.
+    pub async fn remove(&self, reference: &str, force: bool) -> NodeResult<RemoveReport> {
+        let root = match self.library.find(reference) {
+            Ok(record) => record.root,
+            // Being fetched for the first time: no record yet, but a job.
+            Err(e) => match reference.parse::<ContentId>() {
+                Ok(root) => root,
+                Err(_) => return Err(e),
+            },
+        };
+        if let Some(job) = self.jobs.list()?.into_iter().find(|job| job.id == root) {
+            let state = match job.state {
+                FetchJobState::Running => "running",
+                FetchJobState::Waiting => "waiting to try again",
+                FetchJobState::PausedDiskFull => "paused (disk full)",
+                FetchJobState::Saved => "saved to resume",
+            };
+            return Err(NodeError::BadRequest(format!(
+                "a fetch of {root} is {state}; cancel it first with `seedbank fetch --cancel {root}`"
+            )));
+        }
+        let report = self.library.remove(&root.to_string(), force).await?;
+        self.net.stop_providing(root).await?;
         Ok(report)
     }
 
@@ -273,15 +306,19 @@ impl Node {
     /// The node's figures for `/metrics`.
     pub async fn metrics(&self) -> NodeResult<NodeMetrics> {
         let status = self.status().await?;
+        let net = self.net.status().await?;
         let traffic = self.traffic.snapshot();
         Ok(NodeMetrics {
             status,
             bytes_up: traffic.values().map(|b| b.up).sum(),
             bytes_down: traffic.values().map(|b| b.down).sum(),
-            peers_banned: self.counters.peers_banned.load(Ordering::Relaxed),
-            fetches_completed: self.counters.fetches_completed.load(Ordering::Relaxed),
-            bytes_fetched: self.counters.bytes_fetched.load(Ordering::Relaxed),
-            dht_queries: self.net.status().await?.dht_queries,
+            bans: self.peers.bans_since_start(),
+            banned_now: self.peers.banned_now(tokio::time::Instant::now()) as u64,
+            fetches: self.jobs.counts(),
+            bytes_fetched: self.bytes_fetched.load(Ordering::Relaxed),
+            dht_queries: net.dht_queries,
+            dht_queries_started: net.dht_queries_started,
+            provider: self.provider.counts(),
         })
     }
 
@@ -337,7 +374,7 @@ impl Node {
     /// Starts a fetch in the background (or joins the running one) and returns at once.
     pub async fn fetch_detached(&self, request: FetchRequest) -> NodeResult<FetchJobSummary> {
         let root = self.root_of(&request.id)?;
-        self.start_job(root, request.include, Origin::Background)
+        self.start_job(root, request.include, request.pin, Origin::Background)
             .await?;
         self.jobs
             .list()?
@@ -355,7 +392,7 @@ impl Node {
     ) -> NodeResult<FetchReport> {
         let root = self.root_of(&request.id)?;
         let mut view = self
-            .start_job(root, request.include, Origin::Watched)
+            .start_job(root, request.include, request.pin, Origin::Watched)
             .await?;
         loop {
             let current = view.borrow_and_update().clone();
@@ -377,11 +414,12 @@ impl Node {
         &self,
         root: ContentId,
         include: Vec<String>,
+        pin: bool,
         origin: Origin,
     ) -> NodeResult<watch::Receiver<JobView>> {
         let node = self.clone();
         self.jobs
-            .start(root, include, origin, move |attempt| {
+            .start(root, include, pin, origin, move |attempt| {
                 let node = node.clone();
                 async move { node.fetch_once(attempt).await }
             })
@@ -473,11 +511,7 @@ impl Node {
             self.save_peer_book().await;
         }
         let outcome = outcome?;
-        self.counters
-            .peers_banned
-            .fetch_add(outcome.banned.len() as u64, Ordering::Relaxed);
-        self.counters
-            .bytes_fetched
+        self.bytes_fetched
             .fetch_add(outcome.bytes_downloaded, Ordering::Relaxed);
         if !self.library.files_complete(&files).await? {
             return Err(NodeError::Corrupt(format!(
@@ -488,9 +522,6 @@ impl Node {
         if files.len() == fetched.manifest.files.len() {
             self.announce_soon(root).await;
         }
-        self.counters
-            .fetches_completed
-            .fetch_add(1, Ordering::Relaxed);
         Ok(FetchReport {
             id: root,
             name: fetched.manifest.name.clone(),
@@ -500,6 +531,7 @@ impl Node {
             bytes_missing_at_start: outcome.bytes_missing_at_start,
             bytes_downloaded: outcome.bytes_downloaded,
             providers: provider_reports(&outcome),
+            pinned: false,
         })
     }
 

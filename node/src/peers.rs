@@ -15,6 +15,7 @@
 //! wall-clock time, so a banned peer cannot clear its ban by waiting for a restart.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +93,8 @@ pub struct SavedPeer {
 #[derive(Debug, Clone, Default)]
 pub struct PeerBook {
     entries: Arc<Mutex<HashMap<PeerId, Entry>>>,
+    /// Bans imposed since the book was made (restored bans not counted), for `/metrics`.
+    bans: Arc<AtomicU64>,
 }
 
 impl PeerBook {
@@ -117,7 +120,18 @@ impl PeerBook {
         if entry.score <= BAN_THRESHOLD && !entry.is_banned(now) {
             tracing::debug!(%peer, score = entry.score, "banning peer");
             entry.banned_until = Some(now + BAN_DURATION);
+            self.bans.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Bans imposed since the node started.
+    pub fn bans_since_start(&self) -> u64 {
+        self.bans.load(Ordering::Relaxed)
+    }
+
+    /// Peers banned now (bans restored from the saved book included).
+    pub fn banned_now(&self, now: Instant) -> usize {
+        self.lock().values().filter(|e| e.is_banned(now)).count()
     }
 
     /// Whether `peer` is banned now.
@@ -184,6 +198,7 @@ impl PeerBook {
         }
         Self {
             entries: Arc::new(Mutex::new(entries)),
+            bans: Arc::default(),
         }
     }
 
@@ -225,6 +240,10 @@ mod tests {
         assert!(book.is_banned(&liar, now));
         assert!(book.is_banned(&liar, now + BAN_DURATION - Duration::from_secs(1)));
         assert!(!book.is_banned(&liar, now + BAN_DURATION));
+        book.report(liar, PeerAction::SentBadData, now);
+        assert_eq!(book.bans_since_start(), 1, "a banned peer is banned once");
+        assert_eq!(book.banned_now(now), 1);
+        assert_eq!(book.banned_now(now + BAN_DURATION), 0);
     }
 
     #[test]

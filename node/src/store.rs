@@ -406,8 +406,8 @@ impl BlobStore {
         Ok((read, BlobHash(*hasher.finalize().as_bytes())))
     }
 
-    /// Sizes of all complete blobs in the store.
-    pub async fn blob_sizes(&self) -> NodeResult<HashMap<BlobHash, u64>> {
+    /// Every blob in the store, complete or partial.
+    pub async fn hashes(&self) -> NodeResult<Vec<BlobHash>> {
         let hashes = self
             .inner
             .blobs()
@@ -415,10 +415,16 @@ impl BlobStore {
             .hashes()
             .await
             .map_err(|e| self.store_error("listing blobs", e))?;
+        Ok(hashes.into_iter().map(from_iroh).collect())
+    }
+
+    /// Sizes of all complete blobs in the store.
+    pub async fn blob_sizes(&self) -> NodeResult<HashMap<BlobHash, u64>> {
+        let hashes = self.hashes().await?;
         let mut sizes = HashMap::with_capacity(hashes.len());
         for hash in hashes {
-            if let Some(size) = self.size(from_iroh(hash)).await? {
-                sizes.insert(from_iroh(hash), size);
+            if let Some(size) = self.size(hash).await? {
+                sizes.insert(hash, size);
             }
         }
         Ok(sizes)

@@ -188,6 +188,30 @@ pub struct ArtifactSummary {
     pub referenced: bool,
     /// When it was added, seconds since the Unix epoch.
     pub added_at: u64,
+    /// Whether this node added it or fetched it; `None` for artifacts recorded before
+    /// nodes kept track.
+    #[serde(default)]
+    pub origin: Option<ArtifactOrigin>,
+}
+
+/// How an artifact came to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactOrigin {
+    /// Added from local files (`seedbank add`).
+    Added,
+    /// Fetched from peers (`seedbank fetch`).
+    Fetched,
+}
+
+impl ArtifactOrigin {
+    /// The word `ls` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactOrigin::Added => "added",
+            ArtifactOrigin::Fetched => "fetched",
+        }
+    }
 }
 
 /// `GET /v1/artifacts/{ref}`.
@@ -232,12 +256,57 @@ pub struct PinReport {
     pub changed: bool,
 }
 
+/// Query of `POST /v1/gc`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRequest {
+    /// Report what would be removed, and remove nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// An artifact that `gc` or `rm` removed (or, on a dry run, would remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedArtifact {
+    /// Content id.
+    pub id: ContentId,
+    /// Name.
+    pub name: String,
+    /// Revision label.
+    pub revision: String,
+    /// Total bytes of its files (shared blobs may free less).
+    pub size: u64,
+}
+
 /// `POST /v1/gc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
+    /// Nothing was removed: the report says what a collection would remove now.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Unpinned artifacts removed.
-    pub artifacts_removed: Vec<ContentId>,
+    pub artifacts_removed: Vec<RemovedArtifact>,
     /// Blobs deleted.
+    pub blobs_removed: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+}
+
+/// Query of `DELETE /v1/artifacts/{ref}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveRequest {
+    /// Remove it even if it is pinned.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `DELETE /v1/artifacts/{ref}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveReport {
+    /// The artifact removed.
+    pub artifact: RemovedArtifact,
+    /// It was pinned (and `force` was given).
+    pub was_pinned: bool,
+    /// Blobs deleted: those no other artifact or fetch holds.
     pub blobs_removed: u64,
     /// Bytes freed.
     pub bytes_freed: u64,
@@ -272,6 +341,9 @@ pub struct FetchRequest {
     pub id: String,
     /// Fetch only files whose path matches one of these globs; all files when empty.
     pub include: Vec<String>,
+    /// Pin the artifact once the fetch succeeds.
+    #[serde(default)]
+    pub pin: bool,
 }
 
 /// Where a fetch job stands.
@@ -307,6 +379,9 @@ pub struct FetchJobSummary {
     pub last_error: Option<String>,
     /// When the job was first started, seconds since the Unix epoch.
     pub started_at: u64,
+    /// Pin the artifact when the fetch succeeds.
+    #[serde(default)]
+    pub pin: bool,
 }
 
 /// `DELETE /v1/jobs/{id}`.
@@ -350,6 +425,9 @@ pub struct FetchReport {
     pub bytes_downloaded: u64,
     /// Per-provider contributions.
     pub providers: Vec<ProviderReport>,
+    /// Whether the fetch pinned it (as asked).
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// `GET /v1/peers`: one connected peer.

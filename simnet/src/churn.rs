@@ -271,6 +271,7 @@ async fn check_one(
     let request = FetchRequest {
         id: root.to_string(),
         include: Vec::new(),
+        pin: false,
     };
     let mut progress = ProgressReporter::silent();
     let fetch = asker.node.fetch(request, &mut progress);
@@ -285,6 +286,6 @@ async fn check_one(
             check.error = Some(format!("still running after {CHECK_TIMEOUT:?}"));
         }
     }
-    asker.node.collect_garbage().await?;
+    asker.node.collect_garbage(false).await?;
     Ok(check)
 }

@@ -55,6 +55,16 @@ pub enum SwarmMode {
     SingleServer,
 }
 
+impl SwarmMode {
+    /// The mode's name in tables and plots.
+    pub fn label(self) -> &'static str {
+        match self {
+            SwarmMode::Swarm => "swarm",
+            SwarmMode::SingleServer => "single server",
+        }
+    }
+}
+
 /// One run: M fetchers in one mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct SwarmRun {
@@ -181,6 +191,7 @@ async fn run_once(
                 let request = FetchRequest {
                     id: root.to_string(),
                     include: Vec::new(),
+                    pin: false,
                 };
                 node.fetch(request, &mut ProgressReporter::silent())
                     .await

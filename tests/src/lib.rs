@@ -277,6 +277,28 @@ impl Daemon {
         }
     }
 
+    /// Waits until the node lists `id` as complete.
+    pub fn wait_until_complete(&self, id: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let listed = self.ok_json(&["ls"]);
+            let complete = listed.as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|a| a["id"] == id && a["state"] == "complete")
+            });
+            if complete {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never became complete: {listed}\njobs: {}\n{}",
+                self.ok_json(&["jobs"]),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until the node has at least `peers` peers in its DHT routing table.
     pub fn wait_for_routing_table(&self, peers: u64) {
         let deadline = Instant::now() + START_TIMEOUT;
@@ -376,6 +398,18 @@ impl Daemon {
             let _ = file.read_to_string(&mut text);
         }
         format!("--- daemon log ({}):\n{text}", self.log_path.display())
+    }
+
+    /// The daemon's `/metrics` text, fetched with its API token.
+    pub fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.api_addr);
+        let response = reqwest::blocking::Client::new()
+            .get(&url)
+            .bearer_auth(self.token())
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(response.status().is_success(), "GET {url}: {response:?}");
+        response.text().expect("reading /metrics")
     }
 
     /// Runs a CLI command against this daemon.
@@ -494,6 +528,23 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("finding a free loopback port")
+}
+
+/// Starts a daemon that joins the network through `seed` (with `extra` daemon flags)
+/// and waits until its routing table holds a peer.
+pub fn start_joined(seed: &Daemon, extra: &[&str]) -> Daemon {
+    start_joined_at(&seed.peer_address(), extra)
+}
+
+/// Starts a daemon that joins the network through the peer at `bootstrap` (a multiaddr
+/// ending in `/p2p/<id>`, with `extra` daemon flags) and waits until its routing table
+/// holds a peer.
+pub fn start_joined_at(bootstrap: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--bootstrap", bootstrap];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start_with(&args);
+    daemon.wait_for_routing_table(1);
+    daemon
 }
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.

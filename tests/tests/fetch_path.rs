@@ -11,44 +11,14 @@ use seedbank_protocol::manifest::MANIFEST_FORMAT_VERSION;
 use seedbank_protocol::{ArtifactKind, BlobHash, FileEntry, Manifest};
 use seedbank_tests::hostile::HostileSeeder;
 use seedbank_tests::{
-    file_hash, free_port, run_cli, tree_hashes, write_random_file, Daemon, SmallDisk,
+    file_hash, free_port, run_cli, start_joined_at, tree_hashes, write_random_file, Daemon,
+    SmallDisk,
 };
 
 const MIB: u64 = 1024 * 1024;
 
-fn join(seed: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["--bootstrap", seed];
-    args.extend_from_slice(extra);
-    let daemon = Daemon::start_with(&args);
-    daemon.wait_for_routing_table(1);
-    daemon
-}
-
 fn jobs(daemon: &Daemon) -> Vec<serde_json::Value> {
     daemon.ok_json(&["jobs"]).as_array().unwrap().clone()
-}
-
-/// Waits until `daemon` lists `id` as complete.
-fn wait_until_complete(daemon: &Daemon, id: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let listed = daemon.ok_json(&["ls"]);
-        if listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["id"] == id && a["state"] == "complete")
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never became complete: {listed}\njobs: {:?}\n{}",
-            jobs(daemon),
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn no_peer_banned(report: &serde_json::Value) {
@@ -112,14 +82,16 @@ fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
     let seed = seeder.peer_address();
 
     // Without idle peers.
-    let alone = join(&seed, &[]);
+    let alone = start_joined_at(&seed, &[]);
     alone.wait_for_providers(&id, &[seeder.peer_id()]);
     let without = timed_fetch(&alone, &id);
 
     // With two empty peers connected to the fetcher.
-    let fetcher = join(&seed, &[]);
+    let fetcher = start_joined_at(&seed, &[]);
     let fetcher_address = fetcher.peer_address();
-    let _idle: Vec<Daemon> = (0..2).map(|_| join(&fetcher_address, &[])).collect();
+    let _idle: Vec<Daemon> = (0..2)
+        .map(|_| start_joined_at(&fetcher_address, &[]))
+        .collect();
     let connected = fetcher.ok_json(&["status"])["network"]["connected_peers"]
         .as_u64()
         .unwrap();
@@ -146,9 +118,9 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     write_random_file(&model.join("weights.bin"), 96 * MIB, "killed-seeder");
     let a = Daemon::start();
     let id = a.add_artifact(&model);
-    let mut c = join(&a.peer_address(), &[]);
+    let mut c = start_joined_at(&a.peer_address(), &[]);
     c.ok(&["fetch", &id]);
-    let d = join(&a.peer_address(), &["--download-limit", "24M"]);
+    let d = start_joined_at(&a.peer_address(), &["--download-limit", "24M"]);
     d.wait_for_providers(&id, &[c.peer_id()]);
     d.wait_for_providers(&id, &[a.peer_id()]);
 
@@ -176,7 +148,7 @@ fn a_single_seeder_restarting_mid_fetch_is_waited_for() {
     let mut a = Daemon::start_in_with(&work.path().join("a"), &["--listen", &listen]);
     let id = a.add_artifact(&model);
     let seed = format!("{listen}/p2p/{}", a.peer_id());
-    let d = join(&seed, &["--download-limit", "16M"]);
+    let d = start_joined_at(&seed, &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
 
     let fetch = fetch_in_background(&d, &id, true);
@@ -201,7 +173,7 @@ fn gc_during_a_fetch_leaves_it_intact() {
     write_random_file(&model.join("weights.bin"), 64 * MIB, "gc-during-fetch");
     let a = Daemon::start();
     let id = a.add_artifact(&model);
-    let d = join(&a.peer_address(), &["--download-limit", "16M"]);
+    let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     let fetch = fetch_in_background(&d, &id, true);
     std::thread::sleep(Duration::from_millis(1500));
@@ -255,7 +227,7 @@ fn cancel_ends_a_running_fetch_and_fetching_again_resumes() {
     write_random_file(&model.join("weights.bin"), size, "cancel");
     let a = Daemon::start();
     let id = a.add_artifact(&model);
-    let d = join(&a.peer_address(), &["--download-limit", "16M"]);
+    let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", &id]);
     let listed = jobs(&d);
@@ -286,7 +258,7 @@ fn a_second_fetch_with_other_globs_gets_its_files() {
     std::fs::write(model.join("config.json"), b"{\"layers\": 2}").unwrap();
     let a = Daemon::start();
     let id = a.add_artifact(&model);
-    let d = join(&a.peer_address(), &["--download-limit", "16M"]);
+    let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", "--include", "*.bin", &id]);
     std::thread::sleep(Duration::from_millis(300));
@@ -297,7 +269,7 @@ fn a_second_fetch_with_other_globs_gets_its_files() {
         std::fs::read(out.join("config.json")).unwrap(),
         b"{\"layers\": 2}"
     );
-    wait_until_complete(&d, &id, Duration::from_secs(60));
+    d.wait_until_complete(&id, Duration::from_secs(60));
 }
 
 #[test]
@@ -329,7 +301,7 @@ fn sigterm_stops_a_daemon_with_a_client_attached_and_the_fetch_resumes() {
 
     // The fetch resumes on its own at the next start.
     d.start_again();
-    wait_until_complete(&d, &id, Duration::from_secs(90));
+    d.wait_until_complete(&id, Duration::from_secs(90));
     assert!(jobs(&d).is_empty(), "{:?}", jobs(&d));
 }
 
@@ -412,7 +384,7 @@ fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::fs::remove_file(&filler).unwrap();
-    wait_until_complete(&d, &fits_id, Duration::from_secs(90));
+    d.wait_until_complete(&fits_id, Duration::from_secs(90));
     d.ok(&["verify"]);
     assert_exports_identically(&d, &fits_id, &fits, work.path());
 }
@@ -440,7 +412,7 @@ fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
     let id = seeder.add_artifact(&model);
     let seed = seeder.peer_address();
 
-    let alone = join(&seed, &[]);
+    let alone = start_joined_at(&seed, &[]);
     alone.wait_for_providers(&id, &[seeder.peer_id()]);
     let without = timed_fetch(&alone, &id);
 
@@ -474,9 +446,9 @@ fn a_fetch_right_after_the_daemon_starts_is_not_held_up() {
     let seed = seeder.peer_address();
 
     // Straight after start: no waiting for the DHT to list the seeder.
-    let early = join(&seed, &[]);
+    let early = start_joined_at(&seed, &[]);
     let early_took = timed_fetch(&early, &id);
-    let late = join(&seed, &[]);
+    let late = start_joined_at(&seed, &[]);
     std::thread::sleep(Duration::from_secs(10));
     let late_took = timed_fetch(&late, &id);
     eprintln!("2,000 files: {early_took:?} fetched at once, {late_took:?} 10 s after start");
@@ -496,7 +468,7 @@ fn a_blob_damaged_on_disk_is_marked_by_verify_and_repaired_by_fetch() {
     std::fs::write(model.join("config.json"), b"{}").unwrap();
     let a = Daemon::start();
     let id = a.add_artifact(&model);
-    let d = join(&a.peer_address(), &[]);
+    let d = start_joined_at(&a.peer_address(), &[]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", &id]);
     d.ok(&["pin", &id]);

@@ -10,16 +10,10 @@ use std::time::{Duration, Instant};
 use seedbank_tests::attacker::{
     flood_provider_records, tcp_socket_address, SilentConnections, StreamHoarder,
 };
-use seedbank_tests::{rss_bytes, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::{rss_bytes, start_joined, tree_hashes, write_random_file, Daemon};
 
 const MIB: u64 = 1024 * 1024;
 const ATTACKER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66));
-
-fn join(seed: &str) -> Daemon {
-    let daemon = Daemon::start_with(&["--bootstrap", seed]);
-    daemon.wait_for_routing_table(1);
-    daemon
-}
 
 #[test]
 fn sixteen_identities_holding_idle_blob_streams_do_not_keep_an_honest_fetch_out() {
@@ -34,7 +28,7 @@ fn sixteen_identities_holding_idle_blob_streams_do_not_keep_an_honest_fetch_out(
     // Let the attack settle: every slot the seeder would give is taken.
     std::thread::sleep(Duration::from_secs(1));
 
-    let fetcher = join(&seeder.peer_address());
+    let fetcher = start_joined(&seeder, &[]);
     fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
     let out = work.path().join("out");
     let started = Instant::now();
@@ -103,7 +97,7 @@ fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcemen
     let step = Instant::now();
     let id = victim.add_artifact(&model);
     eprintln!("add took {:?}", step.elapsed());
-    let fetcher = join(&victim.peer_address());
+    let fetcher = start_joined(&victim, &[]);
     eprintln!("join took {:?}", step.elapsed());
     fetcher.wait_for_providers(&id, &[victim.peer_id()]);
     eprintln!("providers found after {:?}", step.elapsed());
@@ -133,7 +127,7 @@ fn silent_tcp_connections_from_one_address_do_not_keep_new_peers_out() {
     // A new node bootstraps through the victim (over TCP) and fetches from it while the
     // silent connections are held and renewed.
     let started = Instant::now();
-    let fetcher = join(&victim.peer_address());
+    let fetcher = start_joined(&victim, &[]);
     fetcher.wait_for_providers(&id, &[victim.peer_id()]);
     let out = work.path().join("out");
     fetcher.ok(&["fetch", &id, "--out", out.to_str().unwrap()]);

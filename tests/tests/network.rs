@@ -6,21 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::{file_hash, start_joined, tree_hashes, write_random_file, Daemon};
 
 const MIB: u64 = 1024 * 1024;
 
 fn bootstrap_flags(seed: &Daemon) -> Vec<String> {
     vec!["--bootstrap".into(), seed.peer_address()]
-}
-
-fn start_joined(seed: &Daemon, extra: &[&str]) -> Daemon {
-    let mut args: Vec<String> = bootstrap_flags(seed);
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_with(&refs);
-    daemon.wait_for_routing_table(1);
-    daemon
 }
 
 /// A seeder A with a one-file artifact of `size` bytes, and a peer C that fetched it

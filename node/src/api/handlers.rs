@@ -5,15 +5,15 @@
 
 use std::path::PathBuf;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seedbank_protocol::api::{
     AddRequest, ApiError, ArtifactDetail, ArtifactSummary, CancelReport, ErrorCode, ExportRequest,
-    FetchJobSummary, FetchRequest, GcReport, PeerSummary, PinReport, ProvidersResponse,
-    StatusResponse,
+    FetchJobSummary, FetchRequest, GcReport, GcRequest, PeerSummary, PinReport, ProvidersResponse,
+    RemoveReport, RemoveRequest, StatusResponse,
 };
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
@@ -62,6 +62,13 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
         } else {
             NodeError::BadRequest(format!("malformed request: {}", rejection.body_text()))
         }
+    })
+}
+
+/// Turns a query string that failed to parse into a 400 that says why.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, NodeError> {
+    query.map(|Query(value)| value).map_err(|rejection| {
+        NodeError::BadRequest(format!("malformed query: {}", rejection.body_text()))
     })
 }
 
@@ -150,9 +157,23 @@ pub async fn unpin(
     Ok(Json(state.node.set_pinned(&reference, false).await?))
 }
 
-/// `POST /v1/gc`
-pub async fn gc(State(state): State<ApiState>) -> ApiResult<GcReport> {
-    Ok(Json(state.node.collect_garbage().await?))
+/// `DELETE /v1/artifacts/{reference}?force=true`: removes one artifact.
+pub async fn remove(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+    request: Result<Query<RemoveRequest>, QueryRejection>,
+) -> ApiResult<RemoveReport> {
+    let request = query(request)?;
+    Ok(Json(state.node.remove(&reference, request.force).await?))
+}
+
+/// `POST /v1/gc?dry_run=true`
+pub async fn gc(
+    State(state): State<ApiState>,
+    request: Result<Query<GcRequest>, QueryRejection>,
+) -> ApiResult<GcReport> {
+    let request = query(request)?;
+    Ok(Json(state.node.collect_garbage(request.dry_run).await?))
 }
 
 /// `POST /v1/verify`: streams progress, then the report.

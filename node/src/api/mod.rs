@@ -45,7 +45,10 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
     Router::new()
         .route("/v1/status", get(handlers::status))
         .route("/v1/artifacts", get(handlers::list).post(handlers::add))
-        .route("/v1/artifacts/{reference}", get(handlers::show))
+        .route(
+            "/v1/artifacts/{reference}",
+            get(handlers::show).delete(handlers::remove),
+        )
         .route("/v1/artifacts/{reference}/export", post(handlers::export))
         .route(
             "/v1/pins/{reference}",

@@ -68,6 +68,9 @@ pub struct EventLoop {
     bootstrap_interval: Duration,
     peer_ips: PeerIps,
     address_policy: AddressPolicy,
+    /// DHT queries since start, counted at their first result (libp2p says nothing when
+    /// one starts, and starts some on its own).
+    dht_queries_started: u64,
 }
 
 impl EventLoop {
@@ -99,6 +102,7 @@ impl EventLoop {
             bootstrap_interval: config.bootstrap_interval.max(Duration::from_secs(1)),
             peer_ips,
             address_policy: AddressPolicy::from_listen(&config.listen),
+            dht_queries_started: 0,
         };
         event_loop.redial_bootstrap_peers();
         Ok(event_loop)
@@ -247,6 +251,7 @@ impl EventLoop {
                     routing_table_size,
                     connected_peers: self.connected.len() as u64,
                     dht_queries,
+                    dht_queries_started: self.dht_queries_started,
                 };
                 let _ = reply.send(status);
             }
@@ -337,6 +342,9 @@ impl EventLoop {
         else {
             return;
         };
+        if step.count.get() == 1 {
+            self.dht_queries_started += 1;
+        }
         if step.last {
             tracing::debug!(
                 query = query_kind(&result),

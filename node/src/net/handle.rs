@@ -77,6 +77,8 @@ pub struct NetStatus {
     pub connected_peers: u64,
     /// DHT queries this node has under way (lookups, announcements, bootstraps).
     pub dht_queries: u64,
+    /// DHT queries since start, counted at their first result.
+    pub dht_queries_started: u64,
 }
 
 /// Cloneable handle to the network event loop.

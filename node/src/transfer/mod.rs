@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod have;
 pub mod provider;
 pub mod provider_slots;
+pub mod provider_stats;
 pub mod root;
 pub mod streams;
 pub mod traffic;

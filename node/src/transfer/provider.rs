@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::provider_slots::{Admission, Slots};
+use super::provider_stats::ProviderStats;
 use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::error::{NodeError, NodeResult};
@@ -34,26 +35,30 @@ const BUSY_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most busy answers being sent at once; beyond that refused streams are just closed.
 const MAX_BUSY_ANSWERS: usize = 64;
 
-/// Starts serving blob requests; runs until the network stops.
+/// Starts serving blob requests; runs until the network stops. Returns the counts of
+/// what it does.
 pub fn spawn_provider(
     net: &NetHandle,
     store: Store,
     traffic: Traffic,
     peers: PeerBook,
-) -> NodeResult<()> {
+) -> NodeResult<ProviderStats> {
     let mut incoming = net
         .stream_control()
         .accept(BLOB_PROTOCOL)
         .map_err(|e| NodeError::BadRequest(format!("blob protocol registered twice: {e}")))?;
-    let slots = Arc::new(Mutex::new(Slots::default()));
+    let stats = ProviderStats::default();
+    let slots = Arc::new(Mutex::new(Slots::counting_into(stats.clone())));
     tokio::spawn(watch_slots(Arc::downgrade(&slots)));
     let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
     let net = net.clone();
+    let counts = stats.clone();
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let now = Instant::now();
             if peers.is_banned(&peer, now) {
                 tracing::debug!(%peer, "refusing blob stream: peer is banned");
+                counts.refused_banned();
                 continue;
             }
             let admission = lock(&slots).admit(peer, net.peer_ip(&peer), now);
@@ -64,6 +69,7 @@ pub fn spawn_provider(
             } = admission
             else {
                 tracing::debug!(%peer, "blob stream slots are busy");
+                counts.refused_busy();
                 if let Ok(permit) = busy_answers.clone().try_acquire_owned() {
                     tokio::spawn(async move {
                         answer_busy(stream).await;
@@ -72,6 +78,7 @@ pub fn spawn_provider(
                 }
                 continue;
             };
+            counts.served();
             let store = store.clone();
             let traffic = traffic.clone();
             let slots = slots.clone();
@@ -92,7 +99,7 @@ pub fn spawn_provider(
         }
         tracing::debug!("blob provider stopped");
     });
-    Ok(())
+    Ok(stats)
 }
 
 /// Closes streams past their deadlines, until the provider is gone.

@@ -22,6 +22,8 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::provider_stats::ProviderStats;
+
 /// Most inbound blob streams served at once: bounds memory and file handles; fetchers
 /// open a few streams per provider, so this serves dozens of peers concurrently.
 pub const MAX_STREAMS: usize = 128;
@@ -106,9 +108,18 @@ impl Slot {
 pub struct Slots {
     slots: HashMap<u64, Slot>,
     next_id: u64,
+    stats: ProviderStats,
 }
 
 impl Slots {
+    /// An empty table that counts the streams it closes in `stats`.
+    pub fn counting_into(stats: ProviderStats) -> Self {
+        Self {
+            stats,
+            ..Self::default()
+        }
+    }
+
     /// Streams held now.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -208,6 +219,7 @@ impl Slots {
     fn close(&mut self, id: u64, reason: CloseReason) {
         if let Some(slot) = self.slots.remove(&id) {
             tracing::debug!(peer = %slot.peer, ?reason, "closing blob stream");
+            self.stats.closed(reason);
             slot.cancel.cancel();
         }
     }
@@ -305,6 +317,24 @@ mod tests {
         assert!(stalled.is_cancelled());
         assert!(!alive.is_cancelled());
         assert_eq!(slots.len(), 1);
+    }
+
+    #[test]
+    fn closed_streams_are_counted_by_reason() {
+        let stats = ProviderStats::default();
+        let mut slots = Slots::counting_into(stats.clone());
+        let now = Instant::now();
+        let peer = PeerId::random();
+        for _ in 0..MAX_STREAMS_PER_PEER {
+            admitted(slots.admit(peer, None, now));
+        }
+        let later = now + EVICTABLE_AFTER;
+        admitted(slots.admit(peer, None, later));
+        slots.check(later + REQUEST_DEADLINE);
+        let counts = stats.counts();
+        assert_eq!(counts.closed_evicted, 1);
+        assert_eq!(counts.closed_no_request, MAX_STREAMS_PER_PEER as u64);
+        assert_eq!(counts.closed_idle, 0);
     }
 
     #[test]

@@ -14,12 +14,19 @@ use seedbank_simnet::{churn, discovery, swarm};
 
 const MIB: u64 = 1024 * 1024;
 
+/// Log filter when `SEEDBANK_SIMNET_LOG` is unset. iroh-blobs logs an error for every
+/// request that reaches the store of a node that has left (churn), which is expected.
+const DEFAULT_LOG_FILTER: &str = "warn,iroh_blobs=off";
+
 /// Many real Seedbank nodes in one process, over shaped in-memory links.
 ///
 /// Every node runs the node crate's own code (Kademlia DHT, blob store, fetch
 /// scheduler); only the transport is in memory. Each node's access link has a one-way
 /// delay and optional upload/download caps. Choices are drawn from `--seed`, so a run
 /// can be repeated.
+///
+/// Each scenario's defaults finish in about a minute on 2 cores (release build); its
+/// help names the bigger runs recorded in simnet/results, which take many minutes.
 #[derive(Debug, Parser)]
 #[command(name = "seedbank-simnet", version, about, long_about)]
 struct Cli {
@@ -49,9 +56,12 @@ enum Scenario {
     /// N nodes, K artifacts announced by random nodes, every node looks up random
     /// artifacts: success rate, hops (estimated from the DHT peers asked) and latency
     /// percentiles. Plot: lookups by hop count.
+    ///
+    /// Big run (recorded): `discovery --nodes 1000 --concurrency 8`, about 12 minutes
+    /// and 4 GB of memory on 2 cores; 400 nodes take about 4 minutes.
     Discovery {
         /// Nodes in the network
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 100)]
         nodes: usize,
         /// Artifacts announced
         #[arg(long, default_value_t = 50)]
@@ -74,12 +84,15 @@ enum Scenario {
     /// over (compressed) time. Whole nodes, each with an on-disk store in a temporary
     /// directory; nodes that leave never come back. Plot: fractions against simulated
     /// hours.
+    ///
+    /// Big run (recorded): `churn --nodes 100 --artifacts 50 --rounds 8`, about 9
+    /// minutes on 2 cores.
     Churn {
         /// Nodes up at any time
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 40)]
         nodes: usize,
         /// Artifacts
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 20)]
         artifacts: usize,
         /// Size of each artifact in KiB
         #[arg(long, default_value_t = 256)]
@@ -94,7 +107,7 @@ enum Scenario {
         #[arg(long, default_value_t = 30.0)]
         round_minutes: f64,
         /// Rounds
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 4)]
         rounds: usize,
         /// Checks (lookup and fetch) in flight at once, each by a different node
         #[arg(long, default_value_t = 8)]
@@ -104,12 +117,15 @@ enum Scenario {
     /// time until all have it, as a swarm (fetchers trade parts) and, with
     /// --baseline, from a single server (fetchers never upload). Whole nodes, each
     /// with an on-disk store in a temporary directory. Plot: time against M.
+    ///
+    /// Big run (recorded): `swarm --size-mib 256 --fetchers 1,4,16 --baseline`, about
+    /// 7 minutes on 2 cores (the single server with 16 fetchers alone takes over 4).
     Swarm {
         /// Fetcher counts to run, comma-separated
-        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4, 8, 16])]
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
         fetchers: Vec<usize>,
         /// Artifact size in MiB
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 64)]
         size_mib: u64,
         /// The seeder's upload capacity in MiB/s
         #[arg(long, default_value_t = 16)]
@@ -136,7 +152,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SEEDBANK_SIMNET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -287,10 +303,59 @@ fn print_discovery(report: &discovery::DiscoveryReport) {
         report.latency_ms.p90,
         report.latency_ms.p99
     );
+    println!();
+    println!("joined in {:.1} s", report.join_secs);
     println!(
-        "joined in {:.1} s; lookups by hops: {:?}",
-        report.join_secs, report.hop_histogram
+        "successful lookups by estimated hops: {}",
+        hop_counts(&report.hop_histogram)
     );
+    print_legend(&[
+        ("nodes", "simulated nodes in the network"),
+        ("artifacts", "artifacts announced, each by a random node"),
+        ("lookups", "lookups made, each by a node for a random artifact"),
+        ("found", "lookups that found the announcing node"),
+        ("success", "found / lookups"),
+        (
+            "hops",
+            "estimated: DHT peers that had answered when the provider turned up / 3 (Kademlia's parallelism), rounded up; 0 hops: the record was in the node's own store",
+        ),
+        (
+            "p50, p90, p99",
+            "median, 90th and 99th percentile over the lookups",
+        ),
+        ("ms", "milliseconds from the lookup's start to its end"),
+    ]);
+}
+
+/// `[22, 8]` as `0 hops: 22, 1 hop: 8`.
+fn hop_counts(histogram: &[usize]) -> String {
+    let counts: Vec<String> = histogram
+        .iter()
+        .enumerate()
+        .map(|(hops, count)| {
+            let unit = if hops == 1 { "hop" } else { "hops" };
+            format!("{hops} {unit}: {count}")
+        })
+        .collect();
+    if counts.is_empty() {
+        "none".into()
+    } else {
+        counts.join(", ")
+    }
+}
+
+/// Prints what each figure of a table means, one line each, names aligned.
+fn print_legend(entries: &[(&str, &str)]) {
+    let width = entries
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    println!();
+    println!("legend:");
+    for (name, meaning) in entries {
+        println!("  {name:<width$}  {meaning}");
+    }
 }
 
 fn plot_discovery(dir: &Path, report: &discovery::DiscoveryReport) -> Result<()> {
@@ -335,6 +400,24 @@ fn print_churn(report: &churn::ChurnReport) {
             round.retrievable_of_live * 100.0
         );
     }
+    print_legend(&[
+        ("hours", "simulated hours since the start"),
+        (
+            "replaced",
+            "nodes replaced so far: each left for good and a fresh node joined",
+        ),
+        ("live holder", "artifacts with at least one holder still up"),
+        ("found", "artifacts whose lookup named a holder that is up"),
+        (
+            "fetched",
+            "artifacts a node fetched completely and verified this round",
+        ),
+        ("fraction", "fetched / all artifacts"),
+        (
+            "of live held",
+            "fetched / artifacts with a holder up: how well the network serves what still exists",
+        ),
+    ]);
 }
 
 fn plot_churn(dir: &Path, report: &churn::ChurnReport) -> Result<()> {
@@ -374,13 +457,13 @@ fn plot_churn(dir: &Path, report: &churn::ChurnReport) -> Result<()> {
 
 fn print_swarm(report: &swarm::SwarmReport) {
     println!(
-        "{:<14} {:>8} {:>10} {:>9} {:>10} {:>12}",
-        "mode", "fetchers", "all done s", "p50 s", "vs one", "seeder sent"
+        "{:<14} {:>8} {:>10} {:>9} {:>12} {:>13}",
+        "mode", "fetchers", "all done s", "p50 s", "vs 1 fetcher", "seeder copies"
     );
     for run in &report.runs {
         println!(
-            "{:<14} {:>8} {:>10.1} {:>9.1} {:>9.2}x {:>11.2}x",
-            format!("{:?}", run.mode),
+            "{:<14} {:>8} {:>10.1} {:>9.1} {:>11.2}x {:>12.2}x",
+            run.mode.label(),
             run.fetchers,
             run.all_done_secs,
             run.fetcher_secs.p50,
@@ -388,6 +471,26 @@ fn print_swarm(report: &swarm::SwarmReport) {
             run.seeder_upload_ratio
         );
     }
+    print_legend(&[
+        (
+            "mode",
+            "swarm: fetchers also serve each other what they hold; single server: they only download, so everything comes from the seeder",
+        ),
+        ("fetchers", "fetchers, all starting at once"),
+        (
+            "all done s",
+            "seconds until the last fetcher had the whole artifact",
+        ),
+        ("p50 s", "median seconds until a fetcher had it"),
+        (
+            "vs 1 fetcher",
+            "all done s / the same mode's time with one fetcher (1.00x: as fast as one alone)",
+        ),
+        (
+            "seeder copies",
+            "bytes the seeder uploaded / the artifact's size (1.00x: it sent one copy)",
+        ),
+    ]);
 }
 
 fn plot_swarm(dir: &Path, report: &swarm::SwarmReport) -> Result<()> {
@@ -400,13 +503,13 @@ fn plot_swarm(dir: &Path, report: &swarm::SwarmReport) -> Result<()> {
             .collect()
     };
     let mut series = vec![Series {
-        name: "swarm".into(),
+        name: swarm::SwarmMode::Swarm.label().into(),
         points: curve(swarm::SwarmMode::Swarm),
     }];
     let baseline = curve(swarm::SwarmMode::SingleServer);
     if !baseline.is_empty() {
         series.push(Series {
-            name: "single server".into(),
+            name: swarm::SwarmMode::SingleServer.label().into(),
             points: baseline,
         });
     }
