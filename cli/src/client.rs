@@ -32,8 +32,21 @@ pub struct DaemonClient {
 impl DaemonClient {
     /// Finds the daemon serving `data_dir`.
     pub fn connect(data_dir: &Path) -> Result<Self> {
-        let addr = std::fs::read_to_string(data_dir.join("api.addr"))
-            .map_err(|_| not_running(data_dir))?;
+        let addr = std::fs::read_to_string(data_dir.join("api.addr")).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                CliError::new(
+                    Failure::Api(seedbank_protocol::api::ErrorCode::PermissionDenied),
+                    format!(
+                        "cannot read {}: permission denied; the data dir belongs to the user the daemon runs as \
+                         (for the systemd unit: sudo -u seedbank seedbank --data-dir /var/lib/seedbank …)",
+                        data_dir.join("api.addr").display()
+                    ),
+                )
+                .into()
+            } else {
+                not_running(data_dir)
+            }
+        })?;
         let token = std::fs::read_to_string(data_dir.join("api.token"))
             .with_context(|| format!("reading the API token in {}", data_dir.display()))?;
         let base = reqwest::Url::parse(&format!("http://{}/", addr.trim())).with_context(|| {

@@ -437,7 +437,11 @@ fn print_detail(detail: &ArtifactDetail) {
     outln!("name:     {}@{} ({})", m.name, m.revision, m.kind);
     outln!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
     outln!("card:     {}", m.card.as_deref().unwrap_or("-"));
-    outln!("size:     {} in {} files", human_bytes(s.size), s.files);
+    outln!(
+        "size:     {} in {}",
+        human_bytes(s.size),
+        count(s.files, "file")
+    );
     outln!(
         "state:    {}{}",
         state_text(s.state),

@@ -136,8 +136,17 @@ impl std::error::Error for CliError {}
 pub fn failure_of(error: &anyhow::Error) -> Failure {
     error
         .chain()
-        .find_map(|cause| cause.downcast_ref::<CliError>())
-        .map_or(Failure::Internal, |typed| typed.failure)
+        .find_map(|cause| {
+            cause
+                .downcast_ref::<CliError>()
+                .map(|typed| typed.failure)
+                .or_else(|| {
+                    cause
+                        .downcast_ref::<seedbank_node::NodeError>()
+                        .map(|node| Failure::Api(node.code()))
+                })
+        })
+        .unwrap_or(Failure::Internal)
 }
 
 /// Whether `error` is stdout closing under us (`seedbank ls | head -1`): not a failure.

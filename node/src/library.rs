@@ -295,21 +295,24 @@ impl Library {
         })
     }
 
-    /// Removes every unpinned artifact and frees the blobs no pinned artifact or fetch
-    /// holds. On a `dry_run`, removes nothing and reports what would go.
+    /// Removes every unpinned artifact that no fetch is filling, and frees the blobs no
+    /// kept artifact or fetch holds. On a `dry_run`, removes nothing and reports what
+    /// would go.
     pub async fn collect_garbage(&self, dry_run: bool) -> NodeResult<GcReport> {
         let before = self.store.blob_sizes().await?;
+        let fetching: HashSet<ContentId> =
+            self.meta.fetch_jobs()?.iter().map(|job| job.root).collect();
         let mut removed = Vec::new();
         let mut kept = Vec::new();
         for record in self.meta.artifacts()? {
-            if self.meta.pin_record(record.root)?.is_some() {
+            if self.meta.pin_record(record.root)?.is_some() || fetching.contains(&record.root) {
                 kept.push(record.root);
             } else {
                 removed.push(removed_artifact(&record));
             }
         }
         if dry_run {
-            kept.extend(self.meta.fetch_jobs()?.iter().map(|job| job.root));
+            kept.extend(fetching.iter().copied());
             let mut held = HashSet::new();
             for root in kept {
                 held.extend(self.blobs_of(root).await);

@@ -134,7 +134,7 @@ fn a_second_daemon_on_a_data_dir_in_use_says_so_and_changes_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(9), "in use is busy: {stderr}");
     assert!(
         stderr.contains("is in use by another seedbank daemon")
             && stderr.contains(&format!("pid {}", first.pid().unwrap())),
@@ -271,7 +271,11 @@ fn config_shows_each_setting_and_where_it_came_from() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success());
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a bad value is bad input: {stderr}"
+    );
     assert!(
         stderr.contains("SEEDBANK_UPLOAD_LIMIT") && stderr.contains("fast"),
         "{stderr}"

@@ -32,7 +32,7 @@ pub struct ConfigOverrides {
     pub api_addr: Option<SocketAddr>,
     /// `--listen` (replaces the configured list when given).
     pub listen: Vec<Multiaddr>,
-    /// `--bootstrap` (added to the configured list).
+    /// `--bootstrap` (added to the list of the lower layers).
     pub bootstrap: Vec<Multiaddr>,
     /// `--no-mdns`.
     pub no_mdns: bool,
@@ -61,12 +61,14 @@ pub struct LoadedConfig {
     /// The effective, validated configuration.
     pub config: NodeConfig,
     figment: Figment,
+    /// Whether `--bootstrap` added to `net.bootstrap`.
+    bootstrap_flags: bool,
 }
 
 impl LoadedConfig {
     /// Loads every layer, reading the environment of this process.
     pub fn load(config_file: &Path, overrides: &ConfigOverrides) -> NodeResult<Self> {
-        Self::load_with_env(config_file, std::env::vars(), overrides)
+        Self::load_with_env(config_file, settings_from_env()?, overrides)
     }
 
     /// Loads every layer with `env` as the environment.
@@ -79,13 +81,23 @@ impl LoadedConfig {
             .merge(Layer::new(DEFAULTS, serialize(&NodeConfig::default())?))
             .merge(toml_layer(config_file)?)
             .merge(env_layer(env)?)
-            .merge(Layer::new(COMMAND_LINE, flag_values(overrides)?))
-            .admerge(Layer::new(COMMAND_LINE, flag_lists(overrides)?));
-        let config: NodeConfig = figment.extract().map_err(|e| {
+            .merge(Layer::new(COMMAND_LINE, flag_values(overrides)?));
+        let mut config: NodeConfig = figment.extract().map_err(|e| {
             NodeError::BadRequest(format!("invalid configuration: {}", one_line(e)))
         })?;
+        // `--bootstrap` adds to the list of the lower layers (figment's own list merge
+        // would let it replace a list written as one value).
+        for address in &overrides.bootstrap {
+            if !config.net.bootstrap.contains(address) {
+                config.net.bootstrap.push(address.clone());
+            }
+        }
         config.validate()?;
-        Ok(Self { config, figment })
+        Ok(Self {
+            config,
+            figment,
+            bootstrap_flags: !overrides.bootstrap.is_empty(),
+        })
     }
 
     /// Every setting with its effective value and where it came from.
@@ -101,10 +113,13 @@ impl LoadedConfig {
                 .try_fold(&effective, |value, part| value.get(part))
                 .cloned()
                 .unwrap_or(serde_json::Value::Null);
-            let source = match self.figment.find_metadata(&key) {
+            let mut source = match self.figment.find_metadata(&key) {
                 Some(metadata) => describe_source(metadata, &key),
                 None => DEFAULTS.to_owned(),
             };
+            if key == "net.bootstrap" && self.bootstrap_flags {
+                source = format!("{source} + {COMMAND_LINE}");
+            }
             settings.push(ConfigSetting { key, value, source });
         }
         Ok(settings)
@@ -238,15 +253,20 @@ fn flag_values(overrides: &ConfigOverrides) -> NodeResult<Dict> {
     Ok(values)
 }
 
-/// Flags that add to the lists of lower layers.
-fn flag_lists(overrides: &ConfigOverrides) -> NodeResult<Dict> {
-    let mut values = Dict::new();
-    if !overrides.bootstrap.is_empty() {
-        let mut net = Dict::new();
-        insert(&mut net, "bootstrap", &overrides.bootstrap)?;
-        values.insert("net".into(), net.into());
+/// The `SEEDBANK_*` variables of this process. Others are skipped unread, so a variable
+/// that is not UTF-8 matters only when it is one of ours (and is then named).
+fn settings_from_env() -> NodeResult<Vec<(String, String)>> {
+    let mut settings = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_| {
+            NodeError::BadRequest(format!("environment variable {name} is not valid UTF-8"))
+        })?;
+        settings.push((name.to_owned(), value));
     }
-    Ok(values)
+    Ok(settings)
 }
 
 fn insert(dict: &mut Dict, key: &str, value: &impl Serialize) -> NodeResult<()> {

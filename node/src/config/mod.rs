@@ -229,6 +229,30 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_flags_add_to_an_address_written_as_one_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = libp2p::PeerId::random();
+        let from_env = format!("/ip4/192.0.2.1/tcp/4150/p2p/{peer}");
+        let from_flag: libp2p::Multiaddr = format!("/ip4/192.0.2.2/tcp/4150/p2p/{peer}")
+            .parse()
+            .unwrap();
+        let flags = ConfigOverrides {
+            bootstrap: vec![from_flag.clone()],
+            ..Default::default()
+        };
+        let file = dir.path().join("config.toml");
+        let loaded = load(&file, &[("SEEDBANK_NET_BOOTSTRAP", &from_env)], &flags).unwrap();
+        assert_eq!(
+            loaded.config.net.bootstrap,
+            vec![from_env.parse().unwrap(), from_flag]
+        );
+        assert_eq!(
+            source_of(&loaded, "net.bootstrap"),
+            "SEEDBANK_NET_BOOTSTRAP + command line"
+        );
+    }
+
+    #[test]
     fn a_bootstrap_address_without_a_peer_id_is_shown_whole() {
         let dir = tempfile::tempdir().unwrap();
         let flags = ConfigOverrides {

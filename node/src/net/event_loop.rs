@@ -104,7 +104,7 @@ impl EventLoop {
             address_policy: AddressPolicy::from_listen(&config.listen),
             dht_queries_started: 0,
         };
-        event_loop.redial_bootstrap_peers();
+        event_loop.dial_due_bootstrap_peers();
         Ok(event_loop)
     }
 
@@ -150,6 +150,11 @@ impl EventLoop {
         {
             return;
         }
+        self.dial_due_bootstrap_peers();
+    }
+
+    /// Dials the bootstrap peers that are not connected and due a dial; at start, all.
+    fn dial_due_bootstrap_peers(&mut self) {
         let now = Instant::now();
         for index in 0..self.bootstrap_peers.len() {
             let bootstrap = &mut self.bootstrap_peers[index];

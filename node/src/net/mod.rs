@@ -249,6 +249,8 @@ pub async fn start_network(
     };
     for address in &config.listen {
         check_tcp_port_free(address)?;
+    }
+    for address in &config.listen {
         swarm
             .listen_on(address.clone())
             .map_err(|e| listen_error(address, &e))?;
