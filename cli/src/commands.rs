@@ -7,10 +7,9 @@ use reqwest::Method;
 use seedbank_node::config::{ConfigOverrides, LoadedConfig};
 use seedbank_node::DataDir;
 use seedbank_protocol::api::{
-    AddRequest, ArtifactDetail, ArtifactSummary, CancelReport, Completeness, ExportReport,
-    ExportRequest, FetchJobState, FetchJobSummary, FetchReport, FetchRequest, GcReport, GcRequest,
-    PeerSummary, PinReport, ProvidersResponse, RemoveReport, RemoveRequest, RemovedArtifact,
-    StatusResponse, VerifyReport,
+    AddRequest, ArtifactDetail, ArtifactSummary, CancelReport, ExportReport, ExportRequest,
+    FetchJobSummary, FetchReport, FetchRequest, GcReport, GcRequest, PeerSummary, PinReport,
+    ProvidersResponse, RemoveReport, RemoveRequest, StatusResponse, VerifyReport,
 };
 use seedbank_protocol::ArtifactKind;
 use serde::Serialize;
@@ -18,8 +17,11 @@ use serde::Serialize;
 use crate::cli::{Cli, Command, KindArg};
 use crate::client::DaemonClient;
 use crate::exit::Exit;
-use crate::output::{count, human_bytes, human_duration, outln, print_table};
+use crate::output::{count, human_bytes, outln, print_table};
 use crate::progress::Bars;
+use crate::render::{
+    print_artifacts, print_detail, print_gc, print_jobs, print_removed, print_status, print_verify,
+};
 
 /// Log filter when `RUST_LOG` is unset. iroh-blobs' GC loop logs every skipped run at
 /// info, which the store's on-demand collection turns into noise. Kademlia warns when
@@ -392,139 +394,6 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()
     Ok(())
 }
 
-fn state_text(state: Completeness) -> &'static str {
-    match state {
-        Completeness::Complete => "complete",
-        Completeness::Partial => "partial",
-        Completeness::Modified => "modified",
-        Completeness::Damaged => "damaged (fetch it to repair)",
-    }
-}
-
-fn print_artifacts(list: &[ArtifactSummary]) {
-    if list.is_empty() {
-        outln!("no artifacts yet (add one with `seedbank add PATH`)");
-        return;
-    }
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|a| {
-            vec![
-                a.name.clone(),
-                a.kind.to_string(),
-                a.revision.clone(),
-                human_bytes(a.size),
-                a.files.to_string(),
-                if a.pinned { "yes" } else { "no" }.into(),
-                state_text(a.state).into(),
-                a.origin.map_or("-", |o| o.as_str()).into(),
-                a.id.to_string(),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "NAME", "KIND", "REVISION", "SIZE", "FILES", "PINNED", "STATE", "ORIGIN", "ID",
-        ],
-        &rows,
-    );
-}
-
-fn print_detail(detail: &ArtifactDetail) {
-    let m = &detail.manifest;
-    let s = &detail.summary;
-    outln!("id:       {}", s.id);
-    outln!("name:     {}@{} ({})", m.name, m.revision, m.kind);
-    outln!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
-    outln!("card:     {}", m.card.as_deref().unwrap_or("-"));
-    outln!(
-        "size:     {} in {}",
-        human_bytes(s.size),
-        count(s.files, "file")
-    );
-    outln!(
-        "state:    {}{}",
-        state_text(s.state),
-        if s.pinned { ", pinned" } else { "" }
-    );
-    if let Some(parent) = &m.parent {
-        outln!("parent:   {parent}");
-    }
-    outln!();
-    let rows: Vec<Vec<String>> = m
-        .files
-        .iter()
-        .map(|f| vec![f.path.clone(), f.size.to_string(), f.hash.to_hex()])
-        .collect();
-    print_table(&["PATH", "BYTES", "BLAKE3"], &rows);
-}
-
-fn removed_line(artifact: &RemovedArtifact) -> String {
-    format!(
-        "{}@{}  {}  {}",
-        artifact.name,
-        artifact.revision,
-        artifact.id,
-        human_bytes(artifact.size)
-    )
-}
-
-fn print_gc(report: &GcReport) {
-    let verb = if report.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
-    for artifact in &report.artifacts_removed {
-        outln!("{verb} {}", removed_line(artifact));
-    }
-    let freed = if report.dry_run {
-        "would free"
-    } else {
-        "freed"
-    };
-    outln!(
-        "{verb} {}, {freed} {} in {}",
-        count(report.artifacts_removed.len() as u64, "unpinned artifact"),
-        human_bytes(report.bytes_freed),
-        count(report.blobs_removed, "blob")
-    );
-    if report.dry_run {
-        outln!("nothing was removed (dry run); pin what you want to keep with `seedbank pin`");
-    }
-}
-
-fn print_removed(report: &RemoveReport) {
-    outln!(
-        "removed {}{}; freed {} in {} (blobs other artifacts use stay)",
-        removed_line(&report.artifact),
-        if report.was_pinned {
-            " (was pinned)"
-        } else {
-            ""
-        },
-        human_bytes(report.bytes_freed),
-        count(report.blobs_removed, "blob")
-    );
-}
-
-fn print_verify(report: &VerifyReport) {
-    for bad in &report.corrupt {
-        outln!(
-            "CORRUPT {} ({}): {}",
-            bad.hash,
-            bad.used_by.join(", "),
-            bad.reason
-        );
-    }
-    outln!(
-        "checked {} ({}): {} corrupt",
-        count(report.blobs_checked, "blob"),
-        human_bytes(report.bytes_checked),
-        report.corrupt.len()
-    );
-}
-
 /// On Ctrl-C, cancels the fetch of `artifact` in the daemon (as `hf download` and
 /// `ollama pull` stop theirs) and exits; verified bytes stay, so fetching again resumes.
 fn cancel_on_ctrl_c(client: DaemonClient, artifact: String) {
@@ -547,80 +416,4 @@ fn cancel_on_ctrl_c(client: DaemonClient, artifact: String) {
         }
         std::process::exit(Exit::Interrupted as i32);
     });
-}
-
-fn job_state_text(state: FetchJobState) -> &'static str {
-    match state {
-        FetchJobState::Running => "running",
-        FetchJobState::Waiting => "waiting",
-        FetchJobState::PausedDiskFull => "paused: disk full",
-        FetchJobState::Saved => "saved",
-    }
-}
-
-fn print_jobs(jobs: &[FetchJobSummary]) {
-    if jobs.is_empty() {
-        outln!("no fetches running or saved");
-        return;
-    }
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|job| {
-            vec![
-                job.id.to_string(),
-                if job.include.is_empty() {
-                    "all files".into()
-                } else {
-                    job.include.join(" ")
-                },
-                job_state_text(job.state).into(),
-                if job.total_bytes > 0 {
-                    format!(
-                        "{}/{}",
-                        human_bytes(job.done_bytes),
-                        human_bytes(job.total_bytes)
-                    )
-                } else {
-                    "-".into()
-                },
-                job.last_error.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    print_table(
-        &["ID", "SELECTION", "STATE", "PROGRESS", "LAST ERROR"],
-        &rows,
-    );
-}
-
-fn print_status(status: &StatusResponse) {
-    outln!("node id:    {}", status.node_id);
-    outln!("version:    {}", status.version);
-    outln!("data dir:   {}", status.data_dir);
-    outln!("store:      {}", human_bytes(status.store_bytes));
-    if status.temp_bytes > 0 {
-        outln!("importing:  {}", human_bytes(status.temp_bytes));
-    }
-    outln!("artifacts:  {} ({} pinned)", status.artifacts, status.pins);
-    outln!(
-        "uptime:     {}",
-        human_duration(std::time::Duration::from_secs(status.uptime_secs))
-    );
-    if let Some(net) = &status.network {
-        outln!("listening:  {}", net.listen_addresses.join(" "));
-        outln!(
-            "peers:      {} connected, {} in the DHT routing table",
-            net.connected_peers,
-            net.routing_table_size
-        );
-    }
-    for job in &status.fetches {
-        outln!(
-            "fetching:   {} {} ({}/{})",
-            job.id,
-            job_state_text(job.state),
-            human_bytes(job.done_bytes),
-            human_bytes(job.total_bytes)
-        );
-    }
 }

@@ -11,6 +11,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod render;
 
 use std::process::ExitCode;
 
