@@ -9,7 +9,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::config::NodeConfig;
-use crate::net::ip_of;
+use crate::net::{ip_of, is_link_local, without_peer_id};
 
 /// What the start-up block shows.
 #[derive(Debug)]
@@ -90,36 +90,22 @@ fn bootstrap_addresses(listen: &[Multiaddr]) -> (Vec<Multiaddr>, bool) {
     let concrete: Vec<(&Multiaddr, IpAddr)> = listen
         .iter()
         .filter_map(|address| ip_of(address).map(|ip| (address, ip)))
-        .filter(|(_, ip)| !ip.is_unspecified() && !is_link_local(ip))
+        .filter(|(_, ip)| !ip.is_unspecified() && !is_link_local(*ip))
         .collect();
     let beyond_loopback: Vec<Multiaddr> = concrete
         .iter()
         .filter(|(_, ip)| !ip.is_loopback())
-        .map(|(address, _)| without_peer(address))
+        .map(|(address, _)| without_peer_id(address))
         .collect();
     if !beyond_loopback.is_empty() {
         return (beyond_loopback, false);
     }
     let loopback: Vec<Multiaddr> = concrete
         .iter()
-        .map(|(address, _)| without_peer(address))
+        .map(|(address, _)| without_peer_id(address))
         .collect();
     let local_only = !loopback.is_empty();
     (loopback, local_only)
-}
-
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => ip.is_link_local(),
-        IpAddr::V6(ip) => (ip.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
-fn without_peer(address: &Multiaddr) -> Multiaddr {
-    address
-        .iter()
-        .filter(|p| !matches!(p, Protocol::P2p(_)))
-        .collect()
 }
 
 #[cfg(test)]

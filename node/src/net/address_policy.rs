@@ -25,6 +25,14 @@ pub enum Scope {
     Public,
 }
 
+/// Whether `ip` is link-local (169.254.0.0/16, fe80::/10): reachable on one link only.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_link_local(),
+        IpAddr::V6(ip) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 /// The scope of `ip`.
 pub fn scope(ip: IpAddr) -> Scope {
     match ip {
@@ -48,7 +56,7 @@ pub fn scope(ip: IpAddr) -> Scope {
                 Scope::Loopback
             } else if ip.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || is_link_local(IpAddr::V6(ip))
             {
                 Scope::Private
             } else if let Some(v4) = ip.to_ipv4_mapped() {

@@ -441,11 +441,9 @@ impl EventLoop {
 /// since its source port is ephemeral and not an address anyone can dial.
 fn shown_address(endpoint: &libp2p::core::ConnectedPoint) -> String {
     match endpoint {
-        libp2p::core::ConnectedPoint::Dialer { address, .. } => address
-            .iter()
-            .filter(|p| !matches!(p, Protocol::P2p(_)))
-            .collect::<Multiaddr>()
-            .to_string(),
+        libp2p::core::ConnectedPoint::Dialer { address, .. } => {
+            super::without_peer_id(address).to_string()
+        }
         libp2p::core::ConnectedPoint::Listener { send_back_addr, .. } => {
             match super::ip_of(send_back_addr) {
                 Some(ip) => format!("{ip} (inbound)"),

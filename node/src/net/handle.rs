@@ -174,6 +174,14 @@ impl NetHandle {
     }
 }
 
+/// `address` without its `/p2p/<peer id>` parts, as shown next to a peer id.
+pub fn without_peer_id(address: &Multiaddr) -> Multiaddr {
+    address
+        .iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
 /// Splits `/…/p2p/<id>` into the peer id and the address without it.
 pub fn split_peer_address(address: &Multiaddr) -> NodeResult<(PeerId, Multiaddr)> {
     let mut transport = address.clone();

@@ -25,8 +25,10 @@ use libp2p::{noise, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use address_policy::AddressPolicy;
-pub use handle::{split_peer_address, NetHandle, NetStatus, PeerInfo, ProviderLookup};
+pub use address_policy::{is_link_local, AddressPolicy};
+pub use handle::{
+    split_peer_address, without_peer_id, NetHandle, NetStatus, PeerInfo, ProviderLookup,
+};
 pub use peer_ips::{ip_of, PeerIps};
 
 use crate::error::{NodeError, NodeResult};
