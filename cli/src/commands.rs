@@ -159,6 +159,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 return Ok(Exit::Ok);
             }
             let request = FetchRequest {
+                allow_unsigned: false,
                 id: artifact.clone(),
                 include: include.clone(),
                 pin,

@@ -50,21 +50,40 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
     let m = &detail.manifest;
     let s = &detail.summary;
     outln!("id:       {}", s.id);
-    outln!("name:     {}@{} ({})", m.name, m.revision, m.kind);
-    outln!("licence:  {}", m.licence.as_deref().unwrap_or("-"));
-    outln!("card:     {}", m.card.as_deref().unwrap_or("-"));
+    if s.name.is_empty() {
+        outln!("name:     - ({})", s.kind);
+    } else {
+        outln!("name:     {}@{} ({})", s.name, s.revision, s.kind);
+    }
+    outln!("licence:  {}", detail.licence.as_deref().unwrap_or("-"));
+    outln!("card:     {}", detail.card.as_deref().unwrap_or("-"));
     outln!(
         "size:     {} in {}",
         human_bytes(s.size),
         count(s.files, "file")
     );
     outln!(
-        "state:    {}{}",
+        "state:    {}{}{}",
         state_text(s.state),
-        if s.pinned { ", pinned" } else { "" }
+        if s.pinned { ", pinned" } else { "" },
+        if detail.seeding {
+            ""
+        } else {
+            ", not seeded (licence not in this node's allowlist)"
+        }
     );
-    if let Some(parent) = &m.parent {
-        outln!("parent:   {parent}");
+    for release in &detail.releases {
+        outln!(
+            "release:  {}/{}@{} signed by {}{}",
+            release.alias.as_deref().unwrap_or("?"),
+            release.name,
+            release.revision,
+            release.publisher,
+            if release.trusted { "" } else { " (untrusted)" }
+        );
+        if let Some(parent) = &release.parent {
+            outln!("parent:   {parent}");
+        }
     }
     outln!();
     let rows: Vec<Vec<String>> = m
@@ -73,6 +92,10 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
         .map(|f| vec![f.path.clone(), f.size.to_string(), f.hash.to_hex()])
         .collect();
     print_table(&["PATH", "BYTES", "BLAKE3"], &rows);
+    if let Some(text) = &detail.card_text {
+        outln!();
+        outln!("{}", text.trim_end());
+    }
 }
 
 fn removed_line(artifact: &RemovedArtifact) -> String {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use seedbank_protocol::api::{ApiError, ErrorCode};
-use seedbank_protocol::ManifestError;
+use seedbank_protocol::{LabelError, ManifestError};
 
 /// Anything that can go wrong in a node operation.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,9 @@ pub enum NodeError {
     /// A manifest failed validation.
     #[error("invalid manifest: {0}")]
     Manifest(#[from] ManifestError),
+    /// A name, revision, tag or licence breaks its rules.
+    #[error("{0}")]
+    Label(#[from] LabelError),
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -129,9 +132,10 @@ impl NodeError {
     /// The API error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            NodeError::BadRequest(_) | NodeError::Manifest(_) | NodeError::SymlinkRefused(_) => {
-                ErrorCode::BadRequest
-            }
+            NodeError::BadRequest(_)
+            | NodeError::Manifest(_)
+            | NodeError::Label(_)
+            | NodeError::SymlinkRefused(_) => ErrorCode::BadRequest,
             NodeError::NotAFile(_)
             | NodeError::AmbiguousName { .. }
             | NodeError::SymlinkInExport(_) => ErrorCode::BadRequest,

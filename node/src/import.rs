@@ -17,7 +17,7 @@ use seedbank_protocol::{
 };
 
 use crate::error::{NodeError, NodeResult};
-use crate::meta::{ArtifactRecord, Meta, PinRecord};
+use crate::meta::{ArtifactRecord, Labels, Meta, PinRecord};
 use crate::progress::ProgressReporter;
 use crate::reference;
 use crate::store::{from_iroh, BlobStore};
@@ -155,16 +155,13 @@ pub async fn add_artifact(
         .iter()
         .find(|card| entries.iter().any(|e| e.path == **card))
         .map(|card| (*card).to_owned());
-    let manifest = Manifest {
-        kind: options.kind,
+    let manifest = Manifest { files: entries };
+    let labels = Labels {
         name,
+        kind: Some(options.kind),
         revision,
-        files: entries,
         licence: options.licence.clone(),
         card,
-        parent: None,
-        created_at: unix_now(),
-        publisher: None,
     };
     let manifest_bytes = manifest.encode()?;
     let manifest_tag = store.add_bytes(manifest_bytes, BlobFormat::Raw).await?;
@@ -179,6 +176,7 @@ pub async fn add_artifact(
         root,
         manifest_hash,
         &manifest,
+        Some(labels),
         options.reference,
         ArtifactOrigin::Added,
     )
@@ -200,28 +198,45 @@ pub async fn add_artifact(
 
 /// Makes a stored artifact visible: tags its root so its blobs stay, makes the store
 /// durable, and records it (keeping the first time it was added, and how). Used by add
-/// and by fetch; the caller has checked that every blob it needs is complete.
+/// and by fetch; the caller has checked that every blob it needs is complete. Without
+/// `labels`, an artifact already recorded keeps its own.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit_artifact(
     store: &BlobStore,
     meta: &Meta,
     root: ContentId,
     manifest_hash: BlobHash,
     manifest: &Manifest,
+    labels: Option<Labels>,
     referenced: bool,
     origin: ArtifactOrigin,
 ) -> NodeResult<ArtifactRecord> {
     store.keep_artifact(root).await?;
     store.sync().await?;
-    let added_at = meta
-        .artifact(root)?
+    let existing = meta.artifact(root)?;
+    let added_at = existing
+        .as_ref()
         .map(|existing| existing.added_at)
         .unwrap_or_else(unix_now);
+    let labels = labels
+        .or_else(|| {
+            existing.map(|e| Labels {
+                name: e.name,
+                kind: Some(e.kind),
+                revision: e.revision,
+                licence: e.licence,
+                card: e.card,
+            })
+        })
+        .unwrap_or_default();
     let record = ArtifactRecord {
         root,
         manifest: manifest_hash,
-        name: manifest.name.clone(),
-        kind: manifest.kind,
-        revision: manifest.revision.clone(),
+        name: labels.name,
+        kind: labels.kind.unwrap_or(ArtifactKind::Model),
+        revision: labels.revision,
+        licence: labels.licence,
+        card: labels.card,
         size: manifest.total_size(),
         files: manifest.files.len() as u64,
         added_at,
@@ -363,7 +378,7 @@ fn walk_error(root: &Path, error: walkdir::Error) -> NodeError {
 
 #[cfg(test)]
 mod tests {
-    use seedbank_protocol::ManifestError;
+    use seedbank_protocol::LabelError;
 
     use super::*;
 
@@ -442,7 +457,7 @@ mod tests {
             (options(Some("ok"), None, Some("MIT;rm")), "licence"),
         ] {
             match add_artifact(&store, &meta, bad, &mut progress).await {
-                Err(NodeError::Manifest(ManifestError::BadField { field: got, .. })) => {
+                Err(NodeError::Label(LabelError { field: got, .. })) => {
                     assert_eq!(got, field)
                 }
                 other => panic!("expected an invalid {field}, got {other:?}"),

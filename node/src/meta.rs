@@ -22,12 +22,17 @@ pub struct ArtifactRecord {
     pub root: ContentId,
     /// Hash of the manifest blob, the first entry of the root HashSeq.
     pub manifest: BlobHash,
-    /// Name from the manifest.
+    /// Name given on `add`, or by the release it was fetched by; empty when it has none.
+    /// Local: the content id does not depend on it.
     pub name: String,
-    /// Kind from the manifest.
+    /// Model or dataset, as given on `add` or by its release.
     pub kind: ArtifactKind,
-    /// Revision from the manifest.
+    /// Revision label, as given on `add` or by its release.
     pub revision: String,
+    /// SPDX licence, as given on `add` or by its release.
+    pub licence: Option<String>,
+    /// The model or dataset card among its files.
+    pub card: Option<String>,
     /// Total size of the files.
     pub size: u64,
     /// Number of files.
@@ -36,6 +41,22 @@ pub struct ArtifactRecord {
     pub added_at: u64,
     /// Whether its files were referenced in place.
     pub referenced: bool,
+}
+
+/// What a node calls an artifact: given on `add`, or taken from the release it was
+/// fetched by. None of it is part of the content id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Labels {
+    /// Name; empty for an artifact fetched by id alone.
+    pub name: String,
+    /// Model or dataset.
+    pub kind: Option<ArtifactKind>,
+    /// Revision label.
+    pub revision: String,
+    /// SPDX licence.
+    pub licence: Option<String>,
+    /// Card path among the files.
+    pub card: Option<String>,
 }
 
 /// Why and when an artifact is pinned.
@@ -374,6 +395,8 @@ mod tests {
             name: "m".into(),
             kind: ArtifactKind::Model,
             revision: "main".into(),
+            licence: None,
+            card: None,
             size: 1,
             files: 1,
             added_at: 0,

@@ -27,6 +27,7 @@ use crate::export::select_files;
 use crate::fetch_jobs::{Attempt, FetchJobs, JobCounts, JobView, Origin};
 use crate::import::{unix_now, AddOptions};
 use crate::library::Library;
+use crate::meta::Labels;
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::peers::{PeerAction, PeerBook};
 use crate::progress::ProgressReporter;
@@ -426,6 +427,11 @@ impl Node {
             .await
     }
 
+    /// The labels a release this node has seen gives `root`, if any.
+    fn release_labels(&self, _root: ContentId) -> NodeResult<Option<Labels>> {
+        Ok(None)
+    }
+
     fn root_of(&self, id: &str) -> NodeResult<ContentId> {
         if let Ok(root) = id.parse::<ContentId>() {
             return Ok(root);
@@ -518,14 +524,17 @@ impl Node {
                 "{root}: some files are still incomplete after the fetch"
             )));
         }
-        self.library.commit_fetched(&fetched, root).await?;
+        let record = self
+            .library
+            .commit_fetched(&fetched, root, self.release_labels(root)?)
+            .await?;
         if files.len() == fetched.manifest.files.len() {
             self.announce_soon(root).await;
         }
         Ok(FetchReport {
             id: root,
-            name: fetched.manifest.name.clone(),
-            revision: fetched.manifest.revision.clone(),
+            name: record.name,
+            revision: record.revision,
             files: files.len() as u64,
             size: files.iter().map(|f| f.size).sum(),
             bytes_missing_at_start: outcome.bytes_missing_at_start,

@@ -66,6 +66,8 @@ mod tests {
             name: name.into(),
             kind: ArtifactKind::Model,
             revision: revision.into(),
+            licence: None,
+            card: None,
             size: 0,
             files: 0,
             added_at,

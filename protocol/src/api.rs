@@ -219,7 +219,17 @@ impl ArtifactOrigin {
 pub struct ArtifactDetail {
     /// The summary line.
     pub summary: ArtifactSummary,
-    /// The manifest.
+    /// SPDX licence: the release's, else the one given on `add`.
+    pub licence: Option<String>,
+    /// Card path among the files.
+    pub card: Option<String>,
+    /// The card's text, when the card file is stored (at most 64 KiB of it).
+    pub card_text: Option<String>,
+    /// The signed releases this node has seen for this root, newest first.
+    pub releases: Vec<crate::names_api::ReleaseInfo>,
+    /// Whether this node seeds it: false when its licence is not in the node's allowlist.
+    pub seeding: bool,
+    /// The manifest: the file tree.
     pub manifest: Manifest,
 }
 
@@ -337,8 +347,11 @@ pub struct VerifyReport {
 /// `POST /v1/fetch`: get an artifact from the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchRequest {
-    /// Content id of the artifact.
+    /// Content id of the artifact, or a published name `PUBLISHER/NAME[@REVISION]`.
     pub id: String,
+    /// Accept a local label (a name with no publisher) that no signed release backs.
+    #[serde(default)]
+    pub allow_unsigned: bool,
     /// Fetch only files whose path matches one of these globs; all files when empty.
     pub include: Vec<String>,
     /// Pin the artifact once the fetch succeeds.

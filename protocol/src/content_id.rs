@@ -21,7 +21,7 @@ pub const CONTENT_ID_PREFIX: &str = "sb1";
 /// Length of the base32 part of a content id's text form.
 const ENCODED_HASH_CHARS: usize = 52;
 
-static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
+pub(crate) static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
     let mut spec = data_encoding::Specification::new();
     spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
     #[allow(clippy::expect_used)]

@@ -1,4 +1,5 @@
-//! Seedbank's shared language: content ids, artifact manifests, the limits every peer
+//! Seedbank's shared language: content ids, artifact manifests, publisher keys and the
+//! signed records they make (releases, name records, catalogs), the limits every peer
 //! enforces, and the control-API types the CLI and daemon exchange.
 //!
 //! This crate is pure: no tokio, no sockets, no files. Everything that decodes
@@ -9,14 +10,27 @@ pub mod artifact_path;
 pub mod artifact_root;
 pub mod blob_hash;
 pub mod blob_wire;
+pub mod catalog;
 pub mod content_id;
+pub mod labels;
 pub mod limits;
 pub mod manifest;
+pub mod name_record;
+pub mod name_ref;
+pub mod names_api;
+pub mod publisher_key;
+pub mod release;
+pub mod signed;
 
 pub use artifact_path::{escape_path, validate_artifact_path, ArtifactPathError};
 pub use artifact_root::{ArtifactRoot, ArtifactRootError};
 pub use blob_hash::BlobHash;
+pub use catalog::{CatalogEntry, CatalogPage, DhtRecord, Directory};
 pub use content_id::{ContentId, ContentIdError};
-pub use manifest::{
-    validate_labels, ArtifactKind, FileEntry, Manifest, ManifestError, PublisherSignature,
-};
+pub use labels::{validate_labels, ArtifactKind, LabelError};
+pub use manifest::{FileEntry, Manifest, ManifestError};
+pub use name_record::{NameRecord, RevisionEntry, SignedNameRecord};
+pub use name_ref::NameRef;
+pub use publisher_key::{PublisherKey, PublisherSecret};
+pub use release::{Release, SignedRelease};
+pub use signed::{RecordError, Signed};

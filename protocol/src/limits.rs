@@ -39,3 +39,35 @@ pub const MAX_LICENCE_BYTES: usize = 128;
 
 /// Largest JSON body the control API accepts. Requests carry paths and options, never data.
 pub const MAX_API_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest tag, in bytes.
+pub const MAX_TAG_BYTES: usize = 32;
+
+/// Most tags one release or catalog entry may carry.
+pub const MAX_TAGS: usize = 16;
+
+/// Largest signed release record. Its longest fields (name, revision, licence, card
+/// path, tags) fit with room to spare.
+pub const MAX_RELEASE_BYTES: usize = 3 * 1024;
+
+/// Most earlier revisions a name record lists; older ones drop off the record.
+pub const MAX_EARLIER_REVISIONS: usize = 32;
+
+/// Largest signed name record: the latest release and [`MAX_EARLIER_REVISIONS`]
+/// entries fit; DHT nodes refuse anything larger.
+pub const MAX_NAME_RECORD_BYTES: usize = 8 * 1024;
+
+/// Largest signed catalog page.
+pub const MAX_CATALOG_PAGE_BYTES: usize = 16 * 1024;
+
+/// Most names on one catalog page.
+pub const MAX_CATALOG_ENTRIES_PER_PAGE: usize = 64;
+
+/// Most pages one publisher's catalog may have (4096 names at the most).
+pub const MAX_CATALOG_PAGES: usize = 64;
+
+/// Most publishers one node's directory lists.
+pub const MAX_DIRECTORY_PUBLISHERS: usize = 64;
+
+/// Largest signed directory.
+pub const MAX_DIRECTORY_BYTES: usize = 4 * 1024;

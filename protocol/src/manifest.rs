@@ -9,49 +9,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    MAX_ARTIFACT_BYTES, MAX_FILES_PER_ARTIFACT, MAX_FILE_BYTES, MAX_LICENCE_BYTES,
-    MAX_MANIFEST_BYTES, MAX_NAME_BYTES, MAX_REVISION_BYTES,
+    MAX_ARTIFACT_BYTES, MAX_FILES_PER_ARTIFACT, MAX_FILE_BYTES, MAX_MANIFEST_BYTES,
 };
-use crate::{validate_artifact_path, ArtifactPathError, BlobHash, ContentId};
+use crate::{validate_artifact_path, ArtifactPathError, BlobHash};
 
 /// The manifest format this code writes and reads.
-pub const MANIFEST_FORMAT_VERSION: u8 = 1;
-
-/// Length of an ed25519 signature.
-pub const SIGNATURE_BYTES: usize = 64;
-
-/// Whether an artifact is a model or a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ArtifactKind {
-    /// Model weights, configs and tokenizers.
-    Model,
-    /// A dataset.
-    Dataset,
-}
-
-impl std::fmt::Display for ArtifactKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ArtifactKind::Model => "model",
-            ArtifactKind::Dataset => "dataset",
-        })
-    }
-}
-
-impl std::str::FromStr for ArtifactKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "model" => Ok(ArtifactKind::Model),
-            "dataset" => Ok(ArtifactKind::Dataset),
-            other => Err(format!(
-                "unknown artifact kind {other:?}: expected \"model\" or \"dataset\""
-            )),
-        }
-    }
-}
+pub const MANIFEST_FORMAT_VERSION: u8 = 2;
 
 /// One file of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,37 +27,14 @@ pub struct FileEntry {
     pub hash: BlobHash,
 }
 
-/// A publisher's ed25519 key and signature over the manifest with this field empty.
-/// Signing arrives with publishers; the field is here so the format need not change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublisherSignature {
-    /// The publisher's ed25519 public key.
-    pub public_key: [u8; 32],
-    /// The ed25519 signature, [`SIGNATURE_BYTES`] long.
-    pub signature: Vec<u8>,
-}
-
-/// One revision of a model or dataset.
+/// The file tree of one revision of a model or dataset, and nothing else: the same
+/// files give the same manifest, and so the same content id, whoever adds them and
+/// whenever. Who published it, under what name and licence, lives in a signed
+/// [`crate::Release`] that points at the root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Model or dataset.
-    pub kind: ArtifactKind,
-    /// Short name, e.g. `tiny-llama`.
-    pub name: String,
-    /// Revision label, e.g. `main` or `v1.2`.
-    pub revision: String,
     /// Files in strictly ascending path order, the order of the root HashSeq after the manifest.
     pub files: Vec<FileEntry>,
-    /// SPDX licence id or expression.
-    pub licence: Option<String>,
-    /// Path of the model or dataset card among `files`.
-    pub card: Option<String>,
-    /// Root of the previous revision.
-    pub parent: Option<ContentId>,
-    /// Creation time, seconds since the Unix epoch.
-    pub created_at: u64,
-    /// Publisher key and signature, when published.
-    pub publisher: Option<PublisherSignature>,
 }
 
 /// Why a manifest could not be encoded or decoded.
@@ -135,17 +75,6 @@ pub enum ManifestError {
     /// Files are not in strictly ascending path order (or a path repeats).
     #[error("file {0:?} is duplicated or out of order")]
     DuplicateOrUnsortedPath(String),
-    /// Name, revision or licence is empty, too long, or has characters outside its alphabet.
-    #[error("invalid {field}: {reason}")]
-    BadField {
-        /// Which field.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The card path is not one of the files.
-    #[error("card {0:?} is not one of the artifact's files")]
-    CardNotAFile(String),
 }
 
 impl Manifest {
@@ -187,7 +116,6 @@ impl Manifest {
 
     /// Checks every field against the limits and rules in this module.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        validate_labels(&self.name, &self.revision, self.licence.as_deref())?;
         if self.files.len() > MAX_FILES_PER_ARTIFACT {
             return Err(ManifestError::TooManyFiles(self.files.len()));
         }
@@ -210,22 +138,6 @@ impl Manifest {
                 return Err(ManifestError::DuplicateOrUnsortedPath(pair[1].path.clone()));
             }
         }
-        if let Some(card) = &self.card {
-            if self.file(card).is_none() {
-                return Err(ManifestError::CardNotAFile(card.clone()));
-            }
-        }
-        if let Some(publisher) = &self.publisher {
-            if publisher.signature.len() != SIGNATURE_BYTES {
-                return Err(ManifestError::BadField {
-                    field: "signature",
-                    reason: format!(
-                        "{} bytes, expected {SIGNATURE_BYTES}",
-                        publisher.signature.len()
-                    ),
-                });
-            }
-        }
         Ok(())
     }
 
@@ -245,75 +157,6 @@ impl Manifest {
     }
 }
 
-/// Checks a name, revision and licence against the rules a manifest holds them to, so a
-/// node can refuse bad ones before doing any work with files.
-pub fn validate_labels(
-    name: &str,
-    revision: &str,
-    licence: Option<&str>,
-) -> Result<(), ManifestError> {
-    validate_label("name", name, MAX_NAME_BYTES)?;
-    validate_label("revision", revision, MAX_REVISION_BYTES)?;
-    if let Some(licence) = licence {
-        validate_licence(licence)?;
-    }
-    Ok(())
-}
-
-/// Names and revisions: ASCII letters, digits, `.`, `_`, `-`; not starting with `.`.
-/// `/` and `@` are reserved for `publisher/name@revision`.
-fn validate_label(field: &'static str, value: &str, max: usize) -> Result<(), ManifestError> {
-    let bad = |reason: String| Err(ManifestError::BadField { field, reason });
-    if value.is_empty() {
-        return bad("must not be empty".into());
-    }
-    if value.len() > max {
-        return bad(format!(
-            "{} bytes is longer than the limit of {max}",
-            value.len()
-        ));
-    }
-    if value.starts_with('.') {
-        return bad(format!("{value:?} must not start with '.'"));
-    }
-    if let Some(c) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(format!(
-            "{value:?} contains {c:?}; use letters, digits, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
-
-/// Licences: an SPDX id or expression, printable ASCII.
-fn validate_licence(value: &str) -> Result<(), ManifestError> {
-    let bad = |reason: String| {
-        Err(ManifestError::BadField {
-            field: "licence",
-            reason,
-        })
-    };
-    if value.is_empty() {
-        return bad("must not be empty".into());
-    }
-    if value.len() > MAX_LICENCE_BYTES {
-        return bad(format!(
-            "{} bytes is longer than the limit of {MAX_LICENCE_BYTES}",
-            value.len()
-        ));
-    }
-    if let Some(c) = value.chars().find(|c| {
-        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '(' | ')' | ' ' | ':'))
-    }) {
-        return bad(format!(
-            "{value:?} contains {c:?}, not allowed in an SPDX expression"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -330,63 +173,33 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
-            kind: ArtifactKind::Model,
-            name: "tiny-llama".into(),
-            revision: "main".into(),
             files: vec![
                 file("README.md", 10),
                 file("weights/model.safetensors", 1 << 30),
             ],
-            licence: Some("Apache-2.0".into()),
-            card: Some("README.md".into()),
-            parent: None,
-            created_at: 1_700_000_000,
-            publisher: None,
         }
     }
 
-    fn arb_label() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,20}"
-    }
-
     fn arb_manifest() -> impl Strategy<Value = Manifest> {
-        (
-            prop_oneof![Just(ArtifactKind::Model), Just(ArtifactKind::Dataset)],
-            arb_label(),
-            arb_label(),
-            proptest::collection::btree_map(
-                "[a-z]{1,8}(/[a-z0-9_]{1,8}){0,3}",
-                (0..=MAX_FILE_BYTES / 32, any::<[u8; 32]>()),
-                0..20,
-            ),
-            proptest::option::of("[A-Za-z0-9.-]{1,20}"),
-            proptest::option::of(any::<[u8; 32]>()),
-            any::<u64>(),
+        proptest::collection::btree_map(
+            "[a-z]{1,8}(/[a-z0-9_]{1,8}){0,3}",
+            (0..=MAX_FILE_BYTES / 32, any::<[u8; 32]>()),
+            0..20,
         )
-            .prop_map(
-                |(kind, name, revision, files, licence, parent, created_at)| {
-                    let mut manifest = Manifest {
-                        kind,
-                        name,
-                        revision,
-                        files: files
-                            .into_iter()
-                            .map(|(path, (size, hash))| FileEntry {
-                                path,
-                                size,
-                                hash: BlobHash(hash),
-                            })
-                            .collect(),
-                        licence,
-                        card: None,
-                        parent: parent.map(|p| ContentId(BlobHash(p))),
-                        created_at,
-                        publisher: None,
-                    };
-                    manifest.sort_files();
-                    manifest
-                },
-            )
+        .prop_map(|files| {
+            let mut manifest = Manifest {
+                files: files
+                    .into_iter()
+                    .map(|(path, (size, hash))| FileEntry {
+                        path,
+                        size,
+                        hash: BlobHash(hash),
+                    })
+                    .collect(),
+            };
+            manifest.sort_files();
+            manifest
+        })
     }
 
     proptest! {
@@ -432,7 +245,6 @@ mod tests {
     fn a_fetched_manifest_with_a_bidi_control_in_a_path_is_refused() {
         let mut manifest = sample();
         manifest.files = vec![file("weights\u{202e}nib.exe", 1)];
-        manifest.card = None;
         // Encoded by hand, as a hostile peer would, skipping the validation in encode.
         let mut bytes = vec![MANIFEST_FORMAT_VERSION];
         bytes.extend(postcard::to_stdvec(&manifest).unwrap());
@@ -461,56 +273,14 @@ mod tests {
         ));
         let mut manifest = sample();
         manifest.files = vec![file("../escape", 1)];
-        manifest.card = None;
         assert!(matches!(manifest.encode(), Err(ManifestError::BadPath(_))));
         manifest.files = vec![file("/abs", 1)];
         assert!(matches!(manifest.encode(), Err(ManifestError::BadPath(_))));
     }
 
     #[test]
-    fn rejects_bad_names_and_licences() {
-        for name in [
-            "",
-            "alice/llama",
-            "llama@v1",
-            ".hidden",
-            &"n".repeat(MAX_NAME_BYTES + 1),
-        ] {
-            let mut manifest = sample();
-            manifest.name = name.into();
-            let error = manifest.encode().unwrap_err();
-            assert!(
-                matches!(error, ManifestError::BadField { field: "name", .. }),
-                "{name}: {error}"
-            );
-        }
-        let mut manifest = sample();
-        manifest.licence = Some("MIT; rm -rf".into());
-        assert!(matches!(
-            manifest.encode(),
-            Err(ManifestError::BadField {
-                field: "licence",
-                ..
-            })
-        ));
-        manifest.licence = Some("Apache-2.0 OR MIT".into());
-        assert!(manifest.encode().is_ok());
-    }
-
-    #[test]
-    fn card_must_be_a_file() {
-        let mut manifest = sample();
-        manifest.card = Some("CARD.md".into());
-        assert_eq!(
-            manifest.encode(),
-            Err(ManifestError::CardNotAFile("CARD.md".into()))
-        );
-    }
-
-    #[test]
     fn file_count_limit_is_enforced() {
         let mut manifest = sample();
-        manifest.card = None;
         manifest.files = (0..=MAX_FILES_PER_ARTIFACT)
             .map(|i| file(&format!("f{i:07}"), 1))
             .collect();
@@ -525,7 +295,6 @@ mod tests {
     #[test]
     fn file_and_artifact_size_limits_are_enforced() {
         let mut manifest = sample();
-        manifest.card = None;
         manifest.files = vec![file("huge", MAX_FILE_BYTES + 1)];
         assert!(matches!(
             manifest.encode(),
@@ -550,7 +319,6 @@ mod tests {
     #[test]
     fn a_hostile_manifest_with_a_two_to_the_56_byte_file_does_not_decode() {
         let mut manifest = sample();
-        manifest.card = None;
         manifest.files = vec![file("weights.bin", 1 << 56)];
         // Encode bypassing validation, as a hostile peer would.
         let mut bytes = vec![MANIFEST_FORMAT_VERSION];
@@ -568,26 +336,5 @@ mod tests {
             Manifest::decode(&bytes),
             Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES + 1))
         );
-    }
-
-    #[test]
-    fn signature_length_is_checked() {
-        let mut manifest = sample();
-        manifest.publisher = Some(PublisherSignature {
-            public_key: [1; 32],
-            signature: vec![0; 10],
-        });
-        assert!(matches!(
-            manifest.encode(),
-            Err(ManifestError::BadField {
-                field: "signature",
-                ..
-            })
-        ));
-        manifest.publisher = Some(PublisherSignature {
-            public_key: [1; 32],
-            signature: vec![0; 64],
-        });
-        assert!(manifest.encode().is_ok());
     }
 }

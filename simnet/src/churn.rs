@@ -269,6 +269,7 @@ async fn check_one(
     let providers = asker.sim.handle.find_providers(root).await?;
     check.found = providers.iter().any(|p| live_holders.contains(p));
     let request = FetchRequest {
+        allow_unsigned: false,
         id: root.to_string(),
         include: Vec::new(),
         pin: false,

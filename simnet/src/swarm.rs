@@ -189,6 +189,7 @@ async fn run_once(
             let node = node.clone();
             tokio::spawn(async move {
                 let request = FetchRequest {
+                    allow_unsigned: false,
                     id: root.to_string(),
                     include: Vec::new(),
                     pin: false,

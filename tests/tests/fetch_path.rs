@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use seedbank_protocol::manifest::MANIFEST_FORMAT_VERSION;
-use seedbank_protocol::{ArtifactKind, BlobHash, FileEntry, Manifest};
+use seedbank_protocol::{BlobHash, FileEntry, Manifest};
 use seedbank_tests::hostile::HostileSeeder;
 use seedbank_tests::{
     file_hash, free_port, run_cli, start_joined_at, tree_hashes, write_random_file, Daemon,
@@ -314,15 +314,7 @@ fn a_manifest_listing_a_two_to_the_56_byte_file_is_refused_and_the_daemon_stays_
         hash: BlobHash([7; 32]),
     };
     let manifest = Manifest {
-        kind: ArtifactKind::Model,
-        name: "huge".into(),
-        revision: "main".into(),
         files: vec![huge.clone()],
-        licence: None,
-        card: None,
-        parent: None,
-        created_at: 0,
-        publisher: None,
     };
     // Encoded as a hostile peer would: the codec's own format, no validation.
     let mut bytes = vec![MANIFEST_FORMAT_VERSION];

@@ -50,8 +50,8 @@ fn added_directory_lists_shows_and_exports_byte_identical() {
     );
 
     let shown = daemon.ok_json(&["show", "tiny-model"]);
-    assert_eq!(shown["manifest"]["licence"], "Apache-2.0");
-    assert_eq!(shown["manifest"]["card"], "README.md");
+    assert_eq!(shown["licence"], "Apache-2.0");
+    assert_eq!(shown["card"], "README.md");
     let paths: Vec<_> = shown["manifest"]["files"]
         .as_array()
         .unwrap()

@@ -19,13 +19,16 @@ use crate::data_dir::DataDir;
 use crate::error::{NodeError, NodeResult};
 use crate::export::{export_files, select_files};
 use crate::import::{add_artifact, commit_artifact, unix_now, AddOptions};
-use crate::meta::{ArtifactRecord, FetchJobRecord, Meta, PinRecord};
+use crate::meta::{ArtifactRecord, FetchJobRecord, Labels, Meta, PinRecord};
 use crate::peers::SavedPeer;
 use crate::progress::ProgressReporter;
 use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
 use crate::transfer::root::{read_root, RootAndManifest};
+
+/// Most bytes of a card `show` prints.
+pub const MAX_CARD_TEXT_BYTES: usize = 64 * 1024;
 
 /// Where the peer book is saved in the node's state.
 const PEER_BOOK_KEY: &str = "peer_book";
@@ -109,7 +112,12 @@ impl Library {
 
     /// Records a fetched artifact whose selected files are all complete (pinned again
     /// if it was pinned before a repair).
-    pub async fn commit_fetched(&self, fetched: &RootAndManifest, id: ContentId) -> NodeResult<()> {
+    pub async fn commit_fetched(
+        &self,
+        fetched: &RootAndManifest,
+        id: ContentId,
+        labels: Option<Labels>,
+    ) -> NodeResult<ArtifactRecord> {
         if self.meta.pin_record(id)?.is_some() {
             self.store.set_pinned(id, true).await?;
         }
@@ -119,11 +127,11 @@ impl Library {
             id,
             fetched.root.manifest,
             &fetched.manifest,
+            labels,
             false,
             ArtifactOrigin::Fetched,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Saves a fetch job, so it resumes if the daemon stops before it ends.
@@ -240,8 +248,22 @@ impl Library {
     pub async fn detail(&self, reference: &str) -> NodeResult<ArtifactDetail> {
         let record = self.resolve(reference)?;
         let manifest = self.manifest(&record).await?;
+        let card_text = match record.card.as_deref().and_then(|card| manifest.file(card)) {
+            Some(card) => self
+                .store
+                .read_small(card.hash, MAX_CARD_TEXT_BYTES)
+                .await
+                .ok()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            None => None,
+        };
         Ok(ArtifactDetail {
             summary: self.summary_with(&record, &manifest).await?,
+            licence: record.licence.clone(),
+            card: record.card.clone(),
+            card_text,
+            releases: Vec::new(),
+            seeding: true,
             manifest,
         })
     }
