@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::import::unix_now;
 use crate::library::Library;
+use crate::names::LicencePolicy;
 use crate::net::NetHandle;
 
 /// How often due announcements are checked once the node has peers.
@@ -35,9 +36,9 @@ pub struct Announcer {
 
 impl Announcer {
     /// Starts the announcer task for `library` on `net`.
-    pub fn spawn(library: Library, net: NetHandle) -> Self {
+    pub fn spawn(library: Library, net: NetHandle, policy: LicencePolicy) -> Self {
         let announcer = Self::default();
-        tokio::spawn(announcer.clone().run(library, net));
+        tokio::spawn(announcer.clone().run(library, net, policy));
         announcer
     }
 
@@ -54,7 +55,7 @@ impl Announcer {
         self.stop.cancel();
     }
 
-    async fn run(self, library: Library, net: NetHandle) {
+    async fn run(self, library: Library, net: NetHandle, policy: LicencePolicy) {
         let mut announced_everything = false;
         let mut reached_network = false;
         loop {
@@ -65,7 +66,7 @@ impl Announcer {
             let everything = !announced_everything || (has_peers && !reached_network);
             match library.due_announcements(unix_now(), everything).await {
                 Ok(due) => {
-                    announce(&library, &net, due).await;
+                    announce(&library, &net, seedable(&library, &policy, due)).await;
                     announced_everything = true;
                     reached_network |= has_peers;
                 }
@@ -85,6 +86,19 @@ impl Announcer {
             }
         }
     }
+}
+
+/// The roots of `due` whose licence the node's allowlist admits.
+fn seedable(library: &Library, policy: &LicencePolicy, due: Vec<ContentId>) -> Vec<ContentId> {
+    due.into_iter()
+        .filter(|root| match library.find(&root.to_string()) {
+            Ok(record) if !policy.allows(record.licence.as_deref()) => {
+                tracing::debug!(%root, "not announced: {}", policy.refusal(record.licence.as_deref()));
+                false
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// Announces each of `due`, scheduling its renewal; failures are logged and retried at

@@ -46,7 +46,11 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         keypair,
         config.net.clone(),
         NetTransport::Default,
-        NodeOptions { limits, seed: true },
+        NodeOptions {
+            limits,
+            seed: true,
+            seed_licences: config.seed_licences.clone(),
+        },
     )
     .await?;
 

@@ -71,6 +71,15 @@ pub enum NodeError {
     /// A manifest failed validation.
     #[error("invalid manifest: {0}")]
     Manifest(#[from] ManifestError),
+    /// A published name, alias or key that nobody knows.
+    #[error("{0}")]
+    NotFound(String),
+    /// The node's policy refuses it (a licence outside the seed allowlist).
+    #[error("{0}")]
+    Denied(String),
+    /// A signed record that fails its checks (signature, signer, size, key).
+    #[error("{0}")]
+    BadRecord(String),
     /// A name, revision, tag or licence breaks its rules.
     #[error("{0}")]
     Label(#[from] LabelError),
@@ -141,7 +150,10 @@ impl NodeError {
             | NodeError::SymlinkInExport(_) => ErrorCode::BadRequest,
             NodeError::UnknownArtifact(_)
             | NodeError::PathNotFound(_)
-            | NodeError::NothingMatches(_) => ErrorCode::NotFound,
+            | NodeError::NothingMatches(_)
+            | NodeError::NotFound(_) => ErrorCode::NotFound,
+            NodeError::Denied(_) => ErrorCode::PermissionDenied,
+            NodeError::BadRecord(_) => ErrorCode::Corrupt,
             NodeError::Unreachable(_) => ErrorCode::Unreachable,
             NodeError::TimedOut(_) => ErrorCode::TimedOut,
             NodeError::PeerMisbehaved(_) => ErrorCode::PeerMisbehaved,

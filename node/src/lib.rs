@@ -19,6 +19,7 @@ pub mod identity;
 pub mod import;
 pub mod library;
 pub mod meta;
+pub mod names;
 pub mod net;
 pub mod node;
 pub mod peers;

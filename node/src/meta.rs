@@ -196,6 +196,11 @@ impl Meta {
         })
     }
 
+    /// The trees that remember names, in this database.
+    pub fn name_book(&self) -> NodeResult<crate::names::NameBook> {
+        crate::names::NameBook::open(&self.db)
+    }
+
     /// Makes every write so far durable. Flushes on a blocking thread: sled 0.34's
     /// `flush_async` can miss its wake-up when several flushes race, and then never
     /// completes (sled issues 1241 and 1308; seen here with many nodes in one process).

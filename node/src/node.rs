@@ -16,7 +16,8 @@ use seedbank_protocol::api::{
     FetchReport, FetchRequest, GcReport, NetworkStatus, PeerSummary, PinReport, ProviderReport,
     ProvidersResponse, RemoveReport, StatusResponse, VerifyReport,
 };
-use seedbank_protocol::ContentId;
+use seedbank_protocol::names_api::{PublishReport, PublishRequest};
+use seedbank_protocol::{ContentId, NameRef, PublisherSecret};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,7 @@ use crate::fetch_jobs::{Attempt, FetchJobs, JobCounts, JobView, Origin};
 use crate::import::{unix_now, AddOptions};
 use crate::library::Library;
 use crate::meta::Labels;
+use crate::names::{LicencePolicy, Names};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::peers::{PeerAction, PeerBook};
 use crate::progress::ProgressReporter;
@@ -60,7 +62,7 @@ pub struct RateLimits {
 }
 
 /// How a node takes part in the network.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NodeOptions {
     /// Upload and download limits.
     pub limits: RateLimits,
@@ -68,6 +70,8 @@ pub struct NodeOptions {
     /// parts it has). A node that does not seed only downloads: the simulator's
     /// single-server baseline.
     pub seed: bool,
+    /// SPDX licences the node seeds; empty: any.
+    pub seed_licences: Vec<String>,
 }
 
 impl Default for NodeOptions {
@@ -75,6 +79,7 @@ impl Default for NodeOptions {
         Self {
             limits: RateLimits::default(),
             seed: true,
+            seed_licences: Vec::new(),
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct Node {
     bytes_fetched: Arc<AtomicU64>,
     peers: PeerBook,
     provider: ProviderStats,
+    names: Names,
+    names_stop: CancellationToken,
 }
 
 /// The node's figures for `/metrics`.
@@ -127,7 +134,14 @@ impl Node {
         transport: NetTransport,
         options: NodeOptions,
     ) -> NodeResult<Self> {
+        let node_secret = publisher_secret(&keypair)?;
         let net = start_network(keypair, config, transport).await?;
+        let policy = LicencePolicy::new(options.seed_licences.clone());
+        let names = Names::new(library.clone(), net.clone(), node_secret, policy.clone())?;
+        let names_stop = CancellationToken::new();
+        if options.seed {
+            names.spawn_keeper(names_stop.clone());
+        }
         let traffic = Traffic::new(options.limits.upload, options.limits.download);
         let peers = PeerBook::restore(
             &library.saved_peer_book(),
@@ -146,7 +160,7 @@ impl Node {
         };
         let announcer = options
             .seed
-            .then(|| Announcer::spawn(library.clone(), net.clone()));
+            .then(|| Announcer::spawn(library.clone(), net.clone(), policy));
         let node = Self {
             jobs: FetchJobs::new(library.clone()),
             library,
@@ -156,6 +170,8 @@ impl Node {
             bytes_fetched: Arc::default(),
             peers,
             provider,
+            names,
+            names_stop,
         };
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
@@ -179,6 +195,7 @@ impl Node {
     /// once the last clone of this node (and of its network handle) is dropped.
     pub async fn shutdown(&self) -> NodeResult<()> {
         self.jobs.stop();
+        self.names_stop.cancel();
         if let Some(announcer) = &self.announcer {
             announcer.stop();
         }
@@ -225,9 +242,32 @@ impl Node {
         self.library.list().await
     }
 
-    /// One artifact with its manifest.
+    /// One artifact with its manifest, its releases and whether this node seeds it.
     pub async fn detail(&self, reference: &str) -> NodeResult<ArtifactDetail> {
-        self.library.detail(reference).await
+        let mut detail = self.library.detail(reference).await?;
+        detail.releases = self.names.releases(detail.summary.id)?;
+        if let Some(latest) = detail.releases.first() {
+            detail.licence = detail.licence.clone().or(latest.licence.clone());
+        }
+        detail.seeding = self.names.seeds(detail.licence.as_deref());
+        Ok(detail)
+    }
+
+    /// Names, publishers and trust.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Signs and announces an artifact (added from a path first, if given one) under a
+    /// name.
+    pub async fn publish(
+        &self,
+        request: &PublishRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<PublishReport> {
+        let report = self.names.publish(request, progress).await?;
+        self.announce_soon(report.release.root).await;
+        Ok(report)
     }
 
     /// Exports an artifact into a directory.
@@ -242,7 +282,21 @@ impl Node {
 
     /// Pins or unpins an artifact.
     pub async fn set_pinned(&self, reference: &str, pinned: bool) -> NodeResult<PinReport> {
-        self.library.set_pinned(reference, pinned).await
+        let report = self.library.set_pinned(reference, pinned).await?;
+        if pinned {
+            self.adopt_soon(report.id);
+        }
+        Ok(report)
+    }
+
+    /// Starts keeping the names of a pinned artifact alive, in the background.
+    fn adopt_soon(&self, root: ContentId) {
+        let names = self.names.clone();
+        tokio::spawn(async move {
+            if let Err(e) = names.adopt(root).await {
+                tracing::warn!(%root, error = %e, "cannot keep the names of a pinned artifact alive");
+            }
+        });
     }
 
     /// Re-hashes everything stored.
@@ -374,7 +428,10 @@ impl Node {
 
     /// Starts a fetch in the background (or joins the running one) and returns at once.
     pub async fn fetch_detached(&self, request: FetchRequest) -> NodeResult<FetchJobSummary> {
-        let root = self.root_of(&request.id)?;
+        let (root, warning) = self.fetch_target(&request).await?;
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
         self.start_job(root, request.include, request.pin, Origin::Background)
             .await?;
         self.jobs
@@ -391,14 +448,19 @@ impl Node {
         request: FetchRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<FetchReport> {
-        let root = self.root_of(&request.id)?;
+        let (root, warning) = self.fetch_target(&request).await?;
         let mut view = self
             .start_job(root, request.include, request.pin, Origin::Watched)
             .await?;
         loop {
             let current = view.borrow_and_update().clone();
             if let Some(result) = current.result {
-                return result.map_err(NodeError::from_api);
+                let mut report = result.map_err(NodeError::from_api)?;
+                report.warnings.extend(warning);
+                if report.pinned {
+                    self.adopt_soon(root);
+                }
+                return Ok(report);
             }
             if let Some(p) = current.progress {
                 progress.forward(p);
@@ -428,10 +490,11 @@ impl Node {
     }
 
     /// The labels a release this node has seen gives `root`, if any.
-    fn release_labels(&self, _root: ContentId) -> NodeResult<Option<Labels>> {
-        Ok(None)
+    fn release_labels(&self, root: ContentId) -> NodeResult<Option<Labels>> {
+        self.names.labels_for(root)
     }
 
+    /// The root `id` names among content ids and this node's artifacts.
     fn root_of(&self, id: &str) -> NodeResult<ContentId> {
         if let Ok(root) = id.parse::<ContentId>() {
             return Ok(root);
@@ -440,6 +503,33 @@ impl Node {
             Ok(record) => Ok(record.root),
             Err(_) => Err(NodeError::BadRequest(format!(
                 "{id:?} is neither a content id (sb1…) nor the name of a local artifact"
+            ))),
+        }
+    }
+
+    /// The root a fetch asks for: a content id, a published name (resolved and
+    /// checked through its signed records, with a warning if this node will not seed
+    /// it), or, with `allow_unsigned`, a local label.
+    async fn fetch_target(
+        &self,
+        request: &FetchRequest,
+    ) -> NodeResult<(ContentId, Option<String>)> {
+        let id = request.id.as_str();
+        if let Ok(root) = id.parse::<ContentId>() {
+            return Ok((root, None));
+        }
+        if NameRef::looks_like_name(id) {
+            return self.names.resolve_for_fetch(id).await;
+        }
+        match self.library.find(id) {
+            Ok(record) if request.allow_unsigned => Ok((record.root, None)),
+            Ok(_) => Err(NodeError::BadRequest(format!(
+                "{id:?} is a local label, which no signature backs: fetch PUBLISHER/{id}, the \
+                 content id, or pass --allow-unsigned"
+            ))),
+            Err(_) => Err(NodeError::BadRequest(format!(
+                "{id:?} is neither a content id (sb1…), a published name (PUBLISHER/NAME) nor \
+                 the name of a local artifact"
             ))),
         }
     }
@@ -541,6 +631,7 @@ impl Node {
             bytes_downloaded: outcome.bytes_downloaded,
             providers: provider_reports(&outcome),
             pinned: false,
+            warnings: Vec::new(),
         })
     }
 
@@ -588,4 +679,18 @@ fn provider_reports(outcome: &TransferOutcome) -> Vec<ProviderReport> {
         .collect();
     reports.sort_by_key(|p| std::cmp::Reverse(p.bytes));
     reports
+}
+
+/// The node key as a publisher key: the node's default publisher.
+fn publisher_secret(keypair: &Keypair) -> NodeResult<PublisherSecret> {
+    let ed25519 = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| NodeError::Corrupt("the node key is not an ed25519 key".into()))?;
+    let seed: [u8; 32] = ed25519
+        .secret()
+        .as_ref()
+        .try_into()
+        .map_err(|_| NodeError::Corrupt("the node key has an unexpected length".into()))?;
+    Ok(PublisherSecret::from_seed(seed))
 }

@@ -441,6 +441,9 @@ pub struct FetchReport {
     /// Whether the fetch pinned it (as asked).
     #[serde(default)]
     pub pinned: bool,
+    /// What the user should know, such as a licence this node will not seed.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// `GET /v1/peers`: one connected peer.

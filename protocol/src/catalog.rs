@@ -250,7 +250,7 @@ impl CatalogEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DhtRecord {
     /// A name record.
-    Name(crate::name_record::SignedNameRecord),
+    Name(Box<crate::name_record::SignedNameRecord>),
     /// A catalog page.
     Catalog(SignedCatalogPage),
     /// A node's directory.
@@ -266,7 +266,7 @@ impl DhtRecord {
             Some(&NameRecord::KIND) => {
                 let record = crate::name_record::SignedNameRecord::decode(bytes)?;
                 check_name_key(key, &record)?;
-                Ok(Self::Name(record))
+                Ok(Self::Name(Box::new(record)))
             }
             Some(&CatalogPage::KIND) => {
                 let record = SignedCatalogPage::decode(bytes)?;

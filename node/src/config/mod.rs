@@ -37,6 +37,11 @@ pub struct NodeConfig {
     pub upload_limit: Option<ByteRate>,
     /// Download limit for all peers together (none: unlimited).
     pub download_limit: Option<ByteRate>,
+    /// SPDX licences this node seeds (`["MIT", "Apache-2.0"]`); empty: any. An artifact
+    /// under another licence, or none, is still fetched (with a warning) but never
+    /// announced, published or served from here.
+    #[serde(with = "crate::config::units::one_or_many")]
+    pub seed_licences: Vec<String>,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -50,6 +55,7 @@ impl Default for NodeConfig {
             max_api_requests: DEFAULT_MAX_API_REQUESTS,
             upload_limit: None,
             download_limit: None,
+            seed_licences: Vec::new(),
             net: NetConfig::default(),
         }
     }
@@ -71,6 +77,10 @@ impl NodeConfig {
         }
         for address in &self.net.bootstrap {
             crate::net::split_peer_address(address)?;
+        }
+        for licence in &self.seed_licences {
+            seedbank_protocol::labels::validate_licence(licence)
+                .map_err(|e| NodeError::BadRequest(format!("seed_licences: {e}")))?;
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(

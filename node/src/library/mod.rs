@@ -65,6 +65,35 @@ impl Library {
         })
     }
 
+    /// The records of names, publishers and releases, kept in this library's database.
+    pub fn name_book(&self) -> NodeResult<crate::names::NameBook> {
+        self.meta.name_book()
+    }
+
+    /// Where publisher keys are kept.
+    pub fn keys_dir(&self) -> std::path::PathBuf {
+        self.data_dir.root().join("keys")
+    }
+
+    /// Gives an artifact the labels it was published under.
+    pub async fn set_labels(&self, root: ContentId, labels: Labels) -> NodeResult<()> {
+        let Some(mut record) = self.meta.artifact(root)? else {
+            return Err(NodeError::UnknownArtifact(root.to_string()));
+        };
+        record.name = labels.name;
+        record.kind = labels.kind.unwrap_or(record.kind);
+        record.revision = labels.revision;
+        record.licence = labels.licence;
+        record.card = labels.card;
+        self.meta.put_artifact(&record)?;
+        self.meta.flush().await
+    }
+
+    /// Makes every metadata write so far durable.
+    pub async fn flush(&self) -> NodeResult<()> {
+        self.meta.flush().await
+    }
+
     /// The store handle that transfers move verified bytes through: the blob provider
     /// reads from it, fetches write into it. Everything else goes through `Library`.
     pub fn transfer_store(&self) -> BlobStore {

@@ -17,6 +17,9 @@ use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 pub const MAX_DHT_PACKET_BYTES: usize = 64 * 1024;
 /// Provider records live this long on other nodes, unless re-announced.
 pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+/// Value records (name records, catalogs, directories) live this long on other nodes
+/// unless put again; publishers and pinners re-put them well before.
+pub const VALUE_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
 /// A DHT query gives up after this long.
 pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -63,6 +66,9 @@ impl NodeBehaviour {
             .set_query_timeout(DHT_QUERY_TIMEOUT)
             .set_max_packet_size(MAX_DHT_PACKET_BYTES)
             .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+            .set_record_ttl(Some(VALUE_RECORD_TTL))
+            // Publishers and pinners re-put their records on a schedule kept in sled.
+            .set_publication_interval(None)
             // Re-announcing is scheduled by the node itself and survives restarts.
             .set_provider_publication_interval(None)
             // The event loop bootstraps on first connection and on its own timer.

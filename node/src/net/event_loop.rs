@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
-use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup};
+use super::handle::{
+    split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup, RecordLookup,
+};
 use super::provider_store::ProviderStore;
 use super::redial::BootstrapPeer;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
@@ -39,6 +41,9 @@ const WELL_CONNECTED_PEERS: usize = 20;
 /// saturated the CPU.
 const MIN_BOOTSTRAP_GAP: Duration = Duration::from_secs(30);
 
+/// Most distinct values one record lookup collects (each is checked by the caller).
+const MAX_VALUES_PER_LOOKUP: usize = 32;
+
 /// How often expired provider records of other peers are dropped.
 const RECORD_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -55,6 +60,12 @@ struct PendingLookup {
     requests_to_first: Option<u32>,
 }
 
+/// A value-record lookup under way.
+struct PendingGet {
+    reply: oneshot::Sender<RecordLookup>,
+    values: Vec<Vec<u8>>,
+}
+
 /// Owns the swarm.
 pub struct EventLoop {
     swarm: Swarm<NodeBehaviour>,
@@ -62,6 +73,8 @@ pub struct EventLoop {
     bootstrap_peers: Vec<BootstrapPeer>,
     pending_provide: HashMap<QueryId, oneshot::Sender<NodeResult<()>>>,
     pending_providers: HashMap<QueryId, PendingLookup>,
+    pending_puts: HashMap<QueryId, oneshot::Sender<NodeResult<u32>>>,
+    pending_gets: HashMap<QueryId, PendingGet>,
     /// Connected peers and how each connection is shown (see [`shown_address`]).
     connected: HashMap<PeerId, HashSet<String>>,
     last_bootstrap: Option<Instant>,
@@ -97,6 +110,8 @@ impl EventLoop {
             bootstrap_peers,
             pending_provide: HashMap::new(),
             pending_providers: HashMap::new(),
+            pending_puts: HashMap::new(),
+            pending_gets: HashMap::new(),
             connected: HashMap::new(),
             last_bootstrap: None,
             bootstrap_interval: config.bootstrap_interval.max(Duration::from_secs(1)),
@@ -229,6 +244,30 @@ impl EventLoop {
                         reply,
                         found: HashSet::new(),
                         requests_to_first: None,
+                    },
+                );
+            }
+            NetCommand::PutRecord { key, value, reply } => {
+                let mut record = kad::Record::new(RecordKey::new(&key), value);
+                record.expires = Some(Instant::now() + super::behaviour::VALUE_RECORD_TTL);
+                match kad.put_record(record, kad::Quorum::One) {
+                    Ok(id) => {
+                        self.pending_puts.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::BadRequest(format!(
+                            "this node refused to keep the record: {e:?}"
+                        ))));
+                    }
+                }
+            }
+            NetCommand::GetRecords { key, reply } => {
+                let id = kad.get_record(RecordKey::new(&key));
+                self.pending_gets.insert(
+                    id,
+                    PendingGet {
+                        reply,
+                        values: Vec::new(),
                     },
                 );
             }
@@ -369,6 +408,42 @@ impl EventLoop {
                     let _ = reply.send(outcome);
                 }
             }
+            QueryResult::PutRecord(result) if step.last => {
+                if let Some(reply) = self.pending_puts.remove(&id) {
+                    if let Err(e) = &result {
+                        tracing::debug!(error = %e, "record put reached no peer");
+                    }
+                    let _ = reply.send(Ok(stats.num_successes()));
+                }
+            }
+            QueryResult::GetRecord(result) => {
+                let finished = match result {
+                    Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                        if let Some(get) = self.pending_gets.get_mut(&id) {
+                            let value = found.record.value;
+                            if !get.values.contains(&value)
+                                && get.values.len() < MAX_VALUES_PER_LOOKUP
+                            {
+                                get.values.push(value);
+                            }
+                        }
+                        step.last
+                    }
+                    Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "record lookup ended");
+                        true
+                    }
+                };
+                if finished {
+                    if let Some(get) = self.pending_gets.remove(&id) {
+                        let _ = get.reply.send(RecordLookup {
+                            values: get.values,
+                            peers_answered: stats.num_successes(),
+                        });
+                    }
+                }
+            }
             QueryResult::GetProviders(result) => {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
@@ -426,10 +501,19 @@ impl EventLoop {
             }
             kad::InboundRequest::PutRecord {
                 source,
-                record: Some(_),
+                record: Some(record),
                 ..
             } => {
-                tracing::trace!(peer = %source, "value record not kept: none are used yet");
+                let ip = self.peer_ips.get(&source);
+                let outcome = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .put_remote_value(record, ip);
+                if let Err(refusal) = outcome {
+                    tracing::debug!(peer = %source, %refusal, "value record refused");
+                }
             }
             _ => {}
         }

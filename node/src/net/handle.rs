@@ -31,6 +31,22 @@ pub enum NetCommand {
         /// Providers other than this node, and how the lookup went.
         reply: oneshot::Sender<ProviderLookup>,
     },
+    /// Store a signed value record in the DHT (and locally).
+    PutRecord {
+        /// Its DHT key.
+        key: [u8; 32],
+        /// Its encoded bytes.
+        value: Vec<u8>,
+        /// Answered with how many peers stored it (0 on a lone node).
+        reply: oneshot::Sender<NodeResult<u32>>,
+    },
+    /// Read every value record the DHT (and this node) holds under `key`.
+    GetRecords {
+        /// The DHT key.
+        key: [u8; 32],
+        /// The values found, unchecked, and how many peers answered.
+        reply: oneshot::Sender<RecordLookup>,
+    },
     /// Connected peers.
     Peers {
         /// Their ids and addresses.
@@ -53,6 +69,16 @@ pub struct ProviderLookup {
     pub requests_to_first: Option<u32>,
     /// DHT peers that answered in all.
     pub requests: u32,
+}
+
+/// The outcome of a value-record lookup. The values are as peers sent them: the
+/// caller checks each one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordLookup {
+    /// Distinct values found, this node's own copy first if it holds one.
+    pub values: Vec<Vec<u8>>,
+    /// DHT peers that answered.
+    pub peers_answered: u32,
 }
 
 /// A connected peer.
@@ -160,6 +186,19 @@ impl NetHandle {
     /// Like [`Self::find_providers`], with how many DHT peers the lookup asked.
     pub async fn lookup_providers(&self, root: ContentId) -> NodeResult<ProviderLookup> {
         self.ask(|reply| NetCommand::FindProviders { root, reply })
+            .await
+    }
+
+    /// Stores a signed value record under `key` here and on the peers closest to it;
+    /// returns how many peers stored it.
+    pub async fn put_record(&self, key: [u8; 32], value: Vec<u8>) -> NodeResult<u32> {
+        self.ask(|reply| NetCommand::PutRecord { key, value, reply })
+            .await?
+    }
+
+    /// Every value the DHT holds under `key`, unchecked.
+    pub async fn get_records(&self, key: [u8; 32]) -> NodeResult<RecordLookup> {
+        self.ask(|reply| NetCommand::GetRecords { key, reply })
             .await
     }
 

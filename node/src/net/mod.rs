@@ -15,6 +15,7 @@ mod pending_guard;
 pub mod provider_store;
 mod redial;
 mod tally;
+pub mod value_store;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 pub use address_policy::{is_link_local, AddressPolicy};
 pub use handle::{
     split_peer_address, without_peer_id, NetHandle, NetStatus, PeerInfo, ProviderLookup,
+    RecordLookup,
 };
 pub use peer_ips::{ip_of, PeerIps};
 

@@ -8,8 +8,9 @@
 //! ([`MAX_KEYS_PER_PROVIDER`]), per IP address ([`MAX_RECORDS_PER_IP`]), per key
 //! ([`MAX_PROVIDERS_PER_KEY`]) and in all ([`MAX_REMOTE_RECORDS`]). A key whose provider
 //! list is full makes room by dropping an expired record, or else one whose provider is
-//! not connected, before it refuses the newcomer. Value records (`PUT_VALUE`) are not
-//! kept at all: nothing in Seedbank uses them yet.
+//! not connected, before it refuses the newcomer. Value records (`PUT_VALUE`: signed
+//! name records, catalog pages, directories) are checked and bounded by
+//! [`ValueStore`].
 //!
 //! This node's own records live in a separate map that remote records can never fill,
 //! so no flood can stop the node announcing what it adds.
@@ -25,6 +26,7 @@ use libp2p::PeerId;
 
 use super::address_policy::AddressPolicy;
 use super::tally::decrement;
+use super::value_store::{ValueRefusal, ValueStore};
 
 /// Length of every key Seedbank provides: a BLAKE3 hash.
 pub const KEY_BYTES: usize = 32;
@@ -74,6 +76,7 @@ pub struct ProviderStore {
     remote_count: usize,
     per_provider: HashMap<PeerId, usize>,
     per_ip: HashMap<IpAddr, usize>,
+    values: ValueStore,
 }
 
 impl ProviderStore {
@@ -86,7 +89,22 @@ impl ProviderStore {
             remote_count: 0,
             per_provider: HashMap::new(),
             per_ip: HashMap::new(),
+            values: ValueStore::default(),
         }
+    }
+
+    /// Keeps a value record a peer sent (from `ip`), if it checks out.
+    pub fn put_remote_value(
+        &mut self,
+        record: Record,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ValueRefusal> {
+        self.values.put(record, false, ip)
+    }
+
+    /// Value records held for other peers now.
+    pub fn remote_values(&self) -> usize {
+        self.values.remote_count()
     }
 
     /// Remote records held now.
@@ -165,7 +183,7 @@ impl ProviderStore {
     /// Drops every remote record whose time is up. Returns how many went.
     pub fn remove_expired(&mut self, now: Instant) -> usize {
         let keys: Vec<RecordKey> = self.remote.keys().cloned().collect();
-        let mut removed = 0;
+        let mut removed = self.values.remove_expired(now);
         for key in keys {
             while let Some(index) = self
                 .remote
@@ -196,22 +214,28 @@ impl ProviderStore {
 }
 
 impl RecordStore for ProviderStore {
-    type RecordsIter<'a> = std::iter::Empty<Cow<'a, Record>>;
+    type RecordsIter<'a> = Box<dyn Iterator<Item = Cow<'a, Record>> + 'a>;
     type ProvidedIter<'a> = Box<dyn Iterator<Item = Cow<'a, ProviderRecord>> + 'a>;
 
-    fn get(&self, _key: &RecordKey) -> Option<Cow<'_, Record>> {
-        None
+    fn get(&self, key: &RecordKey) -> Option<Cow<'_, Record>> {
+        self.values.get(key, Instant::now()).map(Cow::Borrowed)
     }
 
-    fn put(&mut self, _record: Record) -> StoreResult<()> {
-        // No value records until signed name records exist.
-        Err(StoreError::MaxRecords)
+    /// Kademlia calls this only for this node's own puts: records peers send are
+    /// filtered first (see [`ProviderStore::put_remote_value`]).
+    fn put(&mut self, record: Record) -> StoreResult<()> {
+        self.values.put(record, true, None).map_err(|refusal| {
+            tracing::debug!(%refusal, "own record not kept");
+            StoreError::MaxRecords
+        })
     }
 
-    fn remove(&mut self, _key: &RecordKey) {}
+    fn remove(&mut self, key: &RecordKey) {
+        self.values.remove(key);
+    }
 
     fn records(&self) -> Self::RecordsIter<'_> {
-        std::iter::empty()
+        Box::new(self.values.records().map(Cow::Borrowed))
     }
 
     fn add_provider(&mut self, record: ProviderRecord) -> StoreResult<()> {

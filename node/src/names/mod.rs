@@ -1,0 +1,251 @@
+//! Names and publishers: keys, trust, signed releases and name records, catalogs,
+//! search, and keeping records alive in the DHT.
+//!
+//! [`Names`] is the one door: the API and the node call it; it reads and writes sled
+//! through [`NameBook`], signs with the [`KeyRing`], and talks to the DHT through the
+//! network handle. Every record read from the network is checked
+//! ([`seedbank_protocol::DhtRecord::check`]) before anything uses it.
+
+mod book;
+mod card;
+mod keyring;
+mod lookup;
+mod policy;
+mod publish;
+mod reput;
+mod search;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use book::{CachedRecord, NameBook};
+pub use card::{card_facts, CardFacts};
+pub use keyring::{generate_secret, KeyRing, NODE_KEY_ALIAS};
+pub use policy::LicencePolicy;
+use seedbank_protocol::names_api::{
+    KeyExport, KeyImportRequest, KeyInfo, ReleaseInfo, TrustAddRequest, TrustEntry,
+};
+use seedbank_protocol::{ContentId, NameRef, PublisherKey, PublisherSecret, SignedRelease};
+
+use crate::error::{NodeError, NodeResult};
+use crate::library::Library;
+use crate::meta::Labels;
+use crate::net::NetHandle;
+
+/// Publishing, resolving and searching names.
+#[derive(Debug, Clone)]
+pub struct Names {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    book: NameBook,
+    keys: KeyRing,
+    net: NetHandle,
+    library: Library,
+    node_key: PublisherSecret,
+    policy: LicencePolicy,
+    /// Labels of artifacts being fetched by name, until their fetch commits.
+    hints: Mutex<HashMap<ContentId, Labels>>,
+}
+
+impl Names {
+    /// Names for the node whose key is `node_key`.
+    pub fn new(
+        library: Library,
+        net: NetHandle,
+        node_key: PublisherSecret,
+        policy: LicencePolicy,
+    ) -> NodeResult<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                book: library.name_book()?,
+                keys: KeyRing::new(library.keys_dir(), node_key.clone()),
+                net,
+                library,
+                node_key,
+                policy,
+                hints: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The node's licence allowlist.
+    pub fn policy(&self) -> &LicencePolicy {
+        &self.inner.policy
+    }
+
+    /// This node's publisher keys.
+    pub fn keys(&self) -> NodeResult<Vec<KeyInfo>> {
+        self.inner.keys.list()
+    }
+
+    /// Makes a new key named `alias`.
+    pub fn new_key(&self, alias: &str) -> NodeResult<KeyInfo> {
+        self.inner.keys.store(alias, &generate_secret()?)
+    }
+
+    /// Stores a key exported elsewhere.
+    pub fn import_key(&self, request: &KeyImportRequest) -> NodeResult<KeyInfo> {
+        let secret = PublisherSecret::from_export_text(&request.secret)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        self.inner.keys.store(&request.alias, &secret)
+    }
+
+    /// The secret of `alias`, for backup or another machine.
+    pub fn export_key(&self, alias: &str) -> NodeResult<KeyExport> {
+        let secret = self.inner.keys.secret(Some(alias))?;
+        Ok(KeyExport {
+            key: KeyInfo {
+                alias: alias.to_owned(),
+                public_key: secret.public(),
+                default: alias == NODE_KEY_ALIAS,
+            },
+            secret: secret.to_export_text(),
+        })
+    }
+
+    /// Trusted publishers.
+    pub fn trusted(&self) -> NodeResult<Vec<TrustEntry>> {
+        self.inner.book.trusted()
+    }
+
+    /// Trusts a publisher under an alias.
+    pub fn trust(&self, request: &TrustAddRequest) -> NodeResult<TrustEntry> {
+        let key: PublisherKey = request.public_key.trim().parse().map_err(
+            |e: seedbank_protocol::publisher_key::KeyError| NodeError::BadRequest(e.to_string()),
+        )?;
+        let alias = &request.alias;
+        seedbank_protocol::validate_labels(alias, "x", None)
+            .map_err(|e| NodeError::BadRequest(format!("invalid alias {alias:?}: {}", e.reason)))?;
+        if PublisherKey::looks_like_key(alias) {
+            return Err(NodeError::BadRequest(format!(
+                "alias {alias:?} starts like a publisher key; choose another"
+            )));
+        }
+        if self.inner.keys.public(alias)?.is_some() {
+            return Err(NodeError::BadRequest(format!(
+                "alias {alias:?} already names one of this node's own keys"
+            )));
+        }
+        let entry = self.inner.book.trust(alias, key)?;
+        tracing::info!(alias, key = %key, "trusting publisher");
+        Ok(entry)
+    }
+
+    /// Stops trusting `alias`.
+    pub fn distrust(&self, alias: &str) -> NodeResult<TrustEntry> {
+        self.inner.book.distrust(alias)?.ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "no trusted publisher {alias:?}: `seedbank trust list` shows them"
+            ))
+        })
+    }
+
+    /// The key `text` names: a key's text form, a trusted alias, or an alias of one of
+    /// this node's keys.
+    pub fn publisher(&self, text: &str) -> NodeResult<PublisherKey> {
+        if PublisherKey::looks_like_key(text) {
+            return text
+                .parse()
+                .map_err(|e: seedbank_protocol::publisher_key::KeyError| {
+                    NodeError::BadRequest(e.to_string())
+                });
+        }
+        if let Some(key) = self.inner.book.trusted_key(text)? {
+            return Ok(key);
+        }
+        if let Some(key) = self.inner.keys.public(text)? {
+            return Ok(key);
+        }
+        Err(NodeError::NotFound(format!(
+            "unknown publisher {text:?}: give its key (sbp1…), or trust it first with \
+             `seedbank trust add {text} sbp1…`"
+        )))
+    }
+
+    /// The alias of `key` here and whether it is trusted (own keys are).
+    pub fn describe(&self, key: &PublisherKey) -> NodeResult<(Option<String>, bool)> {
+        if let Some(alias) = self.inner.keys.alias_of(key)? {
+            return Ok((Some(alias), true));
+        }
+        let alias = self.inner.book.trusted_alias(key)?;
+        let trusted = alias.is_some();
+        Ok((alias, trusted))
+    }
+
+    /// A release as the API shows it.
+    pub fn release_info(&self, release: &SignedRelease) -> NodeResult<ReleaseInfo> {
+        let (alias, trusted) = self.describe(release.signer())?;
+        let body = release.body();
+        Ok(ReleaseInfo {
+            publisher: *release.signer(),
+            alias,
+            trusted,
+            root: body.root,
+            kind: body.kind,
+            name: body.name.clone(),
+            revision: body.revision.clone(),
+            licence: body.licence.clone(),
+            card: body.card.clone(),
+            tags: body.tags.clone(),
+            parent: body.parent,
+            size: body.size,
+            files: body.files,
+            published_at: body.published_at,
+        })
+    }
+
+    /// Signed releases of `root` this node has seen, newest first.
+    pub fn releases(&self, root: ContentId) -> NodeResult<Vec<ReleaseInfo>> {
+        self.inner
+            .book
+            .releases(root)?
+            .iter()
+            .map(|r| self.release_info(r))
+            .collect()
+    }
+
+    /// The labels a fetch of `root` should record: those of the name it was fetched
+    /// by, else of the newest release seen for it.
+    pub fn labels_for(&self, root: ContentId) -> NodeResult<Option<Labels>> {
+        if let Some(labels) = lock(&self.inner.hints).remove(&root) {
+            return Ok(Some(labels));
+        }
+        Ok(self
+            .inner
+            .book
+            .releases(root)?
+            .first()
+            .map(|r| labels_of(r.body())))
+    }
+
+    /// Whether this node seeds `root`: false when its licence is outside the allowlist.
+    pub fn seeds(&self, licence: Option<&str>) -> bool {
+        self.inner.policy.allows(licence)
+    }
+
+    /// Parses `text` as a published name.
+    pub fn parse_name(text: &str) -> NodeResult<NameRef> {
+        text.parse()
+            .map_err(|e: seedbank_protocol::LabelError| NodeError::BadRequest(e.to_string()))
+    }
+}
+
+/// The labels a release gives an artifact.
+fn labels_of(release: &seedbank_protocol::Release) -> Labels {
+    Labels {
+        name: release.name.clone(),
+        kind: Some(release.kind),
+        revision: release.revision.clone(),
+        licence: release.licence.clone(),
+        card: release.card.clone(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
