@@ -193,8 +193,12 @@ pub enum Command {
     /// Get an artifact from the network, verified, from every peer that has it.
     /// Ctrl-C cancels the fetch; verified bytes stay, so fetching again resumes
     Fetch {
-        /// Content id (sb1…)
+        /// Content id (sb1…) or published name PUBLISHER/NAME[@REVISION], where PUBLISHER
+        /// is a key (sbp1…) or a trusted alias
         artifact: String,
+        /// Accept a local label (a name without publisher), which no signature backs
+        #[arg(long)]
+        allow_unsigned: bool,
         /// Hand the fetch to the daemon and return at once (see `seedbank jobs`)
         #[arg(long, conflicts_with_all = ["cancel", "out"])]
         detach: bool,
@@ -233,6 +237,66 @@ pub enum Command {
     Verify,
     /// Show the node's id, version, data dir, store size and uptime
     Status,
+    /// Publisher keys: the node key (alias `node`) and keys you make or import
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Publishers you trust, by alias, so `ALIAS/NAME` works
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Sign an artifact under a name and announce it: `PUBLISHER/NAME` then resolves to
+    /// it on every node, and a bare name to its latest revision
+    Publish {
+        /// A file or directory to add, or an artifact this node holds (id or local name)
+        target: String,
+        /// The name to publish under
+        #[arg(long)]
+        name: String,
+        /// Revision label [default: the artifact's own, else main]
+        #[arg(long)]
+        revision: Option<String>,
+        /// Model or dataset [default: the artifact's own, else model]
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// SPDX licence [default: the artifact's own, else the card's `license:`]
+        #[arg(long)]
+        licence: Option<String>,
+        /// The card among the artifact's files [default: README.md if there is one]
+        #[arg(long, value_name = "FILE")]
+        card: Option<String>,
+        /// A word to be found by, besides the name and the card's tags (repeatable)
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Alias of the key to sign with [default: node]
+        #[arg(long, value_name = "ALIAS")]
+        key: Option<String>,
+        /// Serve the files from where they are instead of copying them into the store
+        #[arg(long)]
+        reference: bool,
+    },
+    /// List what a publisher offers: its signed catalog
+    LsRemote {
+        /// Publisher key (sbp1…) or trusted alias
+        publisher: String,
+    },
+    /// Find published models and datasets by the words of their names and tags
+    Search {
+        /// Words that must all match
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Most results
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Resolve PUBLISHER/NAME[@REVISION] to a content id, from its signed name record
+    Resolve {
+        /// PUBLISHER/NAME[@REVISION]
+        name: String,
+    },
+    /// List the revisions of PUBLISHER/NAME, newest first
+    History {
+        /// PUBLISHER/NAME
+        name: String,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -240,4 +304,47 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `seedbank man | man -l -`
     Man,
+}
+
+/// `seedbank key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a new publisher key
+    New {
+        /// Alias for it
+        alias: String,
+    },
+    /// List this node's keys and their public halves
+    List,
+    /// Print a key's secret (sbsecret1…), to back it up or move it to another node
+    Export {
+        /// Alias of the key
+        alias: String,
+    },
+    /// Store a key exported elsewhere, read from FILE or standard input
+    Import {
+        /// Alias for it here
+        alias: String,
+        /// File holding the sbsecret1… text [default: standard input]
+        file: Option<PathBuf>,
+    },
+}
+
+/// `seedbank trust …`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust a publisher key under an alias
+    Add {
+        /// The alias
+        alias: String,
+        /// The publisher key (sbp1…)
+        public_key: String,
+    },
+    /// List trusted publishers
+    List,
+    /// Stop trusting an alias
+    Remove {
+        /// The alias
+        alias: String,
+    },
 }

@@ -52,6 +52,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Daemon(_) | Command::Config(_) | Command::Completions { .. } | Command::Man => {
             unreachable!("handled above")
         }
+        command @ (Command::Key(_)
+        | Command::Trust(_)
+        | Command::Publish { .. }
+        | Command::LsRemote { .. }
+        | Command::Search { .. }
+        | Command::Resolve { .. }
+        | Command::History { .. }) => return crate::names_cmd::run(command, &client, json, quiet),
         Command::Add {
             path,
             kind,
@@ -149,6 +156,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             out,
             force,
             pin,
+            allow_unsigned,
         } => {
             if cancel {
                 let report: CancelReport =
@@ -159,7 +167,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 return Ok(Exit::Ok);
             }
             let request = FetchRequest {
-                allow_unsigned: false,
+                allow_unsigned,
                 id: artifact.clone(),
                 include: include.clone(),
                 pin,
@@ -182,6 +190,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let report: FetchReport =
                 client.stream(&["v1", "fetch"], &request, |p| bars.update(p))?;
             bars.finish();
+            if !json {
+                for warning in &report.warnings {
+                    eprintln!("warning: {warning}");
+                }
+            }
             let exported = match out {
                 Some(dir) => {
                     let dir = std::path::absolute(&dir)
@@ -386,7 +399,7 @@ fn pin(client: &DaemonClient, json: bool, artifact: &str, method: Method) -> Res
 }
 
 /// Prints `value` as JSON, or runs `human` to print it as text.
-fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
+pub(crate) fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
     if json {
         outln!("{}", serde_json::to_string_pretty(value)?);
     } else {

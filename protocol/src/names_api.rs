@@ -232,3 +232,26 @@ pub struct SearchResult {
     /// The catalog entry: name, latest revision, root, kind, size, licence, tags.
     pub entry: CatalogEntry,
 }
+
+/// Query of `GET /v1/resolve` and `GET /v1/history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameQuery {
+    /// `PUBLISHER/NAME[@REVISION]`.
+    pub name: String,
+}
+
+/// Query of `GET /v1/catalog`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogQuery {
+    /// A publisher key (`sbp1…`) or alias.
+    pub publisher: String,
+}
+
+/// Query of `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    /// The words.
+    pub q: String,
+    /// Most results (default 20).
+    pub limit: Option<usize>,
+}

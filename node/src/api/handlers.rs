@@ -53,7 +53,7 @@ impl IntoResponse for NodeError {
 }
 
 /// Turns a JSON body that failed to parse into a 400 that says why.
-fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
+pub(super) fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
     json.map(|Json(value)| value).map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             NodeError::RequestTooLarge {
@@ -66,7 +66,7 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, NodeError> {
 }
 
 /// Turns a query string that failed to parse into a 400 that says why.
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, NodeError> {
+pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, NodeError> {
     query.map(|Query(value)| value).map_err(|rejection| {
         NodeError::BadRequest(format!("malformed query: {}", rejection.body_text()))
     })
@@ -85,7 +85,7 @@ fn absolute_path(text: &str, what: &str) -> Result<PathBuf, NodeError> {
 }
 
 /// Result of a handler: JSON on success, the error's status and body otherwise.
-type ApiResult<T> = Result<Json<T>, NodeError>;
+pub(super) type ApiResult<T> = Result<Json<T>, NodeError>;
 
 /// `GET /v1/status`
 pub async fn status(State(state): State<ApiState>) -> ApiResult<StatusResponse> {

@@ -13,6 +13,7 @@ mod handlers;
 mod held_body;
 mod local_only;
 mod metrics;
+mod name_handlers;
 mod ndjson;
 mod request_limit;
 pub mod server;
@@ -61,6 +62,22 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         .route("/v1/peers", get(handlers::peers))
         .route("/v1/providers/{id}", get(handlers::providers))
         .route("/v1/verify", post(handlers::verify))
+        .route(
+            "/v1/keys",
+            get(name_handlers::keys).post(name_handlers::new_key),
+        )
+        .route("/v1/keys/import", post(name_handlers::import_key))
+        .route("/v1/keys/{alias}/export", get(name_handlers::export_key))
+        .route(
+            "/v1/trust",
+            get(name_handlers::trusted).post(name_handlers::trust),
+        )
+        .route("/v1/trust/{alias}", delete(name_handlers::distrust))
+        .route("/v1/publish", post(name_handlers::publish))
+        .route("/v1/resolve", get(name_handlers::resolve))
+        .route("/v1/history", get(name_handlers::history))
+        .route("/v1/catalog", get(name_handlers::catalog))
+        .route("/v1/search", get(name_handlers::search))
         .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         // The last layer added runs first: where the request came from, then the

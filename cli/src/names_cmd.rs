@@ -1,0 +1,321 @@
+//! The publishing and naming subcommands: `key`, `trust`, `publish`, `ls-remote`,
+//! `search`, `resolve`, `history`.
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use reqwest::Method;
+use seedbank_protocol::names_api::{
+    Catalog, CatalogQuery, History, KeyExport, KeyImportRequest, KeyInfo, KeyNewRequest, NameQuery,
+    PublishReport, PublishRequest, RecordSource, Resolution, SearchQuery, SearchResponse,
+    TrustAddRequest, TrustEntry,
+};
+use seedbank_protocol::ArtifactKind;
+
+use crate::cli::{Command, KeyCommand, KindArg, TrustCommand};
+use crate::client::DaemonClient;
+use crate::commands::print;
+use crate::exit::Exit;
+use crate::output::{count, human_bytes, outln, print_table};
+use crate::progress::Bars;
+
+fn kind(arg: KindArg) -> ArtifactKind {
+    match arg {
+        KindArg::Model => ArtifactKind::Model,
+        KindArg::Dataset => ArtifactKind::Dataset,
+    }
+}
+
+fn source_note(source: RecordSource) -> &'static str {
+    match source {
+        RecordSource::Network => "",
+        RecordSource::Cache => " (from this node's cache: the network had no newer record)",
+    }
+}
+
+fn who(alias: Option<&str>, trusted: bool) -> String {
+    match (alias, trusted) {
+        (Some(alias), true) => alias.to_owned(),
+        _ => "untrusted".to_owned(),
+    }
+}
+
+/// Runs one of the naming subcommands.
+pub(crate) fn run(
+    command: Command,
+    client: &DaemonClient,
+    json: bool,
+    quiet: bool,
+) -> Result<Exit> {
+    match command {
+        Command::Key(command) => key(command, client, json)?,
+        Command::Trust(command) => trust(command, client, json)?,
+        Command::Publish {
+            target,
+            name,
+            revision,
+            kind: kind_arg,
+            licence,
+            card,
+            tags,
+            key,
+            reference,
+        } => {
+            let path = std::path::Path::new(&target);
+            let target = if path.exists() {
+                std::path::absolute(path)
+                    .with_context(|| format!("resolving {}", path.display()))?
+                    .display()
+                    .to_string()
+            } else {
+                target
+            };
+            let request = PublishRequest {
+                target,
+                name,
+                revision,
+                kind: kind_arg.map(kind),
+                licence,
+                card,
+                tags,
+                key,
+                reference,
+            };
+            let mut bars = Bars::new("adding", quiet);
+            let report: PublishReport =
+                client.stream(&["v1", "publish"], &request, |p| bars.update(p))?;
+            bars.finish();
+            print(json, &report, || {
+                let r = &report.release;
+                outln!(
+                    "published {}/{}@{} = {}",
+                    r.publisher,
+                    r.name,
+                    r.revision,
+                    r.root
+                );
+                outln!(
+                    "  {} {}, {}, licence {}, sequence {}, stored on {} (catalog: {})",
+                    r.kind,
+                    human_bytes(r.size),
+                    count(r.files, "file"),
+                    r.licence.as_deref().unwrap_or("-"),
+                    report.sequence,
+                    count(u64::from(report.replicas), "peer"),
+                    count(u64::from(report.catalog_pages), "page"),
+                );
+                if let Some(parent) = &r.parent {
+                    outln!("  follows {parent}");
+                }
+                outln!("  found by: {}", report.words.join(" "));
+            })?;
+        }
+        Command::LsRemote { publisher } => {
+            let catalog: Catalog = client.call_with_query(
+                Method::GET,
+                &["v1", "catalog"],
+                &CatalogQuery { publisher },
+            )?;
+            print(json, &catalog, || {
+                outln!(
+                    "{} ({}), catalog sequence {}{}",
+                    catalog.publisher,
+                    who(catalog.alias.as_deref(), catalog.trusted),
+                    catalog.sequence,
+                    source_note(catalog.source)
+                );
+                let rows: Vec<Vec<String>> = catalog
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.name.clone(),
+                            e.revision.clone(),
+                            e.kind.to_string(),
+                            human_bytes(e.size),
+                            e.licence.clone().unwrap_or_else(|| "-".into()),
+                            e.root.to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE", "ID"], &rows);
+                if catalog.missing_pages > 0 {
+                    outln!(
+                        "({} of the catalog could not be read)",
+                        count(u64::from(catalog.missing_pages), "page")
+                    );
+                }
+            })?;
+        }
+        Command::Search { words, limit } => {
+            let response: SearchResponse = client.call_with_query(
+                Method::GET,
+                &["v1", "search"],
+                &SearchQuery {
+                    q: words.join(" "),
+                    limit: Some(limit),
+                },
+            )?;
+            print(json, &response, || {
+                let rows: Vec<Vec<String>> = response
+                    .results
+                    .iter()
+                    .map(|r| {
+                        let publisher = match (&r.alias, r.trusted) {
+                            (Some(alias), true) => alias.clone(),
+                            _ => format!("{} (untrusted)", r.publisher.short()),
+                        };
+                        vec![
+                            format!("{publisher}/{}", r.entry.name),
+                            r.entry.revision.clone(),
+                            r.entry.kind.to_string(),
+                            human_bytes(r.entry.size),
+                            r.entry.licence.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE"], &rows);
+                outln!(
+                    "{} from {} of {}{}",
+                    count(response.results.len() as u64, "result"),
+                    count(u64::from(response.publishers), "publisher"),
+                    count(u64::from(response.nodes), "node"),
+                    if response.complete {
+                        ""
+                    } else {
+                        " (cut short by the search's limits)"
+                    }
+                );
+            })?;
+            if response.results.is_empty() {
+                return Ok(Exit::NotFound);
+            }
+        }
+        Command::Resolve { name } => {
+            let resolution: Resolution = client.call_with_query(
+                Method::GET,
+                &["v1", "resolve"],
+                &NameQuery { name: name.clone() },
+            )?;
+            print(json, &resolution, || {
+                let r = &resolution.release;
+                outln!("{}", resolution.root);
+                outln!(
+                    "  {}/{}@{}, sequence {}, signed by {} ({}){}",
+                    r.alias.as_deref().unwrap_or(&r.publisher.short()),
+                    r.name,
+                    resolution.revision,
+                    resolution.sequence,
+                    r.publisher,
+                    who(r.alias.as_deref(), r.trusted),
+                    source_note(resolution.source)
+                );
+            })?;
+        }
+        Command::History { name } => {
+            let history: History =
+                client.call_with_query(Method::GET, &["v1", "history"], &NameQuery { name })?;
+            print(json, &history, || {
+                let rows: Vec<Vec<String>> = history
+                    .revisions
+                    .iter()
+                    .map(|e| vec![e.revision.clone(), e.root.to_string()])
+                    .collect();
+                print_table(&["REVISION", "ID"], &rows);
+                if history.source == RecordSource::Cache {
+                    outln!("{}", source_note(history.source).trim());
+                }
+            })?;
+        }
+        other => anyhow::bail!("not a naming command: {other:?}"),
+    }
+    Ok(Exit::Ok)
+}
+
+fn key(command: KeyCommand, client: &DaemonClient, json: bool) -> Result<()> {
+    match command {
+        KeyCommand::New { alias } => {
+            let key: KeyInfo =
+                client.send_json(Method::POST, &["v1", "keys"], &KeyNewRequest { alias })?;
+            print(json, &key, || outln!("{} {}", key.alias, key.public_key))
+        }
+        KeyCommand::List => {
+            let keys: Vec<KeyInfo> = client.call(Method::GET, &["v1", "keys"])?;
+            print(json, &keys, || {
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.alias.clone(),
+                            k.public_key.to_string(),
+                            if k.default {
+                                "default".into()
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect();
+                print_table(&["ALIAS", "PUBLIC KEY", ""], &rows);
+            })
+        }
+        KeyCommand::Export { alias } => {
+            let export: KeyExport = client.call(Method::GET, &["v1", "keys", &alias, "export"])?;
+            print(json, &export, || outln!("{}", export.secret))
+        }
+        KeyCommand::Import { alias, file } => {
+            let mut secret = String::new();
+            match &file {
+                Some(path) => {
+                    secret = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                }
+                None => {
+                    std::io::stdin()
+                        .read_to_string(&mut secret)
+                        .context("reading the key from standard input")?;
+                }
+            }
+            let key: KeyInfo = client.send_json(
+                Method::POST,
+                &["v1", "keys", "import"],
+                &KeyImportRequest {
+                    alias,
+                    secret: secret.trim().to_owned(),
+                },
+            )?;
+            print(json, &key, || outln!("{} {}", key.alias, key.public_key))
+        }
+    }
+}
+
+fn trust(command: TrustCommand, client: &DaemonClient, json: bool) -> Result<()> {
+    match command {
+        TrustCommand::Add { alias, public_key } => {
+            let entry: TrustEntry = client.send_json(
+                Method::POST,
+                &["v1", "trust"],
+                &TrustAddRequest { alias, public_key },
+            )?;
+            print(json, &entry, || {
+                outln!("trusting {} as {}", entry.public_key, entry.alias)
+            })
+        }
+        TrustCommand::List => {
+            let entries: Vec<TrustEntry> = client.call(Method::GET, &["v1", "trust"])?;
+            print(json, &entries, || {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|e| vec![e.alias.clone(), e.public_key.to_string()])
+                    .collect();
+                print_table(&["ALIAS", "PUBLIC KEY"], &rows);
+            })
+        }
+        TrustCommand::Remove { alias } => {
+            let entry: TrustEntry = client.call(Method::DELETE, &["v1", "trust", &alias])?;
+            print(json, &entry, || {
+                outln!("no longer trusting {} ({})", entry.alias, entry.public_key)
+            })
+        }
+    }
+}
