@@ -70,6 +70,7 @@ impl RecordBody for NameRecord {
     const MAX_BYTES: usize = MAX_NAME_RECORD_BYTES;
 
     fn validate(&self, signer: &PublisherKey) -> Result<(), RecordError> {
+        self.latest.verify()?;
         let latest = self.latest.body();
         if self.latest.signer() != signer {
             return Err(RecordError::SignerMismatch {
@@ -172,6 +173,25 @@ mod tests {
             &mallory,
         );
         assert!(matches!(forged, Err(RecordError::SignerMismatch { .. })));
+    }
+
+    #[test]
+    fn a_tampered_release_inside_a_record_is_a_bad_signature() {
+        let secret = PublisherSecret::from_seed([7; 32]);
+        let genuine = record(&secret, 3);
+        let release = genuine.body().latest.encode();
+        let mut bytes = genuine.encode();
+        let at = bytes
+            .windows(release.len())
+            .position(|w| w == release.as_slice())
+            .unwrap()
+            + release.len()
+            - 1;
+        bytes[at] ^= 1;
+        assert!(matches!(
+            SignedNameRecord::decode(&bytes),
+            Err(RecordError::BadSignature { .. })
+        ));
     }
 
     #[test]

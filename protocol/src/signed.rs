@@ -101,8 +101,9 @@ pub enum RecordError {
     WrongKey(&'static str),
 }
 
-/// A record body with its signer and signature. Only [`Signed::sign`] and
-/// [`Signed::decode`] make one, so every value of this type has been signed or verified.
+/// A record body with its signer and signature. Only [`Signed::sign`], [`Signed::decode`]
+/// and the decoding of a record that embeds one make one; the embedding record's rules
+/// verify it, so every value reachable from a decoded record has been verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed<T> {
     signer: PublisherKey,
@@ -174,6 +175,26 @@ impl<T: RecordBody> Signed<T> {
 
     /// Decodes untrusted bytes: size, type, signature, then the body's rules.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let record = Self::decode_unverified(bytes)?;
+        record.verify()?;
+        Ok(record)
+    }
+
+    /// Checks the signature and the body's rules. [`Signed::decode`] does this; a
+    /// record embedding another checks the embedded one with it.
+    pub fn verify(&self) -> Result<(), RecordError> {
+        let signed_part = Self::signed_part(&self.signer, &self.body)?;
+        self.signer
+            .verify(&message(&signed_part), &self.signature)
+            .map_err(|source| RecordError::BadSignature {
+                what: T::WHAT,
+                source,
+            })?;
+        self.body.validate(&self.signer)
+    }
+
+    /// Decodes the structure (size, type, fields) without checking the signature.
+    fn decode_unverified(bytes: &[u8]) -> Result<Self, RecordError> {
         if bytes.len() > T::MAX_BYTES {
             return Err(RecordError::TooLarge {
                 what: T::WHAT,
@@ -203,13 +224,6 @@ impl<T: RecordBody> Signed<T> {
         if !rest.is_empty() {
             return Err(malformed(format!("{} trailing bytes", rest.len())));
         }
-        signer
-            .verify(&message(signed_part), signature)
-            .map_err(|source| RecordError::BadSignature {
-                what: T::WHAT,
-                source,
-            })?;
-        body.validate(&signer)?;
         let mut fixed = [0; SIGNATURE_BYTES];
         fixed.copy_from_slice(signature);
         Ok(Self {
@@ -220,7 +234,9 @@ impl<T: RecordBody> Signed<T> {
     }
 }
 
-/// Embedded in another record as its encoded bytes, verified again when decoded.
+/// Embedded in another record as its encoded bytes. Decoding checks only the structure:
+/// the embedding record's rules verify the embedded signature (see
+/// [`RecordBody::validate`]), so a bad one is reported as such.
 impl<T: RecordBody> Serialize for Signed<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.encode())
@@ -230,7 +246,7 @@ impl<T: RecordBody> Serialize for Signed<T> {
 impl<'de, T: RecordBody> Deserialize<'de> for Signed<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes = <Vec<u8>>::deserialize(deserializer)?;
-        Signed::decode(&bytes).map_err(serde::de::Error::custom)
+        Signed::decode_unverified(&bytes).map_err(serde::de::Error::custom)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod attacker;
 pub mod hostile;
+pub mod records;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
