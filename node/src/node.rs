@@ -499,6 +499,13 @@ impl Node {
         if let Ok(root) = id.parse::<ContentId>() {
             return Ok(root);
         }
+        if NameRef::looks_like_name(id) {
+            return self.names.cached_root(id)?.ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "{id} has not been resolved on this node; use its content id"
+                ))
+            });
+        }
         match self.library.find(id) {
             Ok(record) => Ok(record.root),
             Err(_) => Err(NodeError::BadRequest(format!(

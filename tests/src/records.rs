@@ -22,6 +22,9 @@ enum Command {
     Address(oneshot::Sender<String>),
 }
 
+/// A lookup under way: the peer asked, the values it sent, where to answer.
+type PendingGet = (PeerId, Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>);
+
 /// A Kademlia peer that keeps and sends unchecked records.
 pub struct RecordPeer {
     commands: mpsc::UnboundedSender<Command>,
@@ -73,8 +76,7 @@ impl RecordPeer {
                 .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("listen address"))
                 .expect("listening");
             let mut puts: HashMap<QueryId, oneshot::Sender<bool>> = HashMap::new();
-            let mut gets: HashMap<QueryId, (PeerId, Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>)> =
-                HashMap::new();
+            let mut gets: HashMap<QueryId, PendingGet> = HashMap::new();
             loop {
                 tokio::select! {
                     command = inbox.recv() => match command {

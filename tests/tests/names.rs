@@ -282,7 +282,7 @@ fn a_storing_node_keeps_only_valid_records_and_never_an_older_one() {
     let after_forgery = attacker.get_from(&n.peer_address(), dht_key);
     assert_eq!(
         after_forgery,
-        [genuine.clone()],
+        std::slice::from_ref(&genuine),
         "N replaced P's record with a forgery"
     );
 

@@ -176,6 +176,24 @@ impl Names {
         Ok((resolution.root, warning))
     }
 
+    /// The root `text` (`PUBLISHER/NAME[@REVISION]`) named when this node last resolved
+    /// it, from its cache alone: for cancelling a fetch by the name it was started with.
+    pub fn cached_root(&self, text: &str) -> NodeResult<Option<ContentId>> {
+        let name_ref = Self::parse_name(text)?;
+        let publisher = self.publisher(&name_ref.publisher)?;
+        let key = name_key(&publisher, &name_ref.name);
+        let Some(cached) = self.inner.book.cached(&key)? else {
+            return Ok(None);
+        };
+        match DhtRecord::check(&key, &cached.bytes) {
+            Ok(DhtRecord::Name(record)) => Ok(record
+                .body()
+                .revision(name_ref.revision.as_deref())
+                .map(|(root, _)| root)),
+            _ => Ok(None),
+        }
+    }
+
     /// The revisions of `publisher/name`, newest first.
     pub async fn history(&self, text: &str) -> NodeResult<History> {
         let name_ref = Self::parse_name(text)?;
