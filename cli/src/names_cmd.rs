@@ -86,10 +86,11 @@ pub(crate) fn run(
                 client.stream(&["v1", "publish"], &request, |p| bars.update(p))?;
             bars.finish();
             print(json, &report, || {
-                let r = &report.release;
+                let info = &report.release;
+                let r = &info.release;
                 outln!(
                     "published {}/{}@{} = {}",
-                    r.publisher,
+                    info.publisher,
                     r.name,
                     r.revision,
                     r.root
@@ -198,16 +199,16 @@ pub(crate) fn run(
                 &NameQuery { name: name.clone() },
             )?;
             print(json, &resolution, || {
-                let r = &resolution.release;
+                let info = &resolution.release;
                 outln!("{}", resolution.root);
                 outln!(
                     "  {}/{}@{}, sequence {}, signed by {} ({}){}",
-                    r.alias.as_deref().unwrap_or(&r.publisher.short()),
-                    r.name,
+                    info.alias.as_deref().unwrap_or(&info.publisher.short()),
+                    info.release.name,
                     resolution.revision,
                     resolution.sequence,
-                    r.publisher,
-                    who(r.alias.as_deref(), r.trusted),
+                    info.publisher,
+                    who(info.alias.as_deref(), info.trusted),
                     source_note(resolution.source)
                 );
             })?;

@@ -72,14 +72,15 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
             ", not seeded (licence not in this node's allowlist)"
         }
     );
-    for release in &detail.releases {
+    for info in &detail.releases {
+        let release = &info.release;
         outln!(
             "release:  {}/{}@{} signed by {}{}",
-            release.alias.as_deref().unwrap_or("?"),
+            info.alias.as_deref().unwrap_or("?"),
             release.name,
             release.revision,
-            release.publisher,
-            if release.trusted { "" } else { " (untrusted)" }
+            info.publisher,
+            if info.trusted { "" } else { " (untrusted)" }
         );
         if let Some(parent) = &release.parent {
             outln!("parent:   {parent}");

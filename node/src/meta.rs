@@ -170,11 +170,13 @@ pub struct Meta {
     origins: sled::Tree,
 }
 
-fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
+/// The postcard bytes of a record, for sled.
+pub(crate) fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
     postcard::to_stdvec(value).map_err(|e| NodeError::Store(format!("encoding record: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> NodeResult<T> {
+/// A record read back from sled.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> NodeResult<T> {
     postcard::from_bytes(bytes)
         .map_err(|e| NodeError::Corrupt(format!("metadata record is unreadable: {e}")))
 }

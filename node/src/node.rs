@@ -247,7 +247,7 @@ impl Node {
         let mut detail = self.library.detail(reference).await?;
         detail.releases = self.names.releases(detail.summary.id)?;
         if let Some(latest) = detail.releases.first() {
-            detail.licence = detail.licence.clone().or(latest.licence.clone());
+            detail.licence = detail.licence.clone().or(latest.release.licence.clone());
         }
         detail.seeding = self.names.seeds(detail.licence.as_deref());
         Ok(detail)
@@ -266,7 +266,7 @@ impl Node {
         progress: &mut ProgressReporter,
     ) -> NodeResult<PublishReport> {
         let report = self.names.publish(request, progress).await?;
-        self.announce_soon(report.release.root).await;
+        self.announce_soon(report.release.release.root).await;
         Ok(report)
     }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ArtifactKind, CatalogEntry, ContentId, PublisherKey};
+use crate::{ArtifactKind, CatalogEntry, ContentId, PublisherKey, Release};
 
 /// A release as the API shows it, with what this node thinks of its publisher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,28 +14,10 @@ pub struct ReleaseInfo {
     pub alias: Option<String>,
     /// Whether the publisher is in the trust list or is one of this node's keys.
     pub trusted: bool,
-    /// The artifact.
-    pub root: ContentId,
-    /// Model or dataset.
-    pub kind: ArtifactKind,
-    /// Name.
-    pub name: String,
-    /// Revision label.
-    pub revision: String,
-    /// SPDX licence.
-    pub licence: Option<String>,
-    /// Card path among the files.
-    pub card: Option<String>,
-    /// Words describing it.
-    pub tags: Vec<String>,
-    /// The previous revision's root.
-    pub parent: Option<ContentId>,
-    /// Bytes of all files.
-    pub size: u64,
-    /// Number of files.
-    pub files: u64,
-    /// When it was published, seconds since the Unix epoch.
-    pub published_at: u64,
+    /// What it says: root, kind, name, revision, licence, card, tags, parent, size,
+    /// files, time (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub release: Release,
 }
 
 /// One of this node's publisher keys.

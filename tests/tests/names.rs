@@ -376,6 +376,16 @@ fn a_reader_refuses_forged_tampered_oversized_and_replayed_records_before_fetchi
         out.to_str().unwrap(),
     ]);
     assert_eq!(tree_hashes(&out), tree_hashes(&model));
+
+    // With every other node gone, F answers from its cache and says so.
+    drop(attacker);
+    let mut s = s;
+    s.stop();
+    let cached = f.ok_json(&["resolve", &format!("{a}/real")]);
+    assert_eq!(cached["root"], id.as_str());
+    assert_eq!(cached["source"], "cache", "{cached}");
+    let text = f.ok(&["resolve", &format!("{a}/real")]).stdout;
+    assert!(text.contains("from this node's cache"), "{text}");
 }
 
 #[test]

@@ -9,9 +9,10 @@
 
 use seedbank_protocol::names_api::TrustEntry;
 use seedbank_protocol::{ContentId, PublisherKey, SignedRelease};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, NodeResult};
+use crate::meta::{decode, encode};
 
 /// A signed record as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,15 +35,6 @@ pub struct NameBook {
     published: sled::Tree,
     served: sled::Tree,
     words: sled::Tree,
-}
-
-fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| NodeError::Store(format!("encoding record: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> NodeResult<T> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| NodeError::Corrupt(format!("name database record is unreadable: {e}")))
 }
 
 fn key_of(bytes: &[u8]) -> Option<PublisherKey> {

@@ -162,7 +162,7 @@ impl Names {
                 .book
                 .releases(resolution.root)?
                 .first()
-                .map_or_else(|| release_body(&resolution), |r| r.body().clone()),
+                .map_or_else(|| resolution.release.release.clone(), |r| r.body().clone()),
         );
         labels.revision = resolution.revision.clone();
         let warning = (!self.seeds(labels.licence.as_deref())).then(|| {
@@ -275,23 +275,5 @@ impl Names {
             Some(_) => Err(NodeError::BadRecord("not a catalog page".into())),
             None => Ok(None),
         }
-    }
-}
-
-/// The latest release of a resolution, as a bare release body.
-fn release_body(resolution: &Resolution) -> seedbank_protocol::Release {
-    let r = &resolution.release;
-    seedbank_protocol::Release {
-        root: r.root,
-        kind: r.kind,
-        name: r.name.clone(),
-        revision: r.revision.clone(),
-        licence: r.licence.clone(),
-        card: r.card.clone(),
-        tags: r.tags.clone(),
-        parent: r.parent,
-        size: r.size,
-        files: r.files,
-        published_at: r.published_at,
     }
 }

@@ -178,22 +178,11 @@ impl Names {
     /// A release as the API shows it.
     pub fn release_info(&self, release: &SignedRelease) -> NodeResult<ReleaseInfo> {
         let (alias, trusted) = self.describe(release.signer())?;
-        let body = release.body();
         Ok(ReleaseInfo {
             publisher: *release.signer(),
             alias,
             trusted,
-            root: body.root,
-            kind: body.kind,
-            name: body.name.clone(),
-            revision: body.revision.clone(),
-            licence: body.licence.clone(),
-            card: body.card.clone(),
-            tags: body.tags.clone(),
-            parent: body.parent,
-            size: body.size,
-            files: body.files,
-            published_at: body.published_at,
+            release: release.body().clone(),
         })
     }
 
