@@ -96,7 +96,7 @@ pub(crate) fn run(
                     r.root
                 );
                 outln!(
-                    "  {} {}, {}, licence {}, sequence {}, stored on {} (catalog: {})",
+                    "  {} {}, {}, licence {}, sequence {}, put answered by {} (catalog: {})",
                     r.kind,
                     human_bytes(r.size),
                     count(r.files, "file"),

@@ -38,6 +38,7 @@ use crate::transfer::fetch::{Transfer, TransferOutcome};
 use crate::transfer::provider::spawn_provider;
 use crate::transfer::provider_stats::{ProviderCounts, ProviderStats};
 use crate::transfer::root::{fetch_root, RootOutcome};
+use crate::transfer::seed_gate::SeedGate;
 use crate::transfer::traffic::Traffic;
 
 /// How long a fetch looks for peers before it says nobody has the artifact: waits
@@ -97,6 +98,9 @@ pub struct Node {
     provider: ProviderStats,
     names: Names,
     names_stop: CancellationToken,
+    /// Blobs not to serve, when the node seeds only some licences.
+    seed_gate: Option<SeedGate>,
+    policy: LicencePolicy,
 }
 
 /// The node's figures for `/metrics`.
@@ -148,19 +152,27 @@ impl Node {
             tokio::time::Instant::now(),
             unix_now(),
         );
+        let seed_gate = if options.seed_licences.is_empty() {
+            None
+        } else {
+            let gate = SeedGate::default();
+            gate.set(library.unseeded_blobs(&policy).await?);
+            Some(gate)
+        };
         let provider = if options.seed {
             spawn_provider(
                 &net,
                 library.transfer_store().api(),
                 traffic.clone(),
                 peers.clone(),
+                seed_gate.clone(),
             )?
         } else {
             ProviderStats::default()
         };
         let announcer = options
             .seed
-            .then(|| Announcer::spawn(library.clone(), net.clone(), policy));
+            .then(|| Announcer::spawn(library.clone(), net.clone(), policy.clone()));
         let node = Self {
             jobs: FetchJobs::new(library.clone()),
             library,
@@ -172,6 +184,8 @@ impl Node {
             provider,
             names,
             names_stop,
+            seed_gate,
+            policy,
         };
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
@@ -665,6 +679,12 @@ impl Node {
     }
 
     async fn announce_soon(&self, root: ContentId) {
+        if let Some(gate) = &self.seed_gate {
+            match self.library.unseeded_blobs(&self.policy).await {
+                Ok(blocked) => gate.set(blocked),
+                Err(e) => tracing::warn!(error = %e, "cannot update the blobs not to seed"),
+            }
+        }
         if let Some(announcer) = &self.announcer {
             announcer.announce_soon(&self.library, root).await;
         }

@@ -107,7 +107,8 @@ pub struct PublishReport {
     pub release: ReleaseInfo,
     /// The name record's sequence number.
     pub sequence: u64,
-    /// DHT peers that confirmed storing the name record (0 on a lone node).
+    /// DHT peers that answered while the name record was put: those asked for closer
+    /// peers included, so an upper bound on the copies stored (0 on a lone node).
     pub replicas: u32,
     /// Pages the publisher's catalog now has.
     pub catalog_pages: u32,

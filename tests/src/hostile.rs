@@ -44,6 +44,7 @@ impl HostileSeeder {
                 store.as_ref().clone(),
                 Traffic::new(None, None),
                 PeerBook::default(),
+                None,
             )
             .expect("serving blobs");
             (store, net)

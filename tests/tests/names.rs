@@ -453,4 +453,23 @@ fn a_node_seeds_only_the_licences_it_allows() {
             .any(|p| p == strict.peer_id().as_str()),
         "{providers}"
     );
+
+    // Nor does it serve it to a connected peer that asks without a DHT lookup.
+    let mut open = open;
+    open.stop();
+    third.ok(&["fetch", "--detach", id]);
+    let refused = "seedbank_blob_requests_refused_total{reason=\"licence\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refused_count(&strict.metrics(), refused) == 0.0 {
+        assert!(Instant::now() < deadline, "{}", strict.metrics());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(third.ok_json(&["status"])["store_bytes"], 0);
+}
+
+fn refused_count(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -144,10 +144,11 @@ fn registry(metrics: &NodeMetrics) -> Registry {
         ),
         (
             "blob_requests_refused",
-            "Blob streams from peers refused since start: banned peer, or every slot busy",
+            "Blob streams and requests from peers refused since start: banned peer, every slot busy, or a licence this node does not seed",
             vec![
                 (vec![("reason", "banned")], provider.refused_banned),
                 (vec![("reason", "busy")], provider.refused_busy),
+                (vec![("reason", "licence")], provider.refused_licence),
             ],
         ),
         (

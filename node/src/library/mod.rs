@@ -75,6 +75,29 @@ impl Library {
         self.data_dir.root().join("keys")
     }
 
+    /// Blobs that belong only to artifacts whose licence `policy` does not seed: their
+    /// roots, manifests and files, less any blob an allowed artifact also holds.
+    pub async fn unseeded_blobs(
+        &self,
+        policy: &crate::names::LicencePolicy,
+    ) -> NodeResult<std::collections::HashSet<BlobHash>> {
+        let mut blocked = std::collections::HashSet::new();
+        let mut allowed = std::collections::HashSet::new();
+        for record in self.meta.artifacts()? {
+            let set = if policy.allows(record.licence.as_deref()) {
+                &mut allowed
+            } else {
+                &mut blocked
+            };
+            set.insert(record.root.hash());
+            set.insert(record.manifest);
+            if let Ok(stored) = self.stored_root(record.root).await {
+                set.extend(stored.manifest.files.iter().map(|f| f.hash));
+            }
+        }
+        Ok(blocked.difference(&allowed).copied().collect())
+    }
+
     /// Gives an artifact the labels it was published under.
     pub async fn set_labels(&self, root: ContentId, labels: Labels) -> NodeResult<()> {
         let Some(mut record) = self.meta.artifact(root)? else {

@@ -17,5 +17,6 @@ pub mod provider;
 pub mod provider_slots;
 pub mod provider_stats;
 pub mod root;
+pub mod seed_gate;
 pub mod streams;
 pub mod traffic;

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::provider_slots::{Admission, Slots};
 use super::provider_stats::ProviderStats;
+use super::seed_gate::SeedGate;
 use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::error::{NodeError, NodeResult};
@@ -36,18 +37,22 @@ const BUSY_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BUSY_ANSWERS: usize = 64;
 
 /// Starts serving blob requests; runs until the network stops. Returns the counts of
-/// what it does.
+/// what it does. With a `gate`, requests for the blobs it blocks are refused.
 pub fn spawn_provider(
     net: &NetHandle,
     store: Store,
     traffic: Traffic,
     peers: PeerBook,
+    gate: Option<SeedGate>,
 ) -> NodeResult<ProviderStats> {
     let mut incoming = net
         .stream_control()
         .accept(BLOB_PROTOCOL)
         .map_err(|e| NodeError::BadRequest(format!("blob protocol registered twice: {e}")))?;
     let stats = ProviderStats::default();
+    let events = gate.map_or(EventSender::DEFAULT, |gate| {
+        gate.event_sender(stats.clone())
+    });
     let slots = Arc::new(Mutex::new(Slots::counting_into(stats.clone())));
     tokio::spawn(watch_slots(Arc::downgrade(&slots)));
     let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
@@ -82,10 +87,11 @@ pub fn spawn_provider(
             let store = store.clone();
             let traffic = traffic.clone();
             let slots = slots.clone();
+            let events = events.clone();
             tokio::spawn(async move {
                 let (stream_id, recv, send) =
                     split_stream(stream, peer, &traffic, StreamSide::Serving(activity));
-                let pair = StreamPair::new(stream_id, recv, send, EventSender::DEFAULT);
+                let pair = StreamPair::new(stream_id, recv, send, events);
                 tokio::select! {
                     served = handle_stream(pair, store) => {
                         if let Err(e) = served {

@@ -21,6 +21,7 @@ struct Counters {
     served: AtomicU64,
     refused_banned: AtomicU64,
     refused_busy: AtomicU64,
+    refused_licence: AtomicU64,
     closed_no_request: AtomicU64,
     closed_idle: AtomicU64,
     closed_evicted: AtomicU64,
@@ -35,6 +36,8 @@ pub struct ProviderCounts {
     pub refused_banned: u64,
     /// Streams that found every slot they could use busy.
     pub refused_busy: u64,
+    /// Requests for blobs of artifacts under a licence the node does not seed.
+    pub refused_licence: u64,
     /// Admitted streams closed for sending no request within the deadline.
     pub closed_no_request: u64,
     /// Admitted streams closed for moving no byte too long.
@@ -59,6 +62,13 @@ impl ProviderStats {
         self.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request refused because the node does not seed the blob's licence.
+    pub fn refused_licence(&self) {
+        self.counters
+            .refused_licence
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts an admitted stream the slot table closed.
     pub fn closed(&self, reason: CloseReason) {
         let counter = match reason {
@@ -76,6 +86,7 @@ impl ProviderStats {
             served: c.served.load(Ordering::Relaxed),
             refused_banned: c.refused_banned.load(Ordering::Relaxed),
             refused_busy: c.refused_busy.load(Ordering::Relaxed),
+            refused_licence: c.refused_licence.load(Ordering::Relaxed),
             closed_no_request: c.closed_no_request.load(Ordering::Relaxed),
             closed_idle: c.closed_idle.load(Ordering::Relaxed),
             closed_evicted: c.closed_evicted.load(Ordering::Relaxed),
