@@ -152,7 +152,9 @@ enum Scenario {
     /// both, side by side; then again after every publisher left the network (records
     /// outlive their publisher). Plot: share of lookups done against milliseconds.
     ///
-    /// Big run (recorded): `names --nodes 500 --publishers 50 --resolves 500`.
+    /// Defaults take about 2 minutes on 2 cores. Big run (recorded): `names --nodes 500
+    /// --publishers 50 --resolves 500`, about 30 minutes (most of it joining) and 2 GB
+    /// of memory on 2 cores shared with a compile.
     Names {
         /// Nodes in the network
         #[arg(long, default_value_t = 100)]
