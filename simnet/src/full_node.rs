@@ -25,6 +25,15 @@ pub struct FullNode {
     pub sim: SimNode,
 }
 
+impl FullNode {
+    /// Shuts the node down and takes it off the network for good.
+    pub async fn leave(&self) -> Result<()> {
+        self.node.shutdown().await?;
+        self.sim.leave();
+        Ok(())
+    }
+}
+
 impl AsRef<SimNode> for FullNode {
     fn as_ref(&self) -> &SimNode {
         &self.sim
@@ -58,6 +67,7 @@ pub async fn start_full_node(
         handle: node.net().clone(),
         peer: setup.peer,
         address: setup.address,
+        link: setup.link,
     };
     Ok(FullNode { node, sim })
 }

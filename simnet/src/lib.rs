@@ -5,14 +5,17 @@
 //!
 //! Nodes are set up by [`network`] (network only) and [`full_node`] (with a store) and
 //! joined by [`join`]. Scenarios: [`discovery`] (who provides what, at scale), [`churn`]
-//! (artifacts found and fetched while nodes leave and join) and [`swarm`] (many fetchers
-//! of one artifact, one capped seeder). [`plot`] draws their curves as SVG.
+//! (artifacts found and fetched while nodes leave and join), [`swarm`] (many fetchers
+//! of one artifact, one capped seeder) and [`names`] (published names resolved beside
+//! provider lookups, before and after their publishers leave). [`plot`] draws their
+//! curves as SVG.
 
 pub mod churn;
 pub mod discovery;
 pub mod full_node;
 pub mod join;
 pub mod link;
+pub mod names;
 pub mod network;
 pub mod plot;
 pub mod stats;

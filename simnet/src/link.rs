@@ -2,11 +2,18 @@
 //! capacity, shared by all its connections, and a one-way delay on the bytes it
 //! receives. Applied to the raw in-memory connection, below noise and yamux, so
 //! handshakes, DHT messages and blob data all pay for it, as on a real line.
+//!
+//! A link can also be cut ([`Link::cut`]): every connection through it, open or new,
+//! then fails at its next read or write, as when a machine leaves the network. Shutting
+//! a [`seedbank_node::node::Node`] down does not stop its network task (its blob
+//! provider keeps a handle to it), so a node that leaves must also have its link cut.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,6 +46,7 @@ pub struct Link {
     shape: LinkShape,
     upload: Limiter,
     download: Limiter,
+    cut: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -49,7 +57,14 @@ impl Link {
             shape,
             upload: limiter(shape.upload),
             download: limiter(shape.download),
+            cut: Arc::default(),
         }
+    }
+
+    /// Cuts the link for good: every connection through it fails at its next read or
+    /// write, and new ones fail their handshake.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
     }
 
     /// Puts a connection of this node's behind the link.
@@ -61,6 +76,7 @@ impl Link {
                 .clone()
                 .limit(Delayed::new(read, self.shape.latency)),
             write: self.upload.clone().limit(write),
+            cut: self.cut.clone(),
         }
     }
 }
@@ -69,6 +85,16 @@ impl Link {
 pub struct Shaped<S> {
     read: Resource<Delayed<ReadHalf<S>>, StandardClock>,
     write: Resource<WriteHalf<S>, StandardClock>,
+    cut: Arc<AtomicBool>,
+}
+
+impl<S> Shaped<S> {
+    /// `Some(error)` once the link is cut.
+    fn cut_error(&self) -> Option<io::Error> {
+        self.cut
+            .load(Ordering::Relaxed)
+            .then(|| io::Error::new(io::ErrorKind::ConnectionReset, "the node left: link cut"))
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Shaped<S> {
@@ -77,6 +103,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Shaped<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.cut_error() {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
@@ -87,10 +116,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.cut_error() {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.write).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.cut_error() {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.write).poll_flush(cx)
     }
 
@@ -218,5 +253,22 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn a_cut_link_fails_reads_and_writes() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        use tokio_util::compat::TokioAsyncReadCompatExt;
+        let link = Link::new(LinkShape::default());
+        let mut a = link.shape(a.compat());
+        let mut b = Link::new(LinkShape::default()).shape(b.compat());
+        a.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        link.cut();
+        assert!(a.write_all(b"again").await.is_err());
+        let mut buf = [0u8; 1];
+        assert!(a.read(&mut buf).await.is_err());
     }
 }

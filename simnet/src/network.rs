@@ -35,6 +35,16 @@ pub struct SimNode {
     pub peer: PeerId,
     /// Its address, with `/p2p/<id>`, for others to bootstrap from.
     pub address: Multiaddr,
+    /// Its access link; cutting it takes the node off the network.
+    pub link: Link,
+}
+
+impl SimNode {
+    /// Takes the node off the network for good: its link is cut, so peers that ask it
+    /// anything get no answer, as when a machine goes away.
+    pub fn leave(&self) {
+        self.link.cut();
+    }
 }
 
 impl AsRef<SimNode> for SimNode {
@@ -56,6 +66,8 @@ pub struct NodeSetup {
     pub config: NetConfig,
     /// The in-memory transport behind the node's link, with noise and yamux on top.
     pub transport: NetTransport,
+    /// The node's link, to cut when it leaves.
+    pub link: Link,
 }
 
 /// How every simulated node is set up.
@@ -93,9 +105,10 @@ pub fn node_setup(bootstrap: &[Multiaddr], profile: NodeProfile) -> Result<NodeS
         ..NetConfig::default()
     };
     let link = Link::new(profile.link);
+    let shaping = link.clone();
     let transport = NetTransport::Custom(Box::new(move |key: &Keypair| {
         MemoryTransport::default()
-            .map(move |connection, _| link.shape(connection))
+            .map(move |connection, _| shaping.shape(connection))
             .upgrade(Version::V1)
             .authenticate(noise::Config::new(key).expect("ed25519 keys always make a noise config"))
             .multiplex(yamux::Config::default())
@@ -108,6 +121,7 @@ pub fn node_setup(bootstrap: &[Multiaddr], profile: NodeProfile) -> Result<NodeS
         address: listen.with(libp2p::multiaddr::Protocol::P2p(peer)),
         config,
         transport,
+        link,
     })
 }
 
@@ -121,5 +135,6 @@ pub async fn start_node(bootstrap: &[Multiaddr], profile: NodeProfile) -> Result
         handle,
         peer: setup.peer,
         address: setup.address,
+        link: setup.link,
     })
 }

@@ -11,6 +11,8 @@ pub struct Spread {
     pub p50: f64,
     /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
 }
@@ -29,6 +31,7 @@ pub fn spread(samples: &[f64]) -> Spread {
     Spread {
         p50: at(0.50),
         p90: at(0.90),
+        p95: at(0.95),
         p99: at(0.99),
     }
 }
@@ -47,7 +50,7 @@ mod tests {
     fn nearest_rank_percentiles() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let p = spread_ms(&samples);
-        assert_eq!((p.p50, p.p90, p.p99), (50.0, 90.0, 99.0));
+        assert_eq!((p.p50, p.p90, p.p95, p.p99), (50.0, 90.0, 95.0, 99.0));
         assert_eq!(spread(&[]).p50, 0.0);
         assert_eq!(spread(&[3.0]).p99, 3.0);
     }

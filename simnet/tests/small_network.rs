@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use seedbank_simnet::link::LinkShape;
 use seedbank_simnet::network::NodeProfile;
-use seedbank_simnet::{churn, discovery, swarm};
+use seedbank_simnet::{churn, discovery, names, swarm};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -39,6 +39,47 @@ async fn fifty_nodes_find_what_is_announced() {
         report.found,
         "every successful lookup has a hop count: {report:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_resolve_like_providers_are_found_and_outlive_their_publisher() {
+    let report = names::run(names::NamesConfig {
+        nodes: 30,
+        publishers: 5,
+        revisions: 2,
+        resolves: 30,
+        artifact_bytes: 16 * 1024,
+        departure: true,
+        seed: 13,
+        join_batch: 15,
+        concurrency: 6,
+        node: node(),
+    })
+    .await
+    .expect("scenario runs");
+    assert_eq!(
+        (report.publish.published, report.publish.failed),
+        (10, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.phases.len(), 2, "{report:?}");
+    for phase in &report.phases {
+        assert_eq!(phase.names.lookups, 30, "{report:?}");
+        // Before and after the publishers left: records stay on the peers closest to
+        // their keys, so names keep resolving (from the network, not a cache).
+        assert!(
+            phase.names.success_rate >= 0.95,
+            "names resolved {:.3} (publishers up: {}): {report:?}",
+            phase.names.success_rate,
+            phase.publishers_up
+        );
+        assert!(
+            phase.providers.success_rate >= 0.95,
+            "providers found {:.3} (publishers up: {}): {report:?}",
+            phase.providers.success_rate,
+            phase.publishers_up
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
