@@ -299,7 +299,7 @@ async fn publish_one(
         .node
         .publish(&request, &mut ProgressReporter::silent())
         .await?;
-    let root = report.release.root;
+    let root = report.release.release.root;
     // The node announces the root in the background; announce it here too, so every
     // provider lookup of the phase has its record in place, as every resolve does.
     node.sim.handle.start_providing(root).await?;
