@@ -15,12 +15,13 @@ use futures::StreamExt;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, mdns, PeerId, Swarm};
 use seedbank_protocol::ContentId;
 use tokio::sync::{mpsc, oneshot};
 
 use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
+use super::connection_view::{is_dialable, shown_address};
 use super::handle::{
     split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup, RecordLookup,
 };
@@ -520,23 +521,6 @@ impl EventLoop {
     }
 }
 
-/// How a connection is shown in `seedbank peers`: the address dialled, without the
-/// `/p2p/<id>` the peer column already gives; for an inbound connection, the peer's IP,
-/// since its source port is ephemeral and not an address anyone can dial.
-fn shown_address(endpoint: &libp2p::core::ConnectedPoint) -> String {
-    match endpoint {
-        libp2p::core::ConnectedPoint::Dialer { address, .. } => {
-            super::without_peer_id(address).to_string()
-        }
-        libp2p::core::ConnectedPoint::Listener { send_back_addr, .. } => {
-            match super::ip_of(send_back_addr) {
-                Some(ip) => format!("{ip} (inbound)"),
-                None => "inbound".to_owned(),
-            }
-        }
-    }
-}
-
 /// Peers in the routing table.
 fn routing_table_size(kad: &mut kad::Behaviour<ProviderStore>) -> usize {
     kad.kbuckets().map(|b| b.num_entries()).sum()
@@ -553,52 +537,5 @@ fn query_kind(result: &QueryResult) -> &'static str {
         QueryResult::GetRecord(_) => "get record",
         QueryResult::PutRecord(_) => "put record",
         QueryResult::RepublishRecord(_) => "republish record",
-    }
-}
-
-/// An address with a concrete IP (not 0.0.0.0 or ::).
-fn has_specific_ip(address: &Multiaddr) -> bool {
-    address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => !ip.is_unspecified(),
-        Protocol::Ip6(ip) => !ip.is_unspecified(),
-        _ => false,
-    })
-}
-
-/// Whether others can dial this address as it is: a concrete IP (not 0.0.0.0 or ::), or
-/// an in-memory address of the simulator.
-fn is_dialable(address: &Multiaddr) -> bool {
-    has_specific_ip(address) || address.iter().any(|p| matches!(p, Protocol::Memory(_)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peers_are_shown_without_a_repeated_id_or_an_ephemeral_port() {
-        let peer = PeerId::random();
-        let dialled = libp2p::core::ConnectedPoint::Dialer {
-            address: format!("/ip4/192.168.1.20/tcp/4150/p2p/{peer}")
-                .parse()
-                .unwrap(),
-            role_override: libp2p::core::Endpoint::Dialer,
-            port_use: libp2p::core::transport::PortUse::New,
-        };
-        assert_eq!(shown_address(&dialled), "/ip4/192.168.1.20/tcp/4150");
-        let inbound = libp2p::core::ConnectedPoint::Listener {
-            local_addr: "/ip4/127.0.0.1/tcp/4150".parse().unwrap(),
-            send_back_addr: "/ip4/127.0.0.9/tcp/53122".parse().unwrap(),
-        };
-        assert_eq!(shown_address(&inbound), "127.0.0.9 (inbound)");
-    }
-
-    #[test]
-    fn only_concrete_addresses_are_dialable() {
-        let parse = |a: &str| a.parse::<Multiaddr>().unwrap();
-        assert!(is_dialable(&parse("/ip4/127.0.0.1/tcp/4150")));
-        assert!(is_dialable(&parse("/memory/42")));
-        assert!(!is_dialable(&parse("/ip4/0.0.0.0/tcp/4150")));
-        assert!(!is_dialable(&parse("/ip6/::/udp/4150/quic-v1")));
     }
 }

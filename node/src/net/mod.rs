@@ -8,6 +8,7 @@
 
 mod address_policy;
 mod behaviour;
+mod connection_view;
 mod event_loop;
 mod handle;
 mod peer_ips;
