@@ -64,9 +64,12 @@ impl Announcer {
                 .await
                 .is_ok_and(|status| status.routing_table_size > 0);
             let everything = !announced_everything || (has_peers && !reached_network);
-            match library.due_announcements(unix_now(), everything).await {
+            match library
+                .due_announcements(unix_now(), everything, &policy)
+                .await
+            {
                 Ok(due) => {
-                    announce(&library, &net, seedable(&library, &policy, due)).await;
+                    announce(&library, &net, due).await;
                     announced_everything = true;
                     reached_network |= has_peers;
                 }
@@ -86,19 +89,6 @@ impl Announcer {
             }
         }
     }
-}
-
-/// The roots of `due` whose licence the node's allowlist admits.
-fn seedable(library: &Library, policy: &LicencePolicy, due: Vec<ContentId>) -> Vec<ContentId> {
-    due.into_iter()
-        .filter(|root| match library.find(&root.to_string()) {
-            Ok(record) if !policy.allows(record.licence.as_deref()) => {
-                tracing::debug!(%root, "not announced: {}", policy.refusal(record.licence.as_deref()));
-                false
-            }
-            _ => true,
-        })
-        .collect()
 }
 
 /// Announces each of `due`, scheduling its renewal; failures are logged and retried at

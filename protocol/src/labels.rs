@@ -55,12 +55,22 @@ pub fn validate_labels(
     revision: &str,
     licence: Option<&str>,
 ) -> Result<(), LabelError> {
-    validate_label("name", name, MAX_NAME_BYTES)?;
-    validate_label("revision", revision, MAX_REVISION_BYTES)?;
+    validate_name(name)?;
+    validate_revision(revision)?;
     if let Some(licence) = licence {
         validate_licence(licence)?;
     }
     Ok(())
+}
+
+/// Checks a name on its own (also the rules of aliases and of publisher keys' text).
+pub fn validate_name(name: &str) -> Result<(), LabelError> {
+    validate_label("name", name, MAX_NAME_BYTES)
+}
+
+/// Checks a revision label on its own.
+pub fn validate_revision(revision: &str) -> Result<(), LabelError> {
+    validate_label("revision", revision, MAX_REVISION_BYTES)
 }
 
 /// Checks one tag (a word describing an artifact, such as `llama` or `text-generation`).

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::labels::{validate_labels, LabelError};
+use crate::labels::{validate_name, validate_revision, LabelError};
 
 /// A reference to a published name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,8 +47,11 @@ impl FromStr for NameRef {
             )));
         }
         // An alias follows the rules of a name; a key's text form does too.
-        validate_labels(publisher, "x", None).map_err(|e| bad(format!("publisher: {e}")))?;
-        validate_labels(name, revision.unwrap_or("x"), None)?;
+        validate_name(publisher).map_err(|e| bad(format!("publisher: {e}")))?;
+        validate_name(name)?;
+        if let Some(revision) = revision {
+            validate_revision(revision)?;
+        }
         Ok(Self {
             publisher: publisher.to_owned(),
             name: name.to_owned(),

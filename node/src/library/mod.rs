@@ -98,6 +98,11 @@ impl Library {
         Ok(blocked.difference(&allowed).copied().collect())
     }
 
+    /// The record of `root`, if the node holds it.
+    pub fn artifact(&self, root: ContentId) -> NodeResult<Option<ArtifactRecord>> {
+        self.meta.artifact(root)
+    }
+
     /// Gives an artifact the labels it was published under.
     pub async fn set_labels(&self, root: ContentId, labels: Labels) -> NodeResult<()> {
         let Some(mut record) = self.meta.artifact(root)? else {
@@ -230,14 +235,19 @@ impl Library {
     }
 
     /// Complete artifacts whose announcement is due at `now` (all of them when
-    /// `everything`).
+    /// `everything`), less those under a licence `policy` does not seed.
     pub async fn due_announcements(
         &self,
         now: u64,
         everything: bool,
+        policy: &crate::names::LicencePolicy,
     ) -> NodeResult<Vec<ContentId>> {
         let mut due = Vec::new();
         for record in self.meta.artifacts()? {
+            if !policy.allows(record.licence.as_deref()) {
+                tracing::debug!(root = %record.root, "not announced: {}", policy.refusal(record.licence.as_deref()));
+                continue;
+            }
             let is_due = everything || self.meta.next_announce(record.root)? <= now;
             if is_due && self.is_complete(&record).await? {
                 due.push(record.root);
@@ -300,13 +310,8 @@ impl Library {
     pub async fn detail(&self, reference: &str) -> NodeResult<ArtifactDetail> {
         let record = self.resolve(reference)?;
         let manifest = self.manifest(&record).await?;
-        let card_text = match record.card.as_deref().and_then(|card| manifest.file(card)) {
-            Some(card) => self
-                .store
-                .read_small(card.hash, MAX_CARD_TEXT_BYTES)
-                .await
-                .ok()
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        let card_text = match record.card.as_deref() {
+            Some(card) => self.card_text(&manifest, card).await,
             None => None,
         };
         Ok(ArtifactDetail {
@@ -318,6 +323,18 @@ impl Library {
             seeding: true,
             manifest,
         })
+    }
+
+    /// The text of the card at `path` among `manifest`'s files, if it is stored and at
+    /// most [`MAX_CARD_TEXT_BYTES`].
+    pub async fn card_text(&self, manifest: &Manifest, path: &str) -> Option<String> {
+        let file = manifest.file(path)?;
+        let bytes = self
+            .store
+            .read_small(file.hash, MAX_CARD_TEXT_BYTES)
+            .await
+            .ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Exports an artifact (or the files matching the request's globs) into a directory.

@@ -68,10 +68,15 @@ pub fn card_facts(text: &str) -> CardFacts {
         }
     }
     facts.tags.retain(|t| validate_tag(t).is_ok());
-    facts.tags.sort();
-    facts.tags.dedup();
-    facts.tags.truncate(MAX_TAGS);
+    normalise_tags(&mut facts.tags);
     facts
+}
+
+/// Sorts tags, drops repeats and keeps at most [`MAX_TAGS`].
+pub fn normalise_tags(tags: &mut Vec<String>) {
+    tags.sort();
+    tags.dedup();
+    tags.truncate(MAX_TAGS);
 }
 
 #[cfg(test)]

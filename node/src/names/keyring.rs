@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
+use seedbank_protocol::labels::validate_name;
 use seedbank_protocol::names_api::KeyInfo;
-use seedbank_protocol::{validate_labels, PublisherKey, PublisherSecret};
+use seedbank_protocol::{PublisherKey, PublisherSecret};
 
 use crate::data_dir::write_private_file;
 use crate::error::{NodeError, NodeResult};
@@ -30,25 +31,13 @@ impl KeyRing {
         self.dir.join(format!("{alias}.key"))
     }
 
-    fn check_alias(alias: &str) -> NodeResult<()> {
-        validate_labels(alias, "x", None).map_err(|e| {
-            NodeError::BadRequest(format!("invalid key alias {alias:?}: {}", e.reason))
-        })?;
-        if PublisherKey::looks_like_key(alias) {
-            return Err(NodeError::BadRequest(format!(
-                "key alias {alias:?} starts like a publisher key; choose another"
-            )));
-        }
-        Ok(())
-    }
-
     /// The secret key named `alias` (`None` or `node`: the node key).
     pub fn secret(&self, alias: Option<&str>) -> NodeResult<PublisherSecret> {
         let alias = alias.unwrap_or(NODE_KEY_ALIAS);
         if alias == NODE_KEY_ALIAS {
             return Ok(self.node.clone());
         }
-        Self::check_alias(alias)?;
+        check_alias(alias)?;
         let path = self.path(alias);
         match std::fs::read_to_string(&path) {
             Ok(text) => PublisherSecret::from_export_text(&text).map_err(|e| {
@@ -113,7 +102,7 @@ impl KeyRing {
 
     /// Stores `secret` as `alias`; refuses an alias in use.
     pub fn store(&self, alias: &str, secret: &PublisherSecret) -> NodeResult<KeyInfo> {
-        Self::check_alias(alias)?;
+        check_alias(alias)?;
         if alias == NODE_KEY_ALIAS || self.path(alias).exists() {
             return Err(NodeError::AlreadyExists(self.path(alias)));
         }
@@ -127,6 +116,19 @@ impl KeyRing {
             default: false,
         })
     }
+}
+
+/// Checks an alias (of a key or of a trusted publisher): the rules of a name, and not
+/// the look of a publisher key.
+pub fn check_alias(alias: &str) -> NodeResult<()> {
+    validate_name(alias)
+        .map_err(|e| NodeError::BadRequest(format!("invalid alias {alias:?}: {}", e.reason)))?;
+    if PublisherKey::looks_like_key(alias) {
+        return Err(NodeError::BadRequest(format!(
+            "alias {alias:?} starts like a publisher key; choose another"
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh random key.

@@ -54,28 +54,23 @@ impl Names {
             }
         }
         let cached = book.cached(&key)?;
-        match (best, cached) {
-            (Some(record), cached) => {
-                if let Some(cached) = cached.filter(|c| c.sequence > record.sequence()) {
-                    // The network offers only an older record than one seen before: a
-                    // replay, or the newer one has not spread. Keep the newer.
-                    tracing::debug!(what, "the DHT offered an older record than the cached one");
-                    let record = DhtRecord::check(&key, &cached.bytes)
-                        .map_err(|e| NodeError::Corrupt(format!("cached {what}: {e}")))?;
-                    return Ok(Some(Found {
-                        record,
-                        source: seedbank_protocol::names_api::RecordSource::Cache,
-                        seen_at: cached.seen_at,
-                    }));
-                }
+        let newest_known = cached.as_ref().map_or(0, |c| c.sequence);
+        match best {
+            Some(record) if record.sequence() >= newest_known => {
                 let kept = book.cache(&key, record.encode(), record.sequence(), unix_now())?;
-                Ok(Some(Found {
+                return Ok(Some(Found {
                     record,
                     source: RecordSource::Network,
                     seen_at: kept.seen_at,
-                }))
+                }));
             }
-            (None, Some(cached)) => {
+            // The network offers only an older record than one seen before: a replay,
+            // or the newer one has not spread. The cached one answers.
+            Some(_) => tracing::debug!(what, "the DHT offered an older record than the cached one"),
+            None => {}
+        }
+        match cached {
+            Some(cached) => {
                 let record = DhtRecord::check(&key, &cached.bytes)
                     .map_err(|e| NodeError::Corrupt(format!("cached {what}: {e}")))?;
                 Ok(Some(Found {
@@ -84,7 +79,7 @@ impl Names {
                     seen_at: cached.seen_at,
                 }))
             }
-            (None, None) => match first_refusal {
+            None => match first_refusal {
                 Some(e) => Err(NodeError::BadRecord(format!(
                     "every {what} found was refused: {e}"
                 ))),
@@ -156,14 +151,9 @@ impl Names {
     /// artifact gets. Returns the root and a warning when the node will not seed it.
     pub async fn resolve_for_fetch(&self, text: &str) -> NodeResult<(ContentId, Option<String>)> {
         let resolution = self.resolve(text).await?;
-        let mut labels = labels_of(
-            &self
-                .inner
-                .book
-                .releases(resolution.root)?
-                .first()
-                .map_or_else(|| resolution.release.release.clone(), |r| r.body().clone()),
-        );
+        // For an earlier revision the record carries only its root and label; the rest
+        // comes from the latest release.
+        let mut labels = labels_of(&resolution.release.release);
         labels.revision = resolution.revision.clone();
         let warning = (!self.seeds(labels.licence.as_deref())).then(|| {
             format!(

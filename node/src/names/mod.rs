@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 pub use book::{CachedRecord, NameBook};
 pub use card::{card_facts, CardFacts};
-pub use keyring::{generate_secret, KeyRing, NODE_KEY_ALIAS};
+pub use keyring::{check_alias, generate_secret, KeyRing, NODE_KEY_ALIAS};
 pub use policy::LicencePolicy;
 use seedbank_protocol::names_api::{
     KeyExport, KeyImportRequest, KeyInfo, ReleaseInfo, TrustAddRequest, TrustEntry,
@@ -113,17 +113,9 @@ impl Names {
 
     /// Trusts a publisher under an alias.
     pub fn trust(&self, request: &TrustAddRequest) -> NodeResult<TrustEntry> {
-        let key: PublisherKey = request.public_key.trim().parse().map_err(
-            |e: seedbank_protocol::publisher_key::KeyError| NodeError::BadRequest(e.to_string()),
-        )?;
+        let key = parse_key(request.public_key.trim())?;
         let alias = &request.alias;
-        seedbank_protocol::validate_labels(alias, "x", None)
-            .map_err(|e| NodeError::BadRequest(format!("invalid alias {alias:?}: {}", e.reason)))?;
-        if PublisherKey::looks_like_key(alias) {
-            return Err(NodeError::BadRequest(format!(
-                "alias {alias:?} starts like a publisher key; choose another"
-            )));
-        }
+        check_alias(alias)?;
         if self.inner.keys.public(alias)?.is_some() {
             return Err(NodeError::BadRequest(format!(
                 "alias {alias:?} already names one of this node's own keys"
@@ -147,11 +139,7 @@ impl Names {
     /// this node's keys.
     pub fn publisher(&self, text: &str) -> NodeResult<PublisherKey> {
         if PublisherKey::looks_like_key(text) {
-            return text
-                .parse()
-                .map_err(|e: seedbank_protocol::publisher_key::KeyError| {
-                    NodeError::BadRequest(e.to_string())
-                });
+            return parse_key(text);
         }
         if let Some(key) = self.inner.book.trusted_key(text)? {
             return Ok(key);
@@ -220,6 +208,14 @@ impl Names {
         text.parse()
             .map_err(|e: seedbank_protocol::LabelError| NodeError::BadRequest(e.to_string()))
     }
+}
+
+/// A publisher key's text form, read.
+fn parse_key(text: &str) -> NodeResult<PublisherKey> {
+    text.parse()
+        .map_err(|e: seedbank_protocol::publisher_key::KeyError| {
+            NodeError::BadRequest(e.to_string())
+        })
 }
 
 /// The labels a release gives an artifact.

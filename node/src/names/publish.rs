@@ -15,7 +15,7 @@ use seedbank_protocol::{
     PublisherSecret, Release, RevisionEntry, Signed,
 };
 
-use super::card::card_facts;
+use super::card::{card_facts, normalise_tags};
 use super::Names;
 use crate::error::{NodeError, NodeResult};
 use crate::import::{unix_now, AddOptions, DEFAULT_REVISION};
@@ -76,7 +76,10 @@ impl Names {
                     progress,
                 )
                 .await?;
-            inner.library.find(&summary.id.to_string())?
+            inner
+                .library
+                .artifact(summary.id)?
+                .ok_or_else(|| NodeError::UnknownArtifact(summary.id.to_string()))?
         } else {
             inner.library.find(&request.target)?
         };
@@ -99,19 +102,14 @@ impl Names {
             }
             None => record.card.clone(),
         };
-        let facts = match (&request.card, &detail.card_text) {
-            (None, Some(text)) => card_facts(text),
-            (Some(card), _) => match detail.manifest.file(card) {
-                Some(file) => inner
-                    .library
-                    .transfer_store()
-                    .read_small(file.hash, crate::library::MAX_CARD_TEXT_BYTES)
-                    .await
-                    .map(|b| card_facts(&String::from_utf8_lossy(&b)))
-                    .unwrap_or_default(),
-                None => Default::default(),
-            },
-            _ => Default::default(),
+        let facts = match &card {
+            Some(card) => inner
+                .library
+                .card_text(&detail.manifest, card)
+                .await
+                .map(|text| card_facts(&text))
+                .unwrap_or_default(),
+            None => Default::default(),
         };
         let licence = request
             .licence
@@ -129,9 +127,7 @@ impl Names {
             seedbank_protocol::labels::validate_tag(tag)?;
             tags.push(tag.clone());
         }
-        tags.sort();
-        tags.dedup();
-        tags.truncate(seedbank_protocol::limits::MAX_TAGS);
+        normalise_tags(&mut tags);
         let revision = revision_given
             .or_else(|| (!record.revision.is_empty()).then(|| record.revision.clone()))
             .unwrap_or_else(|| DEFAULT_REVISION.to_owned());
@@ -248,12 +244,11 @@ impl Names {
         let publisher = secret.public();
         let mut entries = Vec::new();
         for name in self.inner.book.published_names(&publisher)? {
-            let Some(cached) = self.inner.book.cached(&name_key(&publisher, &name))? else {
+            let key = name_key(&publisher, &name);
+            let Some(cached) = self.inner.book.cached(&key)? else {
                 continue;
             };
-            let Ok(DhtRecord::Name(record)) =
-                DhtRecord::check(&name_key(&publisher, &name), &cached.bytes)
-            else {
+            let Ok(DhtRecord::Name(record)) = DhtRecord::check(&key, &cached.bytes) else {
                 continue;
             };
             let latest = record.body().latest.body();

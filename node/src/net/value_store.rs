@@ -108,15 +108,16 @@ impl ValueStore {
             }
         }
         let ip = if own { None } else { ip };
-        let replaced = self.held.get(&record.key).cloned();
-        let frees_own = replaced.as_ref().is_some_and(|h| h.own);
-        let frees_ip = replaced.as_ref().and_then(|h| h.ip);
+        // Whose quota the record it replaces frees: this node's own, or an IP's.
+        let replaced = self.held.get(&record.key).map(|h| (h.own, h.ip));
+        let frees_own = replaced.is_some_and(|(own, _)| own);
+        let frees_ip = replaced.and_then(|(_, ip)| ip);
         if own {
             if !frees_own && self.own >= MAX_OWN_VALUES {
                 return Err(ValueRefusal::Full);
             }
         } else {
-            let frees_remote = replaced.as_ref().is_some_and(|h| !h.own);
+            let frees_remote = replaced.is_some_and(|(own, _)| !own);
             if let Some(ip) = ip {
                 let used = self.per_ip.get(&ip).copied().unwrap_or(0);
                 if used >= MAX_VALUES_PER_IP && frees_ip != Some(ip) {
@@ -127,7 +128,7 @@ impl ValueStore {
                 return Err(ValueRefusal::Full);
             }
         }
-        if let Some(old) = replaced {
+        if let Some(old) = self.held.remove(&record.key) {
             self.forget(&old);
         }
         if own {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use iroh_blobs::provider::events::{
-    AbortReason, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode, ThrottleMode,
+    AbortReason, EventMask, EventSender, ProviderMessage, RequestMode,
 };
 use seedbank_protocol::BlobHash;
 
@@ -47,8 +47,6 @@ impl SeedGate {
         let mask = EventMask {
             get: RequestMode::Intercept,
             get_many: RequestMode::Intercept,
-            throttle: ThrottleMode::None,
-            observe: ObserveMode::None,
             ..EventMask::DEFAULT
         };
         let (sender, mut questions) = EventSender::channel(PENDING_QUESTIONS, mask);
