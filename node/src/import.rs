@@ -155,7 +155,10 @@ pub async fn add_artifact(
         .iter()
         .find(|card| entries.iter().any(|e| e.path == **card))
         .map(|card| (*card).to_owned());
-    let manifest = Manifest { files: entries };
+    let manifest = Manifest {
+        files: entries,
+        hf: None,
+    };
     let labels = Labels {
         name,
         kind: Some(options.kind),

@@ -1,20 +1,25 @@
 //! The artifact manifest: what one revision of a model or dataset contains.
 //!
 //! Encoding is deterministic: one format-version byte, then the postcard encoding of
-//! [`Manifest`]. Files are kept in strictly ascending path order (which is also their
+//! [`Manifest`]: format 2 is the file list alone; format 3 adds the hub metadata of a
+//! revision imported from Hugging Face ([`HfRevision`]). A manifest without hub metadata
+//! is always written as format 2, so plain artifacts keep their ids. Files are kept in strictly ascending path order (which is also their
 //! order in the root HashSeq), so a given manifest has exactly one encoding. Decoding
 //! checks the size limit before parsing and validates every field after, and never
 //! panics on arbitrary bytes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::hf::{HfRevision, HfRevisionError};
 use crate::limits::{
     MAX_ARTIFACT_BYTES, MAX_FILES_PER_ARTIFACT, MAX_FILE_BYTES, MAX_MANIFEST_BYTES,
 };
 use crate::{validate_artifact_path, ArtifactPathError, BlobHash};
 
-/// The manifest format this code writes and reads.
+/// The manifest format of a plain file tree.
 pub const MANIFEST_FORMAT_VERSION: u8 = 2;
+/// The manifest format of a file tree with hub metadata.
+pub const MANIFEST_FORMAT_WITH_HF: u8 = 3;
 
 /// One file of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +40,23 @@ pub struct FileEntry {
 pub struct Manifest {
     /// Files in strictly ascending path order, the order of the root HashSeq after the manifest.
     pub files: Vec<FileEntry>,
+    /// The Hugging Face commit and ETags of a revision imported from the hub's layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<HfRevision>,
+}
+
+/// The encoded body of a format 3 manifest.
+#[derive(Serialize)]
+struct WithHfRef<'a> {
+    files: &'a [FileEntry],
+    hf: &'a HfRevision,
+}
+
+/// The decoded body of a format 3 manifest.
+#[derive(Deserialize)]
+struct WithHf {
+    files: Vec<FileEntry>,
+    hf: HfRevision,
 }
 
 /// Why a manifest could not be encoded or decoded.
@@ -47,7 +69,7 @@ pub enum ManifestError {
     #[error("manifest is empty")]
     Empty,
     /// The format version is not one this code reads.
-    #[error("unsupported manifest format version {0} (this node reads version {MANIFEST_FORMAT_VERSION})")]
+    #[error("unsupported manifest format version {0} (this node reads versions {MANIFEST_FORMAT_VERSION} and {MANIFEST_FORMAT_WITH_HF})")]
     UnsupportedVersion(u8),
     /// The bytes are not a valid encoding.
     #[error("malformed manifest: {0}")]
@@ -75,15 +97,31 @@ pub enum ManifestError {
     /// Files are not in strictly ascending path order (or a path repeats).
     #[error("file {0:?} is duplicated or out of order")]
     DuplicateOrUnsortedPath(String),
+    /// The hub metadata is malformed.
+    #[error("bad Hugging Face metadata: {0}")]
+    BadHf(#[from] HfRevisionError),
 }
 
 impl Manifest {
     /// Encodes the manifest after validating it.
     pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
         self.validate()?;
-        let mut bytes = vec![MANIFEST_FORMAT_VERSION];
-        let body =
-            postcard::to_stdvec(self).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        let malformed = |e: postcard::Error| ManifestError::Malformed(e.to_string());
+        let (version, body) = match &self.hf {
+            None => (
+                MANIFEST_FORMAT_VERSION,
+                postcard::to_stdvec(&self.files).map_err(malformed)?,
+            ),
+            Some(hf) => (
+                MANIFEST_FORMAT_WITH_HF,
+                postcard::to_stdvec(&WithHfRef {
+                    files: &self.files,
+                    hf,
+                })
+                .map_err(malformed)?,
+            ),
+        };
+        let mut bytes = vec![version];
         bytes.extend_from_slice(&body);
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()));
@@ -97,11 +135,23 @@ impl Manifest {
             return Err(ManifestError::TooLarge(bytes.len()));
         }
         let (&version, body) = bytes.split_first().ok_or(ManifestError::Empty)?;
-        if version != MANIFEST_FORMAT_VERSION {
-            return Err(ManifestError::UnsupportedVersion(version));
-        }
-        let (manifest, rest): (Manifest, _) =
-            postcard::take_from_bytes(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        let malformed = |e: postcard::Error| ManifestError::Malformed(e.to_string());
+        let (manifest, rest) = match version {
+            MANIFEST_FORMAT_VERSION => {
+                let (files, rest) = postcard::take_from_bytes(body).map_err(malformed)?;
+                (Manifest { files, hf: None }, rest)
+            }
+            MANIFEST_FORMAT_WITH_HF => {
+                let (body, rest): (WithHf, _) =
+                    postcard::take_from_bytes(body).map_err(malformed)?;
+                let manifest = Manifest {
+                    files: body.files,
+                    hf: Some(body.hf),
+                };
+                (manifest, rest)
+            }
+            other => return Err(ManifestError::UnsupportedVersion(other)),
+        };
         if !rest.is_empty() {
             return Err(ManifestError::TrailingBytes(rest.len()));
         }
@@ -138,22 +188,44 @@ impl Manifest {
                 return Err(ManifestError::DuplicateOrUnsortedPath(pair[1].path.clone()));
             }
         }
+        if let Some(hf) = &self.hf {
+            hf.validate(self.files.len())?;
+        }
         Ok(())
     }
 
     /// The file at `path`, if the artifact has one.
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.file_index(path).map(|i| &self.files[i])
+    }
+
+    /// The position of the file at `path` in [`Self::files`], if the artifact has one.
+    pub fn file_index(&self, path: &str) -> Option<usize> {
         self.files
             .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
             .ok()
-            .map(|i| &self.files[i])
     }
 
     /// Sorts files into the canonical order. Call before [`Manifest::encode`] when
     /// building a manifest from files in arbitrary order.
     pub fn sort_files(&mut self) {
-        self.files
-            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        match &mut self.hf {
+            None => self
+                .files
+                .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes())),
+            Some(hf) if hf.etags.len() == self.files.len() => {
+                let mut pairs: Vec<(FileEntry, String)> = std::mem::take(&mut self.files)
+                    .into_iter()
+                    .zip(std::mem::take(&mut hf.etags))
+                    .collect();
+                pairs.sort_by(|a, b| a.0.path.as_bytes().cmp(b.0.path.as_bytes()));
+                (self.files, hf.etags) = pairs.into_iter().unzip();
+            }
+            // Misaligned metadata is refused by validate; leave it for that.
+            Some(_) => self
+                .files
+                .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes())),
+        }
     }
 }
 
@@ -177,6 +249,7 @@ mod tests {
                 file("README.md", 10),
                 file("weights/model.safetensors", 1 << 30),
             ],
+            hf: None,
         }
     }
 
@@ -196,6 +269,7 @@ mod tests {
                         hash: BlobHash(hash),
                     })
                     .collect(),
+                hf: None,
             };
             manifest.sort_files();
             manifest
@@ -226,6 +300,35 @@ mod tests {
     }
 
     #[test]
+    fn hub_metadata_round_trips_as_format_3_and_plain_trees_stay_format_2() {
+        let plain = sample();
+        let plain_bytes = plain.encode().unwrap();
+        assert_eq!(plain_bytes[0], MANIFEST_FORMAT_VERSION);
+        // Format 2 is exactly the file list, as before format 3 existed.
+        assert_eq!(
+            plain_bytes[1..],
+            postcard::to_stdvec(&plain.files).unwrap()[..]
+        );
+        let mut with_hf = sample();
+        with_hf.hf = Some(HfRevision {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            etags: vec!["a".repeat(40), "b".repeat(64)],
+        });
+        let bytes = with_hf.encode().unwrap();
+        assert_eq!(bytes[0], MANIFEST_FORMAT_WITH_HF);
+        assert_eq!(Manifest::decode(&bytes).unwrap(), with_hf);
+        // Sorting keeps each ETag with its file.
+        let mut shuffled = with_hf.clone();
+        shuffled.files.reverse();
+        shuffled.hf.as_mut().unwrap().etags.reverse();
+        shuffled.sort_files();
+        assert_eq!(shuffled, with_hf);
+        // An ETag count that does not match the files is refused.
+        with_hf.hf.as_mut().unwrap().etags.pop();
+        assert!(matches!(with_hf.encode(), Err(ManifestError::BadHf(_))));
+    }
+
+    #[test]
     fn rejects_wrong_version_trailing_bytes_and_empty_input() {
         let mut bytes = sample().encode().unwrap();
         assert_eq!(Manifest::decode(&[]), Err(ManifestError::Empty));
@@ -247,7 +350,7 @@ mod tests {
         manifest.files = vec![file("weights\u{202e}nib.exe", 1)];
         // Encoded by hand, as a hostile peer would, skipping the validation in encode.
         let mut bytes = vec![MANIFEST_FORMAT_VERSION];
-        bytes.extend(postcard::to_stdvec(&manifest).unwrap());
+        bytes.extend(postcard::to_stdvec(&manifest.files).unwrap());
         assert!(matches!(
             Manifest::decode(&bytes),
             Err(ManifestError::BadPath(ArtifactPathError::FormatCharacter(
@@ -322,7 +425,7 @@ mod tests {
         manifest.files = vec![file("weights.bin", 1 << 56)];
         // Encode bypassing validation, as a hostile peer would.
         let mut bytes = vec![MANIFEST_FORMAT_VERSION];
-        bytes.extend(postcard::to_stdvec(&manifest).unwrap());
+        bytes.extend(postcard::to_stdvec(&manifest.files).unwrap());
         assert!(matches!(
             Manifest::decode(&bytes),
             Err(ManifestError::FileTooLarge { .. })

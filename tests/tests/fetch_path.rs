@@ -315,10 +315,11 @@ fn a_manifest_listing_a_two_to_the_56_byte_file_is_refused_and_the_daemon_stays_
     };
     let manifest = Manifest {
         files: vec![huge.clone()],
+        hf: None,
     };
     // Encoded as a hostile peer would: the codec's own format, no validation.
     let mut bytes = vec![MANIFEST_FORMAT_VERSION];
-    bytes.extend(postcard::to_stdvec(&manifest).unwrap());
+    bytes.extend(postcard::to_stdvec(&manifest.files).unwrap());
     let id = hostile.serve_artifact(bytes, vec![huge.hash]).to_string();
 
     let mut d = Daemon::start_with(&["--bootstrap", &hostile.peer_address()]);
