@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod fetch_jobs;
 pub mod folder;
+pub mod hf;
 pub mod identity;
 pub mod import;
 pub mod library;

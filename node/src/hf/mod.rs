@@ -1,0 +1,4 @@
+//! Hugging Face interop: the client's cache layout, importing a cache, and (in later
+//! modules) the HF-compatible gateway, mirroring from an origin and writing the cache.
+
+pub mod cache;
