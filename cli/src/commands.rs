@@ -59,6 +59,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         | Command::Search { .. }
         | Command::Resolve { .. }
         | Command::History { .. }) => return crate::names_cmd::run(command, &client, json, quiet),
+        command @ Command::ImportHf { .. } => {
+            return crate::hf_cmd::run(command, &client, json, quiet)
+        }
         Command::Add {
             path,
             kind,
