@@ -101,6 +101,12 @@ pub struct DaemonArgs {
     /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
     #[arg(long, value_name = "RATE")]
     pub download_limit: Option<ByteRate>,
+    /// Address of the Hugging Face gateway, the value for HF_ENDPOINT [default: 127.0.0.1:5180]
+    #[arg(long, value_name = "ADDR")]
+    pub hf_gateway_addr: Option<SocketAddr>,
+    /// Do not serve the Hugging Face gateway
+    #[arg(long, conflicts_with = "hf_gateway_addr")]
+    pub no_hf_gateway: bool,
 }
 
 impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
@@ -113,6 +119,8 @@ impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
             kad_server: args.kad_server,
             upload_limit: args.upload_limit,
             download_limit: args.download_limit,
+            hf_gateway_addr: args.hf_gateway_addr,
+            no_hf_gateway: args.no_hf_gateway,
         }
     }
 }

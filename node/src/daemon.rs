@@ -15,11 +15,42 @@ use crate::config::LoadedConfig;
 use crate::daemon_lock::DaemonLock;
 use crate::data_dir::{write_private_file, DataDir};
 use crate::error::{NodeError, NodeResult};
+use crate::hf;
 use crate::identity::load_or_create_keypair;
 use crate::library::Library;
 use crate::net::{NetHandle, NetTransport};
 use crate::node::{Node, NodeOptions, RateLimits};
 use crate::startup_report::{startup_block, StartupFacts};
+
+/// Serves the Hugging Face gateway on `listener` until `stop`, and writes its endpoint
+/// into the data dir for scripts and the CLI.
+fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    node: &Node,
+    config: &crate::config::NodeConfig,
+    data_dir: &DataDir,
+    stop: tokio_util::sync::CancellationToken,
+) -> NodeResult<tokio::task::JoinHandle<()>> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::io("reading bound address", data_dir.root(), e))?;
+    let state = hf::gateway::GatewayState {
+        node: node.clone(),
+        resolver: hf::gateway::resolver::Resolver::new(node.clone(), config.hf_publishers.clone()),
+    };
+    let hosts = if config.hf_gateway_allow_remote {
+        api::HostPolicy::Any
+    } else {
+        api::HostPolicy::LoopbackOnly
+    };
+    let app = hf::gateway::router(state, hosts);
+    let endpoint = format!("http://{addr}");
+    write_private_file(&data_dir.hf_endpoint(), endpoint.as_bytes())?;
+    tracing::info!(%endpoint, "Hugging Face gateway ready: HF_ENDPOINT={endpoint}");
+    Ok(tokio::spawn(async move {
+        api::server::serve(listener, app, stop.cancelled_owned(), SHUTDOWN_GRACE).await;
+    }))
+}
 
 /// How long start-up waits for the swarm to report its listen addresses.
 const LISTEN_REPORT_WAIT: Duration = Duration::from_secs(3);
@@ -31,6 +62,10 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     let config = LoadedConfig::load(&data_dir.config(), &overrides)?.config;
     let _lock = DaemonLock::acquire(&data_dir)?;
     let listener = bind_api(config.api_addr).await?;
+    let gateway_listener = match config.hf_gateway {
+        true => Some(hf::gateway::bind(config.hf_gateway_addr).await?),
+        false => None,
+    };
     data_dir.create()?;
     let keypair = load_or_create_keypair(&data_dir.key())?;
     let peer_id = PeerId::from(keypair.public());
@@ -65,6 +100,17 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         listen_addresses: &listen_addresses,
         config: &config,
     });
+    let gateway_stop = tokio_util::sync::CancellationToken::new();
+    let gateway = match gateway_listener {
+        Some(listener) => Some(serve_gateway(
+            listener,
+            &node,
+            &config,
+            &data_dir,
+            gateway_stop.clone(),
+        )?),
+        None => None,
+    };
     tracing::info!("seedbank daemon ready\n{block}");
     // The CLI finds the daemon through this file: written last, once all is ready.
     write_private_file(&data_dir.api_addr(), api_addr.to_string().as_bytes())?;
@@ -94,8 +140,13 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
         // Running fetches end now (saved, to resume at next start), so the clients
         // watching them get their last line and let the server stop.
         node.stop_fetches();
+        gateway_stop.cancel();
     };
     api::server::serve(listener, app, stop, SHUTDOWN_GRACE).await;
+    if let Some(gateway) = gateway {
+        let _ = gateway.await;
+    }
+    let _ = std::fs::remove_file(data_dir.hf_endpoint());
     watchdog.abort();
     let store_failed = !library.store_is_alive().await;
     tracing::info!("shutting down");

@@ -78,6 +78,11 @@ impl DataDir {
         self.root.join("api.addr")
     }
 
+    /// The Hugging Face gateway's endpoint (`http://ADDR:PORT`), written while it serves.
+    pub fn hf_endpoint(&self) -> PathBuf {
+        self.root.join("hf-endpoint")
+    }
+
     /// The lock that keeps a second daemon off this directory; holds the daemon's pid.
     pub fn lock(&self) -> PathBuf {
         self.root.join("daemon.lock")

@@ -89,6 +89,19 @@ struct RunningJob {
     started_at: u64,
     view: watch::Receiver<JobView>,
     cancel: CancellationToken,
+    /// Its last try fetched all it was asked for and it is being recorded: it can no
+    /// longer be widened, so a request for it waits for its end and starts afresh.
+    finishing: bool,
+}
+
+/// What a request found of the job for its root.
+enum Joining {
+    /// Joined (and if needed widened) the running job.
+    Joined(watch::Receiver<JobView>, FetchJobRecord),
+    /// The job is finishing; its view, to wait for its end.
+    Finishing(watch::Receiver<JobView>),
+    /// No job runs.
+    NotRunning,
 }
 
 /// How many jobs ended each way since the node started, for `/metrics`.
@@ -164,10 +177,18 @@ impl FetchJobs {
         if self.stopping.is_cancelled() {
             return Err(NodeError::Cancelled("the daemon is stopping".into()));
         }
-        let joined = self.join_running(root, &include, pin);
-        if let Some((view, record)) = joined {
-            self.library.save_fetch_job(&record).await?;
-            return Ok(view);
+        loop {
+            match self.join_running(root, &include, pin) {
+                Joining::Joined(view, record) => {
+                    self.library.save_fetch_job(&record).await?;
+                    return Ok(view);
+                }
+                Joining::Finishing(mut view) => {
+                    // Removed before its result is published: afterwards, start afresh.
+                    let _ = view.wait_for(|v| v.result.is_some()).await;
+                }
+                Joining::NotRunning => break,
+            }
         }
         let started_at = self
             .library
@@ -190,6 +211,7 @@ impl FetchJobs {
             started_at,
             view: rx.clone(),
             cancel: cancel.clone(),
+            finishing: false,
         };
         let record = record_of(root, &job);
         let raced = {
@@ -203,13 +225,13 @@ impl FetchJobs {
         if raced {
             // Another request started it meanwhile: join that one.
             return match self.join_running(root, &include, pin) {
-                Some((view, record)) => {
+                Joining::Joined(view, record) => {
                     self.library.save_fetch_job(&record).await?;
                     Ok(view)
                 }
-                None => Err(NodeError::Unreachable(format!(
-                    "the fetch of {root} ended as this request joined it; fetch again"
-                ))),
+                Joining::Finishing(_) | Joining::NotRunning => Err(NodeError::Unreachable(
+                    format!("the fetch of {root} ended as this request joined it; fetch again"),
+                )),
             };
         }
         let job = record;
@@ -229,20 +251,20 @@ impl FetchJobs {
 
     /// Joins the running job of `root`, widening it if `include` selects more (and
     /// making it pin if `pin`); returns its view and its record to save.
-    fn join_running(
-        &self,
-        root: ContentId,
-        include: &[String],
-        pin: bool,
-    ) -> Option<(watch::Receiver<JobView>, FetchJobRecord)> {
+    fn join_running(&self, root: ContentId, include: &[String], pin: bool) -> Joining {
         let mut running = self.lock();
-        let job = running.get_mut(&root)?;
+        let Some(job) = running.get_mut(&root) else {
+            return Joining::NotRunning;
+        };
+        if job.finishing {
+            return Joining::Finishing(job.view.clone());
+        }
         job.pin |= pin;
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
             job.include = wider;
         }
-        Some((job.view.clone(), record_of(root, job)))
+        Joining::Joined(job.view.clone(), record_of(root, job))
     }
 
     /// Cancels the job of `root`, running or saved. Verified bytes stay in the store
@@ -331,6 +353,20 @@ impl FetchJobs {
             .get(&root)
             .map(|job| job.include.clone())
             .unwrap_or_default()
+    }
+
+    /// Marks the job finishing if its selection is still `include`, in one step with the
+    /// check, so no request widens it after the check and is left unfetched.
+    fn finish_unless_widened(&self, root: ContentId, include: &[String]) -> bool {
+        let mut running = self.lock();
+        match running.get_mut(&root) {
+            Some(job) if job.include == include => {
+                job.finishing = true;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
     }
 
     fn paused_flag(&self, root: ContentId) -> Arc<AtomicBool> {
@@ -424,7 +460,7 @@ impl FetchJobs {
                 other => other,
             };
             match result {
-                Ok(report) if self.include_of(root) == include => return Ok(report),
+                Ok(report) if self.finish_unless_widened(root, &include) => return Ok(report),
                 // Widened while it ran: fetch again with the wider selection.
                 Ok(_) => continue,
                 Err(e) if origin == Origin::Watched || !retry_may_mend(&e) => return Err(e),

@@ -406,6 +406,28 @@ impl BlobStore {
         Ok((read, BlobHash(*hasher.finalize().as_bytes())))
     }
 
+    /// Streams the bytes `range` of `hash` (which the caller has seen verified) as
+    /// `(offset, bytes)` pieces in order; ends with an error if the store cannot.
+    pub fn read_range(
+        &self,
+        hash: BlobHash,
+        range: std::ops::Range<u64>,
+    ) -> impl futures::Stream<Item = NodeResult<(u64, bytes::Bytes)>> + Send + 'static {
+        self.inner
+            .blobs()
+            .export_ranges(to_iroh(hash), range)
+            .stream()
+            .filter_map(move |item| async move {
+                match item {
+                    ExportRangesItem::Size(_) => None,
+                    ExportRangesItem::Data(leaf) => Some(Ok((leaf.offset, leaf.data))),
+                    ExportRangesItem::Error(e) => {
+                        Some(Err(NodeError::Corrupt(format!("reading blob {hash}: {e}"))))
+                    }
+                }
+            })
+    }
+
     /// Every blob in the store, complete or partial.
     pub async fn hashes(&self) -> NodeResult<Vec<BlobHash>> {
         let hashes = self

@@ -322,6 +322,27 @@ impl Daemon {
         }
     }
 
+    /// A gateway on a free loopback port, unless the test chose otherwise.
+    fn gateway_flags(&self) -> Vec<&'static str> {
+        let chosen = self
+            .extra_args
+            .iter()
+            .any(|a| a == "--no-hf-gateway" || a == "--hf-gateway-addr");
+        if chosen {
+            Vec::new()
+        } else {
+            vec!["--hf-gateway-addr", "127.0.0.1:0"]
+        }
+    }
+
+    /// The Hugging Face gateway's endpoint (`http://127.0.0.1:PORT`), for `HF_ENDPOINT`.
+    pub fn hf_endpoint(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("hf-endpoint"))
+            .unwrap_or_else(|e| panic!("the daemon wrote no gateway endpoint: {e}\n{}", self.log()))
+            .trim()
+            .to_owned()
+    }
+
     fn launch(&mut self) {
         let _ = std::fs::remove_file(self.data_dir.join("api.addr"));
         let log = std::fs::OpenOptions::new()
@@ -334,6 +355,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
+            .args(self.gateway_flags())
             .args(&self.network_flags)
             .args(&self.extra_args)
             // The daemon's own log filter unless SEEDBANK_TEST_LOG asks for another.

@@ -45,7 +45,7 @@ pub async fn refuse_foreign_requests(
             Some(host) if is_loopback_host(host) => {}
             Some(host) => {
                 return forbidden(format!(
-                    "Host {host:?} is not a loopback name (localhost, 127.x.x.x or [::1]); the API answers other hosts only with api_allow_remote = true"
+                    "Host {host:?} is not a loopback name (localhost, 127.x.x.x or [::1]); other hosts are answered only when the server is set to allow them (api_allow_remote, hf_gateway_allow_remote)"
                 ))
             }
             None => return forbidden("requests without a Host header are refused".into()),

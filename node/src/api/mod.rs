@@ -27,8 +27,8 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
-pub use local_only::HostPolicy;
-use request_limit::RequestSlots;
+pub use local_only::{refuse_foreign_requests, HostPolicy};
+pub use request_limit::{hold_slot, RequestSlots};
 
 use crate::node::Node;
 

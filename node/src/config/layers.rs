@@ -42,6 +42,10 @@ pub struct ConfigOverrides {
     pub upload_limit: Option<ByteRate>,
     /// `--download-limit`.
     pub download_limit: Option<ByteRate>,
+    /// `--hf-gateway-addr`.
+    pub hf_gateway_addr: Option<SocketAddr>,
+    /// `--no-hf-gateway`.
+    pub no_hf_gateway: bool,
 }
 
 /// One effective setting and the layer it came from.
@@ -237,6 +241,12 @@ fn flag_values(overrides: &ConfigOverrides) -> NodeResult<Dict> {
     }
     if let Some(rate) = &overrides.download_limit {
         insert(&mut values, "download_limit", rate)?;
+    }
+    if let Some(addr) = &overrides.hf_gateway_addr {
+        insert(&mut values, "hf_gateway_addr", addr)?;
+    }
+    if overrides.no_hf_gateway {
+        insert(&mut values, "hf_gateway", &false)?;
     }
     if !overrides.listen.is_empty() {
         insert(&mut net, "listen", &overrides.listen)?;

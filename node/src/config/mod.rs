@@ -42,6 +42,17 @@ pub struct NodeConfig {
     /// announced, published or served from here.
     #[serde(with = "crate::config::units::one_or_many")]
     pub seed_licences: Vec<String>,
+    /// Serve the Hugging Face gateway (`HF_ENDPOINT=http://HF_GATEWAY_ADDR`).
+    pub hf_gateway: bool,
+    /// Where the Hugging Face gateway listens.
+    pub hf_gateway_addr: SocketAddr,
+    /// Allow the gateway on a non-loopback address (it needs no token: anyone who
+    /// reaches it can make this node fetch what its publishers published).
+    pub hf_gateway_allow_remote: bool,
+    /// Publishers (aliases or keys) the gateway resolves repo ids through, in order;
+    /// empty: this node's own key, then every trusted publisher.
+    #[serde(with = "crate::config::units::one_or_many")]
+    pub hf_publishers: Vec<String>,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -56,6 +67,11 @@ impl Default for NodeConfig {
             upload_limit: None,
             download_limit: None,
             seed_licences: Vec::new(),
+            hf_gateway: true,
+            #[allow(clippy::unwrap_used)]
+            hf_gateway_addr: crate::hf::gateway::DEFAULT_GATEWAY_ADDR.parse().unwrap(),
+            hf_gateway_allow_remote: false,
+            hf_publishers: Vec::new(),
             net: NetConfig::default(),
         }
     }
@@ -67,6 +83,21 @@ impl NodeConfig {
         if !self.api_addr.ip().is_loopback() && !self.api_allow_remote {
             return Err(NodeError::BadRequest(format!(
                 "api_addr {} is not a loopback address; the control API stays on this machine unless api_allow_remote = true",
+                self.api_addr
+            )));
+        }
+        if self.hf_gateway
+            && !self.hf_gateway_addr.ip().is_loopback()
+            && !self.hf_gateway_allow_remote
+        {
+            return Err(NodeError::BadRequest(format!(
+                "hf_gateway_addr {} is not a loopback address; the gateway stays on this machine unless hf_gateway_allow_remote = true",
+                self.hf_gateway_addr
+            )));
+        }
+        if self.hf_gateway && self.hf_gateway_addr == self.api_addr && self.api_addr.port() != 0 {
+            return Err(NodeError::BadRequest(format!(
+                "hf_gateway_addr and api_addr are both {}; give them different ports",
                 self.api_addr
             )));
         }

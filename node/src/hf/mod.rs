@@ -2,4 +2,5 @@
 //! modules) the HF-compatible gateway, mirroring from an origin and writing the cache.
 
 pub mod cache;
+pub mod gateway;
 pub mod import;

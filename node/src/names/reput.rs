@@ -22,14 +22,19 @@ const WORD_REANNOUNCE_SECS: u64 = 12 * 3600;
 
 impl Names {
     /// Starts the task that re-puts due records and re-announces search words, until
-    /// `stop` is cancelled. The first pass runs at once: provider records of words do
-    /// not survive a restart.
+    /// `stop` is cancelled. The first pass runs at once and puts every kept record, not
+    /// only those due: neither DHT records nor provider records of words survive a
+    /// restart, and a lone publisher would otherwise be unresolvable until the next
+    /// scheduled put.
     pub fn spawn_keeper(&self, stop: CancellationToken) {
         let names = self.clone();
         tokio::spawn(async move {
             let mut words_due = 0;
+            let mut first_pass = true;
             loop {
-                if let Err(e) = names.reput_due().await {
+                let due_by = if first_pass { u64::MAX } else { unix_now() };
+                first_pass = false;
+                if let Err(e) = names.reput_due(due_by).await {
                     tracing::debug!(error = %e, "re-putting records failed; will retry");
                 }
                 if unix_now() >= words_due {
@@ -47,9 +52,9 @@ impl Names {
         });
     }
 
-    /// Puts again every record due.
-    async fn reput_due(&self) -> NodeResult<()> {
-        for key in self.inner.book.due_reputs(unix_now())? {
+    /// Puts again every record due by `due_by` (seconds since the epoch).
+    async fn reput_due(&self, due_by: u64) -> NodeResult<()> {
+        for key in self.inner.book.due_reputs(due_by)? {
             // Reading first picks up a newer record from the network, and caches it.
             let best = match self.lookup(key, "record").await {
                 Ok(Some(found)) => Some(found.record),

@@ -95,6 +95,48 @@ impl Node {
         }
     }
 
+    /// The manifest of `root`: from the store, else got from the peers that have it
+    /// (the root and manifest only, no file), for answers that need the file list
+    /// before any file is fetched.
+    pub async fn fetch_manifest(&self, root: ContentId) -> NodeResult<seedbank_protocol::Manifest> {
+        if let Ok(stored) = self.library.stored_root(root).await {
+            return Ok(stored.manifest);
+        }
+        let client = BlobClient {
+            net: self.net.clone(),
+            store: self.library.transfer_store(),
+            traffic: self.traffic.clone(),
+        };
+        let cancel = CancellationToken::new();
+        let mut outcome = RootOutcome::default();
+        let mut round = 0;
+        loop {
+            round += 1;
+            let candidates = self.find_candidates(root, &cancel).await?;
+            let sources: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
+            match fetch_root(&client, root, &sources, &mut outcome).await {
+                Ok(fetched) => return Ok(fetched.manifest),
+                Err(NodeError::Unreachable(_)) if round < ROOT_ROUNDS => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Starts fetching the files at `paths` of `root` in the background (or widens the
+    /// fetch running), for a reader that streams them as they arrive.
+    pub async fn fetch_files_in_background(
+        &self,
+        root: ContentId,
+        paths: &[&str],
+    ) -> NodeResult<()> {
+        let include = paths.iter().map(|path| globset::escape(path)).collect();
+        self.start_job(root, include, false, Origin::Background)
+            .await
+            .map(drop)
+    }
+
     pub(super) async fn start_job(
         &self,
         root: ContentId,

@@ -1,0 +1,207 @@
+//! Which artifact a Hugging Face repo id and revision stand for: the repo's Seedbank name
+//! (`org--name`) resolved through the gateway's publishers in order, then `org/name`
+//! itself when `org` is a publisher this node knows. Commit-addressed answers never
+//! change and are remembered; branch answers are remembered briefly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use seedbank_protocol::hf::{commit_for, is_commit_id};
+use seedbank_protocol::labels::validate_revision;
+use seedbank_protocol::{ContentId, HfRepo, Manifest};
+
+use super::errors::HfError;
+use crate::error::NodeError;
+use crate::node::Node;
+
+/// How long a branch's answer is reused before the name is resolved again.
+const BRANCH_TTL: Duration = Duration::from_secs(30);
+/// Most answers and manifests remembered; the maps start afresh when full.
+const MAX_REMEMBERED: usize = 1024;
+/// The branch the client asks for when it is given none.
+pub const DEFAULT_BRANCH: &str = "main";
+
+/// One revision of a repo, ready to answer from.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The artifact.
+    pub root: ContentId,
+    /// Its manifest.
+    pub manifest: Arc<Manifest>,
+    /// The commit id served for it.
+    pub commit: String,
+}
+
+/// Resolves repo ids and revisions to artifacts, with the memory described above.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    node: Node,
+    publishers: Arc<Vec<String>>,
+    memory: Arc<Mutex<Memory>>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    by_commit: HashMap<(HfRepo, String), ContentId>,
+    by_branch: HashMap<(HfRepo, String), (ContentId, Instant)>,
+    manifests: HashMap<ContentId, Arc<Manifest>>,
+}
+
+impl Resolver {
+    /// A resolver going through `publishers` (aliases or keys) in order; through this
+    /// node's own key and then every trusted publisher when empty.
+    pub fn new(node: Node, publishers: Vec<String>) -> Self {
+        Self {
+            node,
+            publishers: Arc::new(publishers),
+            memory: Arc::default(),
+        }
+    }
+
+    /// The publishers repo ids are resolved through, in order.
+    pub fn publishers(&self) -> Vec<String> {
+        if !self.publishers.is_empty() {
+            return self.publishers.as_ref().clone();
+        }
+        let mut publishers = vec!["node".to_owned()];
+        if let Ok(trusted) = self.node.names().trusted() {
+            publishers.extend(trusted.into_iter().map(|entry| entry.alias));
+        }
+        publishers
+    }
+
+    /// The artifact `repo` at `revision` (the default branch when `None`).
+    pub async fn resolve(&self, repo: &HfRepo, revision: Option<&str>) -> Result<Target, HfError> {
+        let revision = revision.unwrap_or(DEFAULT_BRANCH);
+        let key = (repo.clone(), revision.to_owned());
+        if let Some(root) = self.remembered(&key) {
+            return self.target(repo, root).await;
+        }
+        let mut repo_found = false;
+        let mut failure: Option<NodeError> = None;
+        for name in self.candidate_names(repo) {
+            let latest = match self.node.names().resolve(&name).await {
+                Ok(latest) => latest,
+                Err(NodeError::NotFound(_)) => continue,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            repo_found = true;
+            let root = if revision == DEFAULT_BRANCH {
+                Some(latest.root)
+            } else if is_commit_id(revision)
+                && commit_for(&latest.root, &*self.manifest(latest.root).await?) == revision
+            {
+                Some(latest.root)
+            } else if validate_revision(revision).is_ok() {
+                match self
+                    .node
+                    .names()
+                    .resolve(&format!("{name}@{revision}"))
+                    .await
+                {
+                    Ok(found) => Some(found.root),
+                    Err(NodeError::NotFound(_)) => None,
+                    Err(e) => return Err(HfError::Upstream(e.to_string())),
+                }
+            } else {
+                None
+            };
+            if let Some(root) = root {
+                let target = self.target(repo, root).await?;
+                self.remember(key, &target);
+                return Ok(target);
+            }
+        }
+        match (repo_found, failure) {
+            (true, _) => Err(HfError::RevisionNotFound(format!(
+                "{repo} has no revision {revision:?} on the network"
+            ))),
+            (false, Some(e)) => Err(HfError::Upstream(e.to_string())),
+            (false, None) => Err(HfError::RepoNotFound(format!(
+                "{repo} is not published under the name {} by any of the gateway's publishers ({})",
+                repo.seedbank_name(),
+                self.publishers().join(", ")
+            ))),
+        }
+    }
+
+    /// `PUBLISHER/NAME` texts to try, in order.
+    fn candidate_names(&self, repo: &HfRepo) -> Vec<String> {
+        let publishers = self.publishers();
+        let mapped = repo.seedbank_name();
+        let mut names: Vec<String> = publishers.iter().map(|p| format!("{p}/{mapped}")).collect();
+        if let Some((org, name)) = repo.id.split_once('/') {
+            if publishers.iter().any(|p| p == org) || self.node.names().publisher(org).is_ok() {
+                names.push(format!("{org}/{name}"));
+            }
+        }
+        names
+    }
+
+    async fn target(&self, repo: &HfRepo, root: ContentId) -> Result<Target, HfError> {
+        let manifest = self.manifest(root).await?;
+        let commit = commit_for(&root, &manifest);
+        let mut memory = lock(&self.memory);
+        bounded(&mut memory.by_commit);
+        memory
+            .by_commit
+            .insert((repo.clone(), commit.clone()), root);
+        Ok(Target {
+            root,
+            manifest,
+            commit,
+        })
+    }
+
+    /// The manifest of `root`, remembered; got from peers when not stored.
+    pub async fn manifest(&self, root: ContentId) -> Result<Arc<Manifest>, HfError> {
+        if let Some(manifest) = lock(&self.memory).manifests.get(&root) {
+            return Ok(manifest.clone());
+        }
+        let manifest =
+            Arc::new(self.node.fetch_manifest(root).await.map_err(|e| {
+                HfError::Upstream(format!("cannot get the file list of {root}: {e}"))
+            })?);
+        let mut memory = lock(&self.memory);
+        bounded(&mut memory.manifests);
+        memory.manifests.insert(root, manifest.clone());
+        Ok(manifest)
+    }
+
+    fn remembered(&self, key: &(HfRepo, String)) -> Option<ContentId> {
+        let memory = lock(&self.memory);
+        if let Some(root) = memory.by_commit.get(key) {
+            return Some(*root);
+        }
+        memory
+            .by_branch
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < BRANCH_TTL)
+            .map(|(root, _)| *root)
+    }
+
+    fn remember(&self, key: (HfRepo, String), target: &Target) {
+        if is_commit_id(&key.1) {
+            return;
+        }
+        let mut memory = lock(&self.memory);
+        bounded(&mut memory.by_branch);
+        memory.by_branch.insert(key, (target.root, Instant::now()));
+    }
+}
+
+fn bounded<K, V>(map: &mut HashMap<K, V>) {
+    if map.len() >= MAX_REMEMBERED {
+        map.clear();
+    }
+}
+
+fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
+    memory
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
