@@ -18,6 +18,8 @@
 //!   when it succeeds, before its watchers hear the result; the wish is saved with the
 //!   job, so it outlives a restart.
 
+mod selection;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +37,7 @@ use crate::import::unix_now;
 use crate::library::Library;
 use crate::meta::FetchJobRecord;
 use crate::progress::ProgressReporter;
+use selection::widened;
 
 /// Most fetches transferring at once; each runs up to 32 streams.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
@@ -539,23 +542,6 @@ fn retry_may_mend(error: &NodeError) -> bool {
     )
 }
 
-/// The union of two selections, or `None` if `running` already covers `wanted`. An
-/// empty selection means every file.
-fn widened(running: &[String], wanted: &[String]) -> Option<Vec<String>> {
-    if running.is_empty() {
-        return None;
-    }
-    if wanted.is_empty() {
-        return Some(Vec::new());
-    }
-    if wanted.iter().all(|glob| running.contains(glob)) {
-        return None;
-    }
-    let mut union = running.to_vec();
-    union.extend(wanted.iter().filter(|g| !running.contains(g)).cloned());
-    Some(union)
-}
-
 fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
     FetchJobRecord {
         root,
@@ -575,21 +561,6 @@ async fn forward_progress(mut progress: mpsc::Receiver<Progress>, view: &watch::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn globs(list: &[&str]) -> Vec<String> {
-        list.iter().map(|g| (*g).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_wider_selection_widens_and_a_narrower_one_joins() {
-        assert_eq!(widened(&[], &globs(&["*.json"])), None, "all covers any");
-        assert_eq!(widened(&globs(&["*.json"]), &globs(&["*.json"])), None);
-        assert_eq!(
-            widened(&globs(&["*.json"]), &globs(&["*.bin"])),
-            Some(globs(&["*.json", "*.bin"]))
-        );
-        assert_eq!(widened(&globs(&["*.json"]), &[]), Some(Vec::new()));
-    }
 
     #[test]
     fn only_network_failures_are_retried() {
