@@ -7,6 +7,7 @@
 //! daemon's log, so a red test explains itself.
 
 pub mod attacker;
+pub mod hf_cache;
 pub mod hf_client;
 pub mod hostile;
 pub mod records;
