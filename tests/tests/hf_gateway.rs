@@ -113,10 +113,13 @@ fn the_hf_client_loads_an_imported_model_and_dataset_through_a_gateway_with_the_
 path = snapshot_download("org/tiny")
 one = hf_hub_download("org/tiny", "extra/notes.txt")
 data = snapshot_download("org/rows", repo_type="dataset")
-result = {"path": path, "one": one, "data": data}
+from transformers import AutoConfig
+config = AutoConfig.from_pretrained("org/tiny")
+result = {"path": path, "one": one, "data": data, "hidden_size": config.hidden_size}
 "#,
         ),
     );
+    assert_eq!(first["result"]["hidden_size"], 8, "transformers loads the config");
     let snapshot = Path::new(first["result"]["path"].as_str().unwrap());
     assert!(
         snapshot.ends_with(COMMIT),
