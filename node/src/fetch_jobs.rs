@@ -53,6 +53,9 @@ pub enum Origin {
     Watched,
     /// Resumed at start, or detached by the user: tries again with back-off.
     Background,
+    /// A reader streams the files as they arrive (the Hugging Face gateway): tries
+    /// again like [`Origin::Background`], and fetches each file from its start.
+    Streaming,
 }
 
 /// One try of a job, as the runner gets it.
@@ -68,6 +71,8 @@ pub struct Attempt {
     pub progress: ProgressReporter,
     /// Set by the transfer while it waits for disk space.
     pub paused: Arc<AtomicBool>,
+    /// Fetch each file from its start onwards, for a reader streaming it.
+    pub in_order: bool,
 }
 
 /// What watchers of a job see.
@@ -92,6 +97,8 @@ struct RunningJob {
     started_at: u64,
     view: watch::Receiver<JobView>,
     cancel: CancellationToken,
+    /// A reader streams it: later tries fetch in file order.
+    in_order: bool,
     /// Its last try fetched all it was asked for and it is being recorded: it can no
     /// longer be widened, so a request for it waits for its end and starts afresh.
     finishing: bool,
@@ -181,7 +188,7 @@ impl FetchJobs {
             return Err(NodeError::Cancelled("the daemon is stopping".into()));
         }
         loop {
-            match self.join_running(root, &include, pin) {
+            match self.join_running(root, &include, pin, origin) {
                 Joining::Joined(view, record) => {
                     self.library.save_fetch_job(&record).await?;
                     return Ok(view);
@@ -214,6 +221,7 @@ impl FetchJobs {
             started_at,
             view: rx.clone(),
             cancel: cancel.clone(),
+            in_order: origin == Origin::Streaming,
             finishing: false,
         };
         let record = record_of(root, &job);
@@ -227,7 +235,7 @@ impl FetchJobs {
         };
         if raced {
             // Another request started it meanwhile: join that one.
-            return match self.join_running(root, &include, pin) {
+            return match self.join_running(root, &include, pin, origin) {
                 Joining::Joined(view, record) => {
                     self.library.save_fetch_job(&record).await?;
                     Ok(view)
@@ -253,8 +261,15 @@ impl FetchJobs {
     }
 
     /// Joins the running job of `root`, widening it if `include` selects more (and
-    /// making it pin if `pin`); returns its view and its record to save.
-    fn join_running(&self, root: ContentId, include: &[String], pin: bool) -> Joining {
+    /// making it pin if `pin`, and fetch in file order for a streaming reader); returns
+    /// its view and its record to save.
+    fn join_running(
+        &self,
+        root: ContentId,
+        include: &[String],
+        pin: bool,
+        origin: Origin,
+    ) -> Joining {
         let mut running = self.lock();
         let Some(job) = running.get_mut(&root) else {
             return Joining::NotRunning;
@@ -263,6 +278,7 @@ impl FetchJobs {
             return Joining::Finishing(job.view.clone());
         }
         job.pin |= pin;
+        job.in_order |= origin == Origin::Streaming;
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
             job.include = wider;
@@ -456,6 +472,7 @@ impl FetchJobs {
                 cancel: cancel.clone(),
                 progress: ProgressReporter::new(progress_tx),
                 paused: self.paused_flag(root),
+                in_order: self.lock().get(&root).is_some_and(|job| job.in_order),
             };
             let (result, ()) = tokio::join!(run(attempt), forward_progress(progress_rx, view));
             let result = match result {

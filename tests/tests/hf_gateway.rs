@@ -119,7 +119,10 @@ result = {"path": path, "one": one, "data": data, "hidden_size": config.hidden_s
 "#,
         ),
     );
-    assert_eq!(first["result"]["hidden_size"], 8, "transformers loads the config");
+    assert_eq!(
+        first["result"]["hidden_size"], 8,
+        "transformers loads the config"
+    );
     let snapshot = Path::new(first["result"]["path"].as_str().unwrap());
     assert!(
         snapshot.ends_with(COMMIT),

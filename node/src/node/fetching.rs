@@ -132,7 +132,7 @@ impl Node {
         paths: &[&str],
     ) -> NodeResult<()> {
         let include = paths.iter().map(|path| globset::escape(path)).collect();
-        self.start_job(root, include, false, Origin::Background)
+        self.start_job(root, include, false, Origin::Streaming)
             .await
             .map(drop)
     }
@@ -214,6 +214,7 @@ impl Node {
             cancel,
             mut progress,
             paused,
+            in_order,
         } = attempt;
         let client = BlobClient {
             net: self.net.clone(),
@@ -268,6 +269,7 @@ impl Node {
             cancel: cancel.clone(),
             paused,
             peers: self.peers.clone(),
+            in_order,
         };
         let outcome = transfer.run(&files, candidates, &mut progress).await;
         if let Some(task) = swarm_announce {

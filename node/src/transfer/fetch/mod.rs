@@ -80,6 +80,9 @@ pub struct Transfer<'a> {
     pub paused: Arc<AtomicBool>,
     /// What this node remembers of peers: banned ones are left out, the best asked first.
     pub peers: PeerBook,
+    /// Fetch segments in file order (for a reader streaming the files) rather than in
+    /// this node's own order (which spreads fetchers of one artifact over its parts).
+    pub in_order: bool,
 }
 
 impl Transfer<'_> {
@@ -133,6 +136,7 @@ impl Transfer<'_> {
             })
             .collect();
         let mut scheduler = Scheduler::new(Some(self.client.net.local_peer()));
+        scheduler.set_in_order(self.in_order);
         for peer in &self.banned {
             scheduler.ban(*peer);
         }

@@ -114,6 +114,8 @@ pub struct Scheduler {
     local_failure: Option<String>,
     /// No new requests while set (the disk is nearly full).
     paused: bool,
+    /// Queue segments in file order instead of this node's own order.
+    in_order: bool,
 }
 
 impl Scheduler {
@@ -132,17 +134,25 @@ impl Scheduler {
         }
     }
 
+    /// Queues segments in file order from now on (a reader streams the files).
+    pub fn set_in_order(&mut self, in_order: bool) {
+        self.in_order = in_order;
+    }
+
     /// Adds planned segments at the back of the queue, in an order of this node's own
-    /// so that fetchers of the same artifact start on different parts.
+    /// so that fetchers of the same artifact start on different parts (in file order
+    /// when [`Self::set_in_order`] asked for it).
     pub fn enqueue(&mut self, mut items: Vec<WorkItem>, now: Instant) {
         let salt = self.salt.to_le_bytes();
-        items.sort_by_cached_key(|item| {
-            *blake3::Hasher::new()
-                .update(&salt)
-                .update(&(item.id as u64).to_le_bytes())
-                .finalize()
-                .as_bytes()
-        });
+        if !self.in_order {
+            items.sort_by_cached_key(|item| {
+                *blake3::Hasher::new()
+                    .update(&salt)
+                    .update(&(item.id as u64).to_le_bytes())
+                    .finalize()
+                    .as_bytes()
+            });
+        }
         for mut item in items {
             item.queued_at = Some(now);
             self.queue.push_back(item);

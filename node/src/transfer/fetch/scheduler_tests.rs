@@ -288,3 +288,24 @@ fn rendezvous_split_is_the_same_on_every_node_and_covers_every_block() {
         assert_eq!(owners.len(), 1, "block {block} has exactly one owner");
     }
 }
+
+#[test]
+fn a_streamed_fetch_asks_for_a_file_from_its_start_onwards() {
+    let now = Instant::now();
+    let me = PeerId::random();
+    let mut planner = Planner::new([PlannedBlob {
+        hash: blob(),
+        size: 16 * SEGMENT_BYTES,
+    }]);
+    let mut s = Scheduler::new(Some(me));
+    s.set_in_order(true);
+    s.enqueue(planner.next_segments(&ChunkRanges::empty(), 64), now);
+    s.set_planned_all();
+    let seeder = PeerId::random();
+    s.add_peer(candidate(seeder, true));
+    let starts: Vec<u64> = (0..16)
+        .map(|_| segment_start(&work(s.next_for(seeder, now)).0))
+        .collect();
+    let in_file_order: Vec<u64> = (0..16).map(|i| i * SEGMENT_CHUNKS).collect();
+    assert_eq!(starts, in_file_order);
+}
