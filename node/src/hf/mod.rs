@@ -2,3 +2,4 @@
 //! modules) the HF-compatible gateway, mirroring from an origin and writing the cache.
 
 pub mod cache;
+pub mod cache_export;
