@@ -88,9 +88,18 @@ pub fn repo_for(requested: Option<HfRepo>, name: &str, kind: ArtifactKind) -> No
         return Ok(repo);
     }
     let mut repo = HfRepo::from_seedbank_name(name).ok_or_else(|| {
+        let why = if name.is_empty() {
+            "the artifact has no name to take a Hugging Face repo id from (fetched by content \
+             id)"
+            .to_owned()
+        } else {
+            format!(
+                "the artifact's name {name:?} does not name a Hugging Face repo (names \
+                 published from one look like org--name)"
+            )
+        };
         NodeError::BadRequest(format!(
-            "the artifact's name {name:?} does not name a Hugging Face repo (names published \
-             from one look like org--name); pass --hf-repo ORG/NAME or datasets/ORG/NAME"
+            "{why}; pass --hf-repo ORG/NAME or datasets/ORG/NAME"
         ))
     })?;
     if kind == ArtifactKind::Dataset {
