@@ -574,6 +574,33 @@ mod tests {
         assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
     }
 
+    #[tokio::test]
+    async fn a_copy_is_recognised_by_size_and_hash_and_never_through_a_link() {
+        let (_work, dir, outside) = planted("blobs");
+        let export = ExportDir::open(&dir).unwrap();
+        let file = FileEntry {
+            path: "a.bin".into(),
+            size: 7,
+            hash: BlobHash(*blake3::hash(b"keep me").as_bytes()),
+        };
+        assert!(matches!(
+            export.holds_copy("blobs/precious", &file).await,
+            Err(NodeError::SymlinkInExport(_))
+        ));
+        std::os::unix::fs::symlink(outside.join("precious"), dir.join("linked")).unwrap();
+        assert!(matches!(
+            export.holds_copy("linked", &file).await,
+            Err(NodeError::SymlinkInExport(_))
+        ));
+        assert!(!export.holds_copy("missing", &file).await.unwrap());
+        std::fs::write(dir.join("same"), b"keep me").unwrap();
+        assert!(export.holds_copy("same", &file).await.unwrap());
+        std::fs::write(dir.join("other"), b"keep us").unwrap();
+        assert!(!export.holds_copy("other", &file).await.unwrap());
+        std::fs::write(dir.join("short"), b"keep").unwrap();
+        assert!(!export.holds_copy("short", &file).await.unwrap());
+    }
+
     #[test]
     fn globs_select_files_and_bad_globs_are_named() {
         let files = vec![
