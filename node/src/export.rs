@@ -306,6 +306,13 @@ impl ExportDir {
         }
     }
 
+    /// Fails if a symbolic link lies among the folders on the way to `relative` (what
+    /// is at `relative` itself is not looked at).
+    pub fn check_folders(&self, relative: &str) -> NodeResult<()> {
+        let (folders, _) = split_path(relative);
+        self.open_folders(&folders).map(|_| ())
+    }
+
     /// Opens the folders below the root without following links; `None` if one is missing.
     fn open_folders(&self, folders: &[&str]) -> NodeResult<Option<OwnedFd>> {
         let mut current = self.dup_root()?;

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use seedbank_tests::hf_client::HfClient;
 use seedbank_tests::{file_hash, start_joined, tree_hashes, write_random_file, Daemon};
@@ -64,6 +64,31 @@ fn only_repo(loaded: &serde_json::Value) -> &serde_json::Value {
     &repos[0]
 }
 
+/// Plants a link to `outside` at `relative` in a new cache's `org/tiny` folder, checks
+/// that `fetch --hf-cache` into that cache fails naming the link and leaves `outside` as
+/// it was, and returns the repo folder.
+fn refused_with_planted_link(
+    daemon: &Daemon,
+    id: &str,
+    work: &Path,
+    relative: &str,
+    outside: &Path,
+) -> PathBuf {
+    let hub = work.join(format!("planted-{}", relative.replace('/', "-")));
+    let repo = hub.join("models--org--tiny");
+    let link = repo.join(relative);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    let before = std::fs::read(outside).unwrap();
+    std::os::unix::fs::symlink(outside, &link).unwrap();
+    let hub = hub.to_str().unwrap();
+    daemon.fails_with(
+        &["fetch", id, "--hf-cache", hub, "--hf-repo", "org/tiny"],
+        &format!("refusing to write through symlink {}", link.display()),
+    );
+    assert_eq!(std::fs::read(outside).unwrap(), before);
+    repo
+}
+
 #[test]
 fn a_fetched_model_loads_offline_from_the_cache_and_blobs_are_reused() {
     let work = tempfile::tempdir().unwrap();
@@ -109,34 +134,20 @@ fn a_fetched_model_loads_offline_from_the_cache_and_blobs_are_reused() {
     );
 
     // A link planted where a blob goes is refused, and what it points at is untouched.
-    let planted_hub = work.path().join("planted-hub");
-    let blobs = planted_hub.join("models--org--tiny/blobs");
-    std::fs::create_dir_all(&blobs).unwrap();
     let outside = work.path().join("precious");
     std::fs::write(&outside, b"keep me").unwrap();
     let etag = file_hash(&model.join("model.safetensors"))
         .to_hex()
         .to_string();
-    std::os::unix::fs::symlink(&outside, blobs.join(&etag)).unwrap();
-    b.fails_with(
-        &[
-            "fetch",
-            &id,
-            "--hf-cache",
-            planted_hub.to_str().unwrap(),
-            "--hf-repo",
-            "org/tiny",
-        ],
-        &format!(
-            "refusing to write through symlink {}",
-            blobs.join(&etag).display()
-        ),
-    );
-    assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
-    assert!(std::fs::symlink_metadata(blobs.join(&etag))
+    let blob = format!("blobs/{etag}");
+    let planted = refused_with_planted_link(&b, &id, work.path(), &blob, &outside);
+    assert!(std::fs::symlink_metadata(planted.join(&blob))
         .unwrap()
         .file_type()
         .is_symlink());
+    // So is one planted at the ref, before any blob is written.
+    let planted = refused_with_planted_link(&b, &id, work.path(), "refs/main", &outside);
+    assert!(!planted.join("blobs").exists());
 
     // With every daemon stopped, the unmodified client loads it offline.
     b.stop();

@@ -7,14 +7,18 @@
 //! lands under its real name only once its bytes hash to the manifest's hash. A blob
 //! already there with the right bytes is kept. Then each file is linked into
 //! `snapshots/<commit>/` as the client links it, and the ref is written last, so a
-//! client never follows a ref to a snapshot still being made.
+//! client never follows a ref to a snapshot still being made. Links planted on the way
+//! to a snapshot link or at the ref are refused before anything is written (those two
+//! are written by path, through [`RepoCache`], so this check is what guards them).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use seedbank_protocol::hf::{commit_for, etag_for};
 use seedbank_protocol::hf_api::HfCacheReport;
-use seedbank_protocol::{ArtifactKind, ContentId, FileEntry, HfRepo, HfRepoType, Manifest};
+use seedbank_protocol::{
+    validate_artifact_path, ArtifactKind, ContentId, FileEntry, HfRepo, HfRepoType, Manifest,
+};
 
 use super::cache::RepoCache;
 use crate::error::{NodeError, NodeResult};
@@ -54,6 +58,10 @@ impl<'a> CachePlan<'a> {
         include: &[String],
         ref_name: Option<String>,
     ) -> NodeResult<Self> {
+        if let Some(ref_name) = &ref_name {
+            validate_artifact_path(ref_name)
+                .map_err(|e| NodeError::BadRequest(format!("bad ref {ref_name:?}: {e}")))?;
+        }
         let index: HashMap<&str, usize> = manifest
             .files
             .iter()
@@ -125,8 +133,16 @@ pub async fn write_cache(
         .iter()
         .filter(|f| seen.insert(f.etag.as_str()))
         .collect();
+    // Before anything is written: no link where a blob or the ref goes, nor on the way
+    // to a snapshot link (the links themselves are replaced, never followed).
     for blob in &unique {
         blobs.check_target(&blob_name(&blob.etag), true)?;
+    }
+    for file in &plan.files {
+        blobs.check_folders(&format!("snapshots/{}/{}", plan.commit, file.file.path))?;
+    }
+    if let Some(ref_name) = &plan.ref_name {
+        blobs.check_target(&format!("refs/{ref_name}"), true)?;
     }
     progress.set_total(unique.iter().map(|b| b.file.size).sum());
     let (mut done, mut written, mut bytes_written, mut reused) = (0, 0, 0, 0);
@@ -223,5 +239,8 @@ mod tests {
         assert_eq!(plan.files[0].etag, BlobHash([2; 32]).to_hex());
         assert_eq!(plan.commit, commit_for(&root, &manifest));
         assert_eq!(plan.commit.len(), 40);
+        let repo = HfRepo::parse_cli("org/tiny").unwrap();
+        let bad_ref = CachePlan::new(&root, &manifest, repo, &[], Some("../../x".into()));
+        assert!(matches!(bad_ref, Err(NodeError::BadRequest(_))));
     }
 }
