@@ -234,43 +234,41 @@ impl ExportDir {
     }
 
     /// Whether `relative` already holds exactly `file`'s bytes: a regular file of its
-    /// size whose bytes hash to its hash. Fails on a symbolic link there or on the way.
+    /// size whose bytes hash to its hash. A symbolic link at `relative` is followed only
+    /// to read (a client's cache may link its blobs elsewhere): one leading to the right
+    /// bytes counts as a copy, any other fails, since writing there would mean writing
+    /// through it. A link on the way (a folder) always fails.
     pub async fn holds_copy(&self, relative: &str, file: &FileEntry) -> NodeResult<bool> {
         let (folders, name) = split_path(relative);
         let Some(parent) = self.open_folders(&folders)? else {
             return Ok(false);
         };
         let shown = self.shown(relative);
-        // Never blocks on a FIFO planted there, and never follows a link.
-        let fd = match rustix::fs::openat(
-            &parent,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(false),
-            Err(Errno::LOOP) => return Err(NodeError::SymlinkInExport(shown)),
-            Err(e) => return Err(NodeError::io("opening", &shown, e.into())),
+        // NONBLOCK: never hangs on a FIFO planted there.
+        let open = |follow: bool| {
+            let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let flags = if follow {
+                flags
+            } else {
+                flags | OFlags::NOFOLLOW
+            };
+            rustix::fs::openat(&parent, name, flags, Mode::empty())
         };
-        let stat =
-            rustix::fs::fstat(&fd).map_err(|e| NodeError::io("reading", &shown, e.into()))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
-            || u64::try_from(stat.st_size).ok() != Some(file.size)
-        {
-            return Ok(false);
+        match open(false) {
+            Ok(fd) => same_bytes(fd, file, shown).await,
+            Err(Errno::NOENT) => Ok(false),
+            Err(Errno::LOOP) => {
+                let refusal = NodeError::SymlinkInExport(shown.clone());
+                let Ok(fd) = open(true) else {
+                    return Err(refusal);
+                };
+                match same_bytes(fd, file, shown).await {
+                    Ok(true) => Ok(true),
+                    _ => Err(refusal),
+                }
+            }
+            Err(e) => Err(NodeError::io("opening", &shown, e.into())),
         }
-        let expected = file.hash;
-        let mut reader = std::fs::File::from(fd);
-        tokio::task::spawn_blocking(move || {
-            let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_reader(&mut reader)
-                .map(|hasher| *hasher.finalize().as_bytes() == expected.0)
-                .map_err(|e| NodeError::io("reading", &shown, e))
-        })
-        .await
-        .map_err(|e| NodeError::Store(format!("hashing a file: {e}")))?
     }
 
     fn open(dir: &Path) -> NodeResult<Self> {
@@ -436,6 +434,28 @@ impl ExportDir {
     }
 }
 
+/// Whether the open file `fd` is a regular file of `file`'s size whose bytes hash to
+/// its hash (`shown` names it in errors).
+async fn same_bytes(fd: OwnedFd, file: &FileEntry, shown: PathBuf) -> NodeResult<bool> {
+    let stat = rustix::fs::fstat(&fd).map_err(|e| NodeError::io("reading", &shown, e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+        || u64::try_from(stat.st_size).ok() != Some(file.size)
+    {
+        return Ok(false);
+    }
+    let expected = file.hash;
+    let mut reader = std::fs::File::from(fd);
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(&mut reader)
+            .map(|hasher| *hasher.finalize().as_bytes() == expected.0)
+            .map_err(|e| NodeError::io("reading", &shown, e))
+    })
+    .await
+    .map_err(|e| NodeError::Store(format!("hashing a file: {e}")))?
+}
+
 /// Opens folder `name` inside `parent`, failing rather than following a link.
 fn open_folder(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
@@ -594,11 +614,17 @@ mod tests {
             export.holds_copy("blobs/precious", &file).await,
             Err(NodeError::SymlinkInExport(_))
         ));
+        // A link at the name itself is read through: the right bytes are a copy, and
+        // anything else is refused, as writing there would go through it.
         std::os::unix::fs::symlink(outside.join("precious"), dir.join("linked")).unwrap();
+        assert!(export.holds_copy("linked", &file).await.unwrap());
+        std::fs::write(outside.join("changed"), b"keep it").unwrap();
+        std::os::unix::fs::symlink(outside.join("changed"), dir.join("other-link")).unwrap();
         assert!(matches!(
-            export.holds_copy("linked", &file).await,
+            export.holds_copy("other-link", &file).await,
             Err(NodeError::SymlinkInExport(_))
         ));
+        assert_eq!(std::fs::read(outside.join("changed")).unwrap(), b"keep it");
         assert!(!export.holds_copy("missing", &file).await.unwrap());
         std::fs::write(dir.join("same"), b"keep me").unwrap();
         assert!(export.holds_copy("same", &file).await.unwrap());

@@ -145,6 +145,26 @@ fn a_fetched_model_loads_offline_from_the_cache_and_blobs_are_reused() {
         .unwrap()
         .file_type()
         .is_symlink());
+    // A blob linked elsewhere (as a client's cache may link into another cache) that
+    // leads to the right bytes is kept, link and all.
+    let linked_hub = work.path().join("linked-hub");
+    let linked_blob = linked_hub.join("models--org--tiny").join(&blob);
+    std::fs::create_dir_all(linked_blob.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(model.join("model.safetensors"), &linked_blob).unwrap();
+    let linked = b.ok_json(&[
+        "fetch",
+        &id,
+        "--hf-cache",
+        linked_hub.to_str().unwrap(),
+        "--hf-repo",
+        "org/tiny",
+    ]);
+    assert_eq!(linked["hf_cache"]["blobs_reused"], 1, "{linked}");
+    assert_eq!(linked["hf_cache"]["blobs_written"], 4, "{linked}");
+    assert!(std::fs::symlink_metadata(&linked_blob)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     // So is one planted at the ref, before any blob is written.
     let planted = refused_with_planted_link(&b, &id, work.path(), "refs/main", &outside);
     assert!(!planted.join("blobs").exists());

@@ -2,10 +2,12 @@
 //! loading works with no gateway running (`seedbank fetch --hf-cache`).
 //!
 //! Each selected file's bytes go to `blobs/<etag>` through [`ExportDir`], the same
-//! descriptor-based writing `export` uses: nothing below the repo's folder is followed,
-//! a symbolic link planted where a blob goes fails the write with its name, and a blob
-//! lands under its real name only once its bytes hash to the manifest's hash. A blob
-//! already there with the right bytes is kept. Then each file is linked into
+//! descriptor-based writing `export` uses: nothing below the repo's folder is written
+//! through a link, a symbolic link where a blob goes fails the write with its name
+//! (unless it leads to the blob's right bytes: a client's cache may link its blobs into
+//! another cache, and such a blob is kept), and a blob lands under its real name only
+//! once its bytes hash to the manifest's hash. A blob already there with the right bytes
+//! is kept. Then each file is linked into
 //! `snapshots/<commit>/` as the client links it, and the ref is written last, so a
 //! client never follows a ref to a snapshot still being made. Links planted on the way
 //! to a snapshot link or at the ref are refused before anything is written (those two
@@ -133,39 +135,35 @@ pub async fn write_cache(
         .iter()
         .filter(|f| seen.insert(f.etag.as_str()))
         .collect();
-    // Before anything is written: no link where a blob or the ref goes, nor on the way
-    // to a snapshot link (the links themselves are replaced, never followed).
-    for blob in &unique {
-        blobs.check_target(&blob_name(&blob.etag), true)?;
-    }
+    // Before anything is written: no link on the way to a snapshot link or at the ref
+    // (the snapshot links themselves are replaced, never followed), and which blobs are
+    // already right; a link where a blob goes that does not lead to its bytes fails here.
     for file in &plan.files {
         blobs.check_folders(&format!("snapshots/{}/{}", plan.commit, file.file.path))?;
     }
     if let Some(ref_name) = &plan.ref_name {
         blobs.check_target(&format!("refs/{ref_name}"), true)?;
     }
+    let mut present = Vec::with_capacity(unique.len());
+    for blob in &unique {
+        present.push(blobs.holds_copy(&blob_name(&blob.etag), blob.file).await?);
+    }
     progress.set_total(unique.iter().map(|b| b.file.size).sum());
     let (mut done, mut written, mut bytes_written, mut reused) = (0, 0, 0, 0);
-    for blob in &unique {
+    for (blob, present) in unique.iter().zip(present) {
         let name = blob_name(&blob.etag);
         progress.start_file(&blob.file.path, blob.file.size, done);
-        let result = match blobs.holds_copy(&name, blob.file).await {
-            Ok(true) => {
-                reused += 1;
-                Ok(())
-            }
-            Ok(false) => blobs
-                .write_file(store, blob.file, &name, true, done, progress)
-                .await
-                .map(|()| {
-                    written += 1;
-                    bytes_written += blob.file.size;
-                }),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if present {
+            reused += 1;
+        } else if let Err(e) = blobs
+            .write_file(store, blob.file, &name, true, done, progress)
+            .await
+        {
             blobs.remove_written();
             return Err(e);
+        } else {
+            written += 1;
+            bytes_written += blob.file.size;
         }
         done += blob.file.size;
         progress.report(done, &blob.file.path);
