@@ -208,10 +208,10 @@ pub enum Command {
         #[arg(long)]
         allow_unsigned: bool,
         /// Hand the fetch to the daemon and return at once (see `seedbank jobs`)
-        #[arg(long, conflicts_with_all = ["cancel", "out"])]
+        #[arg(long, conflicts_with_all = ["cancel", "out", "hf_cache"])]
         detach: bool,
         /// Cancel the running (or saved) fetch of this artifact
-        #[arg(long, conflicts_with_all = ["include", "out"])]
+        #[arg(long, conflicts_with_all = ["include", "out", "hf_cache"])]
         cancel: bool,
         /// Only files whose path matches this glob (repeatable)
         #[arg(long, value_name = "GLOB")]
@@ -222,6 +222,14 @@ pub enum Command {
         /// With --out: overwrite files that already exist
         #[arg(long)]
         force: bool,
+        /// Lay the files out in a Hugging Face cache when done, so HF_HUB_OFFLINE=1 loads
+        /// them [default DIR: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
+        #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with = "out")]
+        hf_cache: Option<Option<PathBuf>>,
+        /// With --hf-cache: the repo to cache it as, ORG/NAME or datasets/ORG/NAME
+        /// [default: from the artifact's name, org--name]
+        #[arg(long, value_name = "REPO", requires = "hf_cache", value_parser = crate::hf_cache_cmd::parse_hf_repo)]
+        hf_repo: Option<seedbank_protocol::HfRepo>,
         /// Pin it once fetched (with --detach, when the background fetch completes)
         #[arg(long, conflicts_with = "cancel")]
         pin: bool,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Command, KindArg};
 use crate::client::DaemonClient;
 use crate::exit::Exit;
+use crate::hf_cache_cmd;
 use crate::output::{count, human_bytes, outln, print_table};
 use crate::progress::Bars;
 use crate::render::{
@@ -160,6 +161,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
             force,
             pin,
             allow_unsigned,
+            hf_cache,
+            hf_repo,
         } => {
             if cancel {
                 let report: CancelReport =
@@ -188,6 +191,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 })?;
                 return Ok(Exit::Ok);
             }
+            if hf_cache.is_some() {
+                hf_cache_cmd::check_repo(&artifact, hf_repo.as_ref())?;
+            }
             cancel_on_ctrl_c(client.clone(), artifact.clone());
             let mut bars = Bars::new("fetching", quiet);
             let report: FetchReport =
@@ -204,7 +210,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                         .with_context(|| format!("resolving {}", dir.display()))?;
                     let request = ExportRequest {
                         dir: dir.display().to_string(),
-                        include,
+                        include: include.clone(),
                         force,
                     };
                     let id = report.id.to_string();
@@ -218,6 +224,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 }
                 None => None,
             };
+            let cached = match hf_cache {
+                Some(dir) => {
+                    let args = hf_cache_cmd::CacheArgs {
+                        dir,
+                        repo: hf_repo,
+                        include: include.clone(),
+                    };
+                    Some(hf_cache_cmd::write_cache(
+                        &client, &artifact, &report, args, quiet,
+                    )?)
+                }
+                None => None,
+            };
+            if let (true, Some(cached)) = (json, &cached) {
+                let both = hf_cache_cmd::FetchedIntoCache {
+                    fetch: &report,
+                    hf_cache: cached,
+                };
+                return print(json, &both, || {}).map(|()| Exit::Ok);
+            }
             print(json, &report, || {
                 let serving: Vec<String> = report
                     .providers
@@ -255,6 +281,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                         count(exported.files, "file"),
                         exported.dir
                     );
+                }
+                if let Some(cached) = &cached {
+                    hf_cache_cmd::print_cached(cached);
                 }
             })?;
         }

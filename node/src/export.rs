@@ -84,10 +84,7 @@ pub async fn export_files(
     force: bool,
     progress: &mut ProgressReporter,
 ) -> NodeResult<u64> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| NodeError::io("creating", dir, e))?;
-    let mut export = ExportDir::open(dir)?;
+    let mut export = ExportDir::create(dir).await?;
     for file in files {
         export.check_target(&file.path, force)?;
     }
@@ -95,7 +92,10 @@ pub async fn export_files(
     let mut done = 0;
     for file in files {
         progress.start_file(&file.path, file.size, done);
-        if let Err(e) = export_one(store, &mut export, file, force, done, progress).await {
+        if let Err(e) = export
+            .write_file(store, file, &file.path, force, done, progress)
+            .await
+        {
             export.remove_written();
             return Err(e);
         }
@@ -103,40 +103,6 @@ pub async fn export_files(
         progress.report(done, &file.path);
     }
     Ok(done)
-}
-
-async fn export_one(
-    store: &BlobStore,
-    export: &mut ExportDir,
-    file: &FileEntry,
-    force: bool,
-    done_before: u64,
-    progress: &mut ProgressReporter,
-) -> NodeResult<()> {
-    let (folders, name) = split_path(&file.path);
-    let parent = export.make_folders(&folders)?;
-    let existed = export.target_exists(&parent, &file.path, name, force)?;
-    let (partial, output) = export.create_partial(parent, &file.path, name)?;
-    write_verified(
-        store,
-        file,
-        output,
-        &export.shown(&file.path),
-        done_before,
-        progress,
-    )
-    .await?;
-    partial.rename_to(name).map_err(|e| {
-        NodeError::io(
-            "moving export into place at",
-            &export.shown(&file.path),
-            e.into(),
-        )
-    })?;
-    if !existed {
-        export.written.push(file.path.clone());
-    }
-    Ok(())
 }
 
 /// A partial file this export created, removed when dropped unless renamed into place:
@@ -205,8 +171,11 @@ fn split_path(path: &str) -> (Vec<&str>, &str) {
     (parts, name)
 }
 
-/// The export directory, opened once, and what this export created below it.
-struct ExportDir {
+/// An export directory, opened once, and what this export created below it. Every
+/// name below it is reached from its descriptor without following links, so callers
+/// choose where a file's bytes go (its own path, or another name such as a cache's
+/// `blobs/ETAG`) and get the same guarantees.
+pub struct ExportDir {
     root: OwnedFd,
     path: PathBuf,
     /// Folders this export created, parents before children (relative paths).
@@ -216,6 +185,92 @@ struct ExportDir {
 }
 
 impl ExportDir {
+    /// Creates `dir` if it is missing (following links in its own path: it is the
+    /// user's choice) and opens it.
+    pub async fn create(dir: &Path) -> NodeResult<Self> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| NodeError::io("creating", dir, e))?;
+        Self::open(dir)
+    }
+
+    /// Writes the bytes of `file` to `relative` (a validated `/`-separated path below
+    /// the directory): into a fresh partial file, renamed into place once the bytes hash
+    /// to the manifest's hash. An existing file there is replaced only when `force`; a
+    /// symbolic link there or on the way is refused.
+    pub async fn write_file(
+        &mut self,
+        store: &BlobStore,
+        file: &FileEntry,
+        relative: &str,
+        force: bool,
+        done_before: u64,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<()> {
+        let (folders, name) = split_path(relative);
+        let parent = self.make_folders(&folders)?;
+        let existed = self.target_exists(&parent, relative, name, force)?;
+        let (partial, output) = self.create_partial(parent, relative, name)?;
+        write_verified(
+            store,
+            file,
+            output,
+            &self.shown(relative),
+            done_before,
+            progress,
+        )
+        .await?;
+        partial.rename_to(name).map_err(|e| {
+            NodeError::io(
+                "moving export into place at",
+                &self.shown(relative),
+                e.into(),
+            )
+        })?;
+        if !existed {
+            self.written.push(relative.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Whether `relative` already holds exactly `file`'s bytes: a regular file of its
+    /// size whose bytes hash to its hash. A symbolic link at `relative` is followed only
+    /// to read (a client's cache may link its blobs elsewhere): one leading to the right
+    /// bytes counts as a copy, any other fails, since writing there would mean writing
+    /// through it. A link on the way (a folder) always fails.
+    pub async fn holds_copy(&self, relative: &str, file: &FileEntry) -> NodeResult<bool> {
+        let (folders, name) = split_path(relative);
+        let Some(parent) = self.open_folders(&folders)? else {
+            return Ok(false);
+        };
+        let shown = self.shown(relative);
+        // NONBLOCK: never hangs on a FIFO planted there.
+        let open = |follow: bool| {
+            let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let flags = if follow {
+                flags
+            } else {
+                flags | OFlags::NOFOLLOW
+            };
+            rustix::fs::openat(&parent, name, flags, Mode::empty())
+        };
+        match open(false) {
+            Ok(fd) => same_bytes(fd, file, shown).await,
+            Err(Errno::NOENT) => Ok(false),
+            Err(Errno::LOOP) => {
+                let refusal = NodeError::SymlinkInExport(shown.clone());
+                let Ok(fd) = open(true) else {
+                    return Err(refusal);
+                };
+                match same_bytes(fd, file, shown).await {
+                    Ok(true) => Ok(true),
+                    _ => Err(refusal),
+                }
+            }
+            Err(e) => Err(NodeError::io("opening", &shown, e.into())),
+        }
+    }
+
     fn open(dir: &Path) -> NodeResult<Self> {
         let root = rustix::fs::openat(
             CWD,
@@ -239,7 +294,7 @@ impl ExportDir {
 
     /// Before anything is written: fails if a symbolic link lies on the way to
     /// `relative`, or (unless `force`) something is already there.
-    fn check_target(&self, relative: &str, force: bool) -> NodeResult<()> {
+    pub fn check_target(&self, relative: &str, force: bool) -> NodeResult<()> {
         let (folders, name) = split_path(relative);
         match self.open_folders(&folders)? {
             Some(parent) => self
@@ -247,6 +302,13 @@ impl ExportDir {
                 .map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// Fails if a symbolic link lies among the folders on the way to `relative` (what
+    /// is at `relative` itself is not looked at).
+    pub fn check_folders(&self, relative: &str) -> NodeResult<()> {
+        let (folders, _) = split_path(relative);
+        self.open_folders(&folders).map(|_| ())
     }
 
     /// Opens the folders below the root without following links; `None` if one is missing.
@@ -337,7 +399,7 @@ impl ExportDir {
     /// Removes the files this export put in place and the folders it created (those
     /// left empty), so a failed export leaves no partial output behind. Each is reached
     /// from the root without following links; one that cannot be is left alone.
-    fn remove_written(&self) {
+    pub fn remove_written(&self) {
         for relative in self.written.iter().rev() {
             let (folders, name) = split_path(relative);
             if let Ok(Some(parent)) = self.open_folders(&folders) {
@@ -370,6 +432,28 @@ impl ExportDir {
             _ => NodeError::io("opening folder", &shown, error.into()),
         }
     }
+}
+
+/// Whether the open file `fd` is a regular file of `file`'s size whose bytes hash to
+/// its hash (`shown` names it in errors).
+async fn same_bytes(fd: OwnedFd, file: &FileEntry, shown: PathBuf) -> NodeResult<bool> {
+    let stat = rustix::fs::fstat(&fd).map_err(|e| NodeError::io("reading", &shown, e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+        || u64::try_from(stat.st_size).ok() != Some(file.size)
+    {
+        return Ok(false);
+    }
+    let expected = file.hash;
+    let mut reader = std::fs::File::from(fd);
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(&mut reader)
+            .map(|hasher| *hasher.finalize().as_bytes() == expected.0)
+            .map_err(|e| NodeError::io("reading", &shown, e))
+    })
+    .await
+    .map_err(|e| NodeError::Store(format!("hashing a file: {e}")))?
 }
 
 /// Opens folder `name` inside `parent`, failing rather than following a link.
@@ -515,6 +599,39 @@ mod tests {
             "a folder the export did not make was removed"
         );
         assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_recognised_by_size_and_hash_and_never_through_a_link() {
+        let (_work, dir, outside) = planted("blobs");
+        let export = ExportDir::open(&dir).unwrap();
+        let file = FileEntry {
+            path: "a.bin".into(),
+            size: 7,
+            hash: BlobHash(*blake3::hash(b"keep me").as_bytes()),
+        };
+        assert!(matches!(
+            export.holds_copy("blobs/precious", &file).await,
+            Err(NodeError::SymlinkInExport(_))
+        ));
+        // A link at the name itself is read through: the right bytes are a copy, and
+        // anything else is refused, as writing there would go through it.
+        std::os::unix::fs::symlink(outside.join("precious"), dir.join("linked")).unwrap();
+        assert!(export.holds_copy("linked", &file).await.unwrap());
+        std::fs::write(outside.join("changed"), b"keep it").unwrap();
+        std::os::unix::fs::symlink(outside.join("changed"), dir.join("other-link")).unwrap();
+        assert!(matches!(
+            export.holds_copy("other-link", &file).await,
+            Err(NodeError::SymlinkInExport(_))
+        ));
+        assert_eq!(std::fs::read(outside.join("changed")).unwrap(), b"keep it");
+        assert!(!export.holds_copy("missing", &file).await.unwrap());
+        std::fs::write(dir.join("same"), b"keep me").unwrap();
+        assert!(export.holds_copy("same", &file).await.unwrap());
+        std::fs::write(dir.join("other"), b"keep us").unwrap();
+        assert!(!export.holds_copy("other", &file).await.unwrap());
+        std::fs::write(dir.join("short"), b"keep").unwrap();
+        assert!(!export.holds_copy("short", &file).await.unwrap());
     }
 
     #[test]

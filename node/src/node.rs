@@ -14,6 +14,7 @@ use seedbank_protocol::api::{
     NetworkStatus, PeerSummary, PinReport, ProvidersResponse, RemoveReport, StatusResponse,
     VerifyReport,
 };
+use seedbank_protocol::hf_api::{HfCacheReport, HfCacheRequest};
 use seedbank_protocol::names_api::{PublishReport, PublishRequest};
 use seedbank_protocol::{ContentId, PublisherSecret};
 use tokio_util::sync::CancellationToken;
@@ -273,6 +274,18 @@ impl Node {
         progress: &mut ProgressReporter,
     ) -> NodeResult<ExportReport> {
         self.library.export(reference, request, progress).await
+    }
+
+    /// Lays an artifact out in a Hugging Face client cache.
+    pub async fn export_hf_cache(
+        &self,
+        reference: &str,
+        request: &HfCacheRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<HfCacheReport> {
+        self.library
+            .export_hf_cache(reference, request, progress)
+            .await
     }
 
     /// Pins or unpins an artifact.

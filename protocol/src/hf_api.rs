@@ -93,3 +93,42 @@ pub struct HfGatewayInfo {
     /// Publishers the gateway resolves repo ids through, in order.
     pub publishers: Vec<String>,
 }
+
+/// `POST /v1/artifacts/{ref}/hf-cache`: lay an artifact's files out in a Hugging Face
+/// client cache (blobs, relative snapshot links, a ref), as `fetch --hf-cache` does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HfCacheRequest {
+    /// The cache's `hub` directory (absolute), created if missing.
+    pub hub_dir: String,
+    /// The repo to cache it as; taken from the artifact's name (`org--name`) and kind
+    /// when `None`.
+    pub repo: Option<HfRepo>,
+    /// Cache only files whose path matches one of these globs; all files when empty.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// The ref (`refs/<this>`) to point at the commit, e.g. `main`; none when `None`.
+    pub ref_name: Option<String>,
+}
+
+/// Result of `POST /v1/artifacts/{ref}/hf-cache`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HfCacheReport {
+    /// The repo it was cached as.
+    pub repo: HfRepo,
+    /// The commit id of the snapshot (the hub's, for an imported revision).
+    pub commit: String,
+    /// The ref pointed at the commit, if any.
+    pub ref_name: Option<String>,
+    /// The repo's folder in the cache.
+    pub repo_dir: String,
+    /// The snapshot folder: what `snapshot_download` returns.
+    pub snapshot_dir: String,
+    /// Files linked into the snapshot.
+    pub files: u64,
+    /// Blobs written by this call.
+    pub blobs_written: u64,
+    /// Bytes written by this call.
+    pub bytes_written: u64,
+    /// Blobs already in the cache with the right bytes, left as they were.
+    pub blobs_reused: u64,
+}

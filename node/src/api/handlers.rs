@@ -15,6 +15,7 @@ use seedbank_protocol::api::{
     FetchJobSummary, FetchRequest, GcReport, GcRequest, PeerSummary, PinReport, ProvidersResponse,
     RemoveReport, RemoveRequest, StatusResponse,
 };
+use seedbank_protocol::hf_api::HfCacheRequest;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
 
 use super::ndjson::stream_operation;
@@ -139,6 +140,21 @@ pub async fn export(
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
         node.export(&reference, &request, &mut progress).await
+    }))
+}
+
+/// `POST /v1/artifacts/{reference}/hf-cache`: streams progress, then a report.
+pub async fn export_hf_cache(
+    State(state): State<ApiState>,
+    Path(reference): Path<String>,
+    json: Result<Json<HfCacheRequest>, JsonRejection>,
+) -> Result<Response, NodeError> {
+    let request = body(json)?;
+    absolute_path(&request.hub_dir, "Hugging Face cache directory")?;
+    let node = state.node.clone();
+    Ok(stream_operation(move |mut progress| async move {
+        node.export_hf_cache(&reference, &request, &mut progress)
+            .await
     }))
 }
 

@@ -53,6 +53,10 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         )
         .route("/v1/artifacts/{reference}/export", post(handlers::export))
         .route(
+            "/v1/artifacts/{reference}/hf-cache",
+            post(handlers::export_hf_cache),
+        )
+        .route(
             "/v1/pins/{reference}",
             put(handlers::pin).delete(handlers::unpin),
         )

@@ -1,6 +1,7 @@
-//! Hugging Face interop: the client's cache layout, importing a cache, and (in later
-//! modules) the HF-compatible gateway, mirroring from an origin and writing the cache.
+//! Hugging Face interop: the client's cache layout (read, imported, written by a fetch),
+//! and the HF-compatible gateway.
 
 pub mod cache;
+pub mod cache_export;
 pub mod gateway;
 pub mod import;
