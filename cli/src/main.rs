@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commands;
 mod exit;
+mod mirror_cmd;
 mod names_cmd;
 mod output;
 mod progress;

@@ -2,3 +2,6 @@
 //! modules) the HF-compatible gateway, mirroring from an origin and writing the cache.
 
 pub mod cache;
+pub mod download;
+pub mod mirror;
+pub mod origin;
