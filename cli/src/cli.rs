@@ -322,6 +322,20 @@ pub enum Command {
         #[arg(long, value_name = "ALIAS")]
         key: Option<String>,
     },
+    /// Publish the repos of a local Hugging Face cache, one revision per snapshot, keeping
+    /// the hub's commit ids and ETags; files are served from the cache, not copied
+    ImportHf {
+        /// Repos to import: `org/name` for a model, `datasets/org/name` for a dataset
+        /// [default: every repo in the cache]
+        repos: Vec<String>,
+        /// The cache's hub folder [default: $HF_HUB_CACHE, else $HF_HOME/hub, else
+        /// ~/.cache/huggingface/hub]
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Alias of the key to sign with [default: node]
+        #[arg(long, value_name = "ALIAS")]
+        key: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell

@@ -69,6 +69,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let request = crate::mirror_cmd::request(repo, revision, origin, limit_rate, key);
             return crate::mirror_cmd::run(&request, &client, json, quiet);
         }
+        command @ Command::ImportHf { .. } => {
+            return crate::hf_cmd::run(command, &client, json, quiet)
+        }
         Command::Add {
             path,
             kind,

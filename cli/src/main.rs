@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commands;
 mod exit;
+mod hf_cmd;
 mod mirror_cmd;
 mod names_cmd;
 mod output;

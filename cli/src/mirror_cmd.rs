@@ -81,29 +81,5 @@ fn print_report(request: &HfMirrorRequest, report: &HfMirrorReport) {
             }
         );
     }
-    for imported in &report.import.imported {
-        let release = &imported.release;
-        outln!(
-            "published {}/{}@{} = {}",
-            release
-                .alias
-                .as_deref()
-                .unwrap_or(&release.publisher.to_string()),
-            release.release.name,
-            release.release.revision,
-            release.release.root
-        );
-    }
-    for skipped in &report.import.skipped {
-        outln!(
-            "skipped {}{}: {}",
-            skipped.repo,
-            skipped
-                .commit
-                .as_deref()
-                .map(|c| format!("@{c}"))
-                .unwrap_or_default(),
-            skipped.reason
-        );
-    }
+    crate::hf_cmd::print_import(&report.import);
 }

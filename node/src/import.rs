@@ -13,7 +13,7 @@ use seedbank_protocol::api::ArtifactOrigin;
 use seedbank_protocol::limits::MAX_FILES_PER_ARTIFACT;
 use seedbank_protocol::{
     escape_path, validate_artifact_path, validate_labels, ArtifactKind, ArtifactRoot, BlobHash,
-    ContentId, FileEntry, Manifest,
+    ContentId, FileEntry, HfRevision, Manifest,
 };
 
 use crate::error::{NodeError, NodeResult};
@@ -47,6 +47,17 @@ pub struct AddOptions {
     pub reference: bool,
     /// Follow symbolic links rather than refusing them.
     pub follow_symlinks: bool,
+    /// Hub metadata to keep in the manifest (a snapshot of a Hugging Face cache).
+    pub hf: Option<HfSnapshotMeta>,
+}
+
+/// The hub metadata of a snapshot being added: its commit and each file's ETag.
+#[derive(Debug, Clone)]
+pub struct HfSnapshotMeta {
+    /// The hub commit id.
+    pub commit: String,
+    /// ETag by file path (relative to the snapshot, `/` separators).
+    pub etags: std::collections::HashMap<String, String>,
 }
 
 /// One file found under the path being added.
@@ -155,10 +166,12 @@ pub async fn add_artifact(
         .iter()
         .find(|card| entries.iter().any(|e| e.path == **card))
         .map(|card| (*card).to_owned());
-    let manifest = Manifest {
-        files: entries,
-        hf: None,
-    };
+    let hf = options
+        .hf
+        .as_ref()
+        .map(|hf| hf_revision(hf, &entries))
+        .transpose()?;
+    let manifest = Manifest { files: entries, hf };
     let labels = Labels {
         name,
         kind: Some(options.kind),
@@ -197,6 +210,22 @@ pub async fn add_artifact(
     tracing::info!(%root, name = %record.name, files = record.files, bytes = record.size, "added artifact");
     drop((temp_tags, manifest_tag, root_tag));
     Ok(record)
+}
+
+/// The manifest's hub metadata: the commit, and the ETag of each of `entries` in order.
+fn hf_revision(hf: &HfSnapshotMeta, entries: &[FileEntry]) -> NodeResult<HfRevision> {
+    let etags = entries
+        .iter()
+        .map(|entry| {
+            hf.etags.get(&entry.path).cloned().ok_or_else(|| {
+                NodeError::BadRequest(format!("no hub ETag is known for {:?}", entry.path))
+            })
+        })
+        .collect::<NodeResult<Vec<_>>>()?;
+    Ok(HfRevision {
+        commit: hf.commit.clone(),
+        etags,
+    })
 }
 
 /// Makes a stored artifact visible: tags its root so its blobs stay, makes the store
@@ -453,6 +482,7 @@ mod tests {
                 pin: false,
                 reference: false,
                 follow_symlinks: false,
+                hf: None,
             };
         for (bad, field) in [
             (options(Some("bad/name"), None, None), "name"),

@@ -90,6 +90,7 @@ pub async fn add_pinned(
         pin: true,
         reference,
         follow_symlinks: false,
+        hf: None,
     };
     let summary = node.add(options, &mut ProgressReporter::silent()).await?;
     Ok(summary.id)

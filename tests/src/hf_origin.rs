@@ -139,7 +139,12 @@ impl HfOrigin {
 
     /// Serves `path` with one byte flipped, while the listing keeps its true hash.
     pub fn corrupt(&self, path: &str) {
-        self.shared.knobs.lock().unwrap().corrupt.push(path.to_owned());
+        self.shared
+            .knobs
+            .lock()
+            .unwrap()
+            .corrupt
+            .push(path.to_owned());
     }
 
     /// Cuts the first GET of `path` off after `bytes` bytes.
@@ -159,7 +164,12 @@ impl HfOrigin {
 }
 
 fn not_found(code: &str) -> Response {
-    (StatusCode::NOT_FOUND, [("x-error-code", code.to_owned())], "").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [("x-error-code", code.to_owned())],
+        "",
+    )
+        .into_response()
 }
 
 /// Decodes `%XX` escapes.
@@ -219,7 +229,16 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             tree(&shared, repo, request.uri().path(), &query)
         }
         ["datasets", org, name, "resolve", rev, path @ ..] => {
-            resolve(&shared, "datasets", org, name, rev, &path.join("/"), &request).await
+            resolve(
+                &shared,
+                "datasets",
+                org,
+                name,
+                rev,
+                &path.join("/"),
+                &request,
+            )
+            .await
         }
         [org, name, "resolve", rev, path @ ..] => {
             resolve(&shared, "models", org, name, rev, &path.join("/"), &request).await

@@ -120,6 +120,7 @@ pub async fn add(
         pin: request.pin,
         reference: request.reference,
         follow_symlinks: request.follow_symlinks,
+        hf: None,
     };
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {

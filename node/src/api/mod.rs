@@ -11,6 +11,7 @@
 mod auth;
 mod handlers;
 mod held_body;
+mod hf_handlers;
 mod hf_mirror_handler;
 mod local_only;
 mod metrics;
@@ -80,6 +81,7 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         .route("/v1/history", get(name_handlers::history))
         .route("/v1/catalog", get(name_handlers::catalog))
         .route("/v1/search", get(name_handlers::search))
+        .route("/v1/hf/import", post(hf_handlers::import))
         .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         // The last layer added runs first: where the request came from, then the

@@ -211,7 +211,7 @@ pub fn cached_repos(hub: &Path) -> NodeResult<Vec<HfRepo>> {
         .filter(|entry| entry.path().is_dir())
         .filter_map(|entry| HfRepo::from_cache_folder(entry.file_name().to_str()?))
         .collect();
-    repos.sort_by(|a, b| a.cache_folder().cmp(&b.cache_folder()));
+    repos.sort_by_key(HfRepo::cache_folder);
     Ok(repos)
 }
 

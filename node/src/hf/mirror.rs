@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use async_speed_limit::Limiter;
 use fs2::FileExt;
 use seedbank_protocol::hf::is_commit_id;
-use seedbank_protocol::hf_api::{HfImportReport, HfMirrorReport, HfMirrorRequest, HfMirroredFile};
+use seedbank_protocol::hf_api::{
+    HfImportReport, HfImportRequest, HfMirrorReport, HfMirrorRequest, HfMirroredFile,
+};
 use seedbank_protocol::HfRepo;
 
 use super::cache::RepoCache;
@@ -40,7 +42,10 @@ impl Node {
     ) -> NodeResult<HfMirrorReport> {
         let hub = mirror_hub_dir(self.library().data_root());
         let (mut report, _lock) = self.download_hf(&request, &hub, progress).await?;
-        report.import = self.import_mirrored(&request, &hub, progress).await?;
+        let commit = report.commit.clone();
+        report.import = self
+            .import_mirrored(&request, &hub, &commit, progress)
+            .await?;
         Ok(report)
     }
 
@@ -103,14 +108,33 @@ impl Node {
         Ok((report, lock))
     }
 
-    /// Imports and publishes the mirrored repo from `hub`.
+    /// Imports and publishes the mirrored repo from `hub`; fails unless the commit just
+    /// mirrored was published.
     async fn import_mirrored(
         &self,
-        _request: &HfMirrorRequest,
-        _hub: &Path,
-        _progress: &mut ProgressReporter,
+        request: &HfMirrorRequest,
+        hub: &Path,
+        commit: &str,
+        progress: &mut ProgressReporter,
     ) -> NodeResult<HfImportReport> {
-        Ok(HfImportReport::default())
+        let import = HfImportRequest {
+            cache_dir: hub.display().to_string(),
+            repos: vec![request.repo.clone()],
+            key: request.key.clone(),
+        };
+        let report = self.import_hf(import, progress).await?;
+        if report.imported.iter().any(|i| i.commit == commit) {
+            return Ok(report);
+        }
+        let reason = report
+            .skipped
+            .iter()
+            .find(|s| s.commit.as_deref() == Some(commit))
+            .map_or_else(|| "it was not imported".to_owned(), |s| s.reason.clone());
+        Err(NodeError::BadRequest(format!(
+            "{}@{commit} was downloaded and checked but not published: {reason}",
+            request.repo
+        )))
     }
 }
 

@@ -3,5 +3,6 @@
 
 pub mod cache;
 pub mod download;
+pub mod import;
 pub mod mirror;
 pub mod origin;

@@ -72,6 +72,7 @@ impl Names {
                         pin: false,
                         reference: request.reference,
                         follow_symlinks: false,
+                        hf: None,
                     },
                     progress,
                 )

@@ -1,0 +1,269 @@
+//! `import-hf`: publish the repos of a local Hugging Face cache, one revision per
+//! snapshot, referencing the cache's files in place, keeping the hub's commit id and each
+//! file's ETag in the manifest so the gateway serves what the hub serves.
+//!
+//! Every file is checked against the ETag its blob is named by before anything is
+//! published: a damaged cache is reported, never passed on under the hub's ETag.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use seedbank_protocol::hf::{etag_matches, is_lfs_etag, HubHasher};
+use seedbank_protocol::hf_api::{HfImportReport, HfImportRequest, HfImported, HfSkipped};
+use seedbank_protocol::names_api::PublishRequest;
+use seedbank_protocol::HfRepo;
+
+use super::cache::{cached_repos, RepoCache, SnapshotFile};
+use crate::error::{NodeError, NodeResult};
+use crate::import::{AddOptions, HfSnapshotMeta};
+use crate::node::Node;
+use crate::progress::ProgressReporter;
+
+/// Files at least this large that the cache does not name by ETag are taken as LFS
+/// files (sha256 ETag), as the hub's default `.gitattributes` would store them.
+const LFS_THRESHOLD_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Bytes read at a time while checking ETags.
+const HASH_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// The branch the client loads when it is given none.
+const DEFAULT_BRANCH: &str = "main";
+
+impl Node {
+    /// Imports and publishes the repos of a local Hugging Face cache.
+    pub async fn import_hf(
+        &self,
+        request: HfImportRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<HfImportReport> {
+        let hub = PathBuf::from(&request.cache_dir);
+        if !hub.is_absolute() {
+            return Err(NodeError::BadRequest(format!(
+                "the cache directory {:?} must be an absolute path",
+                request.cache_dir
+            )));
+        }
+        if !hub.is_dir() {
+            return Err(NodeError::BadRequest(format!(
+                "{} is not a Hugging Face cache directory (no such folder)",
+                hub.display()
+            )));
+        }
+        let repos = if request.repos.is_empty() {
+            cached_repos(&hub)?
+        } else {
+            request.repos.clone()
+        };
+        let mut report = HfImportReport::default();
+        for repo in repos {
+            let cache = RepoCache::new(&hub, &repo);
+            if !cache.dir().is_dir() {
+                report
+                    .skipped
+                    .push(skipped(&repo, None, "not in the cache".into()));
+                continue;
+            }
+            let refs = cache.refs();
+            let snapshots = match cache.snapshots() {
+                Ok(snapshots) if !snapshots.is_empty() => snapshots,
+                Ok(_) => {
+                    report.skipped.push(skipped(
+                        &repo,
+                        None,
+                        "the cache holds no snapshot of it".into(),
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    report.skipped.push(skipped(&repo, None, e.to_string()));
+                    continue;
+                }
+            };
+            for commit in publication_order(snapshots, &refs) {
+                match self
+                    .import_snapshot(&repo, &cache, &commit, &refs, request.key.clone(), progress)
+                    .await
+                {
+                    Ok(imported) => report.imported.push(imported),
+                    Err(e) => {
+                        tracing::warn!(repo = %repo, %commit, error = %e, "snapshot not imported");
+                        report
+                            .skipped
+                            .push(skipped(&repo, Some(commit), e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Adds one snapshot in place with its hub metadata and publishes it under the
+    /// repo's Seedbank name, with the commit id as its revision.
+    async fn import_snapshot(
+        &self,
+        repo: &HfRepo,
+        cache: &RepoCache,
+        commit: &str,
+        refs: &[(String, String)],
+        key: Option<String>,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<HfImported> {
+        let files = cache.snapshot_files(commit)?;
+        if files.is_empty() {
+            return Err(NodeError::BadRequest("the snapshot holds no files".into()));
+        }
+        let etags = tokio::task::spawn_blocking(move || check_etags(&files))
+            .await
+            .map_err(|e| NodeError::Store(format!("ETag check task failed: {e}")))??;
+        let name = repo.seedbank_name();
+        let record = self
+            .add(
+                AddOptions {
+                    path: cache.snapshot_dir(commit),
+                    kind: repo.repo_type.kind(),
+                    name: Some(name.clone()),
+                    revision: Some(commit.to_owned()),
+                    licence: None,
+                    pin: false,
+                    reference: true,
+                    follow_symlinks: true,
+                    hf: Some(HfSnapshotMeta {
+                        commit: commit.to_owned(),
+                        etags,
+                    }),
+                },
+                progress,
+            )
+            .await?;
+        let publish = PublishRequest {
+            target: record.id.to_string(),
+            name,
+            revision: Some(commit.to_owned()),
+            kind: Some(repo.repo_type.kind()),
+            licence: None,
+            card: None,
+            tags: Vec::new(),
+            key,
+            reference: true,
+        };
+        let published = self.publish(&publish, progress).await?;
+        tracing::info!(repo = %repo, %commit, root = %record.id, "imported from the Hugging Face cache");
+        Ok(HfImported {
+            repo: repo.clone(),
+            commit: commit.to_owned(),
+            refs: refs
+                .iter()
+                .filter(|(_, c)| c == commit)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            files: record.files,
+            bytes: record.size,
+            release: published.release,
+        })
+    }
+}
+
+/// Snapshots oldest first, with the one `main` points at last, so it is published as
+/// the latest revision.
+fn publication_order(mut snapshots: Vec<String>, refs: &[(String, String)]) -> Vec<String> {
+    if let Some((_, main)) = refs.iter().find(|(name, _)| name == DEFAULT_BRANCH) {
+        if let Some(at) = snapshots.iter().position(|c| c == main) {
+            let main = snapshots.remove(at);
+            snapshots.push(main);
+        }
+    }
+    snapshots
+}
+
+/// Checks each file's bytes against the ETag its blob is named by, and derives an ETag
+/// for a file that is not a link into `blobs/`; returns the ETags by path.
+fn check_etags(files: &[SnapshotFile]) -> NodeResult<HashMap<String, String>> {
+    let mut etags = HashMap::with_capacity(files.len());
+    for file in files {
+        let (git_sha1, sha256) = hub_hashes(&file.absolute, file.size)?;
+        let etag = match &file.etag {
+            Some(etag) if etag_matches(etag, &git_sha1, &sha256) => etag.clone(),
+            Some(etag) => {
+                return Err(NodeError::Corrupt(format!(
+                    "{} does not match its hub ETag {etag} (git sha1 {git_sha1}, sha256 {sha256}); \
+                     the cache is damaged, download it again",
+                    file.path
+                )))
+            }
+            None if file.size >= LFS_THRESHOLD_BYTES => sha256,
+            None => git_sha1,
+        };
+        debug_assert!(is_lfs_etag(&etag) || etag.len() == 40);
+        etags.insert(file.path.clone(), etag);
+    }
+    Ok(etags)
+}
+
+/// The git blob sha1 and sha256 of a file, streamed.
+fn hub_hashes(path: &Path, size: u64) -> NodeResult<(String, String)> {
+    let mut file = std::fs::File::open(path).map_err(|e| NodeError::io("opening", path, e))?;
+    let mut hasher = HubHasher::new(size);
+    let mut buffer = vec![0u8; HASH_BUFFER_BYTES];
+    let mut read_total = 0u64;
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .map_err(|e| NodeError::io("reading", path, e))?;
+        if read == 0 {
+            break;
+        }
+        read_total += read as u64;
+        hasher.update(&buffer[..read]);
+    }
+    if read_total != size {
+        return Err(NodeError::BadRequest(format!(
+            "{} changed size while being checked; import it again once it is finished",
+            path.display()
+        )));
+    }
+    Ok(hasher.finish())
+}
+
+fn skipped(repo: &HfRepo, commit: Option<String>, reason: String) -> HfSkipped {
+    HfSkipped {
+        repo: repo.to_string(),
+        commit,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn main_is_published_last() {
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let refs = vec![("main".to_owned(), a.clone()), ("v2".to_owned(), c.clone())];
+        assert_eq!(
+            publication_order(vec![a.clone(), b.clone(), c.clone()], &refs),
+            vec![b, c, a]
+        );
+    }
+
+    #[test]
+    fn a_damaged_blob_is_refused_and_unnamed_files_get_their_git_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello\n").unwrap();
+        let file = |etag: Option<&str>| SnapshotFile {
+            path: "f".into(),
+            absolute: path.clone(),
+            size: 6,
+            etag: etag.map(str::to_owned),
+        };
+        let etags = check_etags(&[file(None)]).unwrap();
+        assert_eq!(etags["f"], "ce013625030ba8dba906f756967f9e9ca394464a");
+        let err = check_etags(&[file(Some(&"0".repeat(64)))]).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its hub ETag"),
+            "{err}"
+        );
+    }
+}
