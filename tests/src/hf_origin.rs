@@ -228,20 +228,17 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             }
             tree(&shared, repo, request.uri().path(), &query)
         }
-        ["datasets", org, name, "resolve", rev, path @ ..] => {
-            resolve(
-                &shared,
-                "datasets",
-                org,
-                name,
-                rev,
-                &path.join("/"),
-                &request,
-            )
-            .await
-        }
+        ["datasets", org, name, "resolve", rev, path @ ..] => resolve(
+            &shared,
+            "datasets",
+            org,
+            name,
+            rev,
+            &path.join("/"),
+            &request,
+        ),
         [org, name, "resolve", rev, path @ ..] => {
-            resolve(&shared, "models", org, name, rev, &path.join("/"), &request).await
+            resolve(&shared, "models", org, name, rev, &path.join("/"), &request)
         }
         _ => not_found("RepoNotFound"),
     }
@@ -288,7 +285,7 @@ fn tree(shared: &Shared, repo: &OriginRepo, path: &str, query: &str) -> Response
     (headers, axum::Json(page)).into_response()
 }
 
-async fn resolve(
+fn resolve(
     shared: &Arc<Shared>,
     plural: &str,
     org: &str,
