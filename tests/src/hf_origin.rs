@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -139,28 +139,27 @@ impl HfOrigin {
 
     /// Serves `path` with one byte flipped, while the listing keeps its true hash.
     pub fn corrupt(&self, path: &str) {
-        self.shared
-            .knobs
-            .lock()
-            .unwrap()
-            .corrupt
-            .push(path.to_owned());
+        lock(&self.shared.knobs).corrupt.push(path.to_owned());
     }
 
     /// Cuts the first GET of `path` off after `bytes` bytes.
     pub fn drop_first_get_after(&self, path: &str, bytes: usize) {
-        self.shared.knobs.lock().unwrap().drop_after = Some((path.to_owned(), bytes));
+        lock(&self.shared.knobs).drop_after = Some((path.to_owned(), bytes));
     }
 
     /// Lists trees `entries` at a time.
     pub fn page_size(&self, entries: usize) {
-        self.shared.knobs.lock().unwrap().page_size = Some(entries);
+        lock(&self.shared.knobs).page_size = Some(entries);
     }
 
     /// What was served so far.
     pub fn served(&self) -> Served {
-        self.shared.served.lock().unwrap().clone()
+        lock(&self.shared.served).clone()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn not_found(code: &str) -> Response {
@@ -269,7 +268,7 @@ fn tree(shared: &Shared, repo: &OriginRepo, path: &str, query: &str) -> Response
             entry
         })
         .collect();
-    let page_size = shared.knobs.lock().unwrap().page_size.unwrap_or(usize::MAX);
+    let page_size = lock(&shared.knobs).page_size.unwrap_or(usize::MAX);
     let start: usize = query
         .split('&')
         .find_map(|p| p.strip_prefix("cursor="))
@@ -280,7 +279,7 @@ fn tree(shared: &Shared, repo: &OriginRepo, path: &str, query: &str) -> Response
     let mut headers = HeaderMap::new();
     if end < entries.len() {
         let next = format!("<{path}?recursive=true&expand=false&cursor={end}>; rel=\"next\"");
-        headers.insert(header::LINK, next.parse().unwrap());
+        headers.insert(header::LINK, next.parse().expect("a Link header"));
     }
     (headers, axum::Json(page)).into_response()
 }
@@ -305,7 +304,7 @@ fn resolve(
     };
     let mut bytes = file.bytes.clone();
     let (drop_at, corrupt) = {
-        let mut knobs = shared.knobs.lock().unwrap();
+        let mut knobs = lock(&shared.knobs);
         let corrupt = knobs.corrupt.iter().any(|p| p == path);
         let drop_at = match &knobs.drop_after {
             Some((p, n)) if p == path && request.method() == Method::GET => {
@@ -347,10 +346,10 @@ fn resolve(
     };
     builder = builder.header(header::CONTENT_LENGTH, body.len());
     if request.method() == Method::HEAD {
-        return builder.body(Body::empty()).unwrap();
+        return builder.body(Body::empty()).expect("a response");
     }
     {
-        let mut served = shared.served.lock().unwrap();
+        let mut served = lock(&shared.served);
         *served.gets.entry(path.to_owned()).or_default() += 1;
         if range_start.is_some() {
             *served.range_gets.entry(path.to_owned()).or_default() += 1;
@@ -359,7 +358,7 @@ fn resolve(
         *served.bytes.entry(path.to_owned()).or_default() += sent as u64;
     }
     match drop_at {
-        None => builder.body(Body::from(body)).unwrap(),
+        None => builder.body(Body::from(body)).expect("a response"),
         Some(cut) => {
             // Send the first `cut` bytes, then fail the body: the connection is closed
             // short of its Content-Length, as a dropped transfer.
@@ -371,7 +370,7 @@ fn resolve(
                     Err(std::io::Error::other("dropped by the test origin"))
                 }),
             );
-            builder.body(Body::from_stream(stream)).unwrap()
+            builder.body(Body::from_stream(stream)).expect("a response")
         }
     }
 }
