@@ -16,7 +16,8 @@ use seedbank_protocol::hf::HubHasher;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::cache::RepoCache;
-use super::origin::{check_status, ListedFile, Origin};
+use super::listing::ListedFile;
+use super::origin::{check_status, Origin};
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
 

@@ -19,7 +19,8 @@ use seedbank_protocol::HfRepo;
 
 use super::cache::RepoCache;
 use super::download::Downloader;
-use super::origin::{ListedFile, Origin};
+use super::listing::ListedFile;
+use super::origin::Origin;
 use crate::error::{NodeError, NodeResult};
 use crate::node::Node;
 use crate::progress::ProgressReporter;

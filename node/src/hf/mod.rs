@@ -4,5 +4,6 @@
 pub mod cache;
 pub mod download;
 pub mod import;
+pub mod listing;
 pub mod mirror;
 pub mod origin;
