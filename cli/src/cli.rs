@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
 use seedbank_node::config::ByteRate;
+use seedbank_protocol::HfRepo;
 
 /// Parses a `--bootstrap` address, which must name the peer it reaches.
 fn parse_bootstrap(text: &str) -> Result<Multiaddr, String> {
@@ -16,6 +17,11 @@ fn parse_bootstrap(text: &str) -> Result<Multiaddr, String> {
     })?;
     seedbank_node::net::split_peer_address(&address).map_err(|e| e.to_string())?;
     Ok(address)
+}
+
+/// Parses a Hugging Face repo: `org/name` (a model) or `datasets/org/name`.
+fn parse_hf_repo(text: &str) -> Result<HfRepo, String> {
+    HfRepo::parse_cli(text).map_err(|e| e.to_string())
 }
 
 /// Parses a `--listen` address.
@@ -312,6 +318,25 @@ pub enum Command {
     History {
         /// PUBLISHER/NAME
         name: String,
+    },
+    /// Download a repo from a Hugging Face-compatible origin, check every file against
+    /// the origin's listing, and import and publish it (resumes an interrupted run)
+    MirrorHf {
+        /// `org/name` for a model, `datasets/org/name` for a dataset
+        #[arg(value_parser = parse_hf_repo)]
+        repo: HfRepo,
+        /// Branch, tag or commit id [default: main]
+        #[arg(long)]
+        revision: Option<String>,
+        /// The origin's base URL [default: $HF_ENDPOINT, else the public hub]
+        #[arg(long, value_name = "URL")]
+        origin: Option<String>,
+        /// Most bytes per second to download, e.g. 10M or 512K [default: unlimited]
+        #[arg(long, value_name = "RATE")]
+        limit_rate: Option<ByteRate>,
+        /// Alias of the key to sign with [default: node]
+        #[arg(long, value_name = "ALIAS")]
+        key: Option<String>,
     },
     /// Publish the repos of a local Hugging Face cache, one revision per snapshot, keeping
     /// the hub's commit ids and ETags; files are served from the cache, not copied

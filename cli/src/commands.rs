@@ -60,6 +60,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
         | Command::Search { .. }
         | Command::Resolve { .. }
         | Command::History { .. }) => return crate::names_cmd::run(command, &client, json, quiet),
+        Command::MirrorHf {
+            repo,
+            revision,
+            origin,
+            limit_rate,
+            key,
+        } => {
+            let request = crate::mirror_cmd::request(repo, revision, origin, limit_rate, key);
+            return crate::mirror_cmd::run(&request, &client, json, quiet);
+        }
         command @ Command::ImportHf { .. } => {
             return crate::hf_cmd::run(command, &client, json, quiet)
         }

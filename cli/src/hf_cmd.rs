@@ -57,7 +57,8 @@ pub(crate) fn run(
     Ok(Exit::Ok)
 }
 
-fn print_import(report: &HfImportReport) {
+/// Prints what an import (or the import step of a mirror) published and skipped.
+pub(crate) fn print_import(report: &HfImportReport) {
     for imported in &report.imported {
         let info = &imported.release;
         let refs = if imported.refs.is_empty() {

@@ -11,6 +11,7 @@ mod commands;
 mod exit;
 mod hf_cache_cmd;
 mod hf_cmd;
+mod mirror_cmd;
 mod names_cmd;
 mod output;
 mod progress;

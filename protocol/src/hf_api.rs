@@ -72,9 +72,29 @@ pub struct HfMirrorRequest {
     pub key: Option<String>,
 }
 
+/// One file of a mirrored revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HfMirroredFile {
+    /// Its path in the repo.
+    pub path: String,
+    /// Its size.
+    pub size: u64,
+    /// Its hub ETag, which its bytes were checked against: the sha256 of an LFS file,
+    /// else the git blob sha1.
+    pub etag: String,
+    /// Bytes of it downloaded by this run (0 when an earlier run had it complete).
+    pub downloaded_bytes: u64,
+}
+
 /// Result of `POST /v1/hf/mirror`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HfMirrorReport {
+    /// The hub commit id the revision pointed at on the origin.
+    #[serde(default)]
+    pub commit: String,
+    /// The files of the commit, each checked, sorted by path.
+    #[serde(default)]
+    pub files: Vec<HfMirroredFile>,
     /// Bytes downloaded by this run (files already downloaded by an earlier, interrupted
     /// run are not downloaded again).
     pub downloaded_bytes: u64,

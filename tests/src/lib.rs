@@ -9,6 +9,7 @@
 pub mod attacker;
 pub mod hf_cache;
 pub mod hf_client;
+pub mod hf_origin;
 pub mod hostile;
 pub mod records;
 

@@ -12,6 +12,7 @@ mod auth;
 mod handlers;
 mod held_body;
 mod hf_handlers;
+mod hf_mirror_handler;
 mod local_only;
 mod metrics;
 mod name_handlers;
@@ -79,6 +80,7 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         )
         .route("/v1/trust/{alias}", delete(name_handlers::distrust))
         .route("/v1/publish", post(name_handlers::publish))
+        .route("/v1/hf/mirror", post(hf_mirror_handler::mirror))
         .route("/v1/resolve", get(name_handlers::resolve))
         .route("/v1/history", get(name_handlers::history))
         .route("/v1/catalog", get(name_handlers::catalog))

@@ -77,6 +77,11 @@ impl Library {
         self.data_dir.root().join("keys")
     }
 
+    /// The node's data directory.
+    pub fn data_root(&self) -> &std::path::Path {
+        self.data_dir.root()
+    }
+
     /// Blobs that belong only to artifacts whose licence `policy` does not seed: their
     /// roots, manifests and files, less any blob an allowed artifact also holds.
     pub async fn unseeded_blobs(
