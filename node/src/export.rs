@@ -16,13 +16,18 @@
 //! did not exist before, and the folders it created, again relative to descriptors, so
 //! removal never goes through a link either.
 
+mod selection;
+mod verified_bytes;
+
+pub use selection::select_files;
+use verified_bytes::{same_bytes, write_verified};
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 use seedbank_protocol::FileEntry;
-use tokio::io::BufWriter;
 
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
@@ -43,34 +48,6 @@ const PARTIAL_NAME_KEPT_BYTES: usize = 200;
 
 /// Suffix of partial files, so a user who finds one knows what left it.
 const PARTIAL_SUFFIX: &str = ".seedbank-partial";
-
-/// Selects the files whose paths match any of `globs` (all files when `globs` is empty).
-pub fn select_files<'a>(
-    files: &'a [FileEntry],
-    globs: &[String],
-) -> NodeResult<Vec<&'a FileEntry>> {
-    if globs.is_empty() {
-        return Ok(files.iter().collect());
-    }
-    let mut builder = globset::GlobSetBuilder::new();
-    for glob in globs {
-        let glob = globset::GlobBuilder::new(glob)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| {
-                NodeError::BadRequest(format!("invalid --include pattern {glob:?}: {e}"))
-            })?;
-        builder.add(glob);
-    }
-    let set = builder
-        .build()
-        .map_err(|e| NodeError::BadRequest(format!("invalid --include patterns: {e}")))?;
-    let selected: Vec<_> = files.iter().filter(|f| set.is_match(&f.path)).collect();
-    if selected.is_empty() {
-        return Err(NodeError::NothingMatches(globs.join(", ")));
-    }
-    Ok(selected)
-}
 
 /// Writes `files` under `dir`, refusing to overwrite existing files unless `force` and
 /// refusing symbolic links below `dir` always. Returns the bytes written.
@@ -129,39 +106,6 @@ impl Drop for PartialFile {
             let _ = rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::empty());
         }
     }
-}
-
-async fn write_verified(
-    store: &BlobStore,
-    file: &FileEntry,
-    output: std::fs::File,
-    partial: &Path,
-    done_before: u64,
-    progress: &mut ProgressReporter,
-) -> NodeResult<()> {
-    let output = tokio::fs::File::from_std(output);
-    let mut output = BufWriter::with_capacity(EXPORT_BUFFER_BYTES, output);
-    let (written, actual) = store
-        .copy_and_hash(file.hash, &mut output, |bytes| {
-            progress.report(done_before + bytes, &file.path)
-        })
-        .await
-        .map_err(|e| match e {
-            NodeError::Io { source, .. } => NodeError::io("writing", partial, source),
-            other => other,
-        })?;
-    output
-        .into_inner()
-        .sync_all()
-        .await
-        .map_err(|e| NodeError::io("writing", partial, e))?;
-    if written != file.size || actual != file.hash {
-        return Err(NodeError::Corrupt(format!(
-            "stored bytes of {} do not match its hash {}; run `seedbank verify`",
-            file.path, file.hash
-        )));
-    }
-    Ok(())
 }
 
 /// The folders and the file name of a validated artifact path (`/`-separated).
@@ -434,28 +378,6 @@ impl ExportDir {
     }
 }
 
-/// Whether the open file `fd` is a regular file of `file`'s size whose bytes hash to
-/// its hash (`shown` names it in errors).
-async fn same_bytes(fd: OwnedFd, file: &FileEntry, shown: PathBuf) -> NodeResult<bool> {
-    let stat = rustix::fs::fstat(&fd).map_err(|e| NodeError::io("reading", &shown, e.into()))?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
-        || u64::try_from(stat.st_size).ok() != Some(file.size)
-    {
-        return Ok(false);
-    }
-    let expected = file.hash;
-    let mut reader = std::fs::File::from(fd);
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_reader(&mut reader)
-            .map(|hasher| *hasher.finalize().as_bytes() == expected.0)
-            .map_err(|e| NodeError::io("reading", &shown, e))
-    })
-    .await
-    .map_err(|e| NodeError::Store(format!("hashing a file: {e}")))?
-}
-
 /// Opens folder `name` inside `parent`, failing rather than following a link.
 fn open_folder(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
@@ -484,14 +406,6 @@ mod tests {
     use seedbank_protocol::BlobHash;
 
     use super::*;
-
-    fn entry(path: &str) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            size: 0,
-            hash: BlobHash([0; 32]),
-        }
-    }
 
     /// An export directory holding a planted link `name` to a file outside it.
     fn planted(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -632,25 +546,5 @@ mod tests {
         assert!(!export.holds_copy("other", &file).await.unwrap());
         std::fs::write(dir.join("short"), b"keep").unwrap();
         assert!(!export.holds_copy("short", &file).await.unwrap());
-    }
-
-    #[test]
-    fn globs_select_files_and_bad_globs_are_named() {
-        let files = vec![
-            entry("config.json"),
-            entry("weights/a.safetensors"),
-            entry("weights/b.bin"),
-        ];
-        let picked = select_files(&files, &["*.safetensors".into()]).unwrap();
-        assert_eq!(picked.len(), 1);
-        let picked = select_files(&files, &["weights/*".into(), "*.json".into()]).unwrap();
-        assert_eq!(picked.len(), 3);
-        assert_eq!(select_files(&files, &[]).unwrap().len(), 3);
-        assert!(matches!(
-            select_files(&files, &["*.gguf".into()]),
-            Err(NodeError::NothingMatches(_))
-        ));
-        let error = select_files(&files, &["[".into()]).unwrap_err().to_string();
-        assert!(error.contains("--include"), "{error}");
     }
 }

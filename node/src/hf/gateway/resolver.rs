@@ -90,11 +90,10 @@ impl Resolver {
                 }
             };
             repo_found = true;
-            let root = if revision == DEFAULT_BRANCH {
-                Some(latest.root)
-            } else if is_commit_id(revision)
-                && commit_for(&latest.root, &*self.manifest(latest.root).await?) == revision
-            {
+            let latest_matches = revision == DEFAULT_BRANCH
+                || (is_commit_id(revision)
+                    && commit_for(&latest.root, &*self.manifest(latest.root).await?) == revision);
+            let root = if latest_matches {
                 Some(latest.root)
             } else if validate_revision(revision).is_ok() {
                 match self
