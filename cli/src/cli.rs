@@ -328,7 +328,7 @@ pub enum Command {
         /// Branch, tag or commit id [default: main]
         #[arg(long)]
         revision: Option<String>,
-        /// The origin's base URL [default: $HF_ENDPOINT, else the public hub]
+        /// The origin's base URL, http://HOST:PORT [default: $HF_ENDPOINT]
         #[arg(long, value_name = "URL")]
         origin: Option<String>,
         /// Most bytes per second to download, e.g. 10M or 512K [default: unlimited]

@@ -67,7 +67,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             limit_rate,
             key,
         } => {
-            let request = crate::mirror_cmd::request(repo, revision, origin, limit_rate, key);
+            let own_gateway = std::fs::read_to_string(data_dir.hf_endpoint()).ok();
+            let request =
+                crate::mirror_cmd::request(repo, revision, origin, limit_rate, key, own_gateway)?;
             return crate::mirror_cmd::run(&request, &client, json, quiet);
         }
         command @ Command::ImportHf { .. } => {

@@ -12,32 +12,42 @@ use crate::exit::Exit;
 use crate::output::{count, human_bytes, outln};
 use crate::progress::Bars;
 
-/// The origin when neither `--origin` nor `HF_ENDPOINT` names one: the public hub.
-pub const DEFAULT_HF_ORIGIN: &str = "https://huggingface.co";
-
 /// The request for the command line's arguments; the origin defaults to the
-/// `HF_ENDPOINT` of this shell (as the Hugging Face tools read it), else the public hub.
+/// `HF_ENDPOINT` of this shell (as the Hugging Face tools read it). This node's own
+/// gateway is refused as an origin: it serves only what is already published.
 pub(crate) fn request(
     repo: HfRepo,
     revision: Option<String>,
     origin: Option<String>,
     limit_rate: Option<ByteRate>,
     key: Option<String>,
-) -> HfMirrorRequest {
+    own_gateway: Option<String>,
+) -> anyhow::Result<HfMirrorRequest> {
     let origin = origin
         .or_else(|| {
             std::env::var("HF_ENDPOINT")
                 .ok()
                 .filter(|e| !e.trim().is_empty())
         })
-        .unwrap_or_else(|| DEFAULT_HF_ORIGIN.to_owned());
-    HfMirrorRequest {
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no origin to mirror from: give --origin URL (an HF-compatible endpoint) or set HF_ENDPOINT"
+            )
+        })?;
+    let origin = origin.trim().trim_end_matches('/').to_owned();
+    if own_gateway.is_some_and(|own| own.trim().trim_end_matches('/') == origin) {
+        anyhow::bail!(
+            "{origin} is this node's own Hugging Face gateway, which serves only what is already \
+             published; give the origin to mirror from with --origin URL"
+        );
+    }
+    Ok(HfMirrorRequest {
         repo,
         revision,
-        origin: origin.trim().trim_end_matches('/').to_owned(),
+        origin,
         rate_limit: limit_rate.map(ByteRate::bytes_per_second),
         key,
-    }
+    })
 }
 
 /// Runs the mirror and prints its report.

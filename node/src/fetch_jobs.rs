@@ -99,6 +99,9 @@ struct RunningJob {
     cancel: CancellationToken,
     /// A reader streams it: later tries fetch in file order.
     in_order: bool,
+    /// Cancels the try under way (not the job): a streamed job widened by a new
+    /// reader starts a new try at once, with the new files, keeping what it has.
+    attempt: CancellationToken,
     /// Its last try fetched all it was asked for and it is being recorded: it can no
     /// longer be widened, so a request for it waits for its end and starts afresh.
     finishing: bool,
@@ -195,7 +198,11 @@ impl FetchJobs {
                 }
                 Joining::Finishing(mut view) => {
                     // Removed before its result is published: afterwards, start afresh.
-                    let _ = view.wait_for(|v| v.result.is_some()).await;
+                    if view.wait_for(|v| v.result.is_some()).await.is_err() {
+                        return Err(NodeError::Store(
+                            "the fetch task ended without a result".into(),
+                        ));
+                    }
                 }
                 Joining::NotRunning => break,
             }
@@ -222,6 +229,7 @@ impl FetchJobs {
             view: rx.clone(),
             cancel: cancel.clone(),
             in_order: origin == Origin::Streaming,
+            attempt: cancel.child_token(),
             finishing: false,
         };
         let record = record_of(root, &job);
@@ -282,6 +290,11 @@ impl FetchJobs {
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
             job.include = wider;
+            if job.in_order {
+                // A reader waits for these files now: do not make it wait for the try
+                // under way to finish first.
+                job.attempt.cancel();
+            }
         }
         Joining::Joined(job.view.clone(), record_of(root, job))
     }
@@ -466,19 +479,28 @@ impl FetchJobs {
                 v.attempts += 1;
             });
             let (progress_tx, progress_rx) = mpsc::channel(16);
+            let attempt_cancel = cancel.child_token();
+            let in_order = self.lock().get_mut(&root).is_some_and(|job| {
+                job.attempt = attempt_cancel.clone();
+                job.in_order
+            });
             let attempt = Attempt {
                 root,
                 include: include.clone(),
-                cancel: cancel.clone(),
+                cancel: attempt_cancel.clone(),
                 progress: ProgressReporter::new(progress_tx),
                 paused: self.paused_flag(root),
-                in_order: self.lock().get(&root).is_some_and(|job| job.in_order),
+                in_order,
             };
             let (result, ()) = tokio::join!(run(attempt), forward_progress(progress_rx, view));
             let result = match result {
                 Err(NodeError::Cancelled(_)) if cancel.is_cancelled() => Err(self.cancelled()),
                 other => other,
             };
+            if attempt_cancel.is_cancelled() && !cancel.is_cancelled() && result.is_err() {
+                // Widened for a reader: try again at once with the wider selection.
+                continue;
+            }
             match result {
                 Ok(report) if self.finish_unless_widened(root, &include) => return Ok(report),
                 // Widened while it ran: fetch again with the wider selection.

@@ -158,20 +158,20 @@ impl RepoCache {
     }
 
     /// The files of the snapshot of `commit`, sorted by path, each with the file its
-    /// links lead to and the ETag its blob is named by.
+    /// links lead to and the ETag its blob is named by. A link must lead into this
+    /// repo's `blobs/` (where the blob may link on, e.g. into a Xet cache: its bytes are
+    /// checked against its name); any other link, or a linked folder, is refused, so a
+    /// link planted in a shared cache cannot publish a file from elsewhere.
     pub fn snapshot_files(&self, commit: &str) -> NodeResult<Vec<SnapshotFile>> {
         let root = self.snapshot_dir(commit);
         let blobs = self.dir.join("blobs");
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&root).min_depth(1).follow_links(true) {
+        for entry in walkdir::WalkDir::new(&root).min_depth(1) {
             let entry = entry.map_err(|e| {
                 NodeError::BadRequest(format!("cannot read the snapshot {}: {e}", root.display()))
             })?;
             if entry.file_type().is_dir() {
                 continue;
-            }
-            if !entry.file_type().is_file() {
-                return Err(NodeError::NotAFile(entry.path().to_owned()));
             }
             let path = entry
                 .path()
@@ -184,17 +184,28 @@ impl RepoCache {
                 })?;
             validate_artifact_path(&path)
                 .map_err(|e| NodeError::BadRequest(format!("cannot import {path:?}: {e}")))?;
-            let etag = blob_etag(entry.path(), &blobs);
-            let size = entry
-                .metadata()
-                .map_err(|e| NodeError::BadRequest(format!("cannot read {path:?}: {e}")))?
-                .len();
+            let etag = if entry.file_type().is_symlink() {
+                let etag = blob_etag(entry.path(), &blobs).ok_or_else(|| {
+                    NodeError::BadRequest(format!(
+                        "{} links outside the repo's blobs/ folder; refusing to publish it",
+                        entry.path().display()
+                    ))
+                })?;
+                Some(etag)
+            } else {
+                None
+            };
+            let meta = std::fs::metadata(entry.path())
+                .map_err(|e| NodeError::io("reading", entry.path(), e))?;
+            if !meta.is_file() {
+                return Err(NodeError::NotAFile(entry.path().to_owned()));
+            }
             let absolute = std::fs::canonicalize(entry.path())
                 .map_err(|e| NodeError::io("resolving", entry.path(), e))?;
             files.push(SnapshotFile {
                 path,
                 absolute,
-                size,
+                size: meta.len(),
                 etag,
             });
         }
@@ -291,6 +302,30 @@ mod tests {
             ("sub/dir/w.bin", 1000)
         );
         assert_eq!(files[1].etag.as_deref(), Some(large.as_str()));
+    }
+
+    #[test]
+    fn a_snapshot_link_leading_outside_the_blobs_folder_is_refused() {
+        let hub = tempfile::tempdir().unwrap();
+        let repo = HfRepo::new(HfRepoType::Model, "org/tiny").unwrap();
+        let cache = RepoCache::new(hub.path(), &repo);
+        let commit = "2".repeat(40);
+        let secret = hub.path().join("id_ed25519");
+        std::fs::write(&secret, b"secret").unwrap();
+        let snapshot = cache.snapshot_dir(&commit);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::os::unix::fs::symlink(&secret, snapshot.join("notes.txt")).unwrap();
+        let error = cache.snapshot_files(&commit).unwrap_err().to_string();
+        assert!(
+            error.contains("links outside the repo's blobs/ folder"),
+            "{error}"
+        );
+        std::fs::remove_file(snapshot.join("notes.txt")).unwrap();
+        std::os::unix::fs::symlink(hub.path(), snapshot.join("folder")).unwrap();
+        assert!(
+            cache.snapshot_files(&commit).is_err(),
+            "a linked folder is refused"
+        );
     }
 
     #[test]

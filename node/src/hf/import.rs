@@ -98,6 +98,21 @@ impl Node {
         Ok(report)
     }
 
+    /// Imports and publishes the one snapshot of `repo` at `commit` in the cache `hub`.
+    pub async fn import_hf_commit(
+        &self,
+        hub: &Path,
+        repo: &HfRepo,
+        commit: &str,
+        key: Option<String>,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<HfImported> {
+        let cache = RepoCache::new(hub, repo);
+        let refs = cache.refs();
+        self.import_snapshot(repo, &cache, commit, &refs, key, progress)
+            .await
+    }
+
     /// Adds one snapshot in place with its hub metadata and publishes it under the
     /// repo's Seedbank name, with the commit id as its revision.
     async fn import_snapshot(

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use async_speed_limit::Limiter;
 use fs2::FileExt;
 use seedbank_protocol::hf::is_commit_id;
-use seedbank_protocol::hf_api::{
-    HfImportReport, HfImportRequest, HfMirrorReport, HfMirrorRequest, HfMirroredFile,
-};
+use seedbank_protocol::hf_api::{HfImportReport, HfMirrorReport, HfMirrorRequest, HfMirroredFile};
 use seedbank_protocol::HfRepo;
 
 use super::cache::RepoCache;
@@ -109,8 +107,8 @@ impl Node {
         Ok((report, lock))
     }
 
-    /// Imports and publishes the mirrored repo from `hub`; fails unless the commit just
-    /// mirrored was published.
+    /// Imports and publishes the commit just mirrored (only that one: earlier mirrors
+    /// were published when they were made) from `hub`.
     async fn import_mirrored(
         &self,
         request: &HfMirrorRequest,
@@ -118,24 +116,19 @@ impl Node {
         commit: &str,
         progress: &mut ProgressReporter,
     ) -> NodeResult<HfImportReport> {
-        let import = HfImportRequest {
-            cache_dir: hub.display().to_string(),
-            repos: vec![request.repo.clone()],
-            key: request.key.clone(),
-        };
-        let report = self.import_hf(import, progress).await?;
-        if report.imported.iter().any(|i| i.commit == commit) {
-            return Ok(report);
+        match self
+            .import_hf_commit(hub, &request.repo, commit, request.key.clone(), progress)
+            .await
+        {
+            Ok(imported) => Ok(HfImportReport {
+                imported: vec![imported],
+                skipped: Vec::new(),
+            }),
+            Err(e) => Err(NodeError::BadRequest(format!(
+                "{}@{commit} was downloaded and checked but not published: {e}",
+                request.repo
+            ))),
         }
-        let reason = report
-            .skipped
-            .iter()
-            .find(|s| s.commit.as_deref() == Some(commit))
-            .map_or_else(|| "it was not imported".to_owned(), |s| s.reason.clone());
-        Err(NodeError::BadRequest(format!(
-            "{}@{commit} was downloaded and checked but not published: {reason}",
-            request.repo
-        )))
     }
 }
 

@@ -24,6 +24,8 @@ use crate::progress::ProgressReporter;
 
 /// How often this node puts again the records it keeps alive.
 pub const REPUT_INTERVAL_SECS: u64 = 6 * 3600;
+/// When a put reached no peer, how soon it is tried again.
+pub const REPUT_RETRY_SECS: u64 = 5 * 60;
 
 /// A sequence number above `previous` that also grows with the clock, so a publisher
 /// that lost its local state (a reinstall) still publishes above its old records.
@@ -235,7 +237,13 @@ impl Names {
         let book = &self.inner.book;
         book.cache(&key, bytes.clone(), sequence, unix_now())?;
         let replicas = self.inner.net.put_record(key, bytes).await?;
-        book.schedule_reput(&key, unix_now() + REPUT_INTERVAL_SECS)?;
+        // Stored nowhere but here (no peer yet, as just after a start): try again soon.
+        let next = if replicas == 0 {
+            REPUT_RETRY_SECS
+        } else {
+            REPUT_INTERVAL_SECS
+        };
+        book.schedule_reput(&key, unix_now() + next)?;
         Ok(replicas)
     }
 

@@ -92,7 +92,10 @@ impl Resolver {
             repo_found = true;
             let latest_matches = revision == DEFAULT_BRANCH
                 || (is_commit_id(revision)
-                    && commit_for(&latest.root, &*self.manifest(latest.root).await?) == revision);
+                    && self
+                        .manifest(latest.root)
+                        .await
+                        .is_ok_and(|manifest| commit_for(&latest.root, &manifest) == revision));
             let root = if latest_matches {
                 Some(latest.root)
             } else if validate_revision(revision).is_ok() {

@@ -110,6 +110,9 @@ impl Transfer<'_> {
             hash: to_iroh(file.hash),
             size: file.size,
         }));
+        if self.in_order {
+            planner = planner.striped();
+        }
         let mut missing = 0u64;
         let mut missing_by_blob = HashMap::new();
         for blob in planner.blobs() {

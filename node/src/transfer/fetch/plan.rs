@@ -85,6 +85,9 @@ pub struct Planner {
     blob: usize,
     chunk: u64,
     next_id: usize,
+    /// Striped: one segment of each blob in turn, for readers streaming several files
+    /// at once; the first chunk not yet handed out of every blob.
+    striped: Option<Vec<u64>>,
 }
 
 impl Planner {
@@ -100,7 +103,15 @@ impl Planner {
             blob: 0,
             chunk: 0,
             next_id: 0,
+            striped: None,
         }
+    }
+
+    /// Hands out one segment of each blob in turn (from each blob's start), instead of
+    /// blob after blob, so that readers streaming several files all get bytes early.
+    pub fn striped(mut self) -> Self {
+        self.striped = Some(vec![0; self.blobs.len()]);
+        self
     }
 
     /// The blobs planned, without repeats.
@@ -110,18 +121,36 @@ impl Planner {
 
     /// The blob whose segments come next, if any remain.
     pub fn current(&self) -> Option<PlannedBlob> {
-        self.blobs.get(self.blob).copied()
+        match &self.striped {
+            None => self.blobs.get(self.blob).copied(),
+            Some(_) => self.next_striped().map(|i| self.blobs[i]),
+        }
     }
 
     /// Whether every segment has been handed out.
     pub fn is_done(&self) -> bool {
-        self.blob >= self.blobs.len()
+        match &self.striped {
+            None => self.blob >= self.blobs.len(),
+            Some(_) => self.next_striped().is_none(),
+        }
+    }
+
+    /// Striped: the next blob in turn (from `self.blob` on) with segments left.
+    fn next_striped(&self) -> Option<usize> {
+        let positions = self.striped.as_ref()?;
+        let count = self.blobs.len();
+        (0..count)
+            .map(|step| (self.blob + step) % count)
+            .find(|&i| positions[i] < self.blobs[i].size.div_ceil(CHUNK_BYTES))
     }
 
     /// Up to `max` segments of the current blob, given what the store holds of it
     /// (`present`), skipping segments it holds in full. Moves on to the next blob when
     /// this one is exhausted, so call again (with that blob's holdings) for more.
     pub fn next_segments(&mut self, present: &ChunkRanges, max: usize) -> Vec<WorkItem> {
+        if self.striped.is_some() {
+            return self.next_striped_segment(present, max);
+        }
         let mut items = Vec::new();
         let Some(blob) = self.current() else {
             return items;
@@ -149,6 +178,43 @@ impl Planner {
             self.blob += 1;
             self.chunk = 0;
         }
+        items
+    }
+}
+
+impl Planner {
+    /// Striped: the next missing segment of the blob whose turn it is (skipping those
+    /// it holds in full), then the turn passes to the next blob.
+    fn next_striped_segment(&mut self, present: &ChunkRanges, max: usize) -> Vec<WorkItem> {
+        let mut items = Vec::new();
+        let Some(index) = self.next_striped() else {
+            return items;
+        };
+        let blob = self.blobs[index];
+        let chunks = blob.size.div_ceil(CHUNK_BYTES);
+        let Some(positions) = self.striped.as_mut() else {
+            return items;
+        };
+        while positions[index] < chunks && items.is_empty() && max > 0 {
+            let start = positions[index];
+            let end = (start + SEGMENT_CHUNKS).min(chunks);
+            let segment = ChunkRanges::from(ChunkNum(start)..ChunkNum(end));
+            let missing = &segment - present;
+            if !missing.is_empty() {
+                items.push(WorkItem {
+                    id: self.next_id,
+                    hash: blob.hash,
+                    bytes: range_bytes(&missing, blob.size),
+                    ranges: missing,
+                    segment,
+                    size: blob.size,
+                    queued_at: None,
+                });
+                self.next_id += 1;
+            }
+            positions[index] = end;
+        }
+        self.blob = (index + 1) % self.blobs.len().max(1);
         items
     }
 }
@@ -224,6 +290,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use proptest::prelude::*;
+
+    #[test]
+    fn striped_plans_take_one_segment_of_each_file_in_turn() {
+        let blob = |byte: u8, segments: u64| PlannedBlob {
+            hash: Hash::from_bytes([byte; 32]),
+            size: segments * SEGMENT_BYTES,
+        };
+        let mut planner = Planner::new([blob(1, 2), blob(2, 3), blob(3, 1)]).striped();
+        let mut order = Vec::new();
+        while let Some(current) = planner.current() {
+            for item in planner.next_segments(&ChunkRanges::empty(), 100) {
+                assert_eq!(item.hash, current.hash);
+                let start = match item.segment.iter().next() {
+                    Some(RangeSetRange::Range(r)) => r.start.0 / SEGMENT_CHUNKS,
+                    other => panic!("unexpected segment {other:?}"),
+                };
+                order.push((item.hash.as_bytes()[0], start));
+            }
+        }
+        assert!(planner.is_done());
+        assert_eq!(order, vec![(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (2, 2)]);
+    }
 
     use super::*;
 

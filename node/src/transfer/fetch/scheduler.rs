@@ -520,7 +520,9 @@ impl Scheduler {
     /// some peer holds part of whose segment has waited that long in the queue.
     fn pick_for_complete_peer(&mut self, now: Instant) -> Option<(usize, ChunkRanges)> {
         let fetchers = self.co_fetchers();
-        if fetchers.is_empty() {
+        // A streamed fetch takes the front of the queue even beside co-fetchers: its
+        // reader waits for exactly that part.
+        if fetchers.is_empty() || self.in_order {
             // Pieces even so: other fetchers may turn up any moment, and then what this
             // node has asked for cannot be taken back.
             self.owned_exhausted_at = None;
