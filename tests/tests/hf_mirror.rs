@@ -8,23 +8,11 @@
 use std::path::Path;
 
 use seedbank_protocol::hf::HubHasher;
+use seedbank_tests::hf_cache::pseudo_random;
 use seedbank_tests::hf_origin::{HfOrigin, OriginFile, OriginRepo};
 use seedbank_tests::{start_joined, Daemon};
 
 const MIB: usize = 1024 * 1024;
-
-/// Deterministic bytes that do not compress.
-fn noise(len: usize, seed: u8) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
 
 fn file(path: &str, bytes: impl Into<Vec<u8>>) -> OriginFile {
     OriginFile {
@@ -48,7 +36,7 @@ fn model_repo() -> OriginRepo {
                 "tokenizer.json",
                 r#"{"version": "1.0", "model": {"type": "BPE"}}"#,
             ),
-            file("model.safetensors", noise(3 * MIB, 1)),
+            file("model.safetensors", pseudo_random(3 * MIB, 1)),
             file("README.md", "---\nlicense: mit\n---\n# tiny\n"),
             file("onnx/extra.json", r#"{"opset": 17}"#),
         ],
@@ -63,7 +51,7 @@ fn dataset_repo() -> OriginRepo {
         files: vec![
             file("README.md", "---\nlicense: cc-by-4.0\n---\n# set\n"),
             file("data/train.csv", "a,b\n1,2\n3,4\n"),
-            file("data/train.parquet", noise(MIB + 17, 2)),
+            file("data/train.parquet", pseudo_random(MIB + 17, 2)),
         ],
     }
 }

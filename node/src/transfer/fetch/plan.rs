@@ -157,21 +157,8 @@ impl Planner {
         };
         let chunks = blob.size.div_ceil(CHUNK_BYTES);
         while self.chunk < chunks && items.len() < max {
-            let end = (self.chunk + SEGMENT_CHUNKS).min(chunks);
-            let segment = ChunkRanges::from(ChunkNum(self.chunk)..ChunkNum(end));
-            let missing = &segment - present;
-            if !missing.is_empty() {
-                items.push(WorkItem {
-                    id: self.next_id,
-                    hash: blob.hash,
-                    bytes: range_bytes(&missing, blob.size),
-                    ranges: missing,
-                    segment,
-                    size: blob.size,
-                    queued_at: None,
-                });
-                self.next_id += 1;
-            }
+            let (item, end) = self.cut(blob, self.chunk, present);
+            items.extend(item);
             self.chunk = end;
         }
         if self.chunk >= chunks {
@@ -183,6 +170,33 @@ impl Planner {
 }
 
 impl Planner {
+    /// The segment of `blob` starting at chunk `start`, as a work item unless `present`
+    /// covers it; and the chunk after it.
+    fn cut(
+        &mut self,
+        blob: PlannedBlob,
+        start: u64,
+        present: &ChunkRanges,
+    ) -> (Option<WorkItem>, u64) {
+        let end = (start + SEGMENT_CHUNKS).min(blob.size.div_ceil(CHUNK_BYTES));
+        let segment = ChunkRanges::from(ChunkNum(start)..ChunkNum(end));
+        let missing = &segment - present;
+        if missing.is_empty() {
+            return (None, end);
+        }
+        let item = WorkItem {
+            id: self.next_id,
+            hash: blob.hash,
+            bytes: range_bytes(&missing, blob.size),
+            ranges: missing,
+            segment,
+            size: blob.size,
+            queued_at: None,
+        };
+        self.next_id += 1;
+        (Some(item), end)
+    }
+
     /// Striped: the next missing segment of the blob whose turn it is (skipping those
     /// it holds in full), then the turn passes to the next blob.
     fn next_striped_segment(&mut self, present: &ChunkRanges, max: usize) -> Vec<WorkItem> {
@@ -192,27 +206,13 @@ impl Planner {
         };
         let blob = self.blobs[index];
         let chunks = blob.size.div_ceil(CHUNK_BYTES);
-        let Some(positions) = self.striped.as_mut() else {
-            return items;
-        };
-        while positions[index] < chunks && items.is_empty() && max > 0 {
-            let start = positions[index];
-            let end = (start + SEGMENT_CHUNKS).min(chunks);
-            let segment = ChunkRanges::from(ChunkNum(start)..ChunkNum(end));
-            let missing = &segment - present;
-            if !missing.is_empty() {
-                items.push(WorkItem {
-                    id: self.next_id,
-                    hash: blob.hash,
-                    bytes: range_bytes(&missing, blob.size),
-                    ranges: missing,
-                    segment,
-                    size: blob.size,
-                    queued_at: None,
-                });
-                self.next_id += 1;
+        let position = |planner: &Self| planner.striped.as_ref().map_or(chunks, |p| p[index]);
+        while position(self) < chunks && items.is_empty() && max > 0 {
+            let (item, end) = self.cut(blob, position(self), present);
+            items.extend(item);
+            if let Some(positions) = self.striped.as_mut() {
+                positions[index] = end;
             }
-            positions[index] = end;
         }
         self.blob = (index + 1) % self.blobs.len().max(1);
         items
