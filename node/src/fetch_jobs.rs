@@ -18,6 +18,7 @@
 //!   when it succeeds, before its watchers hear the result; the wish is saved with the
 //!   job, so it outlives a restart.
 
+mod retry;
 mod selection;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use crate::import::unix_now;
 use crate::library::Library;
 use crate::meta::FetchJobRecord;
 use crate::progress::ProgressReporter;
+use retry::retry_may_mend;
 use selection::widened;
 
 /// Most fetches transferring at once; each runs up to 32 streams.
@@ -569,18 +571,6 @@ impl FetchJobs {
     }
 }
 
-/// Whether trying again later may succeed: the network may change, the artifact will not.
-fn retry_may_mend(error: &NodeError) -> bool {
-    matches!(
-        error,
-        NodeError::Unreachable(_)
-            | NodeError::TimedOut(_)
-            | NodeError::PeerMisbehaved(_)
-            | NodeError::Store(_)
-            | NodeError::Io { .. }
-    )
-}
-
 fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
     FetchJobRecord {
         root,
@@ -594,19 +584,5 @@ fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
 async fn forward_progress(mut progress: mpsc::Receiver<Progress>, view: &watch::Sender<JobView>) {
     while let Some(p) = progress.recv().await {
         view.send_modify(|v| v.progress = Some(p));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_network_failures_are_retried() {
-        assert!(retry_may_mend(&NodeError::Unreachable("x".into())));
-        assert!(retry_may_mend(&NodeError::TimedOut("x".into())));
-        assert!(!retry_may_mend(&NodeError::Cancelled("x".into())));
-        assert!(!retry_may_mend(&NodeError::DiskFull("x".into())));
-        assert!(!retry_may_mend(&NodeError::NothingMatches("x".into())));
     }
 }
