@@ -12,6 +12,9 @@ use crate::labels::ArtifactKind;
 use crate::limits::MAX_NAME_BYTES;
 use crate::{ContentId, Manifest};
 
+/// The branch the client loads when it is given none.
+pub const DEFAULT_BRANCH: &str = "main";
+
 /// Longest part of a repo id (the hub's own limit).
 pub const MAX_REPO_PART_BYTES: usize = 96;
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use seedbank_protocol::hf::{etag_matches, is_lfs_etag, HubHasher};
+use seedbank_protocol::hf::{etag_matches, is_lfs_etag, HubHasher, DEFAULT_BRANCH};
 use seedbank_protocol::hf_api::{HfImportReport, HfImportRequest, HfImported, HfSkipped};
 use seedbank_protocol::names_api::PublishRequest;
 use seedbank_protocol::HfRepo;
@@ -26,9 +26,6 @@ const LFS_THRESHOLD_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Bytes read at a time while checking ETags.
 const HASH_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// The branch the client loads when it is given none.
-const DEFAULT_BRANCH: &str = "main";
 
 impl Node {
     /// Imports and publishes the repos of a local Hugging Face cache.

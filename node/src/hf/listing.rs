@@ -2,6 +2,7 @@
 //! before anything is downloaded: the origin is not trusted.
 
 use reqwest::header::{HeaderMap, LINK};
+use seedbank_protocol::hf::{is_etag, is_lfs_etag};
 use seedbank_protocol::limits::MAX_FILE_BYTES;
 use seedbank_protocol::validate_artifact_path;
 use serde::Deserialize;
@@ -58,10 +59,7 @@ pub fn check_entry(entry: TreeEntry) -> Result<ListedFile, String> {
         (None, Some(oid), Some(size)) => (oid, size, false),
         _ => return Err(format!("lists {path:?} without an oid and size")),
     };
-    let hex = |text: &str, len: usize| {
-        text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    if !hex(&etag, if lfs { 64 } else { 40 }) {
+    if !is_etag(&etag) || is_lfs_etag(&etag) != lfs {
         return Err(format!(
             "lists {path:?} with {etag:?}, which is not a {}",
             if lfs { "sha256" } else { "git blob sha1" }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use async_speed_limit::Limiter;
 use fs2::FileExt;
-use seedbank_protocol::hf::is_commit_id;
+use seedbank_protocol::hf::{is_commit_id, DEFAULT_BRANCH};
 use seedbank_protocol::hf_api::{HfImportReport, HfMirrorReport, HfMirrorRequest, HfMirroredFile};
 use seedbank_protocol::HfRepo;
 
@@ -22,9 +22,6 @@ use super::origin::Origin;
 use crate::error::{NodeError, NodeResult};
 use crate::node::Node;
 use crate::progress::ProgressReporter;
-
-/// The revision mirrored when the request names none.
-pub const DEFAULT_REVISION: &str = "main";
 
 /// The mirror's cache folder (`hub`, as the client names it) in the data dir `root`.
 pub fn mirror_hub_dir(root: &Path) -> PathBuf {
@@ -56,7 +53,7 @@ impl Node {
         hub: &Path,
         progress: &mut ProgressReporter,
     ) -> NodeResult<(HfMirrorReport, std::fs::File)> {
-        let revision = request.revision.as_deref().unwrap_or(DEFAULT_REVISION);
+        let revision = request.revision.as_deref().unwrap_or(DEFAULT_BRANCH);
         if revision.is_empty() || revision.len() > 256 {
             return Err(NodeError::BadRequest(format!("bad revision {revision:?}")));
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use seedbank_protocol::hf::{commit_for, is_commit_id};
+use seedbank_protocol::hf::{commit_for, is_commit_id, DEFAULT_BRANCH};
 use seedbank_protocol::labels::validate_revision;
 use seedbank_protocol::{ContentId, HfRepo, Manifest};
 
@@ -19,8 +19,6 @@ use crate::node::Node;
 const BRANCH_TTL: Duration = Duration::from_secs(30);
 /// Most answers and manifests remembered; the maps start afresh when full.
 const MAX_REMEMBERED: usize = 1024;
-/// The branch the client asks for when it is given none.
-pub const DEFAULT_BRANCH: &str = "main";
 
 /// One revision of a repo, ready to answer from.
 #[derive(Debug, Clone)]
