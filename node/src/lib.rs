@@ -24,6 +24,7 @@ pub mod names;
 pub mod net;
 pub mod node;
 pub mod peers;
+pub mod preserve;
 pub mod progress;
 pub mod reference;
 pub mod resolve;

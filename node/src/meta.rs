@@ -203,6 +203,11 @@ impl Meta {
         crate::names::NameBook::open(&self.db)
     }
 
+    /// The trees of preservation (follows and spot checks), in this database.
+    pub fn preserve_book(&self) -> NodeResult<crate::preserve::PreserveBook> {
+        crate::preserve::PreserveBook::open(&self.db)
+    }
+
     /// Makes every write so far durable. Flushes on a blocking thread: sled 0.34's
     /// `flush_async` can miss its wake-up when several flushes race, and then never
     /// completes (sled issues 1241 and 1308; seen here with many nodes in one process).
@@ -286,6 +291,27 @@ impl Meta {
             .get(root.hash().as_bytes())?
             .map(|bytes| decode(&bytes))
             .transpose()
+    }
+
+    /// Every pin.
+    pub fn pins(&self) -> NodeResult<Vec<(ContentId, PinRecord)>> {
+        self.pins
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                let hash: [u8; 32] = key
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| NodeError::Corrupt("a pin's key is not a 32-byte hash".into()))?;
+                Ok((ContentId::from_hash(BlobHash(hash)), decode(&value)?))
+            })
+            .collect()
+    }
+
+    /// Replaces the pin record of a pinned `root` (its reason or replica target).
+    pub fn update_pin(&self, root: ContentId, record: &PinRecord) -> NodeResult<()> {
+        self.pins.insert(root.hash().as_bytes(), encode(record)?)?;
+        Ok(())
     }
 
     /// Number of pins.

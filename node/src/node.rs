@@ -27,6 +27,7 @@ use crate::library::Library;
 use crate::names::{LicencePolicy, Names};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::peers::PeerBook;
+use crate::preserve::PreserveOptions;
 use crate::progress::ProgressReporter;
 use crate::transfer::provider::spawn_provider;
 use crate::transfer::provider_stats::{ProviderCounts, ProviderStats};
@@ -34,6 +35,11 @@ use crate::transfer::seed_gate::SeedGate;
 use crate::transfer::traffic::Traffic;
 
 mod fetching;
+mod keeper;
+mod preserving;
+
+pub use keeper::RoundReport;
+pub use preserving::Preserver;
 
 /// Rate limits in bytes per second.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,6 +61,8 @@ pub struct NodeOptions {
     pub seed: bool,
     /// SPDX licences the node seeds; empty: any.
     pub seed_licences: Vec<String>,
+    /// Follows, repairs and their budget.
+    pub preserve: PreserveOptions,
 }
 
 impl Default for NodeOptions {
@@ -63,6 +71,7 @@ impl Default for NodeOptions {
             limits: RateLimits::default(),
             seed: true,
             seed_licences: Vec::new(),
+            preserve: PreserveOptions::default(),
         }
     }
 }
@@ -83,6 +92,7 @@ pub struct Node {
     /// Blobs not to serve, when the node seeds only some licences.
     seed_gate: Option<SeedGate>,
     policy: LicencePolicy,
+    preserver: Preserver,
 }
 
 /// The node's figures for `/metrics`.
@@ -155,6 +165,7 @@ impl Node {
         let announcer = options
             .seed
             .then(|| Announcer::spawn(library.clone(), net.clone(), policy.clone()));
+        let preserver = Preserver::new(library.preserve_book()?, options.preserve.clone());
         let node = Self {
             jobs: FetchJobs::new(library.clone()),
             library,
@@ -168,6 +179,7 @@ impl Node {
             names_stop,
             seed_gate,
             policy,
+            preserver,
         };
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
@@ -177,6 +189,9 @@ impl Node {
             {
                 tracing::warn!(root = %job.root, error = %e, "cannot resume fetch");
             }
+        }
+        if options.seed && options.preserve.keeper {
+            node.spawn_keeper();
         }
         Ok(node)
     }
@@ -192,6 +207,7 @@ impl Node {
     pub async fn shutdown(&self) -> NodeResult<()> {
         self.jobs.stop();
         self.names_stop.cancel();
+        self.preserver.stop.cancel();
         if let Some(announcer) = &self.announcer {
             announcer.stop();
         }

@@ -264,6 +264,9 @@ pub struct PinReport {
     pub pinned: bool,
     /// Whether this call changed anything.
     pub changed: bool,
+    /// Copies on the network wanted, when a target is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_target: Option<u32>,
 }
 
 /// Query of `POST /v1/gc`.

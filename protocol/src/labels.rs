@@ -13,6 +13,8 @@ pub enum ArtifactKind {
     Model,
     /// A dataset.
     Dataset,
+    /// A signed list of artifacts to preserve ([`crate::collection`]).
+    Collection,
 }
 
 impl std::fmt::Display for ArtifactKind {
@@ -20,6 +22,7 @@ impl std::fmt::Display for ArtifactKind {
         f.write_str(match self {
             ArtifactKind::Model => "model",
             ArtifactKind::Dataset => "dataset",
+            ArtifactKind::Collection => "collection",
         })
     }
 }
@@ -31,8 +34,9 @@ impl std::str::FromStr for ArtifactKind {
         match s {
             "model" => Ok(ArtifactKind::Model),
             "dataset" => Ok(ArtifactKind::Dataset),
+            "collection" => Ok(ArtifactKind::Collection),
             other => Err(format!(
-                "unknown artifact kind {other:?}: expected \"model\" or \"dataset\""
+                "unknown artifact kind {other:?}: expected \"model\", \"dataset\" or \"collection\""
             )),
         }
     }

@@ -17,6 +17,7 @@ use seedbank_protocol::api::{
 };
 use seedbank_protocol::hf_api::HfCacheRequest;
 use seedbank_protocol::limits::MAX_API_REQUEST_BYTES;
+use seedbank_protocol::preserve_api::PinRequest;
 
 use super::ndjson::stream_operation;
 use super::ApiState;
@@ -158,12 +159,24 @@ pub async fn export_hf_cache(
     }))
 }
 
-/// `PUT /v1/pins/{reference}`
+/// `PUT /v1/pins/{reference}?replicas=N&reason=…` (a replica target or reason also
+/// fetches the artifact first if it is not here, without progress: `POST` streams it).
 pub async fn pin(
     State(state): State<ApiState>,
     Path(reference): Path<String>,
+    request: Result<Query<PinRequest>, QueryRejection>,
 ) -> ApiResult<PinReport> {
-    Ok(Json(state.node.set_pinned(&reference, true).await?))
+    let request = query(request)?;
+    if request.replicas.is_none() && request.reason.is_none() {
+        return Ok(Json(state.node.set_pinned(&reference, true).await?));
+    }
+    let mut progress = crate::progress::ProgressReporter::silent();
+    Ok(Json(
+        state
+            .node
+            .pin_with(&reference, &request, &mut progress)
+            .await?,
+    ))
 }
 
 /// `DELETE /v1/pins/{reference}`

@@ -17,6 +17,7 @@ mod local_only;
 mod metrics;
 mod name_handlers;
 mod ndjson;
+mod preserve_handlers;
 mod request_limit;
 pub mod server;
 pub mod token;
@@ -59,7 +60,20 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         )
         .route(
             "/v1/pins/{reference}",
-            put(handlers::pin).delete(handlers::unpin),
+            put(handlers::pin)
+                .post(preserve_handlers::pin_with)
+                .delete(handlers::unpin),
+        )
+        .route("/v1/health", get(preserve_handlers::health))
+        .route(
+            "/v1/follows",
+            get(preserve_handlers::following)
+                .post(preserve_handlers::follow)
+                .delete(preserve_handlers::unfollow),
+        )
+        .route(
+            "/v1/collections",
+            post(preserve_handlers::publish_collection),
         )
         .route("/v1/gc", post(handlers::gc))
         .route("/v1/fetch", post(handlers::fetch))

@@ -2,6 +2,7 @@
 //! `<data>/config.toml`, then `SEEDBANK_*` environment variables, then command-line flags
 //! ([`layers`]). Validated at start-up with an error that names the bad field.
 
+pub mod byte_size;
 pub mod layers;
 pub mod units;
 
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use byte_size::ByteSize;
 pub use layers::{ConfigOverrides, ConfigSetting, LoadedConfig};
 pub use units::ByteRate;
 
@@ -53,12 +55,29 @@ pub struct NodeConfig {
     /// empty: this node's own key, then every trusted publisher.
     #[serde(with = "crate::config::units::one_or_many")]
     pub hf_publishers: Vec<String>,
+    /// Disk that follows may fill with what they keep and repair (none: no budget of
+    /// their own; the disk and `max_storage` still bound them).
+    pub preserve_budget: Option<ByteSize>,
+    /// How often followed publishers are checked for new releases, and under-replicated
+    /// collection members for repair.
+    #[serde(with = "crate::config::units::duration_text")]
+    pub follow_interval: std::time::Duration,
+    /// How often the providers of pins with a replica target and of watched members are
+    /// spot-checked.
+    #[serde(with = "crate::config::units::duration_text")]
+    pub health_interval: std::time::Duration,
+    /// Most under-replicated artifacts one round fetches.
+    pub repairs_per_round: usize,
+    /// Longest random wait before a repair, so preservers do not all fetch at once.
+    #[serde(with = "crate::config::units::duration_text")]
+    pub repair_jitter: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
+        let defaults = crate::preserve::PreserveOptions::default();
         Self {
             #[allow(clippy::unwrap_used)]
             api_addr: DEFAULT_API_ADDR.parse().unwrap(),
@@ -72,12 +91,29 @@ impl Default for NodeConfig {
             hf_gateway_addr: crate::hf::gateway::DEFAULT_GATEWAY_ADDR.parse().unwrap(),
             hf_gateway_allow_remote: false,
             hf_publishers: Vec::new(),
+            preserve_budget: None,
+            follow_interval: defaults.follow_interval,
+            health_interval: defaults.health_interval,
+            repairs_per_round: defaults.repairs_per_round,
+            repair_jitter: defaults.repair_jitter,
             net: NetConfig::default(),
         }
     }
 }
 
 impl NodeConfig {
+    /// How this node preserves, from the settings.
+    pub fn preserve_options(&self) -> crate::preserve::PreserveOptions {
+        crate::preserve::PreserveOptions {
+            budget: self.preserve_budget.map(ByteSize::bytes),
+            follow_interval: self.follow_interval,
+            health_interval: self.health_interval,
+            repairs_per_round: self.repairs_per_round,
+            repair_jitter: self.repair_jitter,
+            keeper: true,
+        }
+    }
+
     /// Checks the values, naming the first bad field.
     pub fn validate(&self) -> NodeResult<()> {
         if !self.api_addr.ip().is_loopback() && !self.api_allow_remote {
@@ -112,6 +148,11 @@ impl NodeConfig {
         for licence in &self.seed_licences {
             seedbank_protocol::labels::validate_licence(licence)
                 .map_err(|e| NodeError::BadRequest(format!("seed_licences: {e}")))?;
+        }
+        if self.follow_interval.is_zero() || self.health_interval.is_zero() {
+            return Err(NodeError::BadRequest(
+                "follow_interval and health_interval must be longer than 0s".into(),
+            ));
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(

@@ -3,6 +3,7 @@
 //! database; the control API and tests call it.
 
 mod exporting;
+mod pins;
 mod removal;
 
 use std::collections::{HashMap, HashSet};
@@ -360,6 +361,7 @@ impl Library {
             id: record.root,
             pinned,
             changed,
+            replica_target: None,
         })
     }
 

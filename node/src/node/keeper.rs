@@ -1,0 +1,323 @@
+//! The keeper: a round every `follow_interval` (and at once when a follow is added)
+//! that reads each follow's publisher records, fetches and pins new releases, refreshes
+//! the spot checks that have grown old, and repairs: fetches watched collection members
+//! whose verified copies fell below their target ([`crate::preserve::plan`]).
+
+use std::time::Duration;
+
+use seedbank_protocol::api::FetchRequest;
+use seedbank_protocol::{ArtifactKind, ContentId};
+
+use super::Node;
+use crate::error::{NodeError, NodeResult};
+use crate::import::unix_now;
+use crate::preserve::follow::{latest_releases, FollowTarget, Latest};
+use crate::preserve::plan::{choose_repairs, Candidate};
+use crate::preserve::spot_check::random_pair;
+use crate::preserve::{follow_reason, FollowRecord, WatchedMember};
+use crate::progress::ProgressReporter;
+
+/// The first round after a start waits this long, so the node has found peers.
+const FIRST_ROUND_DELAY: Duration = Duration::from_secs(5);
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Releases fetched because a followed name has a new one.
+    pub followed: Vec<ContentId>,
+    /// Under-replicated members fetched.
+    pub repaired: Vec<ContentId>,
+    /// Bytes of the artifacts repaired.
+    pub repair_bytes: u64,
+    /// Artifacts whose providers were spot-checked.
+    pub checked: usize,
+}
+
+impl Node {
+    /// Runs the keeper until the node shuts down.
+    pub(super) fn spawn_keeper(&self) {
+        let node = self.clone();
+        let stop = self.preserver.stop.clone();
+        tokio::spawn(async move {
+            let wait = |d| tokio::time::sleep(d);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wait(FIRST_ROUND_DELAY) => {}
+            }
+            loop {
+                match node.preserve_round().await {
+                    Ok(report) if report != RoundReport::default() => {
+                        tracing::info!(?report, "preservation round");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "preservation round failed"),
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = node.preserver.wake.notified() => {}
+                    _ = wait(node.preserver.options.follow_interval) => {}
+                }
+            }
+        });
+    }
+
+    /// One round: follows, stale spot checks, repairs.
+    pub async fn preserve_round(&self) -> NodeResult<RoundReport> {
+        let mut report = RoundReport::default();
+        for follow in self.preserver.book.follows()? {
+            self.refresh_follow(follow, &mut report).await?;
+        }
+        self.repair(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Reads a follow's publisher records, keeps new releases and notes the members of
+    /// its collections. Errors end up in the record, for `seedbank following`.
+    async fn refresh_follow(
+        &self,
+        mut follow: FollowRecord,
+        report: &mut RoundReport,
+    ) -> NodeResult<()> {
+        let target = follow.target();
+        let mut errors = Vec::new();
+        match latest_releases(
+            &self.names,
+            &FollowTarget {
+                publisher: follow.publisher,
+                name: follow.name.clone(),
+            },
+        )
+        .await
+        {
+            Ok(releases) => {
+                let mut watched = Vec::new();
+                for latest in releases {
+                    let kept = self.keep(&latest, &follow, &mut errors).await;
+                    if kept && !follow.kept.contains(&latest.root) {
+                        follow.kept.push(latest.root);
+                        report.followed.push(latest.root);
+                    }
+                    if kept && latest.kind == ArtifactKind::Collection {
+                        match self.library.read_collection(latest.root).await {
+                            Ok(collection) => {
+                                watched.extend(collection.members.iter().map(|m| WatchedMember {
+                                    root: m.id,
+                                    target: collection.target_of(m),
+                                    name: m.name.clone(),
+                                    licence: m.licence.clone(),
+                                }))
+                            }
+                            Err(e) => errors.push(format!("{}: {e}", latest.reference)),
+                        }
+                    }
+                }
+                watched.dedup_by_key(|m| m.root);
+                follow.watched = watched;
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        follow.checked_at = Some(unix_now());
+        follow.last_error = (!errors.is_empty()).then(|| errors.join("; "));
+        if let Some(error) = &follow.last_error {
+            tracing::warn!(%target, %error, "following");
+        }
+        // The follow may have been removed while this round read the network.
+        if self.preserver.book.follow(&target)?.is_some() {
+            self.preserver.book.put_follow(&follow)?;
+        }
+        Ok(())
+    }
+
+    /// Fetches and pins `latest` for `follow` unless held, refused by the licence policy
+    /// or too big for the budget. Whether it is kept here now.
+    async fn keep(&self, latest: &Latest, follow: &FollowRecord, errors: &mut Vec<String>) -> bool {
+        let reason = follow_reason(&follow.target());
+        if self.library.holds_complete(latest.root).await {
+            if self.library.pin_of(latest.root).ok().flatten().is_none() {
+                if let Err(e) = self
+                    .library
+                    .pin_with(latest.root, Some(reason), Some(follow.replicas))
+                    .await
+                {
+                    errors.push(format!("{}: {e}", latest.reference));
+                }
+            }
+            return true;
+        }
+        if !self.policy.allows(latest.licence.as_deref()) {
+            errors.push(format!(
+                "{}: not kept: {}",
+                latest.reference,
+                self.policy.refusal(latest.licence.as_deref())
+            ));
+            return false;
+        }
+        if let Err(e) = self.check_budget(latest.size, &latest.reference) {
+            errors.push(e.to_string());
+            return false;
+        }
+        match self
+            .fetch_and_pin(&latest.reference, reason, follow.replicas)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                errors.push(format!("{}: {e}", latest.reference));
+                false
+            }
+        }
+    }
+
+    /// Refuses `size` more bytes when the preservation budget cannot take them.
+    fn check_budget(&self, size: u64, what: &str) -> NodeResult<()> {
+        let Some(budget) = self.preserver.options.budget else {
+            return Ok(());
+        };
+        let used = self.follow_bytes()?;
+        if used.saturating_add(size) > budget {
+            return Err(NodeError::BadRequest(format!(
+                "{what}: not kept: it needs {size} bytes and the preservation budget has {} of {budget} left (preserve_budget)",
+                budget.saturating_sub(used)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fetches `reference` and pins it for a follow.
+    async fn fetch_and_pin(
+        &self,
+        reference: &str,
+        reason: String,
+        replicas: u32,
+    ) -> NodeResult<u64> {
+        let fetch = FetchRequest {
+            id: reference.to_owned(),
+            allow_unsigned: false,
+            include: Vec::new(),
+            pin: true,
+        };
+        let fetched = self.fetch(fetch, &mut ProgressReporter::silent()).await?;
+        self.library
+            .pin_with(fetched.id, Some(reason), Some(replicas))
+            .await?;
+        Ok(self.library.artifact(fetched.id)?.map_or(0, |r| r.size))
+    }
+
+    /// Refreshes old spot checks of watched members and pins with a target, then
+    /// fetches the members that are below their target: least-replicated first, within
+    /// the budget, a few per round, each after a random wait and a fresh check.
+    async fn repair(&self, report: &mut RoundReport) -> NodeResult<()> {
+        let stale_after = self.preserver.options.health_interval.as_secs();
+        let now = unix_now();
+        let mut candidates = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (root, pin) in self.library.pins()? {
+            if pin.replica_target.is_some() && seen.insert(root) {
+                let old = self.preserver.book.health(root)?;
+                if old.is_none_or(|h| now.saturating_sub(h.checked_at) >= stale_after) {
+                    let held = self.library.holds_complete(root).await;
+                    if self.check_health(root, held).await.is_ok() {
+                        report.checked += 1;
+                    }
+                }
+            }
+        }
+        for follow in self.preserver.book.follows()? {
+            let reason = follow_reason(&follow.target());
+            for member in follow.watched {
+                if !seen.insert(member.root) {
+                    continue;
+                }
+                if self.library.holds_complete(member.root).await {
+                    // Held already (fetched by hand, or cached): keep it for the follow.
+                    if self.library.pin_of(member.root)?.is_none() {
+                        self.library
+                            .pin_with(member.root, Some(reason.clone()), Some(member.target))
+                            .await?;
+                    }
+                    continue;
+                }
+                if !self.policy.allows(member.licence.as_deref()) {
+                    continue;
+                }
+                let old = self.preserver.book.health(member.root)?;
+                let record = match old {
+                    Some(h) if now.saturating_sub(h.checked_at) < stale_after => h,
+                    _ => match self.check_health(member.root, false).await {
+                        Ok(h) => {
+                            report.checked += 1;
+                            h
+                        }
+                        Err(e) => {
+                            tracing::debug!(root = %member.root, error = %e, "cannot check a watched member");
+                            continue;
+                        }
+                    },
+                };
+                let size = match self.fetch_manifest(member.root).await {
+                    Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
+                    Err(_) => continue,
+                };
+                candidates.push(Candidate {
+                    item: (member.root, reason.clone()),
+                    size,
+                    verified: record.verified(),
+                    target: member.target,
+                });
+            }
+        }
+        let budget_left = self
+            .preserver
+            .options
+            .budget
+            .map(|b| b.saturating_sub(self.follow_bytes().unwrap_or(u64::MAX)));
+        let indexed: Vec<Candidate<usize>> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Candidate {
+                item: i,
+                size: c.size,
+                verified: c.verified,
+                target: c.target,
+            })
+            .collect();
+        let chosen = choose_repairs(
+            &indexed,
+            budget_left,
+            self.preserver.options.repairs_per_round,
+            || random_pair().0,
+        );
+        for choice in chosen {
+            let candidate = &candidates[choice.item];
+            let (root, reason) = &candidate.item;
+            self.jitter().await;
+            // Another preserver may have repaired it meanwhile.
+            let fresh = self.check_health(*root, false).await?;
+            report.checked += 1;
+            if fresh.verified() >= candidate.target {
+                continue;
+            }
+            match self
+                .fetch_and_pin(&root.to_string(), reason.clone(), candidate.target)
+                .await
+            {
+                Ok(bytes) => {
+                    tracing::info!(%root, bytes, verified = fresh.verified(), target = candidate.target, "repaired an under-replicated artifact");
+                    report.repaired.push(*root);
+                    report.repair_bytes += bytes;
+                }
+                Err(e) => tracing::warn!(%root, error = %e, "repair failed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits a random time up to the repair jitter.
+    async fn jitter(&self) {
+        let most = self.preserver.options.repair_jitter.as_millis() as u64;
+        if most > 0 {
+            let millis = random_pair().0 % most;
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The preservation door of the node: pins with replica targets, health, follows and
+//! collections, as the control API asks for them. The rounds that act on follows are in
+//! [`super::keeper`].
+
+use std::sync::Arc;
+
+use seedbank_protocol::api::{FetchRequest, PinReport};
+use seedbank_protocol::collection::{
+    check_replicas, Collection, CollectionMember, COLLECTION_FILE,
+};
+use seedbank_protocol::names_api::{PublishReport, PublishRequest};
+use seedbank_protocol::preserve_api::{
+    ArtifactHealth, CollectionRequest, FollowEntry, FollowList, FollowRequest, HealthReport,
+    PinRequest,
+};
+use seedbank_protocol::{ArtifactKind, ContentId};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Node;
+use crate::error::{NodeError, NodeResult};
+use crate::import::unix_now;
+use crate::preserve::follow::FollowTarget;
+use crate::preserve::health::check_copies;
+use crate::preserve::{
+    follow_reason, FollowRecord, HealthRecord, PreserveBook, PreserveOptions, DEFAULT_REPLICAS,
+    FOLLOW_REASON_PREFIX,
+};
+use crate::progress::ProgressReporter;
+
+/// Longest wait for the manifest of an artifact to check (not held here).
+const MANIFEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Licence a published collection carries: a list of ids is facts, free to share.
+const COLLECTION_LICENCE: &str = "CC0-1.0";
+
+/// Preservation's part of a node: its records, options and the keeper's controls.
+#[derive(Debug, Clone)]
+pub struct Preserver {
+    pub(super) book: PreserveBook,
+    pub(super) options: PreserveOptions,
+    /// Wakes the keeper for a round now (a follow was added).
+    pub(super) wake: Arc<Notify>,
+    /// Stops the keeper.
+    pub(super) stop: CancellationToken,
+}
+
+impl Preserver {
+    /// Preservation over `book` with `options`.
+    pub fn new(book: PreserveBook, options: PreserveOptions) -> Self {
+        Self {
+            book,
+            options,
+            wake: Arc::default(),
+            stop: CancellationToken::new(),
+        }
+    }
+}
+
+/// One artifact `health` reports on, before its copies are counted.
+struct Subject {
+    root: ContentId,
+    name: Option<String>,
+    pinned: bool,
+    target: Option<u32>,
+    because: String,
+}
+
+impl Node {
+    /// Pins an artifact, fetching it first when it is not here, with a replica target
+    /// and a reason.
+    pub async fn pin_with(
+        &self,
+        reference: &str,
+        request: &PinRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<PinReport> {
+        if let Some(replicas) = request.replicas {
+            check_replicas(replicas).map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        }
+        let root = match self.library.find(reference) {
+            Ok(record) if self.library.is_complete(&record).await? => record.root,
+            _ => {
+                let fetch = FetchRequest {
+                    id: reference.to_owned(),
+                    allow_unsigned: false,
+                    include: Vec::new(),
+                    pin: true,
+                };
+                self.fetch(fetch, progress).await?.id
+            }
+        };
+        let report = self
+            .library
+            .pin_with(root, request.reason.clone(), request.replicas)
+            .await?;
+        self.adopt_soon(root);
+        Ok(report)
+    }
+
+    /// Every pin and every watched collection member with its copies; with `refresh`,
+    /// each one's providers are spot-checked now.
+    pub async fn health(&self, refresh: bool) -> NodeResult<HealthReport> {
+        let mut artifacts = Vec::new();
+        for subject in self.health_subjects()? {
+            let held_here = self.library.holds_complete(subject.root).await;
+            let record = if refresh {
+                Some(self.check_health(subject.root, held_here).await?)
+            } else {
+                self.preserver.book.health(subject.root)?
+            };
+            artifacts.push(health_of(subject, held_here, record.as_ref()));
+        }
+        artifacts.sort_by(|a, b| a.verified.cmp(&b.verified).then(a.id.cmp(&b.id)));
+        let under_target = artifacts.iter().filter(|a| a.under_target).count() as u32;
+        Ok(HealthReport {
+            artifacts,
+            under_target,
+        })
+    }
+
+    /// Spot-checks the providers of `root` now and remembers what they answered.
+    pub(super) async fn check_health(
+        &self,
+        root: ContentId,
+        held_here: bool,
+    ) -> NodeResult<HealthRecord> {
+        let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, self.fetch_manifest(root))
+            .await
+            .map_err(|_| {
+                NodeError::Unreachable(format!("no provider sent the manifest of {root}"))
+            })??;
+        let record = check_copies(
+            &self.net,
+            &self.traffic,
+            root,
+            &manifest,
+            held_here,
+            unix_now(),
+        )
+        .await;
+        self.preserver.book.put_health(root, &record)?;
+        Ok(record)
+    }
+
+    /// What `health` reports on: pins, then watched members not pinned here.
+    fn health_subjects(&self) -> NodeResult<Vec<Subject>> {
+        let mut subjects = Vec::new();
+        for (root, pin) in self.library.pins()? {
+            let name = self
+                .library
+                .artifact(root)?
+                .filter(|r| !r.name.is_empty())
+                .map(|r| format!("{}@{}", r.name, r.revision));
+            subjects.push(Subject {
+                root,
+                name,
+                pinned: true,
+                target: pin.replica_target,
+                because: pin.reason.unwrap_or_else(|| "pinned".to_owned()),
+            });
+        }
+        for follow in self.preserver.book.follows()? {
+            for member in &follow.watched {
+                if subjects.iter().any(|s| s.root == member.root) {
+                    continue;
+                }
+                subjects.push(Subject {
+                    root: member.root,
+                    name: member.name.clone(),
+                    pinned: false,
+                    target: Some(member.target),
+                    because: format!("watched: {}", follow_reason(&follow.target())),
+                });
+            }
+        }
+        Ok(subjects)
+    }
+
+    /// Starts following a publisher, or one of its names; the first check runs at once.
+    pub async fn follow(&self, request: &FollowRequest) -> NodeResult<FollowEntry> {
+        let target = FollowTarget::parse(&self.names, &request.target)?;
+        let replicas = check_replicas(request.replicas.unwrap_or(DEFAULT_REPLICAS))
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let book = &self.preserver.book;
+        let record = match book.follow(&target.text())? {
+            Some(mut existing) => {
+                existing.replicas = replicas;
+                existing
+            }
+            None => FollowRecord {
+                publisher: target.publisher,
+                name: target.name.clone(),
+                replicas,
+                added_at: unix_now(),
+                checked_at: None,
+                last_error: None,
+                kept: Vec::new(),
+                watched: Vec::new(),
+            },
+        };
+        book.put_follow(&record)?;
+        self.library.flush().await?;
+        self.preserver.wake.notify_one();
+        Ok(entry_of(&record))
+    }
+
+    /// Stops following `target`; what it kept is unpinned (it stays cached, and `gc` or
+    /// the storage quota may remove it). Returns the follow as it was.
+    pub async fn unfollow(&self, target: &str) -> NodeResult<FollowEntry> {
+        let target = FollowTarget::parse(&self.names, target)?.text();
+        let book = &self.preserver.book;
+        let record = book.follow(&target)?.ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "{target} is not followed (see `seedbank following`)"
+            ))
+        })?;
+        book.remove_follow(&target)?;
+        let reason = follow_reason(&target);
+        for (root, pin) in self.library.pins()? {
+            if pin.reason.as_deref() == Some(reason.as_str()) {
+                self.library.set_pinned(&root.to_string(), false).await?;
+            }
+        }
+        for member in &record.watched {
+            book.forget_health(member.root)?;
+        }
+        self.library.flush().await?;
+        Ok(entry_of(&record))
+    }
+
+    /// Every follow, with the budget and what follows use of it.
+    pub async fn following(&self) -> NodeResult<FollowList> {
+        Ok(FollowList {
+            follows: self
+                .preserver
+                .book
+                .follows()?
+                .iter()
+                .map(entry_of)
+                .collect(),
+            budget: self.preserver.options.budget,
+            budget_used: self.follow_bytes()?,
+        })
+    }
+
+    /// Bytes of the artifacts pinned because of follows.
+    pub(super) fn follow_bytes(&self) -> NodeResult<u64> {
+        let mut bytes = 0;
+        for (root, pin) in self.library.pins()? {
+            let by_follow = pin
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(FOLLOW_REASON_PREFIX));
+            if by_follow {
+                bytes += self.library.artifact(root)?.map_or(0, |r| r.size);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Publishes a collection of `request.members` under `request.name`.
+    pub async fn publish_collection(
+        &self,
+        request: &CollectionRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<PublishReport> {
+        let replicas = check_replicas(request.replicas.unwrap_or(DEFAULT_REPLICAS))
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        if request.members.is_empty() {
+            return Err(NodeError::BadRequest(
+                "a collection needs at least one member".into(),
+            ));
+        }
+        let mut members = Vec::new();
+        for text in &request.members {
+            members.push(self.collection_member(text).await?);
+        }
+        let collection =
+            Collection::new(replicas, members).map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let dir = self
+            .library
+            .data_root()
+            .join("tmp")
+            .join(format!("collection-{}", unix_now_nanos()));
+        let file = dir.join(COLLECTION_FILE);
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&file, collection.encode()))
+            .map_err(|e| NodeError::io("writing the collection", &file, e));
+        let result = match written {
+            Ok(()) => {
+                let publish = PublishRequest {
+                    target: dir.to_string_lossy().into_owned(),
+                    name: request.name.clone(),
+                    revision: Some(
+                        request
+                            .revision
+                            .clone()
+                            .unwrap_or_else(|| format!("t{}", unix_now())),
+                    ),
+                    kind: Some(ArtifactKind::Collection),
+                    licence: Some(COLLECTION_LICENCE.to_owned()),
+                    card: None,
+                    tags: Vec::new(),
+                    key: request.key.clone(),
+                    reference: false,
+                };
+                self.publish(&publish, progress).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a temporary folder");
+        }
+        result
+    }
+
+    /// A collection member from a content id or a published name.
+    async fn collection_member(&self, text: &str) -> NodeResult<CollectionMember> {
+        if let Ok(id) = text.parse::<ContentId>() {
+            let known = self.library.artifact(id)?;
+            return Ok(CollectionMember {
+                id,
+                name: known
+                    .as_ref()
+                    .filter(|r| !r.name.is_empty())
+                    .map(|r| r.name.clone()),
+                licence: known.and_then(|r| r.licence),
+                replicas: None,
+            });
+        }
+        let resolution = self.names.resolve(text).await.map_err(|e| {
+            NodeError::BadRequest(format!(
+                "member {text:?} is neither a content id (sb1…) nor a name that resolves: {e}"
+            ))
+        })?;
+        Ok(CollectionMember {
+            id: resolution.root,
+            name: Some(format!(
+                "{}@{}",
+                text.split('@').next().unwrap_or(text),
+                resolution.revision
+            )),
+            licence: resolution.release.release.licence,
+            replicas: None,
+        })
+    }
+}
+
+/// The health of one subject from its last checks.
+fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -> ArtifactHealth {
+    let remote = record.map_or(0, |r| r.peers.iter().filter(|p| p.verified).count() as u32);
+    let verified = u32::from(held_here) + remote;
+    let providers = record.map_or(u32::from(held_here), |r| {
+        r.providers.max(u32::from(held_here))
+    });
+    ArtifactHealth {
+        id: subject.root,
+        name: subject.name,
+        held_here,
+        pinned: subject.pinned,
+        replica_target: subject.target,
+        because: subject.because,
+        providers,
+        verified,
+        under_target: subject.target.is_some_and(|t| verified < t),
+        checked_at: record.map(|r| r.checked_at),
+        peers: record.map(|r| r.peers.clone()).unwrap_or_default(),
+    }
+}
+
+/// The API's view of a follow.
+fn entry_of(record: &FollowRecord) -> FollowEntry {
+    FollowEntry {
+        target: record.target(),
+        publisher: record.publisher,
+        name: record.name.clone(),
+        replicas: record.replicas,
+        added_at: record.added_at,
+        checked_at: record.checked_at,
+        last_error: record.last_error.clone(),
+        kept: record.kept.clone(),
+        watched: record.watched.iter().map(|m| m.root).collect(),
+    }
+}
+
+/// Nanoseconds since the epoch, for a unique temporary name.
+fn unix_now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

@@ -1,0 +1,135 @@
+//! What preservation remembers across restarts, in sled: the follows (and what each
+//! keeps and watches) and the last spot checks of every artifact kept or watched.
+
+use seedbank_protocol::preserve_api::PeerCheck;
+use seedbank_protocol::{ContentId, PublisherKey};
+use serde::{Deserialize, Serialize};
+
+use crate::error::NodeResult;
+use crate::meta::{decode, encode};
+
+/// A collection member a follow watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedMember {
+    /// The member.
+    pub root: ContentId,
+    /// Copies it should have.
+    pub target: u32,
+    /// Its name in the collection.
+    pub name: Option<String>,
+    /// Its licence, as the collection states it.
+    pub licence: Option<String>,
+}
+
+/// One follow and what it found at its last check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowRecord {
+    /// The publisher.
+    pub publisher: PublisherKey,
+    /// The name; `None` for every name of the publisher.
+    pub name: Option<String>,
+    /// Copies wanted of what it keeps.
+    pub replicas: u32,
+    /// When it was added, seconds since the Unix epoch.
+    pub added_at: u64,
+    /// When the publisher's records were last read.
+    pub checked_at: Option<u64>,
+    /// What went wrong at the last check.
+    pub last_error: Option<String>,
+    /// Latest releases it keeps (fetched and pinned here).
+    pub kept: Vec<ContentId>,
+    /// Collection members it watches.
+    pub watched: Vec<WatchedMember>,
+}
+
+impl FollowRecord {
+    /// `PUBLISHER` or `PUBLISHER/NAME`, with the key's text form.
+    pub fn target(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{}/{name}", self.publisher),
+            None => self.publisher.to_string(),
+        }
+    }
+}
+
+/// The last spot checks of one artifact's providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// When, seconds since the Unix epoch.
+    pub checked_at: u64,
+    /// Distinct providers the DHT listed, this node included if it was listed.
+    pub providers: u32,
+    /// Whether this node held it complete then.
+    pub held_here: bool,
+    /// What each other provider answered.
+    pub peers: Vec<PeerCheck>,
+}
+
+impl HealthRecord {
+    /// Copies that proved they exist: this node's own, and every provider that passed.
+    pub fn verified(&self) -> u32 {
+        u32::from(self.held_here) + self.peers.iter().filter(|p| p.verified).count() as u32
+    }
+}
+
+/// The trees of preservation.
+#[derive(Debug, Clone)]
+pub struct PreserveBook {
+    follows: sled::Tree,
+    health: sled::Tree,
+}
+
+impl PreserveBook {
+    /// The trees of `db`.
+    pub fn open(db: &sled::Db) -> NodeResult<Self> {
+        Ok(Self {
+            follows: db.open_tree("follows")?,
+            health: db.open_tree("health")?,
+        })
+    }
+
+    /// Saves a follow under its target.
+    pub fn put_follow(&self, record: &FollowRecord) -> NodeResult<()> {
+        self.follows
+            .insert(record.target().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// Removes a follow; whether there was one.
+    pub fn remove_follow(&self, target: &str) -> NodeResult<bool> {
+        Ok(self.follows.remove(target.as_bytes())?.is_some())
+    }
+
+    /// The follow of `target`.
+    pub fn follow(&self, target: &str) -> NodeResult<Option<FollowRecord>> {
+        self.follows
+            .get(target.as_bytes())?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Every follow, by target.
+    pub fn follows(&self) -> NodeResult<Vec<FollowRecord>> {
+        self.follows.iter().map(|item| decode(&item?.1)).collect()
+    }
+
+    /// Saves the checks of `root`.
+    pub fn put_health(&self, root: ContentId, record: &HealthRecord) -> NodeResult<()> {
+        self.health.insert(root.hash().0, encode(record)?)?;
+        Ok(())
+    }
+
+    /// The last checks of `root`.
+    pub fn health(&self, root: ContentId) -> NodeResult<Option<HealthRecord>> {
+        self.health
+            .get(root.hash().0)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Forgets the checks of `root` (it is neither kept nor watched any more).
+    pub fn forget_health(&self, root: ContentId) -> NodeResult<()> {
+        self.health.remove(root.hash().0)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Counting an artifact's copies: the providers the DHT lists, and of those, the ones
+//! that prove they hold it by answering a spot check ([`super::spot_check`]).
+//!
+//! Bounded: at most [`MAX_CHECKED_PROVIDERS`] providers are checked per artifact, at
+//! most [`CHECKS_AT_ONCE`] at a time, and each one gets one 16 KiB request, so a check
+//! costs a provider 16 KiB however many artifacts it holds for us.
+
+use futures::stream::{self, StreamExt};
+use libp2p::PeerId;
+use seedbank_protocol::preserve_api::PeerCheck;
+use seedbank_protocol::{ContentId, Manifest};
+
+use super::book::HealthRecord;
+use super::spot_check::{pick_range, random_pair, spot_check};
+use crate::net::NetHandle;
+use crate::transfer::traffic::Traffic;
+
+/// Most providers spot-checked for one artifact: more than any replica target asks for,
+/// few enough that a DHT full of claims costs little.
+pub const MAX_CHECKED_PROVIDERS: usize = 24;
+
+/// Spot checks of one artifact's providers running at once.
+pub const CHECKS_AT_ONCE: usize = 4;
+
+/// Looks up `root`'s providers and spot-checks each other one against `manifest`.
+/// `held_here` says whether this node holds it complete (its own copy counts).
+pub async fn check_copies(
+    net: &NetHandle,
+    traffic: &Traffic,
+    root: ContentId,
+    manifest: &Manifest,
+    held_here: bool,
+    now: u64,
+) -> HealthRecord {
+    let me = net.local_peer();
+    let mut listed = match net.find_providers(root).await {
+        Ok(peers) => peers,
+        Err(e) => {
+            tracing::debug!(%root, error = %e, "provider lookup failed");
+            Vec::new()
+        }
+    };
+    listed.sort();
+    listed.dedup();
+    let listed_me = listed.contains(&me);
+    let others: Vec<PeerId> = listed.into_iter().filter(|p| *p != me).collect();
+    let providers = others.len() as u32 + u32::from(listed_me || held_here);
+    let checked: Vec<PeerId> = shuffled(others)
+        .into_iter()
+        .take(MAX_CHECKED_PROVIDERS)
+        .collect();
+    let peers = stream::iter(checked)
+        .map(|peer| async move {
+            let Some(range) = pick_range(manifest, random_pair()) else {
+                // Only empty files: nothing to prove, and nothing to lose.
+                return PeerCheck {
+                    peer: peer.to_string(),
+                    verified: true,
+                    error: None,
+                };
+            };
+            let result = spot_check(net, traffic, peer, range).await;
+            if let Err(e) = &result {
+                tracing::debug!(%root, %peer, error = %e, "spot check failed");
+            }
+            PeerCheck {
+                peer: peer.to_string(),
+                verified: result.is_ok(),
+                error: result.err().map(|e| e.to_string()),
+            }
+        })
+        .buffer_unordered(CHECKS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    let mut peers = peers;
+    peers.sort_by(|a, b| b.verified.cmp(&a.verified).then(a.peer.cmp(&b.peer)));
+    HealthRecord {
+        checked_at: now,
+        providers,
+        held_here,
+        peers,
+    }
+}
+
+/// `peers` in a random order, so the ones checked when there are too many differ each
+/// time and a crowd of fake providers cannot always fill the first places.
+fn shuffled(mut peers: Vec<PeerId>) -> Vec<PeerId> {
+    for i in (1..peers.len()).rev() {
+        let j = (random_pair().0 % (i as u64 + 1)) as usize;
+        peers.swap(i, j);
+    }
+    peers
+}
