@@ -185,11 +185,45 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Pin an artifact: keep it on disk through `seedbank gc`
+    /// Pin an artifact: keep it on disk through `seedbank gc` and the storage quota,
+    /// announced. An artifact not here (content id or published name) is fetched first
     Pin {
         /// Content id, unique id prefix, name or name@revision
         artifact: String,
+        /// Copies wanted on the network, this one included; `seedbank health` shows how
+        /// many exist
+        #[arg(long, value_name = "N")]
+        replicas: Option<u32>,
+        /// A note on why it is kept
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
+    /// Show every pin and watched artifact with its copies: providers the DHT lists, and
+    /// how many proved they hold it by answering a random 16 KiB range that verified
+    Health {
+        /// Spot-check the providers now instead of showing the last checks
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Follow a publisher (every name) or one of its names: fetch and pin each new
+    /// release; a followed collection's members are fetched when copies run low
+    Follow {
+        /// PUBLISHER or PUBLISHER/NAME; PUBLISHER is a key (sbp1…) or a trusted alias
+        target: String,
+        /// Copies wanted on the network of what it keeps
+        #[arg(long, value_name = "N")]
+        replicas: Option<u32>,
+    },
+    /// Stop following; what the follow kept is unpinned
+    Unfollow {
+        /// PUBLISHER or PUBLISHER/NAME, as given to `follow`
+        target: String,
+    },
+    /// List follows, what each keeps and watches, and the preservation budget
+    Following,
+    /// Collections: signed lists of artifacts to preserve
+    #[command(subcommand)]
+    Collection(crate::preserve_cmd::CollectionCommand),
     /// Unpin an artifact: the next `seedbank gc` may remove it
     Unpin {
         /// Content id, unique id prefix, name or name@revision

@@ -11,6 +11,7 @@ use seedbank_protocol::api::{
     FetchJobSummary, FetchReport, FetchRequest, GcReport, GcRequest, PeerSummary, PinReport,
     ProvidersResponse, RemoveReport, RemoveRequest, StatusResponse, VerifyReport,
 };
+use seedbank_protocol::preserve_api::{FollowRequest, PinRequest};
 use seedbank_protocol::ArtifactKind;
 use serde::Serialize;
 
@@ -154,7 +155,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 )
             })?;
         }
-        Command::Pin { artifact } => pin(&client, json, &artifact, Method::PUT)?,
+        Command::Pin {
+            artifact,
+            replicas,
+            reason,
+        } => {
+            let request = PinRequest { replicas, reason };
+            return crate::preserve_cmd::pin(&client, json, quiet, &artifact, &request);
+        }
+        Command::Health { refresh } => return crate::preserve_cmd::health(&client, json, refresh),
+        Command::Follow { target, replicas } => {
+            let request = FollowRequest { target, replicas };
+            return crate::preserve_cmd::follow(&client, json, &request);
+        }
+        Command::Unfollow { target } => {
+            return crate::preserve_cmd::unfollow(&client, json, &target)
+        }
+        Command::Following => return crate::preserve_cmd::following(&client, json),
+        Command::Collection(command) => {
+            return crate::preserve_cmd::collection(&client, json, quiet, command)
+        }
         Command::Unpin { artifact } => pin(&client, json, &artifact, Method::DELETE)?,
         Command::Rm { artifact, force } => {
             let report: RemoveReport = client.call_with_query(

@@ -14,6 +14,7 @@ mod hf_cmd;
 mod mirror_cmd;
 mod names_cmd;
 mod output;
+mod preserve_cmd;
 mod progress;
 mod render;
 

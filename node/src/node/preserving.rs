@@ -13,7 +13,7 @@ use seedbank_protocol::preserve_api::{
     ArtifactHealth, CollectionRequest, FollowEntry, FollowList, FollowRequest, HealthReport,
     PinRequest,
 };
-use seedbank_protocol::{ArtifactKind, ContentId};
+use seedbank_protocol::{ArtifactKind, ContentId, NameRef};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -78,11 +78,20 @@ impl Node {
         if let Some(replicas) = request.replicas {
             check_replicas(replicas).map_err(|e| NodeError::BadRequest(e.to_string()))?;
         }
+        let fetchable =
+            reference.parse::<ContentId>().is_ok() || NameRef::looks_like_name(reference);
         let root = match self.library.find(reference) {
             Ok(record) if self.library.is_complete(&record).await? => record.root,
-            _ => {
+            // Only content ids and published names can be fetched; a local label that
+            // names nothing stays an error about the label.
+            Err(e) if !fetchable => return Err(e),
+            found => {
+                let id = match found {
+                    Ok(record) => record.root.to_string(),
+                    Err(_) => reference.to_owned(),
+                };
                 let fetch = FetchRequest {
-                    id: reference.to_owned(),
+                    id,
                     allow_unsigned: false,
                     include: Vec::new(),
                     pin: true,
@@ -365,7 +374,7 @@ fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -
         verified,
         under_target: subject.target.is_some_and(|t| verified < t),
         checked_at: record.map(|r| r.checked_at),
-        peers: record.map(|r| r.peers.clone()).unwrap_or_default(),
+        peers: record.map_or_else(Vec::new, |r| r.peers.iter().map(Into::into).collect()),
     }
 }
 

@@ -52,6 +52,28 @@ impl FollowRecord {
     }
 }
 
+/// What one provider answered to a spot check, as stored (the API's [`PeerCheck`]
+/// skips empty fields, which postcard cannot read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOutcome {
+    /// The provider's peer id.
+    pub peer: String,
+    /// Whether its range verified.
+    pub verified: bool,
+    /// Why not.
+    pub error: Option<String>,
+}
+
+impl From<&PeerOutcome> for PeerCheck {
+    fn from(outcome: &PeerOutcome) -> Self {
+        PeerCheck {
+            peer: outcome.peer.clone(),
+            verified: outcome.verified,
+            error: outcome.error.clone(),
+        }
+    }
+}
+
 /// The last spot checks of one artifact's providers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthRecord {
@@ -62,7 +84,7 @@ pub struct HealthRecord {
     /// Whether this node held it complete then.
     pub held_here: bool,
     /// What each other provider answered.
-    pub peers: Vec<PeerCheck>,
+    pub peers: Vec<PeerOutcome>,
 }
 
 impl HealthRecord {
@@ -131,5 +153,61 @@ impl PreserveBook {
     pub fn forget_health(&self, root: ContentId) -> NodeResult<()> {
         self.health.remove(root.hash().0)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use seedbank_protocol::BlobHash;
+
+    use super::*;
+
+    #[test]
+    fn follows_and_checks_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let book = PreserveBook::open(&db).unwrap();
+        let root = ContentId::from_hash(BlobHash([7; 32]));
+        let follow = FollowRecord {
+            publisher: PublisherKey([1; 32]),
+            name: Some("data".into()),
+            replicas: 3,
+            added_at: 10,
+            checked_at: None,
+            last_error: Some("no record".into()),
+            kept: vec![root],
+            watched: vec![WatchedMember {
+                root,
+                target: 4,
+                name: None,
+                licence: Some("MIT".into()),
+            }],
+        };
+        book.put_follow(&follow).unwrap();
+        assert_eq!(book.follow(&follow.target()).unwrap(), Some(follow.clone()));
+        assert_eq!(book.follows().unwrap(), vec![follow.clone()]);
+        let health = HealthRecord {
+            checked_at: 20,
+            providers: 3,
+            held_here: true,
+            peers: vec![
+                PeerOutcome {
+                    peer: "a".into(),
+                    verified: true,
+                    error: None,
+                },
+                PeerOutcome {
+                    peer: "b".into(),
+                    verified: false,
+                    error: Some("unreachable".into()),
+                },
+            ],
+        };
+        book.put_health(root, &health).unwrap();
+        let read = book.health(root).unwrap().unwrap();
+        assert_eq!(read, health);
+        assert_eq!(read.verified(), 2, "its own copy and one that passed");
+        assert!(book.remove_follow(&follow.target()).unwrap());
+        assert!(book.follows().unwrap().is_empty());
     }
 }

@@ -7,10 +7,9 @@
 
 use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
-use seedbank_protocol::preserve_api::PeerCheck;
 use seedbank_protocol::{ContentId, Manifest};
 
-use super::book::HealthRecord;
+use super::book::{HealthRecord, PeerOutcome};
 use super::spot_check::{pick_range, random_pair, spot_check};
 use crate::net::NetHandle;
 use crate::transfer::traffic::Traffic;
@@ -53,7 +52,7 @@ pub async fn check_copies(
         .map(|peer| async move {
             let Some(range) = pick_range(manifest, random_pair()) else {
                 // Only empty files: nothing to prove, and nothing to lose.
-                return PeerCheck {
+                return PeerOutcome {
                     peer: peer.to_string(),
                     verified: true,
                     error: None,
@@ -63,7 +62,7 @@ pub async fn check_copies(
             if let Err(e) = &result {
                 tracing::debug!(%root, %peer, error = %e, "spot check failed");
             }
-            PeerCheck {
+            PeerOutcome {
                 peer: peer.to_string(),
                 verified: result.is_ok(),
                 error: result.err().map(|e| e.to_string()),

@@ -174,10 +174,10 @@ mod tests {
 
     #[test]
     fn ranges_fall_inside_non_empty_files_on_group_boundaries() {
-        let manifest = manifest(&[0, 40_000, 5]);
+        let files = manifest(&[0, 40_000, 5]);
         for a in 0..6 {
             for b in [0, 1, 2, 3, 99] {
-                let range = pick_range(&manifest, (a, b)).unwrap();
+                let range = pick_range(&files, (a, b)).unwrap();
                 assert_ne!(range.size, 0, "empty files hold nothing to prove");
                 assert_eq!(range.offset % SPOT_CHECK_BYTES, 0);
                 assert!(range.offset < range.size);

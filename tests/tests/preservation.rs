@@ -1,0 +1,266 @@
+//! End-to-end: preservation with real daemons. Pins with a replica target count the
+//! copies that prove they exist (spot checks, not DHT claims); followers keep a
+//! publisher's new releases; a followed collection's members are fetched least
+//! replicated first, within the preservation budget.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use seedbank_tests::{start_joined, write_random_file, Daemon};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Settings of a node that follows: short rounds, no random wait.
+const FOLLOWER_CONFIG: &str = "follow_interval = \"2s\"\nrepair_jitter = \"0s\"\n";
+
+/// Starts a daemon joined to `seed` whose data dir (inside `work`) holds `config`.
+fn start_configured(seed: &Daemon, work: &Path, label: &str, config: &str) -> Daemon {
+    let data = work.join(label);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("config.toml"), config).unwrap();
+    let daemon = Daemon::start_in_with(&data, &["--bootstrap", &seed.peer_address()]);
+    daemon.wait_for_routing_table(1);
+    daemon
+}
+
+fn publisher_key(daemon: &Daemon) -> String {
+    daemon.ok_json(&["key", "list"])[0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn model_dir(dir: &Path, seed: &str) {
+    write_random_file(&dir.join("model.safetensors"), 2 * MIB, seed);
+    std::fs::write(dir.join("README.md"), "---\nlicense: mit\n---\n# toy\n").unwrap();
+}
+
+fn publish(daemon: &Daemon, dir: &Path, name: &str, revision: &str) -> String {
+    let report = daemon.ok_json(&[
+        "publish",
+        dir.to_str().unwrap(),
+        "--name",
+        name,
+        "--revision",
+        revision,
+    ]);
+    report["release"]["root"].as_str().unwrap().to_owned()
+}
+
+/// The health entry of `id` after a fresh round of spot checks.
+fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
+    let report = daemon.ok_json(&["health", "--refresh"]);
+    report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the health report: {report}"))
+        .clone()
+}
+
+/// Whether `daemon` lists `id` as complete.
+fn holds(daemon: &Daemon, id: &str) -> bool {
+    daemon
+        .ok_json(&["ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == id && a["state"] == "complete")
+}
+
+/// Waits until `daemon`'s DHT lookup of `id` lists every one of `peers` (a lookup that
+/// finds none yet is not a failure here).
+fn wait_for_providers(daemon: &Daemon, id: &str, peers: &[String]) {
+    wait_until(
+        daemon,
+        Duration::from_secs(60),
+        "the DHT never listed the holders",
+        || {
+            let found = daemon.cli(&["--json", "providers", id]).json();
+            peers.iter().all(|peer| {
+                found["providers"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().any(|p| p == peer.as_str()))
+            })
+        },
+    );
+}
+
+/// Waits until `check` holds, failing with `what` and the daemon's log.
+fn wait_until(daemon: &Daemon, within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Daemon::start();
+    let b = start_configured(&a, work.path(), "b", FOLLOWER_CONFIG);
+    let c = start_configured(&a, work.path(), "c", FOLLOWER_CONFIG);
+    let v1_dir = work.path().join("v1");
+    model_dir(&v1_dir, "toy-v1");
+    let v1 = publish(&a, &v1_dir, "toy", "v1");
+
+    // One copy, this node's own: pinned with a target of 3, it is under target.
+    let pinned = a.ok_json(&["pin", &v1, "--replicas", "3"]);
+    assert_eq!(pinned["replica_target"], 3, "{pinned}");
+    let health = checked_health(&a, &v1);
+    assert_eq!(health["verified"], 1, "{health}");
+    assert_eq!(health["under_target"], true, "{health}");
+    let text = a.ok(&["health"]).stdout;
+    assert!(text.contains("UNDER TARGET"), "{text}");
+
+    // Two followers pick it up: three verified copies.
+    let key = publisher_key(&a);
+    let target = format!("{key}/toy");
+    for follower in [&b, &c] {
+        let entry = follower.ok_json(&["follow", &target]);
+        assert_eq!(entry["target"], target.as_str(), "{entry}");
+    }
+    for follower in [&b, &c] {
+        follower.wait_until_complete(&v1, Duration::from_secs(60));
+    }
+    a.wait_for_providers(&v1, &[b.peer_id(), c.peer_id()]);
+    let health = checked_health(&a, &v1);
+    assert_eq!(health["verified"], 3, "{health}");
+    assert_eq!(health["under_target"], false, "{health}");
+    let following = b.ok_json(&["following"]);
+    assert_eq!(
+        following["follows"][0]["kept"][0],
+        v1.as_str(),
+        "{following}"
+    );
+
+    // C deletes its copy: the DHT still lists it, but it no longer proves anything.
+    c.ok(&["unfollow", &target]);
+    c.ok(&["rm", &v1]);
+    let health = checked_health(&a, &v1);
+    assert_eq!(health["verified"], 2, "{health}");
+    assert!(health["providers"].as_u64().unwrap() >= 3, "{health}");
+    let c_check = health["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == c.peer_id().as_str())
+        .unwrap_or_else(|| panic!("C was not checked: {health}"))
+        .clone();
+    assert_eq!(c_check["verified"], false, "{c_check}");
+    assert_eq!(health["under_target"], true, "{health}");
+
+    // A new revision reaches the follower within a few of its 2 s rounds.
+    let v2_dir = work.path().join("v2");
+    model_dir(&v2_dir, "toy-v2");
+    let v2 = publish(&a, &v2_dir, "toy", "v2");
+    b.wait_until_complete(&v2, Duration::from_secs(60));
+    let listed = b.ok_json(&["ls"]);
+    let v2_entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == v2.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(v2_entry["pinned"], true, "{v2_entry}");
+    assert!(holds(&b, &v1), "the follower dropped the earlier release");
+    // C no longer follows: it does not fetch v2.
+    assert!(!holds(&c, &v2));
+}
+
+#[test]
+fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
+    let work = tempfile::tempdir().unwrap();
+    let s1 = Daemon::start();
+    let s2 = start_joined(&s1, &[]);
+    let s3 = start_joined(&s1, &[]);
+    // M1 has one copy, M2 two, M3 three.
+    let mut members = Vec::new();
+    for (i, holders) in [vec![&s1], vec![&s1, &s2], vec![&s1, &s2, &s3]]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = work.path().join(format!("m{i}"));
+        write_random_file(&dir.join("data.bin"), MIB, &format!("member-{i}"));
+        let mut id = String::new();
+        for holder in &holders {
+            id = holder.add_artifact(&dir);
+        }
+        // A node's lookup does not list itself; s3 sees the others.
+        let peers: Vec<String> = holders
+            .iter()
+            .map(|h| h.peer_id())
+            .filter(|p| *p != s3.peer_id())
+            .collect();
+        wait_for_providers(&s3, &id, &peers);
+        members.push(id);
+    }
+    let mut args = vec!["collection", "publish", "keep-these", "--replicas", "4"];
+    args.extend(members.iter().map(String::as_str));
+    let report = s1.ok_json(&args);
+    assert_eq!(report["release"]["kind"], "collection", "{report}");
+
+    // Room for two of the three 1 MiB members (and the small list itself).
+    let config = format!(
+        "{FOLLOWER_CONFIG}preserve_budget = \"{}\"\nrepairs_per_round = 5\n",
+        2 * MIB + 64 * 1024
+    );
+    let p = start_configured(&s1, work.path(), "p", &config);
+    let target = format!("{}/keep-these", publisher_key(&s1));
+    p.ok(&["follow", &target]);
+    for id in &members[..2] {
+        p.wait_until_complete(id, Duration::from_secs(60));
+    }
+    // Two more rounds after that: the third never fits.
+    let rounds_seen = |p: &Daemon| {
+        p.ok_json(&["following"])["follows"][0]["checked_at"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let after = rounds_seen(&p);
+    wait_until(
+        &p,
+        Duration::from_secs(30),
+        "the follow was not checked again",
+        || rounds_seen(&p) >= after + 4,
+    );
+    assert!(
+        !holds(&p, &members[2]),
+        "the most replicated member was fetched past the budget"
+    );
+    let following = p.ok_json(&["following"]);
+    let used = following["budget_used"].as_u64().unwrap();
+    assert!(used <= 2 * MIB + 64 * 1024, "{following}");
+    assert_eq!(
+        following["follows"][0]["watched"].as_array().unwrap().len(),
+        3,
+        "{following}"
+    );
+    for id in &members[..2] {
+        let listed = p.ok_json(&["ls"]);
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(entry["pinned"], true, "{entry}");
+    }
+    // Health lists the watched member that is not here, with its copies.
+    let health = p.ok_json(&["health"]);
+    let third = health["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == members[2].as_str())
+        .unwrap_or_else(|| panic!("{health}"))
+        .clone();
+    assert_eq!(third["held_here"], false, "{third}");
+    assert_eq!(third["replica_target"], 4, "{third}");
+}
