@@ -85,6 +85,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
             limits,
             seed: true,
             seed_licences: config.seed_licences.clone(),
+            denylist_refresh: config.denylist_refresh,
         },
     )
     .await?;

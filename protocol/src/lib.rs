@@ -12,6 +12,8 @@ pub mod blob_hash;
 pub mod blob_wire;
 pub mod catalog;
 pub mod content_id;
+pub mod denylist;
+pub mod denylist_api;
 pub mod hf;
 pub mod hf_api;
 pub mod labels;

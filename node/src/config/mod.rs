@@ -53,6 +53,10 @@ pub struct NodeConfig {
     /// empty: this node's own key, then every trusted publisher.
     #[serde(with = "crate::config::units::one_or_many")]
     pub hf_publishers: Vec<String>,
+    /// Time between two refreshes of each denylist the node subscribes to (`1h`); a
+    /// new subscription is read at once.
+    #[serde(with = "crate::config::units::duration_text")]
+    pub denylist_refresh: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -72,6 +76,7 @@ impl Default for NodeConfig {
             hf_gateway_addr: crate::hf::gateway::DEFAULT_GATEWAY_ADDR.parse().unwrap(),
             hf_gateway_allow_remote: false,
             hf_publishers: Vec::new(),
+            denylist_refresh: crate::denylist::DEFAULT_REFRESH_INTERVAL,
             net: NetConfig::default(),
         }
     }
@@ -112,6 +117,12 @@ impl NodeConfig {
         for licence in &self.seed_licences {
             seedbank_protocol::labels::validate_licence(licence)
                 .map_err(|e| NodeError::BadRequest(format!("seed_licences: {e}")))?;
+        }
+        if self.denylist_refresh < crate::denylist::MIN_REFRESH_INTERVAL {
+            return Err(NodeError::BadRequest(format!(
+                "denylist_refresh must be at least {}s",
+                crate::denylist::MIN_REFRESH_INTERVAL.as_secs()
+            )));
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(
