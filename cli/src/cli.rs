@@ -299,6 +299,9 @@ pub enum Command {
     /// Publishers you trust, by alias, so `ALIAS/NAME` works
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Denylists: signed lists of artifacts a node never fetches, serves or announces
+    #[command(subcommand)]
+    Denylist(crate::denylist_cmd::DenylistCommand),
     /// Sign an artifact under a name and announce it: `PUBLISHER/NAME` then resolves to
     /// it on every node, and a bare name to its latest revision
     Publish {

@@ -73,6 +73,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 crate::mirror_cmd::request(repo, revision, origin, limit_rate, key, own_gateway)?;
             return crate::mirror_cmd::run(&request, &client, json, quiet);
         }
+        Command::Denylist(command) => {
+            return crate::denylist_cmd::run(command, &client, json, quiet)
+        }
         command @ Command::ImportHf { .. } => {
             return crate::hf_cmd::run(command, &client, json, quiet)
         }

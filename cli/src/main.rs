@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod commands;
+mod denylist_cmd;
 mod exit;
 mod hf_cache_cmd;
 mod hf_cmd;

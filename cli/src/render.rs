@@ -32,7 +32,11 @@ pub(crate) fn print_artifacts(list: &[ArtifactSummary]) {
                 human_bytes(a.size),
                 a.files.to_string(),
                 if a.pinned { "yes" } else { "no" }.into(),
-                state_text(a.state).into(),
+                if a.denied.is_empty() {
+                    state_text(a.state).into()
+                } else {
+                    format!("{}, denied", state_text(a.state))
+                },
                 a.origin.map_or("-", |o| o.as_str()).into(),
                 a.id.to_string(),
             ]
@@ -68,10 +72,25 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
         if s.pinned { ", pinned" } else { "" },
         if detail.seeding {
             ""
-        } else {
+        } else if s.denied.is_empty() {
             ", not seeded (licence not in this node's allowlist)"
+        } else {
+            ", not seeded (denied)"
         }
     );
+    for denial in &s.denied {
+        outln!(
+            "denied:   by the denylist {} ({}){}; kept on disk, never served or announced \
+             (`seedbank rm` removes it)",
+            denial.list,
+            denial.publisher,
+            denial
+                .reason
+                .as_deref()
+                .map(|reason| format!(": {reason}"))
+                .unwrap_or_default()
+        );
+    }
     for info in &detail.releases {
         let release = &info.release;
         outln!(

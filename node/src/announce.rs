@@ -6,7 +6,9 @@
 //! expire after 48 hours), and all of them once after start-up and once more as soon as
 //! the node has a peer to tell: a record stored only locally (a node alone on the
 //! network still keeps its own) reaches the network then, not at the next schedule.
-//! One artifact failing to announce never stops the others.
+//! One artifact failing to announce never stops the others. An artifact a denylist the
+//! node follows names is never announced (the node withdraws its record when the list
+//! names it, and announces it again once no list does).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use seedbank_protocol::ContentId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::denylist::Denylists;
 use crate::import::unix_now;
 use crate::library::Library;
 use crate::names::LicencePolicy;
@@ -36,9 +39,14 @@ pub struct Announcer {
 
 impl Announcer {
     /// Starts the announcer task for `library` on `net`.
-    pub fn spawn(library: Library, net: NetHandle, policy: LicencePolicy) -> Self {
+    pub fn spawn(
+        library: Library,
+        net: NetHandle,
+        policy: LicencePolicy,
+        denylists: Denylists,
+    ) -> Self {
         let announcer = Self::default();
-        tokio::spawn(announcer.clone().run(library, net, policy));
+        tokio::spawn(announcer.clone().run(library, net, policy, denylists));
         announcer
     }
 
@@ -55,7 +63,13 @@ impl Announcer {
         self.stop.cancel();
     }
 
-    async fn run(self, library: Library, net: NetHandle, policy: LicencePolicy) {
+    async fn run(
+        self,
+        library: Library,
+        net: NetHandle,
+        policy: LicencePolicy,
+        denylists: Denylists,
+    ) {
         let mut announced_everything = false;
         let mut reached_network = false;
         loop {
@@ -69,7 +83,7 @@ impl Announcer {
                 .await
             {
                 Ok(due) => {
-                    announce(&library, &net, due).await;
+                    announce(&library, &net, &denylists, due).await;
                     announced_everything = true;
                     reached_network |= has_peers;
                 }
@@ -91,10 +105,15 @@ impl Announcer {
     }
 }
 
-/// Announces each of `due`, scheduling its renewal; failures are logged and retried at
+/// Announces each of `due` but those a denylist names (checked one by one, as a list
+/// may name one meanwhile), scheduling its renewal; failures are logged and retried at
 /// the next check.
-async fn announce(library: &Library, net: &NetHandle, due: Vec<ContentId>) {
+async fn announce(library: &Library, net: &NetHandle, denylists: &Denylists, due: Vec<ContentId>) {
     for root in due {
+        if denylists.denies(root) {
+            tracing::debug!(%root, "not announced: a denylist this node follows names it");
+            continue;
+        }
         match net.start_providing(root).await {
             Ok(()) => {
                 let next = unix_now() + REANNOUNCE_INTERVAL.as_secs();

@@ -86,6 +86,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
             seed: true,
             seed_licences: config.seed_licences.clone(),
             preserve: config.preserve_options(),
+            denylist_refresh: config.denylist_refresh,
         },
     )
     .await?;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod daemon_lock;
 pub mod data_dir;
+pub mod denylist;
 pub mod discovery;
 pub mod error;
 pub mod export;

@@ -208,6 +208,11 @@ impl Meta {
         crate::preserve::PreserveBook::open(&self.db)
     }
 
+    /// The tree of denylist subscriptions, in this database.
+    pub fn deny_book(&self) -> NodeResult<crate::denylist::DenyBook> {
+        crate::denylist::DenyBook::open(&self.db)
+    }
+
     /// Makes every write so far durable. Flushes on a blocking thread: sled 0.34's
     /// `flush_async` can miss its wake-up when several flushes race, and then never
     /// completes (sled issues 1241 and 1308; seen here with many nodes in one process).

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use seedbank_protocol::api::{
@@ -20,6 +21,7 @@ use seedbank_protocol::{ContentId, PublisherSecret};
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Announcer;
+use crate::denylist::{Denylists, DEFAULT_REFRESH_INTERVAL};
 use crate::error::{NodeError, NodeResult};
 use crate::fetch_jobs::{FetchJobs, JobCounts, Origin};
 use crate::import::{unix_now, AddOptions};
@@ -34,6 +36,7 @@ use crate::transfer::provider_stats::{ProviderCounts, ProviderStats};
 use crate::transfer::seed_gate::SeedGate;
 use crate::transfer::traffic::Traffic;
 
+mod denying;
 mod fetching;
 mod keeper;
 mod preserving;
@@ -63,6 +66,8 @@ pub struct NodeOptions {
     pub seed_licences: Vec<String>,
     /// Follows, repairs and their budget.
     pub preserve: PreserveOptions,
+    /// Time between two refreshes of each denylist the node follows.
+    pub denylist_refresh: Duration,
 }
 
 impl Default for NodeOptions {
@@ -72,6 +77,7 @@ impl Default for NodeOptions {
             seed: true,
             seed_licences: Vec::new(),
             preserve: PreserveOptions::default(),
+            denylist_refresh: DEFAULT_REFRESH_INTERVAL,
         }
     }
 }
@@ -89,10 +95,11 @@ pub struct Node {
     provider: ProviderStats,
     names: Names,
     names_stop: CancellationToken,
-    /// Blobs not to serve, when the node seeds only some licences.
+    /// Blobs not to serve (a licence not seeded, a denylist), when the node seeds.
     seed_gate: Option<SeedGate>,
     policy: LicencePolicy,
     preserver: Preserver,
+    denylists: Denylists,
 }
 
 /// The node's figures for `/metrics`.
@@ -144,13 +151,15 @@ impl Node {
             tokio::time::Instant::now(),
             unix_now(),
         );
-        let seed_gate = if options.seed_licences.is_empty() {
-            None
-        } else {
-            let gate = SeedGate::default();
-            gate.set(library.unseeded_blobs(&policy).await?);
-            Some(gate)
-        };
+        let denylists = Denylists::open(
+            library.deny_book()?,
+            names.clone(),
+            options.denylist_refresh,
+        )?;
+        let seed_gate = options.seed.then(SeedGate::default);
+        if let Some(gate) = &seed_gate {
+            denying::fill_seed_gate(gate, &library, &policy, &denylists).await;
+        }
         let provider = if options.seed {
             spawn_provider(
                 &net,
@@ -162,9 +171,14 @@ impl Node {
         } else {
             ProviderStats::default()
         };
-        let announcer = options
-            .seed
-            .then(|| Announcer::spawn(library.clone(), net.clone(), policy.clone()));
+        let announcer = options.seed.then(|| {
+            Announcer::spawn(
+                library.clone(),
+                net.clone(),
+                policy.clone(),
+                denylists.clone(),
+            )
+        });
         let preserver = Preserver::new(library.preserve_book()?, options.preserve.clone());
         let node = Self {
             jobs: FetchJobs::new(library.clone()),
@@ -180,7 +194,9 @@ impl Node {
             seed_gate,
             policy,
             preserver,
+            denylists,
         };
+        node.spawn_denylist_refresher();
         for job in node.library.fetch_jobs()? {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
             if let Err(e) = node
@@ -208,6 +224,7 @@ impl Node {
         self.jobs.stop();
         self.names_stop.cancel();
         self.preserver.stop.cancel();
+        self.denylists.stop();
         if let Some(announcer) = &self.announcer {
             announcer.stop();
         }
@@ -251,7 +268,11 @@ impl Node {
 
     /// Every artifact held.
     pub async fn list(&self) -> NodeResult<Vec<ArtifactSummary>> {
-        self.library.list().await
+        let mut list = self.library.list().await?;
+        for summary in &mut list {
+            summary.denied = self.denylists.denials(summary.id);
+        }
+        Ok(list)
     }
 
     /// One artifact with its manifest, its releases and whether this node seeds it.
@@ -262,6 +283,8 @@ impl Node {
             detail.licence = detail.licence.clone().or(latest.release.licence.clone());
         }
         detail.seeding = self.names.seeds(detail.licence.as_deref());
+        detail.summary.denied = self.denylists.denials(detail.summary.id);
+        detail.seeding &= detail.summary.denied.is_empty();
         Ok(detail)
     }
 
@@ -439,12 +462,7 @@ impl Node {
     }
 
     async fn announce_soon(&self, root: ContentId) {
-        if let Some(gate) = &self.seed_gate {
-            match self.library.unseeded_blobs(&self.policy).await {
-                Ok(blocked) => gate.set(blocked),
-                Err(e) => tracing::warn!(error = %e, "cannot update the blobs not to seed"),
-            }
-        }
+        self.update_seed_gate().await;
         if let Some(announcer) = &self.announcer {
             announcer.announce_soon(&self.library, root).await;
         }

@@ -192,6 +192,14 @@ pub struct ArtifactSummary {
     /// nodes kept track.
     #[serde(default)]
     pub origin: Option<ArtifactOrigin>,
+    /// Whether this node keeps a provider record for it in the DHT now (announced, and
+    /// not withdrawn since).
+    #[serde(default)]
+    pub announced: bool,
+    /// The denylists this node follows that name it: it is kept on disk, but never
+    /// served or announced (the user decides whether to remove it).
+    #[serde(default)]
+    pub denied: Vec<crate::denylist_api::Denial>,
 }
 
 /// How an artifact came to a node.

@@ -13,6 +13,8 @@ pub mod blob_wire;
 pub mod catalog;
 pub mod collection;
 pub mod content_id;
+pub mod denylist;
+pub mod denylist_api;
 pub mod hf;
 pub mod hf_api;
 pub mod labels;

@@ -144,11 +144,12 @@ fn registry(metrics: &NodeMetrics) -> Registry {
         ),
         (
             "blob_requests_refused",
-            "Blob streams and requests from peers refused since start: banned peer, every slot busy, or a licence this node does not seed",
+            "Blob streams and requests from peers refused since start: banned peer, every slot busy, a licence this node does not seed, or an artifact a denylist it follows names",
             vec![
                 (vec![("reason", "banned")], provider.refused_banned),
                 (vec![("reason", "busy")], provider.refused_busy),
                 (vec![("reason", "licence")], provider.refused_licence),
+                (vec![("reason", "denied")], provider.refused_denied),
             ],
         ),
         (

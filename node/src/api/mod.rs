@@ -9,6 +9,7 @@
 //! [`server`].
 
 mod auth;
+mod denylist_handlers;
 mod handlers;
 mod held_body;
 mod hf_handlers;
@@ -100,6 +101,19 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         .route("/v1/catalog", get(name_handlers::catalog))
         .route("/v1/search", get(name_handlers::search))
         .route("/v1/hf/import", post(hf_handlers::import))
+        .route(
+            "/v1/denylists",
+            get(denylist_handlers::subscriptions)
+                .post(denylist_handlers::subscribe)
+                .delete(denylist_handlers::unsubscribe),
+        )
+        .route(
+            "/v1/denylists/publish",
+            post(denylist_handlers::publish).layer(DefaultBodyLimit::max(
+                denylist_handlers::MAX_PUBLISH_BODY_BYTES,
+            )),
+        )
+        .route("/v1/denylists/refresh", post(denylist_handlers::refresh))
         .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         // The last layer added runs first: where the request came from, then the

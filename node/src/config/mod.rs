@@ -71,6 +71,10 @@ pub struct NodeConfig {
     /// Longest random wait before a repair, so preservers do not all fetch at once.
     #[serde(with = "crate::config::units::duration_text")]
     pub repair_jitter: std::time::Duration,
+    /// Time between two refreshes of each denylist the node subscribes to (`1h`); a
+    /// new subscription is read at once.
+    #[serde(with = "crate::config::units::duration_text")]
+    pub denylist_refresh: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -96,6 +100,7 @@ impl Default for NodeConfig {
             health_interval: defaults.health_interval,
             repairs_per_round: defaults.repairs_per_round,
             repair_jitter: defaults.repair_jitter,
+            denylist_refresh: crate::denylist::DEFAULT_REFRESH_INTERVAL,
             net: NetConfig::default(),
         }
     }
@@ -153,6 +158,12 @@ impl NodeConfig {
             return Err(NodeError::BadRequest(
                 "follow_interval and health_interval must be longer than 0s".into(),
             ));
+        }
+        if self.denylist_refresh < crate::denylist::MIN_REFRESH_INTERVAL {
+            return Err(NodeError::BadRequest(format!(
+                "denylist_refresh must be at least {}s",
+                crate::denylist::MIN_REFRESH_INTERVAL.as_secs()
+            )));
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(

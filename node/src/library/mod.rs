@@ -70,6 +70,11 @@ impl Library {
         self.meta.name_book()
     }
 
+    /// The denylists this node follows, kept in this library's database.
+    pub fn deny_book(&self) -> NodeResult<crate::denylist::DenyBook> {
+        self.meta.deny_book()
+    }
+
     /// Where publisher keys are kept.
     pub fn keys_dir(&self) -> std::path::PathBuf {
         self.data_dir.root().join("keys")
@@ -80,16 +85,17 @@ impl Library {
         self.data_dir.root()
     }
 
-    /// Blobs that belong only to artifacts whose licence `policy` does not seed: their
-    /// roots, manifests and files, less any blob an allowed artifact also holds.
+    /// Blobs that belong only to artifacts `seeds` says no to (a licence the node does
+    /// not seed, a denylisted root): their roots, manifests and files, less any blob an
+    /// artifact it seeds also holds.
     pub async fn unseeded_blobs(
         &self,
-        policy: &crate::names::LicencePolicy,
+        seeds: impl Fn(&ArtifactRecord) -> bool,
     ) -> NodeResult<std::collections::HashSet<BlobHash>> {
         let mut blocked = std::collections::HashSet::new();
         let mut allowed = std::collections::HashSet::new();
         for record in self.meta.artifacts()? {
-            let set = if policy.allows(record.licence.as_deref()) {
+            let set = if seeds(&record) {
                 &mut allowed
             } else {
                 &mut blocked
@@ -519,6 +525,8 @@ impl Library {
             referenced: record.referenced,
             added_at: record.added_at,
             origin: self.meta.origin(record.root)?,
+            announced: self.meta.next_announce(record.root)? > 0,
+            denied: Vec::new(),
         })
     }
 

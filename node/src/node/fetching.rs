@@ -51,6 +51,7 @@ impl Node {
     /// Starts a fetch in the background (or joins the running one) and returns at once.
     pub async fn fetch_detached(&self, request: FetchRequest) -> NodeResult<FetchJobSummary> {
         let (root, warning) = self.fetch_target(&request).await?;
+        self.refuse_denied(root)?;
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
@@ -71,6 +72,7 @@ impl Node {
         progress: &mut ProgressReporter,
     ) -> NodeResult<FetchReport> {
         let (root, warning) = self.fetch_target(&request).await?;
+        self.refuse_denied(root)?;
         let mut view = self
             .start_job(root, request.include, request.pin, Origin::Watched)
             .await?;
@@ -102,6 +104,7 @@ impl Node {
         if let Ok(stored) = self.library.stored_root(root).await {
             return Ok(stored.manifest);
         }
+        self.refuse_denied(root)?;
         let client = BlobClient {
             net: self.net.clone(),
             store: self.library.transfer_store(),
@@ -216,6 +219,9 @@ impl Node {
             paused,
             in_order,
         } = attempt;
+        // Checked at every try: a list may name it after the job started (resumed and
+        // background jobs, retries).
+        self.refuse_denied(root)?;
         let client = BlobClient {
             net: self.net.clone(),
             store: self.library.transfer_store(),

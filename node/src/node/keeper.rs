@@ -144,6 +144,10 @@ impl Node {
             }
             return true;
         }
+        if let Some(refusal) = self.denylists.refusal(latest.root) {
+            errors.push(format!("{}: not kept: {refusal}", latest.reference));
+            return false;
+        }
         if !self.policy.allows(latest.licence.as_deref()) {
             errors.push(format!(
                 "{}: not kept: {}",
@@ -237,7 +241,10 @@ impl Node {
                     }
                     continue;
                 }
-                if !self.policy.allows(member.licence.as_deref()) {
+                // Outside the licence policy, or on a denylist this node follows.
+                if !self.policy.allows(member.licence.as_deref())
+                    || self.denylists.denies(member.root)
+                {
                     continue;
                 }
                 let old = self.preserver.book.health(member.root)?;

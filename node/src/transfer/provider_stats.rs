@@ -22,6 +22,7 @@ struct Counters {
     refused_banned: AtomicU64,
     refused_busy: AtomicU64,
     refused_licence: AtomicU64,
+    refused_denied: AtomicU64,
     closed_no_request: AtomicU64,
     closed_idle: AtomicU64,
     closed_evicted: AtomicU64,
@@ -38,6 +39,8 @@ pub struct ProviderCounts {
     pub refused_busy: u64,
     /// Requests for blobs of artifacts under a licence the node does not seed.
     pub refused_licence: u64,
+    /// Requests for blobs of artifacts a denylist the node follows names.
+    pub refused_denied: u64,
     /// Admitted streams closed for sending no request within the deadline.
     pub closed_no_request: u64,
     /// Admitted streams closed for moving no byte too long.
@@ -69,6 +72,12 @@ impl ProviderStats {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request refused because a denylist the node follows names the blob's
+    /// artifact.
+    pub fn refused_denied(&self) {
+        self.counters.refused_denied.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts an admitted stream the slot table closed.
     pub fn closed(&self, reason: CloseReason) {
         let counter = match reason {
@@ -87,6 +96,7 @@ impl ProviderStats {
             refused_banned: c.refused_banned.load(Ordering::Relaxed),
             refused_busy: c.refused_busy.load(Ordering::Relaxed),
             refused_licence: c.refused_licence.load(Ordering::Relaxed),
+            refused_denied: c.refused_denied.load(Ordering::Relaxed),
             closed_no_request: c.closed_no_request.load(Ordering::Relaxed),
             closed_idle: c.closed_idle.load(Ordering::Relaxed),
             closed_evicted: c.closed_evicted.load(Ordering::Relaxed),

@@ -1,9 +1,10 @@
 //! The blobs a node will not serve: those that belong only to artifacts under a licence
-//! outside its allowlist (`seed_licences`). The blob provider asks the gate about every
-//! request (iroh-blobs' request events, intercepted) and refuses those, so a node that
-//! holds such an artifact never seeds it, even to a peer that asks without a DHT lookup.
+//! outside its allowlist (`seed_licences`), or to artifacts a denylist it follows names
+//! (and those roots themselves). The blob provider asks the gate about every request
+//! (iroh-blobs' request events, intercepted) and refuses those, so a node that holds
+//! such an artifact never seeds it, even to a peer that asks without a DHT lookup.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use iroh_blobs::provider::events::{
@@ -17,28 +18,47 @@ use crate::store::to_iroh;
 /// Requests waiting for the gate's answer before the provider waits.
 const PENDING_QUESTIONS: usize = 256;
 
-/// The set of blobs not to serve.
+/// Why a blob is not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Only artifacts under a licence the node does not seed hold it.
+    Licence,
+    /// A denylist the node follows names an artifact that holds it.
+    Denied,
+}
+
+/// The set of blobs not to serve, each with why.
 #[derive(Debug, Clone, Default)]
 pub struct SeedGate {
-    blocked: Arc<RwLock<HashSet<iroh_blobs::Hash>>>,
+    blocked: Arc<RwLock<HashMap<iroh_blobs::Hash, Refusal>>>,
 }
 
 impl SeedGate {
-    /// Replaces the set of blobs not to serve.
-    pub fn set(&self, hashes: HashSet<BlobHash>) {
-        let hashes = hashes.into_iter().map(to_iroh).collect();
+    /// Replaces the blobs not to serve: `licence` for their licence, `denied` for a
+    /// denylist.
+    pub fn set(&self, licence: HashSet<BlobHash>, denied: HashSet<BlobHash>) {
+        let blocked = licence
+            .into_iter()
+            .map(|hash| (to_iroh(hash), Refusal::Licence))
+            .chain(
+                denied
+                    .into_iter()
+                    .map(|hash| (to_iroh(hash), Refusal::Denied)),
+            )
+            .collect();
         *self
             .blocked
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = hashes;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = blocked;
     }
 
-    /// Whether `hash` is not to be served.
-    pub fn blocks(&self, hash: &iroh_blobs::Hash) -> bool {
+    /// Why `hash` is not to be served, if it is not.
+    pub fn blocks(&self, hash: &iroh_blobs::Hash) -> Option<Refusal> {
         self.blocked
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(hash)
+            .get(hash)
+            .copied()
     }
 
     /// An event sender for the blob provider that refuses requests for blocked blobs,
@@ -74,12 +94,18 @@ impl SeedGate {
         hashes: &[iroh_blobs::Hash],
         stats: &ProviderStats,
     ) -> Result<(), AbortReason> {
-        if hashes.iter().any(|h| self.blocks(h)) {
-            tracing::debug!("refusing a blob request: licence not seeded here");
-            stats.refused_licence();
-            Err(AbortReason::Permission)
-        } else {
-            Ok(())
+        match hashes.iter().find_map(|h| self.blocks(h)) {
+            Some(Refusal::Licence) => {
+                tracing::debug!("refusing a blob request: licence not seeded here");
+                stats.refused_licence();
+                Err(AbortReason::Permission)
+            }
+            Some(Refusal::Denied) => {
+                tracing::debug!("refusing a blob request: a denylist this node follows names it");
+                stats.refused_denied();
+                Err(AbortReason::Permission)
+            }
+            None => Ok(()),
         }
     }
 }

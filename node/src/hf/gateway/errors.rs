@@ -31,6 +31,9 @@ pub enum HfError {
     /// The network could not supply what was needed (no provider, a timeout).
     #[error("{0}")]
     Upstream(String),
+    /// A denylist this node follows names the artifact.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl IntoResponse for HfError {
@@ -42,6 +45,7 @@ impl IntoResponse for HfError {
             HfError::BadRequest(_) => (StatusCode::BAD_REQUEST, None),
             HfError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, None),
             HfError::Upstream(_) => (StatusCode::BAD_GATEWAY, None),
+            HfError::Denied(_) => (StatusCode::FORBIDDEN, None),
         };
         let message = self.to_string();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();

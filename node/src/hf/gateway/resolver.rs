@@ -159,6 +159,10 @@ impl Resolver {
 
     /// The manifest of `root`, remembered; got from peers when not stored.
     pub async fn manifest(&self, root: ContentId) -> Result<Arc<Manifest>, HfError> {
+        // Every answer about an artifact needs its manifest first: a denied one gets none.
+        if let Some(refusal) = self.node.denylists().refusal(root) {
+            return Err(HfError::Denied(refusal.to_string()));
+        }
         if let Some(manifest) = lock(&self.memory).manifests.get(&root) {
             return Ok(manifest.clone());
         }
