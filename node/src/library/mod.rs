@@ -1,11 +1,16 @@
 //! The node's artifacts and what can be done with them: add, list, show, export, pin,
 //! unpin, remove, collect garbage, verify, report status. Owns the blob store and the metadata
-//! database; the control API and tests call it.
+//! database; the control API and tests call it. Keeps the store under `max_storage`
+//! ([`quota`]) and remembers when each artifact was last used ([`last_used`]).
 
+mod eviction_plan;
 mod exporting;
+pub mod last_used;
+pub mod quota;
 mod removal;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use seedbank_protocol::api::{
@@ -25,6 +30,8 @@ use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
 use crate::transfer::root::{read_root, RootAndManifest};
+use last_used::LastUsed;
+use quota::Quota;
 
 /// Most bytes of a card `show` prints.
 pub const MAX_CARD_TEXT_BYTES: usize = 64 * 1024;
@@ -40,10 +47,13 @@ pub struct Library {
     data_dir: DataDir,
     node_id: String,
     started: Instant,
+    last_used: LastUsed,
+    quota: Arc<Quota>,
 }
 
 impl Library {
-    /// Opens the store and database in `data_dir` (which must exist).
+    /// Opens the store and database in `data_dir` (which must exist), with no storage
+    /// limit (see [`Library::with_max_storage`]).
     pub async fn open(data_dir: DataDir, node_id: String) -> NodeResult<Self> {
         let meta = Meta::open(&data_dir.meta()).map_err(|e| match e {
             NodeError::Meta(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
@@ -57,10 +67,12 @@ impl Library {
         let store = BlobStore::open(&data_dir.blobs()).await?;
         Ok(Self {
             store,
+            last_used: LastUsed::open(&meta)?,
             meta,
             data_dir,
             node_id,
             started: Instant::now(),
+            quota: Arc::new(Quota::new(None)),
         })
     }
 
@@ -182,6 +194,7 @@ impl Library {
         if self.meta.pin_record(id)?.is_some() {
             self.store.set_pinned(id, true).await?;
         }
+        self.last_used.touch(id)?;
         commit_artifact(
             &self.store,
             &self.meta,
@@ -295,7 +308,13 @@ impl Library {
         options: AddOptions,
         progress: &mut ProgressReporter,
     ) -> NodeResult<ArtifactSummary> {
-        let record = add_artifact(&self.store, &self.meta, options, progress).await?;
+        let what = options.path.display().to_string();
+        let record = add_artifact(&self.store, &self.meta, options, progress, |bytes| {
+            self.make_room_to_add(bytes, &what)
+        })
+        .await?;
+        self.last_used.touch(record.root)?;
+        self.meta.flush().await?;
         self.summary(&record).await
     }
 
@@ -442,6 +461,14 @@ impl Library {
         Ok(())
     }
 
+    /// Records that the user read `root` now (an export, a gateway download), which
+    /// keeps it from eviction longer. Failing to is logged, never fatal.
+    pub fn note_used(&self, root: ContentId) {
+        if let Err(e) = self.last_used.touch(root) {
+            tracing::warn!(%root, error = %e, "cannot record that an artifact was used");
+        }
+    }
+
     /// The node's status.
     pub async fn status(&self) -> NodeResult<StatusResponse> {
         let store_bytes = self.store.blob_sizes().await?.values().sum();
@@ -456,6 +483,8 @@ impl Library {
             uptime_secs: self.started.elapsed().as_secs(),
             network: None,
             fetches: Vec::new(),
+            storage_used: Some(self.storage_used().await?),
+            max_storage: self.max_storage(),
         })
     }
 
