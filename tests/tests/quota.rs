@@ -39,7 +39,10 @@ fn assert_within(daemon: &Daemon, max: u64) {
     let status = daemon.ok_json(&["status"]);
     assert_eq!(status["max_storage"], max, "{status}");
     let used = status["storage_used"].as_u64().unwrap();
-    assert!(used <= max, "{used} bytes stored over a max of {max}: {status}");
+    assert!(
+        used <= max,
+        "{used} bytes stored over a max of {max}: {status}"
+    );
     let text = daemon.ok(&["status"]).stdout;
     assert!(text.contains("of max_storage"), "{text}");
 }
@@ -51,8 +54,7 @@ fn use_it(daemon: &Daemon, id: &str, work: &Path) {
 }
 
 #[test]
-fn fetches_evict_the_least_recently_used_unpinned_artifacts_in_an_order_that_outlives_a_restart()
-{
+fn fetches_evict_the_least_recently_used_unpinned_artifacts_in_an_order_that_outlives_a_restart() {
     let work = tempfile::tempdir().unwrap();
     let seeder = Daemon::start();
     let [pinned, b, c, d, e] =
@@ -71,7 +73,9 @@ fn fetches_evict_the_least_recently_used_unpinned_artifacts_in_an_order_that_out
     assert_eq!(held(&fetcher), ids(&[&pinned, &b, &d]));
     assert_within(&fetcher, max);
     assert!(
-        fetcher.log().contains("evicting the least recently used artifact"),
+        fetcher
+            .log()
+            .contains("evicting the least recently used artifact"),
         "{}",
         fetcher.log()
     );
@@ -121,7 +125,9 @@ fn what_cannot_fit_is_refused_with_the_numbers_and_an_add_evicts_too() {
         "needs 2.0 MiB more but max_storage is 2.5 MiB and 1.0 MiB is held by pins",
     );
     assert!(
-        refused.stderr.contains("raise max_storage or unpin something"),
+        refused
+            .stderr
+            .contains("raise max_storage or unpin something"),
         "{refused}"
     );
     assert_eq!(held(&fetcher), ids(&[&pinned, &cached]));
