@@ -45,6 +45,11 @@ fn assert_within(daemon: &Daemon, max: u64) {
     );
     let text = daemon.ok(&["status"]).stdout;
     assert!(text.contains("of max_storage"), "{text}");
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains(&format!("\nseedbank_max_storage_bytes {max}\n")),
+        "{metrics}"
+    );
 }
 
 /// Writes an artifact out, which counts as using it.
