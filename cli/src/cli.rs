@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
-use seedbank_node::config::ByteRate;
+use seedbank_node::config::{ByteRate, ByteSize};
 use seedbank_protocol::HfRepo;
 
 /// Parses a `--bootstrap` address, which must name the peer it reaches.
@@ -107,6 +107,9 @@ pub struct DaemonArgs {
     /// Download limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
     #[arg(long, value_name = "RATE")]
     pub download_limit: Option<ByteRate>,
+    /// Most bytes the store may hold, e.g. 500GB or 200GiB; unpinned artifacts are evicted least recently used first to make room
+    #[arg(long, value_name = "SIZE")]
+    pub max_storage: Option<ByteSize>,
     /// Address of the Hugging Face gateway, the value for HF_ENDPOINT [default: 127.0.0.1:5180]
     #[arg(long, value_name = "ADDR")]
     pub hf_gateway_addr: Option<SocketAddr>,
@@ -125,6 +128,7 @@ impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
             kad_server: args.kad_server,
             upload_limit: args.upload_limit,
             download_limit: args.download_limit,
+            max_storage: args.max_storage,
             hf_gateway_addr: args.hf_gateway_addr,
             no_hf_gateway: args.no_hf_gateway,
         }

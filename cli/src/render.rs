@@ -233,6 +233,13 @@ pub(crate) fn print_status(status: &StatusResponse) {
     outln!("version:    {}", status.version);
     outln!("data dir:   {}", status.data_dir);
     outln!("store:      {}", human_bytes(status.store_bytes));
+    if let Some(max) = status.max_storage {
+        outln!(
+            "storage:    {} of max_storage {}",
+            human_bytes(status.storage_used.unwrap_or(status.store_bytes)),
+            human_bytes(max)
+        );
+    }
     if status.temp_bytes > 0 {
         outln!("importing:  {}", human_bytes(status.temp_bytes));
     }

@@ -71,7 +71,9 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     let peer_id = PeerId::from(keypair.public());
     let node_id = peer_id.to_string();
     let token = load_or_create_token(&data_dir.api_token())?;
-    let library = Library::open(data_dir.clone(), node_id.clone()).await?;
+    let library = Library::open(data_dir.clone(), node_id.clone())
+        .await?
+        .with_max_storage(config.max_storage.map(|size| size.bytes()));
     let limits = RateLimits {
         upload: config.upload_limit.map(|r| r.bytes_per_second()),
         download: config.download_limit.map(|r| r.bytes_per_second()),

@@ -65,6 +65,10 @@ pub enum NodeError {
     /// The disk filled up, or would have.
     #[error("disk full: {0}")]
     DiskFull(String),
+    /// New bytes would not fit under `max_storage` even after evicting every unpinned
+    /// artifact that may go.
+    #[error("{0}")]
+    OverQuota(String),
     /// Stored bytes did not hash to what they should, or a referenced file changed.
     #[error("{0}")]
     Corrupt(String),
@@ -160,7 +164,7 @@ impl NodeError {
             NodeError::Cancelled(_) => ErrorCode::Cancelled,
             NodeError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             NodeError::AlreadyExists(_) => ErrorCode::AlreadyExists,
-            NodeError::DiskFull(_) => ErrorCode::DiskFull,
+            NodeError::DiskFull(_) | NodeError::OverQuota(_) => ErrorCode::DiskFull,
             NodeError::RequestTooLarge { .. } => ErrorCode::TooLarge,
             NodeError::Corrupt(_) => ErrorCode::Corrupt,
             NodeError::InUse(_) => ErrorCode::Busy,

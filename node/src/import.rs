@@ -77,12 +77,20 @@ pub fn unix_now() -> u64 {
 }
 
 /// Adds `options.path` to the store and records it; returns the artifact's record.
-pub async fn add_artifact(
+/// Before it copies anything, `make_room` is given the bytes the copy will store (none
+/// when files are referenced in place); what it returns is held until the artifact is
+/// recorded (the library's room reservation).
+pub async fn add_artifact<F, Fut, Room>(
     store: &BlobStore,
     meta: &Meta,
     options: AddOptions,
     progress: &mut ProgressReporter,
-) -> NodeResult<ArtifactRecord> {
+    make_room: F,
+) -> NodeResult<ArtifactRecord>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = NodeResult<Room>>,
+{
     let name = match &options.name {
         Some(name) => name.clone(),
         None => default_name(&options.path)?,
@@ -99,6 +107,7 @@ pub async fn add_artifact(
         .await
         .map_err(|e| NodeError::Store(format!("file walk task failed: {e}")))??;
     let total: u64 = files.iter().map(|f| f.size).sum();
+    let _room = make_room(if options.reference { 0 } else { total }).await?;
     store.ensure_space_for(total, options.reference, "adding")?;
     progress.set_total(total);
 
@@ -465,6 +474,11 @@ mod tests {
         );
     }
 
+    /// An add with no storage limit.
+    async fn no_room(_bytes: u64) -> NodeResult<()> {
+        Ok(())
+    }
+
     #[tokio::test]
     async fn labels_are_checked_before_any_file_is_walked() {
         let dir = tempfile::tempdir().unwrap();
@@ -489,7 +503,7 @@ mod tests {
             (options(Some("ok"), Some("v 1"), None), "revision"),
             (options(Some("ok"), None, Some("MIT;rm")), "licence"),
         ] {
-            match add_artifact(&store, &meta, bad, &mut progress).await {
+            match add_artifact(&store, &meta, bad, &mut progress, no_room).await {
                 Err(NodeError::Label(LabelError { field: got, .. })) => {
                     assert_eq!(got, field)
                 }
@@ -501,7 +515,8 @@ mod tests {
                 &store,
                 &meta,
                 options(Some("ok"), None, None),
-                &mut progress
+                &mut progress,
+                no_room
             )
             .await,
             Err(NodeError::PathNotFound(_))

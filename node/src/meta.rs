@@ -213,6 +213,12 @@ impl Meta {
         crate::denylist::DenyBook::open(&self.db)
     }
 
+    /// The tree `name` of this database, for a module that keeps its own records in it
+    /// (as the library's last-used times).
+    pub fn tree(&self, name: &str) -> NodeResult<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Makes every write so far durable. Flushes on a blocking thread: sled 0.34's
     /// `flush_async` can miss its wake-up when several flushes race, and then never
     /// completes (sled issues 1241 and 1308; seen here with many nodes in one process).

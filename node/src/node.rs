@@ -180,6 +180,7 @@ impl Node {
             )
         });
         let preserver = Preserver::new(library.preserve_book()?, options.preserve.clone());
+        spawn_withdrawals(library.evictions(), net.clone());
         let node = Self {
             jobs: FetchJobs::new(library.clone()),
             library,
@@ -467,6 +468,18 @@ impl Node {
             announcer.announce_soon(&self.library, root).await;
         }
     }
+}
+
+/// Withdraws each artifact the library evicts to make room from the DHT, until the
+/// library is gone.
+fn spawn_withdrawals(mut evicted: tokio::sync::mpsc::Receiver<ContentId>, net: NetHandle) {
+    tokio::spawn(async move {
+        while let Some(root) = evicted.recv().await {
+            if let Err(e) = net.stop_providing(root).await {
+                tracing::debug!(%root, error = %e, "cannot withdraw an evicted artifact");
+            }
+        }
+    });
 }
 
 /// The node key as a publisher key: the node's default publisher.

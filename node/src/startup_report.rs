@@ -81,6 +81,15 @@ pub fn startup_block(facts: &StartupFacts<'_>) -> String {
         config.net.max_connections,
         config.net.max_connections_per_peer
     );
+    let _ = writeln!(
+        block,
+        "storage:    {}",
+        config
+            .max_storage
+            .map_or("no limit (max_storage)".to_owned(), |max| format!(
+                "at most {max}; unpinned artifacts are evicted least recently used first"
+            ))
+    );
     block.trim_end().to_owned()
 }
 

@@ -128,6 +128,13 @@ pub struct StatusResponse {
     /// Fetches running or waiting to resume.
     #[serde(default)]
     pub fetches: Vec<FetchJobSummary>,
+    /// Bytes counted against `max_storage`: complete blobs, less files referenced in
+    /// place (absent from daemons before quotas).
+    #[serde(default)]
+    pub storage_used: Option<u64>,
+    /// The node's `max_storage` in bytes; `None`: no limit.
+    #[serde(default)]
+    pub max_storage: Option<u64>,
 }
 
 /// `POST /v1/artifacts`: import a file or directory.

@@ -77,6 +77,16 @@ fn registry(metrics: &NodeMetrics) -> Registry {
             status.store_bytes,
         ),
         (
+            "storage_used_bytes",
+            "Bytes counted against max_storage (files referenced in place do not count)",
+            status.storage_used.unwrap_or(status.store_bytes),
+        ),
+        (
+            "max_storage_bytes",
+            "The node's max_storage in bytes (0: no limit)",
+            status.max_storage.unwrap_or(0),
+        ),
+        (
             "uptime_seconds",
             "Seconds since the daemon started",
             status.uptime_secs,

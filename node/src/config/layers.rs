@@ -10,7 +10,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use libp2p::Multiaddr;
 use serde::Serialize;
 
-use super::units::ByteRate;
+use super::units::{ByteRate, ByteSize};
 use super::NodeConfig;
 use crate::error::{NodeError, NodeResult};
 
@@ -42,6 +42,8 @@ pub struct ConfigOverrides {
     pub upload_limit: Option<ByteRate>,
     /// `--download-limit`.
     pub download_limit: Option<ByteRate>,
+    /// `--max-storage`.
+    pub max_storage: Option<ByteSize>,
     /// `--hf-gateway-addr`.
     pub hf_gateway_addr: Option<SocketAddr>,
     /// `--no-hf-gateway`.
@@ -241,6 +243,9 @@ fn flag_values(overrides: &ConfigOverrides) -> NodeResult<Dict> {
     }
     if let Some(rate) = &overrides.download_limit {
         insert(&mut values, "download_limit", rate)?;
+    }
+    if let Some(size) = &overrides.max_storage {
+        insert(&mut values, "max_storage", size)?;
     }
     if let Some(addr) = &overrides.hf_gateway_addr {
         insert(&mut values, "hf_gateway_addr", addr)?;

@@ -2,7 +2,6 @@
 //! `<data>/config.toml`, then `SEEDBANK_*` environment variables, then command-line flags
 //! ([`layers`]). Validated at start-up with an error that names the bad field.
 
-pub mod byte_size;
 pub mod layers;
 pub mod units;
 
@@ -10,9 +9,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-pub use byte_size::ByteSize;
 pub use layers::{ConfigOverrides, ConfigSetting, LoadedConfig};
-pub use units::ByteRate;
+pub use units::{ByteRate, ByteSize};
 
 use crate::error::{NodeError, NodeResult};
 use crate::net::NetConfig;
@@ -39,6 +37,11 @@ pub struct NodeConfig {
     pub upload_limit: Option<ByteRate>,
     /// Download limit for all peers together (none: unlimited).
     pub download_limit: Option<ByteRate>,
+    /// Most bytes the blob store may hold (none: no limit but the disk's). When a fetch
+    /// or an add needs room, unpinned artifacts are evicted least recently used first;
+    /// what cannot fit even then is refused. Files added in place (`--reference`) do not
+    /// count: their bytes stay where they are.
+    pub max_storage: Option<ByteSize>,
     /// SPDX licences this node seeds (`["MIT", "Apache-2.0"]`); empty: any. An artifact
     /// under another licence, or none, is still fetched (with a warning) but never
     /// announced, published or served from here.
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             max_api_requests: DEFAULT_MAX_API_REQUESTS,
             upload_limit: None,
             download_limit: None,
+            max_storage: None,
             seed_licences: Vec::new(),
             hf_gateway: true,
             #[allow(clippy::unwrap_used)]
@@ -164,6 +168,11 @@ impl NodeConfig {
                 "denylist_refresh must be at least {}s",
                 crate::denylist::MIN_REFRESH_INTERVAL.as_secs()
             )));
+        }
+        if self.max_storage.is_some_and(|size| size.bytes() == 0) {
+            return Err(NodeError::BadRequest(
+                "max_storage must be more than 0; leave it out for no limit".into(),
+            ));
         }
         if self.max_api_requests == 0 {
             return Err(NodeError::BadRequest(
@@ -357,6 +366,42 @@ mod tests {
             .to_string();
         assert!(
             error.contains("/ip4/192.0.2.1/tcp/4150") && error.contains("/p2p/"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn max_storage_reads_sizes_from_every_layer_and_refuses_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "max_storage = \"20GB\"\n").unwrap();
+        let none = ConfigOverrides::default();
+        let loaded = load(&path, &[], &none).unwrap();
+        assert_eq!(
+            loaded.config.max_storage,
+            Some(ByteSize::new(20_000_000_000))
+        );
+        let loaded = load(&path, &[("SEEDBANK_MAX_STORAGE", "500MiB")], &none).unwrap();
+        assert_eq!(loaded.config.max_storage, Some(ByteSize::new(500 << 20)));
+        assert_eq!(source_of(&loaded, "max_storage"), "SEEDBANK_MAX_STORAGE");
+        let flags = ConfigOverrides {
+            max_storage: Some(ByteSize::new(4 << 20)),
+            ..Default::default()
+        };
+        let loaded = load(&path, &[("SEEDBANK_MAX_STORAGE", "500MiB")], &flags).unwrap();
+        assert_eq!(loaded.config.max_storage, Some(ByteSize::new(4 << 20)));
+        std::fs::write(&path, "max_storage = 0\n").unwrap();
+        let error = load(&path, &[], &none).unwrap_err().to_string();
+        assert!(error.contains("max_storage"), "{error}");
+        let error = load(
+            &dir.path().join("none.toml"),
+            &[("SEEDBANK_MAX_STORAGE", "lots")],
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("SEEDBANK_MAX_STORAGE") && error.contains("lots"),
             "{error}"
         );
     }

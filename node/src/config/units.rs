@@ -1,5 +1,5 @@
 //! Values written the same way in flags, `config.toml` and `SEEDBANK_*` variables:
-//! rates like `5M` and durations like `30s`.
+//! rates like `5M`, sizes like `20GB` and durations like `30s`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +64,91 @@ impl<'de> Deserialize<'de> for ByteRate {
             NumberOrText::Number(bytes) => Self::new(bytes).ok_or_else(|| {
                 serde::de::Error::custom("a rate must be at least 1 byte per second")
             }),
+            NumberOrText::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// An amount of storage, written `1000000`, `500MiB`, `20GB`, `20G` or `1.5 TB`.
+/// `KB`, `MB`, `GB`, `TB` are 1000-based and `KiB`, `MiB`, `GiB`, `TiB` 1024-based, as
+/// disks are sold and as `df -h` reports; a single letter (`20G`) is 1024-based, as in
+/// rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    /// `bytes` bytes.
+    pub const fn new(bytes: u64) -> Self {
+        Self(bytes)
+    }
+
+    /// The size in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        // A lone unit letter (`20G`) reads as binary, like the rates; `GB` stays decimal.
+        let lone_letter = trimmed
+            .chars()
+            .last()
+            .is_some_and(|c| "kKmMgGtT".contains(c))
+            && trimmed
+                .chars()
+                .rev()
+                .nth(1)
+                .is_some_and(|c| c.is_ascii_digit() || c == ' ');
+        let config = if lone_letter {
+            parse_size::Config::new().with_binary()
+        } else {
+            parse_size::Config::new()
+        };
+        config
+            .parse_size(trimmed)
+            .map(Self)
+            .map_err(|_| format!("{text:?} is not a size: use e.g. 500MiB, 20GB, 1TB"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    /// The shortest exact form that [`FromStr`] reads back: `20GB`, `500MiB`, `1000`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 8] = [
+            ("TiB", 1 << 40),
+            ("TB", 1_000_000_000_000),
+            ("GiB", 1 << 30),
+            ("GB", 1_000_000_000),
+            ("MiB", 1 << 20),
+            ("MB", 1_000_000),
+            ("KiB", 1 << 10),
+            ("KB", 1_000),
+        ];
+        let shortest = UNITS
+            .iter()
+            .filter(|(_, unit)| self.0 > 0 && self.0.is_multiple_of(*unit))
+            .min_by_key(|(_, unit)| self.0 / unit);
+        match shortest {
+            Some((suffix, unit)) => write!(f, "{}{suffix}", self.0 / unit),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match NumberOrText::deserialize(deserializer)? {
+            NumberOrText::Number(bytes) => Ok(Self(bytes)),
             NumberOrText::Text(text) => text.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -161,6 +246,33 @@ mod tests {
     fn rates_print_in_the_form_they_are_read() {
         for text in ["5M", "512K", "1G", "1000"] {
             assert_eq!(text.parse::<ByteRate>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units_and_refuse_junk() {
+        let size = |text: &str| text.parse::<ByteSize>().map(ByteSize::bytes);
+        assert_eq!(size("1000"), Ok(1000));
+        assert_eq!(size("20GB"), Ok(20_000_000_000));
+        assert_eq!(size("500MiB"), Ok(500 << 20));
+        assert_eq!(size("20G"), Ok(20 << 30));
+        assert_eq!(size("4 MiB"), Ok(4 << 20));
+        assert_eq!(size("1.5 TB"), Ok(1_500_000_000_000));
+        assert!(size("lots").unwrap_err().contains("\"lots\""));
+    }
+
+    #[test]
+    fn sizes_print_in_a_form_they_are_read_back_from() {
+        for (text, shown) in [
+            ("20GB", "20GB"),
+            ("500MiB", "500MiB"),
+            ("2GB", "2GB"),
+            ("1000", "1KB"),
+            ("1234", "1234"),
+        ] {
+            let size: ByteSize = text.parse().unwrap();
+            assert_eq!(size.to_string(), shown);
+            assert_eq!(shown.parse::<ByteSize>().unwrap(), size);
         }
     }
 

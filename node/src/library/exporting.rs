@@ -28,6 +28,7 @@ impl Library {
         self.check_exportable(&record, &files).await?;
         let dir = PathBuf::from(&request.dir);
         let bytes = export_files(&self.store, &files, &dir, request.force, progress).await?;
+        self.note_used(record.root);
         Ok(ExportReport {
             files: files.len() as u64,
             bytes,
@@ -55,7 +56,9 @@ impl Library {
         )?;
         let files: Vec<&FileEntry> = plan.files.iter().map(|f| f.file).collect();
         self.check_exportable(&record, &files).await?;
-        write_cache(&self.store, Path::new(&request.hub_dir), &plan, progress).await
+        let report = write_cache(&self.store, Path::new(&request.hub_dir), &plan, progress).await?;
+        self.note_used(record.root);
+        Ok(report)
     }
 
     /// Fails unless every one of `files` is complete here and, if referenced in place,

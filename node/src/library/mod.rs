@@ -1,17 +1,21 @@
 //! The node's artifacts and what can be done with them: add, list, show, export, pin,
 //! unpin, remove, collect garbage, verify, report status. Owns the blob store and the metadata
-//! database; the control API and tests call it.
+//! database; the control API and tests call it. Keeps the store under `max_storage`
+//! ([`quota`]) and remembers when each artifact was last used ([`last_used`]).
 
+mod eviction_plan;
 mod exporting;
+pub mod last_used;
 mod pins;
+pub mod quota;
 mod removal;
+mod verifying;
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use seedbank_protocol::api::{
-    ArtifactDetail, ArtifactOrigin, ArtifactSummary, Completeness, CorruptBlob, PinReport,
-    StatusResponse, VerifyReport,
+    ArtifactDetail, ArtifactOrigin, ArtifactSummary, Completeness, PinReport, StatusResponse,
 };
 use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
 use seedbank_protocol::{BlobHash, ContentId, FileEntry, Manifest};
@@ -26,6 +30,8 @@ use crate::reference::check_unchanged;
 use crate::resolve::resolve_local;
 use crate::store::BlobStore;
 use crate::transfer::root::{read_root, RootAndManifest};
+use last_used::LastUsed;
+use quota::Quota;
 
 /// Most bytes of a card `show` prints.
 pub const MAX_CARD_TEXT_BYTES: usize = 64 * 1024;
@@ -41,10 +47,13 @@ pub struct Library {
     data_dir: DataDir,
     node_id: String,
     started: Instant,
+    last_used: LastUsed,
+    quota: Arc<Quota>,
 }
 
 impl Library {
-    /// Opens the store and database in `data_dir` (which must exist).
+    /// Opens the store and database in `data_dir` (which must exist), with no storage
+    /// limit (see [`Library::with_max_storage`]).
     pub async fn open(data_dir: DataDir, node_id: String) -> NodeResult<Self> {
         let meta = Meta::open(&data_dir.meta()).map_err(|e| match e {
             NodeError::Meta(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
@@ -58,10 +67,12 @@ impl Library {
         let store = BlobStore::open(&data_dir.blobs()).await?;
         Ok(Self {
             store,
+            last_used: LastUsed::open(&meta)?,
             meta,
             data_dir,
             node_id,
             started: Instant::now(),
+            quota: Arc::new(Quota::new(None)),
         })
     }
 
@@ -189,6 +200,7 @@ impl Library {
         if self.meta.pin_record(id)?.is_some() {
             self.store.set_pinned(id, true).await?;
         }
+        self.last_used.touch(id)?;
         commit_artifact(
             &self.store,
             &self.meta,
@@ -302,7 +314,13 @@ impl Library {
         options: AddOptions,
         progress: &mut ProgressReporter,
     ) -> NodeResult<ArtifactSummary> {
-        let record = add_artifact(&self.store, &self.meta, options, progress).await?;
+        let what = options.path.display().to_string();
+        let record = add_artifact(&self.store, &self.meta, options, progress, |bytes| {
+            self.make_room_to_add(bytes, &what)
+        })
+        .await?;
+        self.last_used.touch(record.root)?;
+        self.meta.flush().await?;
         self.summary(&record).await
     }
 
@@ -371,48 +389,6 @@ impl Library {
         })
     }
 
-    /// Re-hashes every stored blob and checks every referenced file.
-    pub async fn verify(&self, progress: &mut ProgressReporter) -> NodeResult<VerifyReport> {
-        let sizes = self.store.blob_sizes().await?;
-        let users = self.blob_users().await?;
-        progress.set_total(sizes.values().sum());
-        let mut hashes: Vec<_> = sizes.iter().collect();
-        hashes.sort();
-        let mut report = VerifyReport {
-            blobs_checked: 0,
-            bytes_checked: 0,
-            corrupt: Vec::new(),
-        };
-        for (hash, size) in hashes {
-            let label = users
-                .get(hash)
-                .and_then(|u| u.first())
-                .cloned()
-                .unwrap_or_default();
-            progress.start_file(&label, *size, report.bytes_checked);
-            let reason = match self.check_references(*hash) {
-                Err(e) => Some(e.to_string()),
-                Ok(()) => self
-                    .rehash(*hash, *size, &label, report.bytes_checked, progress)
-                    .await
-                    .err(),
-            };
-            self.meta.set_damaged(*hash, reason.is_some())?;
-            if let Some(reason) = reason {
-                tracing::warn!(%hash, %reason, "stored blob failed verification");
-                report.corrupt.push(CorruptBlob {
-                    hash: hash.to_hex(),
-                    used_by: users.get(hash).cloned().unwrap_or_default(),
-                    reason,
-                });
-            }
-            report.blobs_checked += 1;
-            report.bytes_checked += size;
-        }
-        self.meta.flush().await?;
-        Ok(report)
-    }
-
     /// Whether `root` is held and `verify` found some of its bytes damaged.
     pub async fn is_damaged(&self, root: ContentId) -> NodeResult<bool> {
         match self.meta.artifact(root)? {
@@ -450,6 +426,14 @@ impl Library {
         Ok(())
     }
 
+    /// Records that the user read `root` now (an export, a gateway download), which
+    /// keeps it from eviction longer. Failing to is logged, never fatal.
+    pub fn note_used(&self, root: ContentId) {
+        if let Err(e) = self.last_used.touch(root) {
+            tracing::warn!(%root, error = %e, "cannot record that an artifact was used");
+        }
+    }
+
     /// The node's status.
     pub async fn status(&self) -> NodeResult<StatusResponse> {
         let store_bytes = self.store.blob_sizes().await?.values().sum();
@@ -464,6 +448,8 @@ impl Library {
             uptime_secs: self.started.elapsed().as_secs(),
             network: None,
             fetches: Vec::new(),
+            storage_used: Some(self.storage_used().await?),
+            max_storage: self.max_storage(),
         })
     }
 
@@ -534,58 +520,6 @@ impl Library {
     fn check_references(&self, hash: BlobHash) -> NodeResult<()> {
         for reference in self.meta.references(hash)? {
             check_unchanged(&reference)?;
-        }
-        Ok(())
-    }
-
-    /// For each blob, the artifacts and paths that use it (`name@revision:path`).
-    async fn blob_users(&self) -> NodeResult<HashMap<BlobHash, Vec<String>>> {
-        let mut users: HashMap<BlobHash, Vec<String>> = HashMap::new();
-        for record in self.meta.artifacts()? {
-            let label = format!("{}@{}", record.name, record.revision);
-            users
-                .entry(record.root.hash())
-                .or_default()
-                .push(format!("{label} (root)"));
-            users
-                .entry(record.manifest)
-                .or_default()
-                .push(format!("{label} (manifest)"));
-            if let Ok(manifest) = self.manifest(&record).await {
-                let mut seen = HashSet::new();
-                for file in manifest.files {
-                    if seen.insert((file.hash, file.path.clone())) {
-                        users
-                            .entry(file.hash)
-                            .or_default()
-                            .push(format!("{label}:{}", file.path));
-                    }
-                }
-            }
-        }
-        Ok(users)
-    }
-
-    async fn rehash(
-        &self,
-        hash: BlobHash,
-        size: u64,
-        label: &str,
-        done_before: u64,
-        progress: &mut ProgressReporter,
-    ) -> Result<(), String> {
-        let (read, actual) = self
-            .store
-            .copy_and_hash(hash, &mut tokio::io::sink(), |bytes| {
-                progress.report(done_before + bytes, label)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        if read != size {
-            return Err(format!("stored {read} bytes, expected {size}"));
-        }
-        if actual != hash {
-            return Err(format!("stored bytes hash to {actual}"));
         }
         Ok(())
     }

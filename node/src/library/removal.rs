@@ -49,6 +49,7 @@ impl Library {
         for artifact in &removed {
             self.store.release_artifact(artifact.id).await?;
             self.meta.remove_artifact(artifact.id)?;
+            self.last_used.forget(artifact.id)?;
         }
         self.meta.flush().await?;
         self.store.collect_garbage().await?;
@@ -79,7 +80,28 @@ impl Library {
                 record.name, record.revision, record.root
             )));
         }
-        let own = self.blobs_of(record.root).await;
+        let (blobs_removed, bytes_freed) =
+            self.remove_records(std::slice::from_ref(&record)).await?;
+        tracing::info!(root = %record.root, blobs_removed, bytes_freed, "removed artifact");
+        Ok(RemoveReport {
+            artifact: removed_artifact(&record),
+            was_pinned,
+            blobs_removed,
+            bytes_freed,
+        })
+    }
+
+    /// Removes the artifacts of `records` (pinned or not) and frees their blobs that no
+    /// other artifact or fetch holds, in one collection; returns how many blobs went and
+    /// their bytes. Used by `rm` and by quota eviction.
+    pub(super) async fn remove_records(
+        &self,
+        records: &[ArtifactRecord],
+    ) -> NodeResult<(u64, u64)> {
+        let mut own = HashSet::new();
+        for record in records {
+            own.extend(self.blobs_of(record.root).await);
+        }
         let others: Vec<BlobHash> = self
             .store
             .hashes()
@@ -89,21 +111,17 @@ impl Library {
             .collect();
         let before = self.store.blob_sizes().await?;
         let protection = self.store.protect_blobs(&others).await?;
-        self.meta.remove_artifact(record.root)?;
-        self.meta.remove_announce(record.root)?;
-        self.store.release_artifact(record.root).await?;
-        self.store.set_pinned(record.root, false).await?;
+        for record in records {
+            self.meta.remove_artifact(record.root)?;
+            self.meta.remove_announce(record.root)?;
+            self.last_used.forget(record.root)?;
+            self.store.release_artifact(record.root).await?;
+            self.store.set_pinned(record.root, false).await?;
+        }
         self.meta.flush().await?;
         self.store.collect_garbage().await?;
         drop(protection);
-        let (blobs_removed, bytes_freed) = self.forget_freed(&before).await?;
-        tracing::info!(root = %record.root, blobs_removed, bytes_freed, "removed artifact");
-        Ok(RemoveReport {
-            artifact: removed_artifact(&record),
-            was_pinned,
-            blobs_removed,
-            bytes_freed,
-        })
+        self.forget_freed(&before).await
     }
 
     /// After a collection: forgets the references of the blobs of `before` that are gone,
@@ -125,7 +143,7 @@ impl Library {
 
     /// The blobs of the artifact `root`: its root, manifest and files, as far as its
     /// root is stored.
-    async fn blobs_of(&self, root: ContentId) -> HashSet<BlobHash> {
+    pub(super) async fn blobs_of(&self, root: ContentId) -> HashSet<BlobHash> {
         let mut blobs = HashSet::from([root.hash()]);
         if let Ok(stored) = read_root(&self.store, root).await {
             blobs.insert(stored.root.manifest);

@@ -1,6 +1,6 @@
 //! The node's fetch path: where a fetch request goes (content id, published name or local
 //! label), the fetch jobs, and one try of a job (find peers, get the root and manifest,
-//! check the space, transfer, record).
+//! make room under the quota and check the disk, transfer, record).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -260,6 +260,8 @@ impl Node {
         }
         self.library.hold_fetch(root).await?;
         let files = select_files(&fetched.manifest.files, &include)?;
+        // Held until the artifact is recorded: until then its bytes are promised, not stored.
+        let _room = self.library.make_room_to_fetch(root, &files).await?;
         let missing = self.library.missing_bytes(&files).await?;
         self.library.ensure_space_to_fetch(missing)?;
         // While fetching, tell other fetchers we have parts to trade.

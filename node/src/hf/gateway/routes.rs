@@ -146,6 +146,7 @@ async fn file(
                 .await
                 .map_err(|e| HfError::Upstream(format!("cannot fetch {path:?}: {e}")))?;
         }
+        state.node.library().note_used(target.root);
         Response::new(file_body(store, entry.hash, size, start, end))
     };
     *response.status_mut() = status;
