@@ -21,12 +21,15 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use seedbank_node::node::NodeOptions;
 use seedbank_node::progress::ProgressReporter;
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
 use serde::Serialize;
 
-use crate::full_node::{add_pinned, start_full_node, write_random_file, FullNode};
+use crate::full_node::{
+    add_pinned, start_full_node, start_full_node_with, write_random_file, FullNode,
+};
 use crate::join::{join_nodes, settle, wait_for_queries, SETTLE_LIMIT};
 use crate::network::NodeProfile;
 
@@ -95,10 +98,13 @@ pub async fn run(config: ChurnConfig) -> Result<ChurnReport> {
     run_in(config, dir.path()).await
 }
 
-/// One artifact: its root and the indices of its original holders.
-struct Artifact {
-    root: ContentId,
-    holders: Vec<usize>,
+/// One artifact: its root and the indices of its holders (in this scenario, the
+/// original ones).
+pub(crate) struct Artifact {
+    /// Its root.
+    pub(crate) root: ContentId,
+    /// Indices of the nodes that hold it.
+    pub(crate) holders: Vec<usize>,
 }
 
 async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
@@ -120,7 +126,8 @@ async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
     for round in 0..=config.rounds {
         if round > 0 {
             for _ in 0..per_round {
-                replace_one(&mut nodes, profile, dir, &mut rng).await?;
+                let options = NodeOptions::default();
+                replace_one(&mut nodes, profile, options, dir, &mut rng).await?;
                 replaced += 1;
             }
             let live: Vec<FullNode> = nodes.iter().flatten().cloned().collect();
@@ -160,7 +167,7 @@ async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
 }
 
 /// Writes each artifact's bytes and adds them on `replicas` random nodes (pinned).
-async fn add_artifacts(
+pub(crate) async fn add_artifacts(
     config: &ChurnConfig,
     nodes: &[Option<FullNode>],
     dir: &Path,
@@ -185,18 +192,41 @@ async fn add_artifacts(
     Ok(artifacts)
 }
 
-/// Shuts a random live node down for good and starts a new one through another.
+/// Shuts a random live node down for good and starts a new one (with `options`)
+/// through another.
 async fn replace_one(
     nodes: &mut Vec<Option<FullNode>>,
     profile: NodeProfile,
+    options: NodeOptions,
     dir: &Path,
     rng: &mut impl RngExt,
 ) -> Result<()> {
+    leave_one(nodes, rng).await?;
+    join_one(nodes, profile, options, dir, rng).await
+}
+
+/// Shuts a random live node down for good; returns its index.
+pub(crate) async fn leave_one(
+    nodes: &mut [Option<FullNode>],
+    rng: &mut impl RngExt,
+) -> Result<usize> {
     let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
     let leaving = live[rng.random_range(0..live.len())];
     if let Some(node) = nodes[leaving].take() {
         node.node.shutdown().await?;
     }
+    Ok(leaving)
+}
+
+/// Starts a new node with `options` through a random live one and pushes it at the
+/// end of `nodes`.
+pub(crate) async fn join_one(
+    nodes: &mut Vec<Option<FullNode>>,
+    profile: NodeProfile,
+    options: NodeOptions,
+    dir: &Path,
+    rng: &mut impl RngExt,
+) -> Result<()> {
     let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
     let via = nodes[live[rng.random_range(0..live.len())]]
         .as_ref()
@@ -205,23 +235,28 @@ async fn replace_one(
         .address
         .clone();
     let index = nodes.len();
-    let node = start_full_node(&dir.join(format!("node-{index}")), &[via], profile, true).await?;
+    let dir = dir.join(format!("node-{index}"));
+    let node = start_full_node_with(&dir, &[via], profile, options).await?;
     nodes.push(Some(node));
     Ok(())
 }
 
 /// The outcome of one artifact's check.
 #[derive(Debug, Clone, Default)]
-struct Check {
-    live_holder: bool,
-    found: bool,
-    fetched: bool,
-    error: Option<String>,
+pub(crate) struct Check {
+    /// A node that holds it is up.
+    pub(crate) live_holder: bool,
+    /// The lookup named a holder that is up.
+    pub(crate) found: bool,
+    /// The fetch completed, verified.
+    pub(crate) fetched: bool,
+    /// Why the fetch failed.
+    pub(crate) error: Option<String>,
 }
 
 /// Checks every artifact from a random live node that does not hold it; up to
 /// `concurrency` checks at once, each from a different node.
-async fn check_all(
+pub(crate) async fn check_all(
     config: &ChurnConfig,
     nodes: &[Option<FullNode>],
     artifacts: &[Artifact],

@@ -48,6 +48,21 @@ pub async fn start_full_node(
     profile: NodeProfile,
     seed: bool,
 ) -> Result<FullNode> {
+    let options = NodeOptions {
+        seed,
+        ..NodeOptions::default()
+    };
+    start_full_node_with(dir, bootstrap, profile, options).await
+}
+
+/// Starts a whole node as [`start_full_node`] does, with `options` of its own (a
+/// preserver's budget and rounds, say).
+pub async fn start_full_node_with(
+    dir: &Path,
+    bootstrap: &[Multiaddr],
+    profile: NodeProfile,
+    options: NodeOptions,
+) -> Result<FullNode> {
     let setup = node_setup(bootstrap, profile)?;
     let data_dir = DataDir::new(dir);
     data_dir.create()?;
@@ -57,10 +72,7 @@ pub async fn start_full_node(
         setup.keypair,
         setup.config,
         setup.transport,
-        NodeOptions {
-            seed,
-            ..NodeOptions::default()
-        },
+        options,
     )
     .await?;
     let sim = SimNode {

@@ -5,7 +5,8 @@
 //!
 //! Nodes are set up by [`network`] (network only) and [`full_node`] (with a store) and
 //! joined by [`join`]. Scenarios: [`discovery`] (who provides what, at scale), [`churn`]
-//! (artifacts found and fetched while nodes leave and join), [`swarm`] (many fetchers
+//! (artifacts found and fetched while nodes leave and join), [`preserve_churn`] (the
+//! same with preservers that repair), [`swarm`] (many fetchers
 //! of one artifact, one capped seeder) and [`names`] (published names resolved beside
 //! provider lookups, before and after their publishers leave). [`plot`] draws their
 //! curves as SVG.
@@ -18,5 +19,6 @@ pub mod link;
 pub mod names;
 pub mod network;
 pub mod plot;
+pub mod preserve_churn;
 pub mod stats;
 pub mod swarm;

@@ -12,8 +12,12 @@ use seedbank_simnet::network::{self, NodeProfile};
 use seedbank_simnet::plot::{write_svg, Chart, Series};
 use seedbank_simnet::{churn, discovery, names, swarm};
 
+mod legend;
 mod names_report;
+mod preserve_report;
+use legend::print_legend;
 use names_report::{plot_names, print_names};
+use preserve_report::{plot_preserve_churn, print_preserve_churn, PreserveChurnArgs};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -116,6 +120,16 @@ enum Scenario {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Churn with preservers: as churn, but P of the N nodes follow a collection of
+    /// every artifact (published by one node, R copies wanted each) and repair: each
+    /// round every preserver spot-checks the members' copies and fetches those below R,
+    /// least-replicated first, within its budget. A preserver that leaves is replaced
+    /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs and
+    /// repair bytes per round.
+    ///
+    /// Recorded run: `preserve-churn --round-minutes 60 --rounds 24` (see
+    /// simnet/results/README.md for the time it took).
+    PreserveChurn(PreserveChurnArgs),
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
     /// --baseline, from a single server (fetchers never upload). Whole nodes, each
@@ -264,6 +278,11 @@ fn main() -> Result<()> {
                 .await?;
                 finish(&report, print_churn, plot_churn, plot_dir.as_deref())
             }
+            Scenario::PreserveChurn(args) => {
+                let report = preserve_report::run_preserve_churn(args, cli.seed, node).await?;
+                let (print, plot) = (print_preserve_churn, plot_preserve_churn);
+                finish(&report, print, plot, plot_dir.as_deref())
+            }
             Scenario::Swarm {
                 fetchers,
                 size_mib,
@@ -405,20 +424,6 @@ fn hop_counts(histogram: &[usize]) -> String {
         "none".into()
     } else {
         counts.join(", ")
-    }
-}
-
-/// Prints what each figure of a table means, one line each, names aligned.
-pub(crate) fn print_legend(entries: &[(&str, &str)]) {
-    let width = entries
-        .iter()
-        .map(|(name, _)| name.len())
-        .max()
-        .unwrap_or(0);
-    println!();
-    println!("legend:");
-    for (name, meaning) in entries {
-        println!("  {name:<width$}  {meaning}");
     }
 }
 

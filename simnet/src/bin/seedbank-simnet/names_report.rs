@@ -6,7 +6,7 @@ use anyhow::Result;
 use seedbank_simnet::names;
 use seedbank_simnet::plot::{write_svg, Chart, Series};
 
-use super::print_legend;
+use crate::legend::print_legend;
 
 pub(crate) fn print_names(report: &names::NamesReport) {
     let publish = &report.publish;
