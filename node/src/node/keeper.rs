@@ -254,6 +254,14 @@ impl Node {
                         }
                     },
                 };
+                // No copy proved it exists, so a fetch has nobody to fetch from: every
+                // preserver would spend a repair slot (and a fetch timeout) on it each
+                // round, least-replicated first, and none would be left for members
+                // that can still be saved.
+                if record.verified() == 0 {
+                    tracing::debug!(root = %member.root, "no verified copy left to repair from");
+                    continue;
+                }
                 let size = match self.fetch_manifest(member.root).await {
                     Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
                     Err(_) => continue,
