@@ -127,8 +127,8 @@ enum Scenario {
     /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs and
     /// repair bytes per round.
     ///
-    /// Recorded run: `preserve-churn --round-minutes 60 --rounds 24` (see
-    /// simnet/results/README.md for the time it took).
+    /// Recorded runs: `preserve-churn --round-minutes 60 --rounds 24`, stopped early: a
+    /// round took 3-6 minutes on 2 shared cores (dev profile), see simnet/results.
     PreserveChurn(PreserveChurnArgs),
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
