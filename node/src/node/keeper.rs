@@ -11,7 +11,7 @@ use seedbank_protocol::{ArtifactKind, ContentId};
 use super::Node;
 use crate::error::{NodeError, NodeResult};
 use crate::import::unix_now;
-use crate::preserve::follow::{latest_releases, FollowTarget, Latest};
+use crate::preserve::follow::{latest_releases, Latest};
 use crate::preserve::plan::{choose_repairs, Candidate};
 use crate::preserve::spot_check::random_pair;
 use crate::preserve::{follow_reason, FollowRecord, WatchedMember};
@@ -80,15 +80,7 @@ impl Node {
     ) -> NodeResult<()> {
         let target = follow.target();
         let mut errors = Vec::new();
-        match latest_releases(
-            &self.names,
-            &FollowTarget {
-                publisher: follow.publisher,
-                name: follow.name.clone(),
-            },
-        )
-        .await
-        {
+        match latest_releases(&self.names, &follow.follow_target()).await {
             Ok(releases) => {
                 let mut watched = Vec::new();
                 for latest in releases {
@@ -286,24 +278,13 @@ impl Node {
             .options
             .budget
             .map(|b| b.saturating_sub(self.follow_bytes().unwrap_or(u64::MAX)));
-        let indexed: Vec<Candidate<usize>> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Candidate {
-                item: i,
-                size: c.size,
-                verified: c.verified,
-                target: c.target,
-            })
-            .collect();
         let chosen = choose_repairs(
-            &indexed,
+            &candidates,
             budget_left,
             self.preserver.options.repairs_per_round,
             || random_pair().0,
         );
-        for choice in chosen {
-            let candidate = &candidates[choice.item];
+        for candidate in chosen {
             let (root, reason) = &candidate.item;
             self.jitter().await;
             // Another preserver may have repaired it meanwhile.

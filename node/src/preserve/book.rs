@@ -5,6 +5,7 @@ use seedbank_protocol::preserve_api::PeerCheck;
 use seedbank_protocol::{ContentId, PublisherKey};
 use serde::{Deserialize, Serialize};
 
+use super::follow::FollowTarget;
 use crate::error::NodeResult;
 use crate::meta::{decode, encode};
 
@@ -45,9 +46,14 @@ pub struct FollowRecord {
 impl FollowRecord {
     /// `PUBLISHER` or `PUBLISHER/NAME`, with the key's text form.
     pub fn target(&self) -> String {
-        match &self.name {
-            Some(name) => format!("{}/{name}", self.publisher),
-            None => self.publisher.to_string(),
+        self.follow_target().text()
+    }
+
+    /// What it follows.
+    pub fn follow_target(&self) -> FollowTarget {
+        FollowTarget {
+            publisher: self.publisher,
+            name: self.name.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! takes a few, and finds the others already repaired when it looks again.
 
 /// An artifact a preserver could fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate<T> {
     /// What to fetch (a root, in the node).
     pub item: T,
@@ -22,7 +22,7 @@ pub struct Candidate<T> {
 /// The candidates to fetch, in order: those below their target, fewest verified
 /// copies first (then the largest shortfall), ties in the order `random` gives, taking
 /// each that fits in `budget_left` (`None`: no budget) until `cap` are chosen.
-pub fn choose_repairs<T: Copy>(
+pub fn choose_repairs<T: Clone>(
     candidates: &[Candidate<T>],
     budget_left: Option<u64>,
     cap: usize,
@@ -32,7 +32,7 @@ pub fn choose_repairs<T: Copy>(
     let mut under: Vec<(Candidate<T>, u64)> = candidates
         .iter()
         .filter(|c| c.verified < c.target)
-        .map(|c| (*c, random()))
+        .map(|c| (c.clone(), random()))
         .collect();
     under.sort_by(|(a, ra), (b, rb)| {
         a.verified
