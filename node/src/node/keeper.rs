@@ -210,7 +210,7 @@ impl Node {
         for (root, pin) in self.library.pins()? {
             if pin.replica_target.is_some() && seen.insert(root) {
                 let old = self.preserver.book.health(root)?;
-                if old.is_none_or(|h| now.saturating_sub(h.checked_at) >= stale_after) {
+                if old.is_none_or(|h| h.is_stale(now, stale_after)) {
                     let held = self.library.holds_complete(root).await;
                     if self.check_health(root, held).await.is_ok() {
                         report.checked += 1;
@@ -241,7 +241,7 @@ impl Node {
                 }
                 let old = self.preserver.book.health(member.root)?;
                 let record = match old {
-                    Some(h) if now.saturating_sub(h.checked_at) < stale_after => h,
+                    Some(h) if !h.is_stale(now, stale_after) => h,
                     _ => match self.check_health(member.root, false).await {
                         Ok(h) => {
                             report.checked += 1;

@@ -169,9 +169,11 @@ impl Node {
                 because: pin.reason.unwrap_or_else(|| "pinned".to_owned()),
             });
         }
+        let mut listed: std::collections::HashSet<ContentId> =
+            subjects.iter().map(|s| s.root).collect();
         for follow in self.preserver.book.follows()? {
             for member in &follow.watched {
-                if subjects.iter().any(|s| s.root == member.root) {
+                if !listed.insert(member.root) {
                     continue;
                 }
                 subjects.push(Subject {
@@ -358,7 +360,7 @@ impl Node {
 
 /// The health of one subject from its last checks.
 fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -> ArtifactHealth {
-    let remote = record.map_or(0, |r| r.peers.iter().filter(|p| p.verified).count() as u32);
+    let remote = record.map_or(0, HealthRecord::verified_elsewhere);
     let verified = u32::from(held_here) + remote;
     let providers = record.map_or(u32::from(held_here), |r| {
         r.providers.max(u32::from(held_here))

@@ -96,7 +96,17 @@ pub struct HealthRecord {
 impl HealthRecord {
     /// Copies that proved they exist: this node's own, and every provider that passed.
     pub fn verified(&self) -> u32 {
-        u32::from(self.held_here) + self.peers.iter().filter(|p| p.verified).count() as u32
+        u32::from(self.held_here) + self.verified_elsewhere()
+    }
+
+    /// Other providers that passed their spot check.
+    pub fn verified_elsewhere(&self) -> u32 {
+        self.peers.iter().filter(|p| p.verified).count() as u32
+    }
+
+    /// Whether these checks are `max_age` seconds old or more at `now`.
+    pub fn is_stale(&self, now: u64, max_age: u64) -> bool {
+        now.saturating_sub(self.checked_at) >= max_age
     }
 }
 
