@@ -96,6 +96,11 @@ fn print_health(report: &HealthReport, refresh: bool) {
             count(u64::from(report.under_target), "artifact")
         );
     }
+    for artifact in &report.artifacts {
+        if let Some(error) = &artifact.check_error {
+            outln!("could not check {}: {error}", artifact.id);
+        }
+    }
     if !refresh && report.artifacts.iter().any(|a| a.checked_at.is_none()) {
         outln!("some artifacts are not checked yet: `seedbank health --refresh` checks now");
     }
@@ -104,6 +109,7 @@ fn print_health(report: &HealthReport, refresh: bool) {
 fn health_row(a: &ArtifactHealth) -> Vec<String> {
     let id = a.id.to_string();
     let state = match (a.under_target, a.checked_at, a.held_here) {
+        _ if a.check_error.is_some() => "CHECK FAILED",
         (true, _, _) => "UNDER TARGET",
         (false, None, _) => "not checked",
         (false, Some(_), true) => "ok",

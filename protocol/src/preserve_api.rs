@@ -69,6 +69,10 @@ pub struct ArtifactHealth {
     /// What each provider answered at the last check.
     #[serde(default)]
     pub peers: Vec<PeerCheck>,
+    /// Why `--refresh` could not check it this time (the figures above are then those
+    /// of the last check, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_error: Option<String>,
 }
 
 /// `GET /v1/health`.

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use seedbank_node::node::NodeOptions;
@@ -134,11 +134,7 @@ async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
             wait_for_queries(&live, per_round as u64).await?;
         }
         // Holders still up re-announce, as their schedule would.
-        for artifact in &artifacts {
-            for holder in artifact.holders.iter().filter_map(|h| nodes[*h].as_ref()) {
-                holder.sim.handle.start_providing(artifact.root).await?;
-            }
-        }
+        reannounce(&nodes, &artifacts).await?;
         let checks = check_all(&config, &nodes, &artifacts, &mut rng).await?;
         let with_live_holder = checks.iter().filter(|c| c.live_holder).count();
         let found = checks.iter().filter(|c| c.found).count();
@@ -164,6 +160,24 @@ async fn run_in(config: ChurnConfig, dir: &Path) -> Result<ChurnReport> {
         node.node.shutdown().await?;
     }
     Ok(ChurnReport { config, rounds })
+}
+
+/// Announcements in flight at once when holders re-announce.
+const REANNOUNCE_CONCURRENCY: usize = 32;
+
+/// Every live holder of every artifact announces it again, as its schedule would; the
+/// announcements run side by side (each waits for its DHT put).
+pub(crate) async fn reannounce(nodes: &[Option<FullNode>], artifacts: &[Artifact]) -> Result<()> {
+    let announcements = artifacts.iter().flat_map(|artifact| {
+        let holders = artifact.holders.iter().filter_map(|h| nodes[*h].as_ref());
+        holders.map(move |holder| anyhow::Ok((holder, artifact.root)))
+    });
+    futures::stream::iter(announcements)
+        .try_for_each_concurrent(REANNOUNCE_CONCURRENCY, |(holder, root)| async move {
+            holder.sim.handle.start_providing(root).await?;
+            Ok(())
+        })
+        .await
 }
 
 /// Writes each artifact's bytes and adds them on `replicas` random nodes (pinned).

@@ -26,7 +26,9 @@ use seedbank_node::progress::ProgressReporter;
 use seedbank_protocol::preserve_api::{CollectionRequest, FollowRequest};
 use serde::Serialize;
 
-use crate::churn::{add_artifacts, check_all, join_one, leave_one, Artifact, ChurnConfig};
+use crate::churn::{
+    add_artifacts, check_all, join_one, leave_one, reannounce, Artifact, ChurnConfig,
+};
 use crate::full_node::{start_full_node_with, FullNode};
 use crate::join::{join_nodes, settle, wait_for_queries, SETTLE_LIMIT};
 
@@ -38,6 +40,9 @@ const COLLECTION_NAME: &str = "preserve-churn";
 pub struct PreserveChurnConfig {
     /// Nodes, artifacts, replicas, churn rate, rounds, checks in flight, seed.
     pub churn: ChurnConfig,
+    /// Copies of each member the collection asks for (its replica target); at least
+    /// the copies each artifact starts with (`churn.replicas`).
+    pub target: usize,
     /// Nodes that preserve (follow the collection and repair).
     pub preservers: usize,
     /// Bytes each preserver may fill with what its follow brings.
@@ -109,6 +114,12 @@ pub struct PreserveRound {
     pub failures: Vec<String>,
     /// Wall-clock seconds the round took.
     pub wall_secs: f64,
+    /// Of them, seconds spent replacing nodes and waiting for the DHT to settle.
+    pub churn_secs: f64,
+    /// Of them, seconds the preservers' keeper rounds took (all at once).
+    pub keeper_secs: f64,
+    /// Of them, seconds checking every artifact (lookup, fetch, verify).
+    pub check_secs: f64,
 }
 
 /// What the scenario measured.
@@ -127,6 +138,23 @@ pub struct PreserveChurnReport {
 }
 
 impl PreserveChurnReport {
+    /// The report of `rounds` run so far with `config`.
+    fn of(
+        config: &PreserveChurnConfig,
+        rounds: &[PreserveRound],
+        publisher_left_at: Option<f64>,
+    ) -> Self {
+        let repair_bytes_total = rounds.iter().map(|r| r.repair_bytes).sum();
+        let hours = rounds.last().map_or(0.0, |r| r.hours);
+        PreserveChurnReport {
+            repair_bytes_per_hour: repair_bytes_total as f64 / hours.max(f64::MIN_POSITIVE),
+            repair_bytes_total,
+            publisher_left_at,
+            rounds: rounds.to_vec(),
+            config: config.clone(),
+        }
+    }
+
     /// The retrievable fraction of the last round at or before `hours`; `None` when
     /// the run ended before `hours`.
     pub fn fraction_at(&self, hours: f64) -> Option<f64> {
@@ -147,10 +175,14 @@ fn fraction_at(rounds: &[PreserveRound], hours: f64) -> Option<f64> {
         .map(|r| r.retrievable_fraction)
 }
 
-/// Runs the scenario in a temporary directory.
-pub async fn run(config: PreserveChurnConfig) -> Result<PreserveChurnReport> {
+/// Runs the scenario in a temporary directory. `on_round` is handed the report so far
+/// after every round, so a run stopped early still leaves its figures.
+pub async fn run(
+    config: PreserveChurnConfig,
+    on_round: impl FnMut(&PreserveChurnReport),
+) -> Result<PreserveChurnReport> {
     let dir = tempfile::tempdir().context("creating a work directory")?;
-    run_in(config, dir.path()).await
+    run_in(config, dir.path(), on_round).await
 }
 
 /// The options a node of `role` starts with.
@@ -178,7 +210,11 @@ fn options_of(config: &PreserveChurnConfig, role: Role) -> NodeOptions {
     }
 }
 
-async fn run_in(config: PreserveChurnConfig, dir: &Path) -> Result<PreserveChurnReport> {
+async fn run_in(
+    config: PreserveChurnConfig,
+    dir: &Path,
+    mut on_round: impl FnMut(&PreserveChurnReport),
+) -> Result<PreserveChurnReport> {
     let churn = &config.churn;
     let mut rng = rand::rngs::StdRng::seed_from_u64(churn.seed);
     let mut order: Vec<usize> = (0..churn.nodes).collect();
@@ -206,7 +242,7 @@ async fn run_in(config: PreserveChurnConfig, dir: &Path) -> Result<PreserveChurn
     let request = CollectionRequest {
         name: COLLECTION_NAME.into(),
         members: artifacts.iter().map(|a| a.root.to_string()).collect(),
-        replicas: Some(churn.replicas as u32),
+        replicas: Some(config.target.max(churn.replicas) as u32),
         revision: Some("v1".into()),
         key: None,
     };
@@ -220,7 +256,7 @@ async fn run_in(config: PreserveChurnConfig, dir: &Path) -> Result<PreserveChurn
             "{}/{COLLECTION_NAME}",
             publishing.node.names().node_publisher()
         ),
-        replicas: Some(churn.replicas as u32),
+        replicas: Some(config.target.max(churn.replicas) as u32),
     };
     for (i, node) in nodes.iter().enumerate() {
         if roles[i] == Role::Preserver {
@@ -263,17 +299,17 @@ async fn run_in(config: PreserveChurnConfig, dir: &Path) -> Result<PreserveChurn
             let live: Vec<FullNode> = nodes.iter().flatten().cloned().collect();
             wait_for_queries(&live, per_round as u64).await?;
         }
+        let churn_secs = started.elapsed().as_secs_f64();
         let (repairs, repair_bytes, checked, keeper_errors) = keeper_rounds(&nodes, &roles).await;
+        let keeper_secs = started.elapsed().as_secs_f64() - churn_secs;
         let holders = holders_now(&nodes, &artifacts).await;
         // Original holders still up re-announce, as their schedule would (preservers'
         // own announcers do the same for what they fetched).
-        for artifact in &holders {
-            for holder in artifact.holders.iter().filter_map(|h| nodes[*h].as_ref()) {
-                holder.sim.handle.start_providing(artifact.root).await?;
-            }
-        }
+        reannounce(&nodes, &holders).await?;
         let copies = holders.iter().map(|a| a.holders.len()).sum();
+        let checking = Instant::now();
         let checks = check_all(churn, &nodes, &holders, &mut rng).await?;
+        let check_secs = checking.elapsed().as_secs_f64();
         let with_live_holder = checks.iter().filter(|c| c.live_holder).count();
         let found = checks.iter().filter(|c| c.found).count();
         let retrievable = checks.iter().filter(|c| c.fetched).count();
@@ -308,20 +344,20 @@ async fn run_in(config: PreserveChurnConfig, dir: &Path) -> Result<PreserveChurn
                 .filter_map(|c| c.error.clone())
                 .collect(),
             wall_secs: started.elapsed().as_secs_f64(),
+            churn_secs,
+            keeper_secs,
+            check_secs,
         });
+        on_round(&PreserveChurnReport::of(
+            &config,
+            &rounds,
+            publisher_left_at,
+        ));
     }
     for node in nodes.iter().flatten() {
         node.node.shutdown().await?;
     }
-    let repair_bytes_total = rounds.iter().map(|r| r.repair_bytes).sum();
-    let total_hours = churn.rounds as f64 * churn.round_minutes / 60.0;
-    Ok(PreserveChurnReport {
-        repair_bytes_per_hour: repair_bytes_total as f64 / total_hours.max(f64::MIN_POSITIVE),
-        repair_bytes_total,
-        publisher_left_at,
-        rounds,
-        config,
-    })
+    Ok(PreserveChurnReport::of(&config, &rounds, publisher_left_at))
 }
 
 /// Runs one keeper round on every live preserver at once; returns repairs, bytes
@@ -407,6 +443,9 @@ mod tests {
             keeper_errors: Vec::new(),
             failures: Vec::new(),
             wall_secs: 0.0,
+            churn_secs: 0.0,
+            keeper_secs: 0.0,
+            check_secs: 0.0,
         }
     }
 

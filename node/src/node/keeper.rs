@@ -205,19 +205,18 @@ impl Node {
     async fn repair(&self, report: &mut RoundReport) -> NodeResult<()> {
         let stale_after = self.preserver.options.health_interval.as_secs();
         let now = unix_now();
-        let mut candidates = Vec::new();
+        let is_stale = |root| -> NodeResult<bool> {
+            let old = self.preserver.book.health(root)?;
+            Ok(old.is_none_or(|h| h.is_stale(now, stale_after)))
+        };
         let mut seen = std::collections::HashSet::new();
+        let mut to_check = Vec::new();
         for (root, pin) in self.library.pins()? {
-            if pin.replica_target.is_some() && seen.insert(root) {
-                let old = self.preserver.book.health(root)?;
-                if old.is_none_or(|h| h.is_stale(now, stale_after)) {
-                    let held = self.library.holds_complete(root).await;
-                    if self.check_health(root, held).await.is_ok() {
-                        report.checked += 1;
-                    }
-                }
+            if pin.replica_target.is_some() && seen.insert(root) && is_stale(root)? {
+                to_check.push((root, self.library.holds_complete(root).await));
             }
         }
+        let mut members = Vec::new();
         for follow in self.preserver.book.follows()? {
             let reason = follow_reason(&follow.target());
             for member in follow.watched {
@@ -239,39 +238,45 @@ impl Node {
                 {
                     continue;
                 }
-                let old = self.preserver.book.health(member.root)?;
-                let record = match old {
-                    Some(h) if !h.is_stale(now, stale_after) => h,
-                    _ => match self.check_health(member.root, false).await {
-                        Ok(h) => {
-                            report.checked += 1;
-                            h
-                        }
-                        Err(e) => {
-                            tracing::debug!(root = %member.root, error = %e, "cannot check a watched member");
-                            continue;
-                        }
-                    },
-                };
-                // No copy proved it exists, so a fetch has nobody to fetch from: every
-                // preserver would spend a repair slot (and a fetch timeout) on it each
-                // round, least-replicated first, and none would be left for members
-                // that can still be saved.
-                if record.verified() == 0 {
-                    tracing::debug!(root = %member.root, "no verified copy left to repair from");
+                if is_stale(member.root)? {
+                    to_check.push((member.root, false));
+                }
+                members.push((member, reason.clone()));
+            }
+        }
+        let mut checked = self.check_many(to_check).await;
+        report.checked += checked.values().filter(|r| r.is_ok()).count();
+        let mut candidates = Vec::new();
+        for (member, reason) in members {
+            let record = match checked.remove(&member.root) {
+                Some(Ok(record)) => record,
+                Some(Err(e)) => {
+                    tracing::debug!(root = %member.root, error = %e, "cannot check a watched member");
                     continue;
                 }
-                let size = match self.fetch_manifest(member.root).await {
-                    Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
-                    Err(_) => continue,
-                };
-                candidates.push(Candidate {
-                    item: (member.root, reason.clone()),
-                    size,
-                    verified: record.verified(),
-                    target: member.target,
-                });
+                None => match self.preserver.book.health(member.root)? {
+                    Some(record) => record,
+                    None => continue,
+                },
+            };
+            // No copy proved it exists, so a fetch has nobody to fetch from: every
+            // preserver would spend a repair slot (and a fetch timeout) on it each
+            // round, least-replicated first, and none would be left for members
+            // that can still be saved.
+            if record.verified() == 0 {
+                tracing::debug!(root = %member.root, "no verified copy left to repair from");
+                continue;
             }
+            let size = match self.fetch_manifest(member.root).await {
+                Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
+                Err(_) => continue,
+            };
+            candidates.push(Candidate {
+                item: (member.root, reason),
+                size,
+                verified: record.verified(),
+                target: member.target,
+            });
         }
         let budget_left = self
             .preserver
@@ -288,7 +293,13 @@ impl Node {
             let (root, reason) = &candidate.item;
             self.jitter().await;
             // Another preserver may have repaired it meanwhile.
-            let fresh = self.check_health(*root, false).await?;
+            let fresh = match self.check_health(*root, false).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::warn!(%root, error = %e, "cannot check a member before repairing it");
+                    continue;
+                }
+            };
             report.checked += 1;
             if fresh.verified() >= candidate.target {
                 continue;

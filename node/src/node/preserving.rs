@@ -2,7 +2,10 @@
 //! collections, as the control API asks for them. The rounds that act on follows are in
 //! [`super::keeper`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
 
 use seedbank_protocol::api::{FetchRequest, PinReport};
 use seedbank_protocol::collection::{
@@ -21,7 +24,7 @@ use super::Node;
 use crate::error::{NodeError, NodeResult};
 use crate::import::unix_now;
 use crate::preserve::follow::FollowTarget;
-use crate::preserve::health::check_copies;
+use crate::preserve::health::{check_copies, ARTIFACTS_AT_ONCE};
 use crate::preserve::{
     follow_reason, FollowRecord, HealthRecord, PreserveBook, PreserveOptions, DEFAULT_REPLICAS,
     FOLLOW_REASON_PREFIX,
@@ -110,15 +113,27 @@ impl Node {
     /// Every pin and every watched collection member with its copies; with `refresh`,
     /// each one's providers are spot-checked now.
     pub async fn health(&self, refresh: bool) -> NodeResult<HealthReport> {
-        let mut artifacts = Vec::new();
-        for subject in self.health_subjects()? {
-            let held_here = self.library.holds_complete(subject.root).await;
-            let record = if refresh {
-                Some(self.check_health(subject.root, held_here).await?)
-            } else {
-                self.preserver.book.health(subject.root)?
+        let subjects = self.health_subjects()?;
+        let mut held = Vec::with_capacity(subjects.len());
+        for subject in &subjects {
+            held.push(self.library.holds_complete(subject.root).await);
+        }
+        let mut checked = if refresh {
+            let roots = subjects.iter().map(|s| s.root).zip(held.iter().copied());
+            self.check_many(roots.collect()).await
+        } else {
+            HashMap::new()
+        };
+        let mut artifacts = Vec::with_capacity(subjects.len());
+        for (subject, held_here) in subjects.into_iter().zip(held) {
+            let (record, check_error) = match checked.remove(&subject.root) {
+                Some(Ok(record)) => (Some(record), None),
+                Some(Err(e)) => (self.preserver.book.health(subject.root)?, Some(e)),
+                None => (self.preserver.book.health(subject.root)?, None),
             };
-            artifacts.push(health_of(subject, held_here, record.as_ref()));
+            let mut entry = health_of(subject, held_here, record.as_ref());
+            entry.check_error = check_error.map(|e| e.to_string());
+            artifacts.push(entry);
         }
         artifacts.sort_by(|a, b| a.verified.cmp(&b.verified).then(a.id.cmp(&b.id)));
         let under_target = artifacts.iter().filter(|a| a.under_target).count() as u32;
@@ -126,6 +141,22 @@ impl Node {
             artifacts,
             under_target,
         })
+    }
+
+    /// Checks each of `roots` (with whether it is held here) as [`Self::check_health`]
+    /// does, [`ARTIFACTS_AT_ONCE`] at a time; each root's record, or why it could not
+    /// be checked.
+    pub(super) async fn check_many(
+        &self,
+        roots: Vec<(ContentId, bool)>,
+    ) -> HashMap<ContentId, NodeResult<HealthRecord>> {
+        stream::iter(roots)
+            .map(
+                |(root, held_here)| async move { (root, self.check_health(root, held_here).await) },
+            )
+            .buffer_unordered(ARTIFACTS_AT_ONCE)
+            .collect()
+            .await
     }
 
     /// Spot-checks the providers of `root` now and remembers what they answered.
@@ -377,6 +408,7 @@ fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -
         under_target: subject.target.is_some_and(|t| verified < t),
         checked_at: record.map(|r| r.checked_at),
         peers: record.map_or_else(Vec::new, |r| r.peers.iter().map(Into::into).collect()),
+        check_error: None,
     }
 }
 

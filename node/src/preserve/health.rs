@@ -21,6 +21,11 @@ pub const MAX_CHECKED_PROVIDERS: usize = 24;
 /// Spot checks of one artifact's providers running at once.
 pub const CHECKS_AT_ONCE: usize = 4;
 
+/// Artifacts checked at once by a keeper round or `health --refresh`: with
+/// [`CHECKS_AT_ONCE`] each, at most 32 spot checks in flight. One by one, a collection
+/// of thousands of members would take hours of DHT lookups per round.
+pub const ARTIFACTS_AT_ONCE: usize = 8;
+
 /// Looks up `root`'s providers and spot-checks each other one against `manifest`.
 /// `held_here` says whether this node holds it complete (its own copy counts).
 pub async fn check_copies(

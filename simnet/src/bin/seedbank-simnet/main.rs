@@ -279,7 +279,9 @@ fn main() -> Result<()> {
                 finish(&report, print_churn, plot_churn, plot_dir.as_deref())
             }
             Scenario::PreserveChurn(args) => {
-                let report = preserve_report::run_preserve_churn(args, cli.seed, node).await?;
+                let json_out = cli.json_out.as_deref();
+                let report =
+                    preserve_report::run_preserve_churn(args, cli.seed, node, json_out).await?;
                 let (print, plot) = (print_preserve_churn, plot_preserve_churn);
                 finish(&report, print, plot, plot_dir.as_deref())
             }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use seedbank_simnet::churn::ChurnConfig;
 use seedbank_simnet::network::NodeProfile;
@@ -30,11 +30,14 @@ pub(crate) struct PreserveChurnArgs {
     /// Size of each artifact in KiB
     #[arg(long, default_value_t = 256)]
     artifact_kib: u64,
-    /// Holders each artifact starts with, and the copies the collection wants
+    /// Holders each artifact starts with
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// Copies of each member the collection asks for [default: --replicas]
+    #[arg(long)]
+    target: Option<usize>,
     /// Each preserver's budget in KiB [default: twice its fair share of every copy
-    /// wanted, artifacts × replicas / preservers, rounded up]
+    /// wanted, artifacts × target / preservers, rounded up]
     #[arg(long)]
     budget_kib: Option<u64>,
     /// Most repairs one preserver starts per round
@@ -60,42 +63,64 @@ pub(crate) struct PreserveChurnArgs {
     concurrency: usize,
 }
 
-/// Runs the scenario with `args`.
+/// Runs the scenario with `args`. With `json_out`, the report so far is written there
+/// after every round (through a temporary file, so a stopped run leaves whole JSON).
 pub(crate) async fn run_preserve_churn(
     args: PreserveChurnArgs,
     seed: u64,
     node: NodeProfile,
+    json_out: Option<&Path>,
 ) -> Result<PreserveChurnReport> {
     let bytes = args.artifact_kib * 1024;
+    let target = args.target.unwrap_or(args.replicas).max(args.replicas);
     let budget = args.budget_kib.map_or_else(
-        || default_budget(args.artifacts, args.replicas, args.preservers, bytes),
+        || default_budget(args.artifacts, target, args.preservers, bytes),
         |kib| kib * 1024,
     );
-    preserve_churn::run(PreserveChurnConfig {
-        churn: ChurnConfig {
-            nodes: args.nodes,
-            artifacts: args.artifacts,
-            artifact_bytes: bytes,
-            replicas: args.replicas,
-            churn_per_hour: args.churn_per_hour,
-            round_minutes: args.round_minutes,
-            rounds: args.rounds,
-            concurrency: args.concurrency,
-            seed,
-            node,
+    let on_round = |report: &PreserveChurnReport| {
+        if let Some(path) = json_out {
+            if let Err(e) = write_json_atomically(path, report) {
+                tracing::warn!("could not save the report so far: {e:#}");
+            }
+        }
+    };
+    preserve_churn::run(
+        PreserveChurnConfig {
+            churn: ChurnConfig {
+                nodes: args.nodes,
+                artifacts: args.artifacts,
+                artifact_bytes: bytes,
+                replicas: args.replicas,
+                churn_per_hour: args.churn_per_hour,
+                round_minutes: args.round_minutes,
+                rounds: args.rounds,
+                concurrency: args.concurrency,
+                seed,
+                node,
+            },
+            target,
+            preservers: args.preservers,
+            budget,
+            repairs_per_round: args.repairs_per_round,
+            repair_jitter: Duration::from_millis(args.repair_jitter_ms),
+            health_interval: Duration::from_secs(args.health_secs),
         },
-        preservers: args.preservers,
-        budget,
-        repairs_per_round: args.repairs_per_round,
-        repair_jitter: Duration::from_millis(args.repair_jitter_ms),
-        health_interval: Duration::from_secs(args.health_secs),
-    })
+        on_round,
+    )
     .await
+}
+
+/// Writes `report` as JSON to `path` by way of a sibling temporary file.
+fn write_json_atomically(path: &Path, report: &PreserveChurnReport) -> Result<()> {
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
     println!(
-        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7}",
+        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7} {:>8} {:>7}",
         "hours",
         "replaced",
         "preservers",
@@ -105,11 +130,13 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
         "fraction",
         "repairs",
         "repair bytes",
-        "wall s"
+        "wall s",
+        "keeper s",
+        "check s"
     );
     for r in &report.rounds {
         println!(
-            "{:>6.2} {:>8} {:>10} {:>6} {:>11} {:>8} {:>8.1}% {:>7} {:>12} {:>7.0}",
+            "{:>6.2} {:>8} {:>10} {:>6} {:>11} {:>8} {:>8.1}% {:>7} {:>12} {:>7.0} {:>8.0} {:>7.0}",
             r.hours,
             r.replaced,
             r.preservers_up,
@@ -119,7 +146,9 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
             r.retrievable_fraction * 100.0,
             r.repairs,
             r.repair_bytes,
-            r.wall_secs
+            r.wall_secs,
+            r.keeper_secs,
+            r.check_secs
         );
     }
     println!();
@@ -165,22 +194,28 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
         ),
         ("repair bytes", "bytes those repairs fetched"),
         ("wall s", "wall-clock seconds the round took"),
+        (
+            "keeper s",
+            "of them, the preservers' keeper rounds (all at once)",
+        ),
+        ("check s", "of them, checking every artifact"),
     ]);
 }
 
 pub(crate) fn plot_preserve_churn(dir: &Path, report: &PreserveChurnReport) -> Result<()> {
     let config = &report.config.churn;
     let total = config.artifacts.max(1) as f64;
-    let wanted = (config.artifacts * config.replicas).max(1) as f64;
+    let wanted = (config.artifacts * report.config.target).max(1) as f64;
     let curve = |f: &dyn Fn(&preserve_churn::PreserveRound) -> f64| {
         report.rounds.iter().map(|r| (r.hours, f(r))).collect()
     };
     let title = format!(
-        "Churn with {} preservers: {} nodes, {:.0}%/hour, {} replicas",
+        "Churn with {} preservers: {} nodes, {:.0}%/hour, {} copies at the start, target {}",
         report.config.preservers,
         config.nodes,
         config.churn_per_hour * 100.0,
-        config.replicas
+        config.replicas,
+        report.config.target
     );
     write_svg(
         &dir.join("preserve-churn.svg"),
