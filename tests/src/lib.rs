@@ -11,6 +11,7 @@ pub mod hf_cache;
 pub mod hf_client;
 pub mod hf_origin;
 pub mod hostile;
+pub mod publishing;
 pub mod records;
 
 use std::io::{Read, Write};

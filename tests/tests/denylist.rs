@@ -14,13 +14,6 @@ const MIB: u64 = 1024 * 1024;
 /// Exit code of a denied request.
 const EXIT_DENIED: i32 = 8;
 
-fn publisher_key(daemon: &Daemon) -> String {
-    daemon.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn model_dir(dir: &Path, seed: &str) {
     write_random_file(&dir.join("model.safetensors"), 2 * MIB, seed);
     std::fs::write(dir.join("config.json"), format!("{{\"seed\":\"{seed}\"}}")).unwrap();
@@ -78,8 +71,8 @@ fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
         .as_str()
         .unwrap()
         .to_owned();
-    let seeder_key = publisher_key(&seeder);
-    let lister_key = publisher_key(&lister);
+    let seeder_key = seeder.publisher_key();
+    let lister_key = lister.publisher_key();
 
     let report = lister.ok_json(&[
         "denylist",
@@ -194,7 +187,7 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
         "--reason",
         "malware in a pickle",
     ]);
-    holder.ok(&["trust", "add", "lists", &publisher_key(&lister)]);
+    holder.ok(&["trust", "add", "lists", &lister.publisher_key()]);
     holder.ok(&["denylist", "subscribe", "lists/bad-models"]);
 
     // Still on disk, marked denied, and its announcement withdrawn.

@@ -221,10 +221,7 @@ fn datasets_by_id_and_by_published_name_load_offline() {
         "dataset",
     ]);
     let id = published["release"]["root"].as_str().unwrap().to_owned();
-    let key = a.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = a.publisher_key();
     let mut b = start_joined(&a, &[]);
     b.wait_for_providers(&id, &[a.peer_id()]);
 

@@ -80,10 +80,7 @@ fn network_with_import(cache_hub: &Path) -> (Daemon, Daemon, Daemon) {
     let report = a.ok_json(&["import-hf", "--cache", cache_hub.to_str().unwrap()]);
     assert_eq!(report["skipped"], serde_json::json!([]), "{report}");
     let b = start_joined(&bootstrap, &[]);
-    let key = a.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = a.publisher_key();
     b.ok(&["trust", "add", "alice", &key]);
     (a, bootstrap, b)
 }

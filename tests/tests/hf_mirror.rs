@@ -141,10 +141,7 @@ fn a_model_and_a_dataset_are_mirrored_checked_published_and_not_downloaded_twice
     assert_eq!(resolved["revision"], model.commit.as_str());
 
     // A second node fetches it by name over the network, byte for byte.
-    let key = a.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = a.publisher_key();
     let b = start_joined(&a, &[]);
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("model");

@@ -16,13 +16,6 @@ use seedbank_tests::{start_joined, tree_hashes, write_random_file, Daemon};
 
 const MIB: u64 = 1024 * 1024;
 
-fn publisher_key(daemon: &Daemon) -> String {
-    daemon.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A small model directory with a card that tags it.
 fn model_dir(dir: &Path, seed: &str, size: u64) {
     write_random_file(&dir.join("model.safetensors"), size, seed);
@@ -32,18 +25,6 @@ fn model_dir(dir: &Path, seed: &str, size: u64) {
         "---\nlicense: mit\ntags:\n- text-generation\n---\n# A toy model\n",
     )
     .unwrap();
-}
-
-fn publish(daemon: &Daemon, dir: &Path, name: &str, revision: &str) -> String {
-    let report = daemon.ok_json(&[
-        "publish",
-        dir.to_str().unwrap(),
-        "--name",
-        name,
-        "--revision",
-        revision,
-    ]);
-    report["release"]["root"].as_str().unwrap().to_owned()
 }
 
 fn wait_for_log(daemon: &Daemon, text: &str, within: Duration) {
@@ -126,10 +107,10 @@ fn published_names_resolve_list_search_and_outlive_their_publisher() {
     let f = start_joined(&p, &[]);
     let s = start_joined(&p, &[]);
     let q = start_joined(&p, &[]);
-    let v1_id = publish(&p, &v1, "toy-model", "v1");
-    let v2_id = publish(&p, &v2, "toy-model", "v2");
+    let v1_id = p.publish(&v1, "toy-model", "v1");
+    let v2_id = p.publish(&v2, "toy-model", "v2");
     assert_ne!(v1_id, v2_id);
-    let key = publisher_key(&p);
+    let key = p.publisher_key();
 
     // F trusts P as "pat" and resolves the bare name to the latest revision.
     f.ok(&["trust", "add", "pat", &key]);
@@ -265,8 +246,8 @@ fn a_storing_node_keeps_only_valid_records_and_never_an_older_one() {
     model_dir(&model, "stored", 64 * 1024);
     let n = Daemon::start();
     let p = start_joined(&n, &[]);
-    publish(&p, &model, "toy", "v1");
-    let key = publisher_key(&p);
+    p.publish(&model, "toy", "v1");
+    let key = p.publisher_key();
     let alice: seedbank_protocol::PublisherKey = key.parse().unwrap();
     let dht_key = name_key(&alice, "toy");
     let attacker = RecordPeer::start();
@@ -296,7 +277,7 @@ fn a_storing_node_keeps_only_valid_records_and_never_an_older_one() {
     // Replayed: P publishes again; the old record sent back is refused.
     let model2 = work.path().join("model2");
     model_dir(&model2, "stored-2", 64 * 1024);
-    publish(&p, &model2, "toy", "v2");
+    p.publish(&model2, "toy", "v2");
     let newer = attacker.get_from(&n.peer_address(), dht_key);
     assert!(sequence_of(&newer[0]) > sequence_of(&genuine));
     attacker.put_to(&n.peer_address(), dht_key, genuine.clone());
@@ -416,11 +397,11 @@ fn a_node_seeds_only_the_licences_it_allows() {
     );
     assert_eq!(refused.code, Some(8), "{refused}");
     // The card says `license: mit`.
-    publish(&strict, &mit, "permissive", "v1");
+    strict.publish(&mit, "permissive", "v1");
 
     // Fetched from an open publisher, a disallowed licence warns and is not seeded.
     let open = start_joined(&strict, &[]);
-    let open_key = publisher_key(&open);
+    let open_key = open.publisher_key();
     open.ok(&[
         "publish",
         gpl.to_str().unwrap(),
@@ -434,7 +415,7 @@ fn a_node_seeds_only_the_licences_it_allows() {
     assert!(warning.contains("not seeded"), "{report}");
     let id = report["id"].as_str().unwrap();
     assert_eq!(strict.ok_json(&["show", id])["seeding"], false);
-    let mit_id = strict.ok_json(&["resolve", &format!("{}/permissive", publisher_key(&strict))])
+    let mit_id = strict.ok_json(&["resolve", &format!("{}/permissive", strict.publisher_key())])
         ["root"]
         .as_str()
         .unwrap()

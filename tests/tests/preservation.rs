@@ -25,28 +25,9 @@ fn start_configured(seed: &Daemon, work: &Path, label: &str, config: &str) -> Da
     daemon
 }
 
-fn publisher_key(daemon: &Daemon) -> String {
-    daemon.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn model_dir(dir: &Path, seed: &str) {
     write_random_file(&dir.join("model.safetensors"), 2 * MIB, seed);
     std::fs::write(dir.join("README.md"), "---\nlicense: mit\n---\n# toy\n").unwrap();
-}
-
-fn publish(daemon: &Daemon, dir: &Path, name: &str, revision: &str) -> String {
-    let report = daemon.ok_json(&[
-        "publish",
-        dir.to_str().unwrap(),
-        "--name",
-        name,
-        "--revision",
-        revision,
-    ]);
-    report["release"]["root"].as_str().unwrap().to_owned()
 }
 
 /// The health entry of `id` after a fresh round of spot checks.
@@ -106,7 +87,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let c = start_configured(&a, work.path(), "c", FOLLOWER_CONFIG);
     let v1_dir = work.path().join("v1");
     model_dir(&v1_dir, "toy-v1");
-    let v1 = publish(&a, &v1_dir, "toy", "v1");
+    let v1 = a.publish(&v1_dir, "toy", "v1");
 
     // One copy, this node's own: pinned with a target of 3, it is under target.
     let pinned = a.ok_json(&["pin", &v1, "--replicas", "3"]);
@@ -118,7 +99,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     assert!(text.contains("UNDER TARGET"), "{text}");
 
     // Two followers pick it up: three verified copies.
-    let key = publisher_key(&a);
+    let key = a.publisher_key();
     let target = format!("{key}/toy");
     for follower in [&b, &c] {
         let entry = follower.ok_json(&["follow", &target]);
@@ -157,7 +138,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     // A new revision reaches the follower within a few of its 2 s rounds.
     let v2_dir = work.path().join("v2");
     model_dir(&v2_dir, "toy-v2");
-    let v2 = publish(&a, &v2_dir, "toy", "v2");
+    let v2 = a.publish(&v2_dir, "toy", "v2");
     b.wait_until_complete(&v2, Duration::from_secs(60));
     let listed = b.ok_json(&["ls"]);
     let v2_entry = listed
@@ -211,7 +192,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         2 * MIB + 64 * 1024
     );
     let p = start_configured(&s1, work.path(), "p", &config);
-    let target = format!("{}/keep-these", publisher_key(&s1));
+    let target = format!("{}/keep-these", s1.publisher_key());
     p.ok(&["follow", &target]);
     for id in &members[..2] {
         p.wait_until_complete(id, Duration::from_secs(60));
@@ -263,4 +244,54 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         .clone();
     assert_eq!(third["held_here"], false, "{third}");
     assert_eq!(third["replica_target"], 4, "{third}");
+}
+
+#[test]
+fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
+    let work = tempfile::tempdir().unwrap();
+    let s1 = Daemon::start();
+    let mut s2 = start_joined(&s1, &[]);
+    let dir = work.path().join("gone");
+    write_random_file(&dir.join("data.bin"), MIB, "gone");
+    let gone = s2.add_artifact(&dir);
+    wait_for_providers(&s1, &gone, &[s2.peer_id()]);
+    s1.ok(&["collection", "publish", "keep-this", &gone]);
+    // Its only holder leaves before anyone else ever read it.
+    s2.stop();
+
+    let p = start_configured(&s1, work.path(), "p", FOLLOWER_CONFIG);
+    p.ok(&["follow", &format!("{}/keep-this", s1.publisher_key())]);
+    wait_until(
+        &p,
+        Duration::from_secs(60),
+        "the collection was never read",
+        || {
+            p.ok_json(&["following"])["follows"][0]["watched"]
+                .as_array()
+                .is_some_and(|w| w.len() == 1)
+        },
+    );
+    let health = p.ok_json(&["health", "--refresh"]);
+    let artifacts = health["artifacts"].as_array().unwrap();
+    let member = artifacts
+        .iter()
+        .find(|a| a["id"] == gone.as_str())
+        .unwrap_or_else(|| panic!("{health}"));
+    let error = member["check_error"].as_str().unwrap_or_default();
+    assert!(error.contains(&gone), "{member}");
+    assert_eq!(member["verified"], 0, "{member}");
+    // The collection itself, pinned for the follow, is checked as usual.
+    let collection = artifacts
+        .iter()
+        .find(|a| a["id"] != gone.as_str())
+        .unwrap_or_else(|| panic!("{health}"));
+    assert!(collection["checked_at"].is_u64(), "{collection}");
+    assert!(collection["check_error"].is_null(), "{collection}");
+    assert!(
+        collection["verified"].as_u64().unwrap() >= 1,
+        "{collection}"
+    );
+    let text = p.ok(&["health", "--refresh"]).stdout;
+    assert!(text.contains("CHECK FAILED"), "{text}");
+    assert!(text.contains(&format!("could not check {gone}")), "{text}");
 }

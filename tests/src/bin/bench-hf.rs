@@ -53,10 +53,7 @@ fn main() -> Result<()> {
         .as_str()
         .context("no root in the import report")?
         .to_owned();
-    let key = seeder.ok_json(&["key", "list"])[0]["public_key"]
-        .as_str()
-        .context("no key")?
-        .to_owned();
+    let key = seeder.publisher_key();
     let fresh = || {
         let node = start_joined(&seeder, &[]);
         node.ok(&["trust", "add", "seeder", &key]);
