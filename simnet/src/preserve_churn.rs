@@ -94,6 +94,9 @@ pub struct PreserveRound {
     pub preservers_up: usize,
     /// Copies of all artifacts held by live nodes, after this round's repairs.
     pub copies: usize,
+    /// Artifacts by their copies on live nodes after this round's repairs: entry `i`
+    /// counts the artifacts with `i` copies.
+    pub artifacts_by_copies: Vec<usize>,
     /// Artifacts with at least one live holder (original or preserver).
     pub with_live_holder: usize,
     /// Artifacts whose lookup named a live holder.
@@ -307,6 +310,7 @@ async fn run_in(
         // own announcers do the same for what they fetched).
         reannounce(&nodes, &holders).await?;
         let copies = holders.iter().map(|a| a.holders.len()).sum();
+        let artifacts_by_copies = histogram(holders.iter().map(|a| a.holders.len()));
         let checking = Instant::now();
         let checks = check_all(churn, &nodes, &holders, &mut rng).await?;
         let check_secs = checking.elapsed().as_secs_f64();
@@ -330,6 +334,7 @@ async fn run_in(
             replaced,
             preservers_up,
             copies,
+            artifacts_by_copies,
             with_live_holder,
             found,
             retrievable,
@@ -358,6 +363,18 @@ async fn run_in(
         node.node.shutdown().await?;
     }
     Ok(PreserveChurnReport::of(&config, &rounds, publisher_left_at))
+}
+
+/// How many of `counts` are 0, 1, 2, … (up to the largest).
+fn histogram(counts: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut bins = Vec::new();
+    for count in counts {
+        if bins.len() <= count {
+            bins.resize(count + 1, 0);
+        }
+        bins[count] += 1;
+    }
+    bins
 }
 
 /// Runs one keeper round on every live preserver at once; returns repairs, bytes
@@ -433,6 +450,7 @@ mod tests {
             replaced: 0,
             preservers_up: 0,
             copies: 0,
+            artifacts_by_copies: Vec::new(),
             with_live_holder: 0,
             found: 0,
             retrievable: 0,
@@ -447,6 +465,12 @@ mod tests {
             keeper_secs: 0.0,
             check_secs: 0.0,
         }
+    }
+
+    #[test]
+    fn the_histogram_counts_artifacts_by_their_copies() {
+        assert_eq!(histogram([3, 1, 3, 0].into_iter()), vec![1, 1, 0, 2]);
+        assert!(histogram(std::iter::empty()).is_empty());
     }
 
     #[test]

@@ -120,7 +120,7 @@ fn write_json_atomically(path: &Path, report: &PreserveChurnReport) -> Result<()
 
 pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
     println!(
-        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7} {:>8} {:>7}",
+        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7} {:>8} {:>7}  {}",
         "hours",
         "replaced",
         "preservers",
@@ -132,11 +132,12 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
         "repair bytes",
         "wall s",
         "keeper s",
-        "check s"
+        "check s",
+        "by copies"
     );
     for r in &report.rounds {
         println!(
-            "{:>6.2} {:>8} {:>10} {:>6} {:>11} {:>8} {:>8.1}% {:>7} {:>12} {:>7.0} {:>8.0} {:>7.0}",
+            "{:>6.2} {:>8} {:>10} {:>6} {:>11} {:>8} {:>8.1}% {:>7} {:>12} {:>7.0} {:>8.0} {:>7.0}  {:?}",
             r.hours,
             r.replaced,
             r.preservers_up,
@@ -148,7 +149,8 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
             r.repair_bytes,
             r.wall_secs,
             r.keeper_secs,
-            r.check_secs
+            r.check_secs,
+            r.artifacts_by_copies
         );
     }
     println!();
@@ -199,6 +201,10 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
             "of them, the preservers' keeper rounds (all at once)",
         ),
         ("check s", "of them, checking every artifact"),
+        (
+            "by copies",
+            "artifacts with 0, 1, 2, … copies on live nodes after the repairs",
+        ),
     ]);
 }
 
