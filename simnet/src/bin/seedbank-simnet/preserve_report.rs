@@ -120,7 +120,7 @@ fn write_json_atomically(path: &Path, report: &PreserveChurnReport) -> Result<()
 
 pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
     println!(
-        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7} {:>8} {:>7}  {}",
+        "{:>6} {:>8} {:>10} {:>6} {:>11} {:>8} {:>9} {:>7} {:>12} {:>7} {:>8} {:>7}  by copies",
         "hours",
         "replaced",
         "preservers",
@@ -132,8 +132,7 @@ pub(crate) fn print_preserve_churn(report: &PreserveChurnReport) {
         "repair bytes",
         "wall s",
         "keeper s",
-        "check s",
-        "by copies"
+        "check s"
     );
     for r in &report.rounds {
         println!(
