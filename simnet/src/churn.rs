@@ -219,7 +219,8 @@ async fn replace_one(
     join_one(nodes, profile, options, dir, rng).await
 }
 
-/// Shuts a random live node down for good; returns its index.
+/// Shuts a random live node down and takes it off the network for good; returns its
+/// index.
 pub(crate) async fn leave_one(
     nodes: &mut [Option<FullNode>],
     rng: &mut impl RngExt,
@@ -227,7 +228,9 @@ pub(crate) async fn leave_one(
     let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
     let leaving = live[rng.random_range(0..live.len())];
     if let Some(node) = nodes[leaving].take() {
-        node.node.shutdown().await?;
+        // Off the network too: a shut-down node whose link stays up keeps routing DHT
+        // queries and holding provider records, which a departed machine does not.
+        node.leave().await?;
     }
     Ok(leaving)
 }
