@@ -127,8 +127,9 @@ enum Scenario {
     /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs and
     /// repair bytes per round.
     ///
-    /// Recorded runs: `preserve-churn --round-minutes 60 --rounds 24`, stopped early: a
-    /// round took 3-6 minutes on 2 shared cores (dev profile), see simnet/results.
+    /// Recorded run: `--idle-secs 300 preserve-churn --target 4 --round-minutes 60
+    /// --rounds 24`, 1-3 minutes a round on 2 cores (dev profile), see simnet/results.
+    /// With --json-out the report is written after every round.
     PreserveChurn(PreserveChurnArgs),
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
