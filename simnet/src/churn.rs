@@ -219,14 +219,19 @@ async fn replace_one(
     join_one(nodes, profile, options, dir, rng).await
 }
 
+/// The index of a random live node (there must be one).
+fn random_live(nodes: &[Option<FullNode>], rng: &mut impl RngExt) -> usize {
+    let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
+    live[rng.random_range(0..live.len())]
+}
+
 /// Shuts a random live node down and takes it off the network for good; returns its
 /// index.
 pub(crate) async fn leave_one(
     nodes: &mut [Option<FullNode>],
     rng: &mut impl RngExt,
 ) -> Result<usize> {
-    let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
-    let leaving = live[rng.random_range(0..live.len())];
+    let leaving = random_live(nodes, rng);
     if let Some(node) = nodes[leaving].take() {
         // Off the network too: a shut-down node whose link stays up keeps routing DHT
         // queries and holding provider records, which a departed machine does not.
@@ -244,8 +249,7 @@ pub(crate) async fn join_one(
     dir: &Path,
     rng: &mut impl RngExt,
 ) -> Result<()> {
-    let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
-    let via = nodes[live[rng.random_range(0..live.len())]]
+    let via = nodes[random_live(nodes, rng)]
         .as_ref()
         .context("chose a live node")?
         .sim

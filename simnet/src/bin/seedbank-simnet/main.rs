@@ -124,12 +124,10 @@ enum Scenario {
     /// every artifact (published by one node, R copies wanted each) and repair: each
     /// round every preserver spot-checks the members' copies and fetches those below R,
     /// least-replicated first, within its budget. A preserver that leaves is replaced
-    /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs and
-    /// repair bytes per round.
+    /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs.
     ///
-    /// Recorded run: `--idle-secs 300 preserve-churn --target 4 --round-minutes 60
-    /// --rounds 24`, 1-3 minutes a round on 2 cores (dev profile), see simnet/results.
-    /// With --json-out the report is written after every round.
+    /// Recorded run: `--idle-secs 300 preserve-churn --target 4 --round-minutes 60 --rounds
+    /// 24` (1-4 min a round, 2 cores); --json-out is written after every round.
     PreserveChurn(PreserveChurnArgs),
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
