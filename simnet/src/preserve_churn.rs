@@ -150,7 +150,13 @@ impl PreserveChurnReport {
         let repair_bytes_total = rounds.iter().map(|r| r.repair_bytes).sum();
         let hours = rounds.last().map_or(0.0, |r| r.hours);
         PreserveChurnReport {
-            repair_bytes_per_hour: repair_bytes_total as f64 / hours.max(f64::MIN_POSITIVE),
+            // Nothing per hour before an hour has passed (not an infinity, which JSON
+            // cannot hold).
+            repair_bytes_per_hour: if hours > 0.0 {
+                repair_bytes_total as f64 / hours
+            } else {
+                0.0
+            },
             repair_bytes_total,
             publisher_left_at,
             rounds: rounds.to_vec(),
@@ -242,10 +248,11 @@ async fn run_in(
     let artifacts = add_artifacts(churn, &nodes, dir, &mut rng).await?;
 
     let publishing = nodes[publisher].as_ref().context("the publisher is up")?;
+    let target = config.target.max(churn.replicas) as u32;
     let request = CollectionRequest {
         name: COLLECTION_NAME.into(),
         members: artifacts.iter().map(|a| a.root.to_string()).collect(),
-        replicas: Some(config.target.max(churn.replicas) as u32),
+        replicas: Some(target),
         revision: Some("v1".into()),
         key: None,
     };
@@ -259,7 +266,7 @@ async fn run_in(
             "{}/{COLLECTION_NAME}",
             publishing.node.names().node_publisher()
         ),
-        replicas: Some(config.target.max(churn.replicas) as u32),
+        replicas: Some(target),
     };
     for (i, node) in nodes.iter().enumerate() {
         if roles[i] == Role::Preserver {
