@@ -31,6 +31,7 @@ use crate::full_node::{
     add_pinned, start_full_node, start_full_node_with, write_random_file, FullNode,
 };
 use crate::join::{join_nodes, settle, wait_for_queries, SETTLE_LIMIT};
+use crate::lookup_miss;
 use crate::network::NodeProfile;
 
 /// Longest one check (lookup and fetch of one artifact) may take; the fetch scheduler's
@@ -240,8 +241,8 @@ pub(crate) async fn leave_one(
     Ok(leaving)
 }
 
-/// Starts a new node with `options` through a random live one and pushes it at the
-/// end of `nodes`.
+/// Starts a new node with `options` through [`NEWCOMER_BOOTSTRAP_PEERS`] random live
+/// ones and pushes it at the end of `nodes`.
 pub(crate) async fn join_one(
     nodes: &mut Vec<Option<FullNode>>,
     profile: NodeProfile,
@@ -249,22 +250,30 @@ pub(crate) async fn join_one(
     dir: &Path,
     rng: &mut impl RngExt,
 ) -> Result<()> {
-    let via = nodes[random_live(nodes, rng)]
-        .as_ref()
-        .context("chose a live node")?
-        .sim
-        .address
-        .clone();
+    let mut live: Vec<&FullNode> = nodes.iter().flatten().collect();
+    live.shuffle(rng);
+    let via: Vec<libp2p::Multiaddr> = live
+        .iter()
+        .take(NEWCOMER_BOOTSTRAP_PEERS)
+        .map(|node| node.sim.address.clone())
+        .collect();
     let index = nodes.len();
     let dir = dir.join(format!("node-{index}"));
-    let node = start_full_node_with(&dir, &[via], profile, options).await?;
+    let node = start_full_node_with(&dir, &via, profile, options).await?;
     nodes.push(Some(node));
     Ok(())
 }
 
+/// Bootstrap peers a newcomer is given. A node given one that leaves while it joins
+/// knows nobody else and stays cut off for good (the first churn runs had such nodes;
+/// see simnet/results/README.md); real nodes are configured with a few.
+pub(crate) const NEWCOMER_BOOTSTRAP_PEERS: usize = 3;
+
 /// The outcome of one artifact's check.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Check {
+    /// The node that looked it up and fetched it.
+    pub(crate) asker: usize,
     /// A node that holds it is up.
     pub(crate) live_holder: bool,
     /// The lookup named a holder that is up.
@@ -302,23 +311,40 @@ pub(crate) async fn check_all(
             .find(|i| !artifact.holders.contains(i) && free(i))
             .context("a free live node that does not hold the artifact (lower the concurrency)")?;
         last_used.insert(asker, a);
-        let asker = nodes[asker].clone().context("askers are live")?;
-        jobs.push(check_one(asker, artifact.root, live_holders));
+        let asker_node = nodes[asker].clone().context("askers are live")?;
+        jobs.push(check_one(asker, asker_node, artifact.root, live_holders));
     }
     let checks = futures::stream::iter(jobs)
         .buffered(concurrency)
         .collect::<Vec<_>>()
         .await;
-    checks.into_iter().collect()
+    let mut checks: Vec<Check> = checks.into_iter().collect::<Result<_>>()?;
+    for (check, artifact) in checks.iter_mut().zip(artifacts) {
+        if check.live_holder && !check.found {
+            let asker = nodes[check.asker].as_ref().context("askers are live")?;
+            let live_holders: Vec<libp2p::PeerId> = artifact
+                .holders
+                .iter()
+                .filter_map(|h| nodes[*h].as_ref().map(|n| n.sim.peer))
+                .collect();
+            let why =
+                lookup_miss::explain(nodes, artifact.root, check.asker, asker, &live_holders).await;
+            tracing::info!(root = %artifact.root, %why, "lookup missed a live holder");
+            check.error = Some(format!("{}; {why}", check.error.take().unwrap_or_default()));
+        }
+    }
+    Ok(checks)
 }
 
 /// Looks `root` up from `asker`, fetches it, and drops the copy again.
 async fn check_one(
+    asker_index: usize,
     asker: FullNode,
     root: ContentId,
     live_holders: Vec<libp2p::PeerId>,
 ) -> Result<Check> {
     let mut check = Check {
+        asker: asker_index,
         live_holder: !live_holders.is_empty(),
         ..Check::default()
     };

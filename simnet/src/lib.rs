@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod full_node;
 pub mod join;
 pub mod link;
+mod lookup_miss;
 pub mod names;
 pub mod network;
 pub mod plot;

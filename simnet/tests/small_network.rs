@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use rand::SeedableRng;
+use seedbank_protocol::{BlobHash, ContentId};
 use seedbank_simnet::link::LinkShape;
-use seedbank_simnet::network::NodeProfile;
-use seedbank_simnet::{churn, discovery, names, swarm};
+use seedbank_simnet::network::{start_node, NodeProfile};
+use seedbank_simnet::{churn, discovery, join, names, swarm};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -161,4 +163,49 @@ async fn idle_connected_peers_cost_a_fetch_nothing() {
         crowded < alone * 1.5 + 0.5,
         "three idle peers made the fetch take {crowded:.2} s instead of {alone:.2} s"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_whose_first_bootstrap_peer_leaves_as_it_joins_still_finds_providers() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let nodes = join::start_nodes(20, node(), 20, &mut rng)
+        .await
+        .expect("nodes start");
+    join::settle(&nodes, Duration::from_secs(60))
+        .await
+        .expect("tables settle");
+    let root = ContentId::from_hash(BlobHash([0x5a; 32]));
+    let holder = &nodes[3];
+    holder
+        .handle
+        .start_providing(root)
+        .await
+        .expect("announced");
+    let mut storing = 0;
+    for node in nodes.iter().filter(|n| n.peer != holder.peer) {
+        let stored = node.handle.stored_providers(root).await.expect("node up");
+        if stored.contains(&holder.peer) {
+            storing += 1;
+        }
+    }
+    assert!(
+        storing >= 10,
+        "the record should sit on the peers closest to its key, found on {storing}"
+    );
+
+    let via: Vec<_> = nodes[5..8].iter().map(|n| n.address.clone()).collect();
+    let newcomer = start_node(&via, node()).await.expect("newcomer starts");
+    nodes[5].leave();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = newcomer.handle.find_providers(root).await.expect("lookup");
+        if found.contains(&holder.peer) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the newcomer never found the holder through its other bootstrap peers"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
@@ -247,6 +248,10 @@ impl EventLoop {
                         requests_to_first: None,
                     },
                 );
+            }
+            NetCommand::StoredProviders { root, reply } => {
+                let stored = kad.store_mut().providers(&provider_key(root));
+                let _ = reply.send(stored.into_iter().map(|r| r.provider).collect());
             }
             NetCommand::PutRecord { key, value, reply } => {
                 let mut record = kad::Record::new(RecordKey::new(&key), value);

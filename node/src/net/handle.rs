@@ -31,6 +31,13 @@ pub enum NetCommand {
         /// Providers other than this node, and how the lookup went.
         reply: oneshot::Sender<ProviderLookup>,
     },
+    /// The providers of `root` this node's own DHT store lists (no network request).
+    StoredProviders {
+        /// The artifact.
+        root: ContentId,
+        /// Their peer ids, this node's own record included.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     /// Store a signed value record in the DHT (and locally).
     PutRecord {
         /// Its DHT key.
@@ -186,6 +193,13 @@ impl NetHandle {
     /// Like [`Self::find_providers`], with how many DHT peers the lookup asked.
     pub async fn lookup_providers(&self, root: ContentId) -> NodeResult<ProviderLookup> {
         self.ask(|reply| NetCommand::FindProviders { root, reply })
+            .await
+    }
+
+    /// The providers of `root` this node's DHT store lists, without asking the network:
+    /// what this node answers when others look `root` up.
+    pub async fn stored_providers(&self, root: ContentId) -> NodeResult<Vec<PeerId>> {
+        self.ask(|reply| NetCommand::StoredProviders { root, reply })
             .await
     }
 

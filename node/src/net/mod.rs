@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use address_policy::{is_link_local, AddressPolicy};
+pub use event_loop::provider_key;
 pub use handle::{
     split_peer_address, without_peer_id, NetHandle, NetStatus, PeerInfo, ProviderLookup,
     RecordLookup,
