@@ -126,8 +126,8 @@ enum Scenario {
     /// least-replicated first, within its budget. A preserver that leaves is replaced
     /// by an empty preserver. Table and plot: retrievable artifacts, copies, repairs.
     ///
-    /// Recorded run: `--idle-secs 300 preserve-churn --target 4 --round-minutes 60 --rounds
-    /// 24` (1-4 min a round, 2 cores); --json-out is written after every round.
+    /// Recorded run: `--idle-secs 300 preserve-churn --target 4 --round-minutes 60
+    /// --rounds 24` (2-10 min a round on 2 cores); --json-out is written every round.
     PreserveChurn(PreserveChurnArgs),
     /// One seeder with capped upload, M fetchers of one artifact starting together:
     /// time until all have it, as a swarm (fetchers trade parts) and, with
