@@ -320,7 +320,8 @@ pub(crate) async fn check_all(
         .await;
     let mut checks: Vec<Check> = checks.into_iter().collect::<Result<_>>()?;
     for (check, artifact) in checks.iter_mut().zip(artifacts) {
-        if check.live_holder && !check.found {
+        // A fetch that failed although a holder was up, and whose lookup missed it.
+        if check.live_holder && !check.found && !check.fetched {
             let asker = nodes[check.asker].as_ref().context("askers are live")?;
             let live_holders: Vec<libp2p::PeerId> = artifact
                 .holders
