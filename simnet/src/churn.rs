@@ -298,13 +298,17 @@ pub(crate) async fn check_all(
     // The artifact index each node last checked: a node is used again only once the
     // checks that may run beside its last one are behind it.
     let mut last_used: HashMap<usize, usize> = HashMap::new();
+    let live_holders: Vec<Vec<libp2p::PeerId>> = artifacts
+        .iter()
+        .map(|artifact| {
+            let holders = artifact.holders.iter();
+            holders
+                .filter_map(|h| nodes[*h].as_ref().map(|n| n.sim.peer))
+                .collect()
+        })
+        .collect();
     let mut jobs = Vec::with_capacity(artifacts.len());
     for (a, artifact) in artifacts.iter().enumerate() {
-        let live_holders: Vec<libp2p::PeerId> = artifact
-            .holders
-            .iter()
-            .filter_map(|h| nodes[*h].as_ref().map(|n| n.sim.peer))
-            .collect();
         let free = |i: &usize| last_used.get(i).is_none_or(|last| a - last >= concurrency);
         let asker = (0..askers.len())
             .map(|k| askers[(a + k) % askers.len()])
@@ -312,24 +316,24 @@ pub(crate) async fn check_all(
             .context("a free live node that does not hold the artifact (lower the concurrency)")?;
         last_used.insert(asker, a);
         let asker_node = nodes[asker].clone().context("askers are live")?;
-        jobs.push(check_one(asker, asker_node, artifact.root, live_holders));
+        jobs.push(check_one(
+            asker,
+            asker_node,
+            artifact.root,
+            live_holders[a].clone(),
+        ));
     }
     let checks = futures::stream::iter(jobs)
         .buffered(concurrency)
         .collect::<Vec<_>>()
         .await;
     let mut checks: Vec<Check> = checks.into_iter().collect::<Result<_>>()?;
-    for (check, artifact) in checks.iter_mut().zip(artifacts) {
+    for ((check, artifact), live_holders) in checks.iter_mut().zip(artifacts).zip(&live_holders) {
         // A fetch that failed although a holder was up, and whose lookup missed it.
         if check.live_holder && !check.found && !check.fetched {
             let asker = nodes[check.asker].as_ref().context("askers are live")?;
-            let live_holders: Vec<libp2p::PeerId> = artifact
-                .holders
-                .iter()
-                .filter_map(|h| nodes[*h].as_ref().map(|n| n.sim.peer))
-                .collect();
             let why =
-                lookup_miss::explain(nodes, artifact.root, check.asker, asker, &live_holders).await;
+                lookup_miss::explain(nodes, artifact.root, check.asker, asker, live_holders).await;
             tracing::info!(root = %artifact.root, %why, "lookup missed a live holder");
             check.error = Some(format!("{}; {why}", check.error.take().unwrap_or_default()));
         }
