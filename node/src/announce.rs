@@ -1,5 +1,8 @@
-//! The announcer: keeps a provider record in the DHT for every complete artifact the
-//! node holds.
+//! What the node tells the network it holds: the announcer, which keeps a provider
+//! record in the DHT for every complete artifact the node holds, and the seed gate,
+//! which keeps the blob provider from serving what the node does not seed. [`Seeding`]
+//! holds both; every path that adds an artifact (add, fetch, publish) ends in
+//! [`Seeding::announce_soon`].
 //!
 //! Invariants: every complete artifact is announced within [`ANNOUNCE_CHECK_INTERVAL`]
 //! of being added (at once when woken), again every [`REANNOUNCE_INTERVAL`] (records
@@ -17,11 +20,18 @@ use seedbank_protocol::ContentId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::denylist::Denylists;
-use crate::import::unix_now;
+use seedbank_protocol::api::ArtifactSummary;
+use seedbank_protocol::names_api::{PublishReport, PublishRequest};
+
+use crate::denied::DeniedRoots;
+use crate::error::NodeResult;
+use crate::library::import::{unix_now, AddOptions};
+use crate::library::meta::ArtifactRecord;
 use crate::library::Library;
-use crate::names::LicencePolicy;
+use crate::names::{LicencePolicy, Names};
 use crate::net::NetHandle;
+use crate::progress::ProgressReporter;
+use crate::transfer::seed_gate::SeedGate;
 
 /// How often due announcements are checked once the node has peers.
 pub const ANNOUNCE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -29,6 +39,117 @@ pub const ANNOUNCE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 pub const ALONE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long an announcement stands before it is renewed (records live 48 hours).
 pub const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+
+/// The node's announcer and seed gate, both present only when it seeds. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Seeding {
+    announcer: Option<Announcer>,
+    gate: Option<SeedGate>,
+    library: Library,
+    policy: LicencePolicy,
+    denied: DeniedRoots,
+}
+
+impl Seeding {
+    /// Starts announcing what `library` holds and keeps a seed gate, if the node
+    /// `seeds`; otherwise announces and gates nothing. The gate starts empty: fill it
+    /// with [`Self::refresh_gate`] before serving.
+    pub fn start(
+        seeds: bool,
+        library: Library,
+        net: NetHandle,
+        policy: LicencePolicy,
+        denied: DeniedRoots,
+    ) -> Self {
+        Self {
+            announcer: seeds
+                .then(|| Announcer::spawn(library.clone(), net, policy.clone(), denied.clone())),
+            gate: seeds.then(SeedGate::default),
+            library,
+            policy,
+            denied,
+        }
+    }
+
+    /// Whether the node seeds (serves blobs and announces).
+    pub fn seeds(&self) -> bool {
+        self.announcer.is_some()
+    }
+
+    /// The gate the blob provider asks, when the node seeds.
+    pub fn gate(&self) -> Option<SeedGate> {
+        self.gate.clone()
+    }
+
+    /// Tells the gate what not to serve now and has `root` announced soon.
+    pub async fn announce_soon(&self, root: ContentId) {
+        self.refresh_gate().await;
+        if let Some(announcer) = &self.announcer {
+            announcer.announce_soon(&self.library, root).await;
+        }
+    }
+
+    /// Adds a file or directory to the library and has it announced soon.
+    pub async fn add(
+        &self,
+        options: AddOptions,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<ArtifactSummary> {
+        let summary = self.library.add(options, progress).await?;
+        self.announce_soon(summary.id).await;
+        Ok(summary)
+    }
+
+    /// Signs and announces an artifact (added from a path first, if given one) under a
+    /// name.
+    pub async fn publish(
+        &self,
+        names: &Names,
+        request: &PublishRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<PublishReport> {
+        let report = names.publish(request, progress).await?;
+        self.announce_soon(report.release.release.root).await;
+        Ok(report)
+    }
+
+    /// Tells the seed gate the blobs not to serve: those only artifacts under a licence
+    /// the node does not seed, or named by a denylist, hold; and every denied root.
+    pub async fn refresh_gate(&self) {
+        let Some(gate) = &self.gate else {
+            return;
+        };
+        let denied = self.denied.denied_roots();
+        let policy = &self.policy;
+        let licence_only = self
+            .library
+            .unseeded_blobs(|record| policy.allows(record.licence.as_deref()))
+            .await;
+        let all = self
+            .library
+            .unseeded_blobs(|record| {
+                policy.allows(record.licence.as_deref()) && !denied.contains(&record.root)
+            })
+            .await;
+        match (licence_only, all) {
+            (Ok(licence_only), Ok(mut all)) => {
+                all.extend(denied.iter().map(|root| root.hash()));
+                let denied_blobs = all.difference(&licence_only).copied().collect();
+                gate.set(licence_only, denied_blobs);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot update the blobs not to seed")
+            }
+        }
+    }
+
+    /// Stops the announcer.
+    pub fn stop(&self) {
+        if let Some(announcer) = &self.announcer {
+            announcer.stop();
+        }
+    }
+}
 
 /// Wakes the announcer and stops it; cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -43,10 +164,13 @@ impl Announcer {
         library: Library,
         net: NetHandle,
         policy: LicencePolicy,
-        denylists: Denylists,
+        denied: DeniedRoots,
     ) -> Self {
         let announcer = Self::default();
-        tokio::spawn(announcer.clone().run(library, net, policy, denylists));
+        tokio::spawn(tracing::Instrument::instrument(
+            announcer.clone().run(library, net, policy, denied),
+            tracing::info_span!("announcer"),
+        ));
         announcer
     }
 
@@ -68,7 +192,7 @@ impl Announcer {
         library: Library,
         net: NetHandle,
         policy: LicencePolicy,
-        denylists: Denylists,
+        denied: DeniedRoots,
     ) {
         let mut announced_everything = false;
         let mut reached_network = false;
@@ -78,12 +202,19 @@ impl Announcer {
                 .await
                 .is_ok_and(|status| status.routing_table_size > 0);
             let everything = !announced_everything || (has_peers && !reached_network);
+            let seeds = |record: &ArtifactRecord| {
+                let allowed = policy.allows(record.licence.as_deref());
+                if !allowed {
+                    tracing::debug!(root = %record.root, "not announced: {}", policy.refusal(record.licence.as_deref()));
+                }
+                allowed
+            };
             match library
-                .due_announcements(unix_now(), everything, &policy)
+                .due_announcements(unix_now(), everything, seeds)
                 .await
             {
                 Ok(due) => {
-                    announce(&library, &net, &denylists, due).await;
+                    announce(&library, &net, &denied, due).await;
                     announced_everything = true;
                     reached_network |= has_peers;
                 }
@@ -108,9 +239,9 @@ impl Announcer {
 /// Announces each of `due` but those a denylist names (checked one by one, as a list
 /// may name one meanwhile), scheduling its renewal; failures are logged and retried at
 /// the next check.
-async fn announce(library: &Library, net: &NetHandle, denylists: &Denylists, due: Vec<ContentId>) {
+async fn announce(library: &Library, net: &NetHandle, denied: &DeniedRoots, due: Vec<ContentId>) {
     for root in due {
-        if denylists.denies(root) {
+        if denied.denies(root) {
             tracing::debug!(%root, "not announced: a denylist this node follows names it");
             continue;
         }

@@ -15,7 +15,6 @@ use crate::config::LoadedConfig;
 use crate::daemon_lock::DaemonLock;
 use crate::data_dir::{write_private_file, DataDir};
 use crate::error::{NodeError, NodeResult};
-use crate::hf;
 use crate::identity::load_or_create_keypair;
 use crate::library::Library;
 use crate::net::{NetHandle, NetTransport};
@@ -34,22 +33,28 @@ fn serve_gateway(
     let addr = listener
         .local_addr()
         .map_err(|e| NodeError::io("reading bound address", data_dir.root(), e))?;
-    let state = hf::gateway::GatewayState {
+    let state = crate::gateway::GatewayState {
         node: node.clone(),
-        resolver: hf::gateway::resolver::Resolver::new(node.clone(), config.hf_publishers.clone()),
+        resolver: crate::gateway::resolver::Resolver::new(
+            node.clone(),
+            config.hf_publishers.clone(),
+        ),
     };
     let hosts = if config.hf_gateway_allow_remote {
         api::HostPolicy::Any
     } else {
         api::HostPolicy::LoopbackOnly
     };
-    let app = hf::gateway::router(state, hosts);
+    let app = crate::gateway::router(state, hosts);
     let endpoint = format!("http://{addr}");
     write_private_file(&data_dir.hf_endpoint(), endpoint.as_bytes())?;
     tracing::info!(%endpoint, "Hugging Face gateway ready: HF_ENDPOINT={endpoint}");
-    Ok(tokio::spawn(async move {
-        api::server::serve(listener, app, stop.cancelled_owned(), SHUTDOWN_GRACE).await;
-    }))
+    Ok(tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            api::server::serve(listener, app, stop.cancelled_owned(), SHUTDOWN_GRACE).await;
+        },
+        tracing::info_span!("hf_gateway"),
+    )))
 }
 
 /// How long start-up waits for the swarm to report its listen addresses.
@@ -63,7 +68,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     let _lock = DaemonLock::acquire(&data_dir)?;
     let listener = bind_api(config.api_addr).await?;
     let gateway_listener = match config.hf_gateway {
-        true => Some(hf::gateway::bind(config.hf_gateway_addr).await?),
+        true => Some(crate::gateway::bind(config.hf_gateway_addr).await?),
         false => None,
     };
     data_dir.create()?;
@@ -89,6 +94,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
             seed_licences: config.seed_licences.clone(),
             preserve: config.preserve_options(),
             denylist_refresh: config.denylist_refresh,
+            fetch_timings: config.fetch_timings(),
         },
     )
     .await?;
@@ -134,7 +140,10 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     };
     let app = api::router(state, config.max_api_requests, hosts);
     let (store_failed_tx, mut store_failed_rx) = tokio::sync::watch::channel(false);
-    let watchdog = tokio::spawn(watch_store(library.clone(), store_failed_tx));
+    let watchdog = tokio::spawn(tracing::Instrument::instrument(
+        watch_store(library.clone(), store_failed_tx),
+        tracing::info_span!("store_watchdog"),
+    ));
     let stop = async move {
         tokio::select! {
             _ = shutdown_signal() => {}

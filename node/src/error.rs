@@ -98,6 +98,13 @@ pub enum NodeError {
     /// The blob store failed.
     #[error("blob store: {0}")]
     Store(String),
+    /// A failure inside this node that no retry mends: a record or setting that would
+    /// not encode, no randomness from the system, a task that died.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The network task has stopped (the node is shutting down).
+    #[error("the network task has stopped")]
+    NetworkStopped,
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Meta(#[from] sled::Error),
@@ -168,7 +175,11 @@ impl NodeError {
             NodeError::RequestTooLarge { .. } => ErrorCode::TooLarge,
             NodeError::Corrupt(_) => ErrorCode::Corrupt,
             NodeError::InUse(_) => ErrorCode::Busy,
-            NodeError::Io { .. } | NodeError::Store(_) | NodeError::Meta(_) => ErrorCode::Internal,
+            NodeError::Io { .. }
+            | NodeError::Store(_)
+            | NodeError::Meta(_)
+            | NodeError::Internal(_) => ErrorCode::Internal,
+            NodeError::NetworkStopped => ErrorCode::Cancelled,
             NodeError::Reported(e) => e.code,
         }
     }

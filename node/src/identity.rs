@@ -19,7 +19,7 @@ pub fn load_or_create_keypair(path: &Path) -> NodeResult<Keypair> {
             let keypair = Keypair::generate_ed25519();
             let bytes = keypair
                 .to_protobuf_encoding()
-                .map_err(|e| NodeError::Store(format!("encoding node key: {e}")))?;
+                .map_err(|e| NodeError::Internal(format!("encoding node key: {e}")))?;
             write_private_file(path, &bytes)?;
             tracing::info!(peer = %PeerId::from(keypair.public()), "created node key");
             Ok(keypair)

@@ -1,12 +1,14 @@
 //! A networked node: the [`Library`] of artifacts plus the peer-to-peer network, and
-//! the one door the control API uses. Adds are announced, removals withdrawn, fetches
-//! run as [`FetchJobs`], and unfinished fetches resume when the node starts.
+//! the one door the control API uses.
 //!
-//! Wiring only: storage belongs to the library, jobs to [`FetchJobs`], announcements to
-//! the [`Announcer`], transfers to [`crate::transfer`].
+//! Wiring only: storage belongs to the library, fetching to the [`Fetcher`],
+//! announcements and the seed gate to [`Seeding`], names to [`Names`], denylists to
+//! [`Denylists`], preservation to the [`Preserver`], Hugging Face imports and mirrors to
+//! the [`HfBridge`], transfers to the transfer module. Each service is given the parts
+//! it needs when the node starts; none of them knows the node. What stays here is what
+//! spans services (a listing with its denials, a removal refused while a fetch runs)
+//! and the node's figures.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
@@ -20,29 +22,25 @@ use seedbank_protocol::names_api::{PublishReport, PublishRequest};
 use seedbank_protocol::{ContentId, PublisherSecret};
 use tokio_util::sync::CancellationToken;
 
-use crate::announce::Announcer;
-use crate::denylist::{Denylists, DEFAULT_REFRESH_INTERVAL};
+use crate::announce::Seeding;
+use crate::denied::DeniedRoots;
+use crate::denylist::{DenyBook, Denylists, DEFAULT_REFRESH_INTERVAL};
 use crate::error::{NodeError, NodeResult};
-use crate::fetch_jobs::{FetchJobs, JobCounts, Origin};
-use crate::import::{unix_now, AddOptions};
+use crate::fetch::attempt::AttemptRunner;
+use crate::fetch::jobs::JobCounts;
+use crate::fetch::{FetchTimings, Fetcher};
+use crate::hf::HfBridge;
+use crate::library::import::{unix_now, AddOptions};
 use crate::library::Library;
 use crate::names::{LicencePolicy, Names};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
 use crate::peers::PeerBook;
-use crate::preserve::PreserveOptions;
+use crate::preserve::service::Preserver;
+use crate::preserve::{PreserveBook, PreserveOptions};
 use crate::progress::ProgressReporter;
 use crate::transfer::provider::spawn_provider;
 use crate::transfer::provider_stats::{ProviderCounts, ProviderStats};
-use crate::transfer::seed_gate::SeedGate;
 use crate::transfer::traffic::Traffic;
-
-mod denying;
-mod fetching;
-mod keeper;
-mod preserving;
-
-pub use keeper::RoundReport;
-pub use preserving::Preserver;
 
 /// Rate limits in bytes per second.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,6 +66,8 @@ pub struct NodeOptions {
     pub preserve: PreserveOptions,
     /// Time between two refreshes of each denylist the node follows.
     pub denylist_refresh: Duration,
+    /// How patient fetches are.
+    pub fetch_timings: FetchTimings,
 }
 
 impl Default for NodeOptions {
@@ -78,6 +78,7 @@ impl Default for NodeOptions {
             seed_licences: Vec::new(),
             preserve: PreserveOptions::default(),
             denylist_refresh: DEFAULT_REFRESH_INTERVAL,
+            fetch_timings: FetchTimings::default(),
         }
     }
 }
@@ -88,18 +89,16 @@ pub struct Node {
     library: Library,
     net: NetHandle,
     traffic: Traffic,
-    jobs: FetchJobs,
-    announcer: Option<Announcer>,
-    bytes_fetched: Arc<AtomicU64>,
     peers: PeerBook,
     provider: ProviderStats,
     names: Names,
     names_stop: CancellationToken,
-    /// Blobs not to serve (a licence not seeded, a denylist), when the node seeds.
-    seed_gate: Option<SeedGate>,
-    policy: LicencePolicy,
-    preserver: Preserver,
+    denied: DeniedRoots,
+    seeding: Seeding,
+    fetcher: Fetcher,
     denylists: Denylists,
+    preserver: Preserver,
+    hf: HfBridge,
 }
 
 /// The node's figures for `/metrics`.
@@ -129,7 +128,8 @@ pub struct NodeMetrics {
 
 impl Node {
     /// Starts the network around `library`, serves blobs and announces what it holds
-    /// (if it seeds), and resumes unfinished fetches.
+    /// (if it seeds), starts each service with the parts it needs, and resumes
+    /// unfinished fetches.
     pub async fn start(
         library: Library,
         keypair: Keypair,
@@ -151,94 +151,132 @@ impl Node {
             tokio::time::Instant::now(),
             unix_now(),
         );
+        let denied = DeniedRoots::new(names.clone());
+        let seeding = Seeding::start(
+            options.seed,
+            library.clone(),
+            net.clone(),
+            policy,
+            denied.clone(),
+        );
+        let fetcher = Fetcher::new(AttemptRunner {
+            library: library.clone(),
+            net: net.clone(),
+            traffic: traffic.clone(),
+            peers: peers.clone(),
+            names: names.clone(),
+            denied: denied.clone(),
+            seeding: seeding.clone(),
+            timings: options.fetch_timings,
+            bytes_fetched: Default::default(),
+        });
         let denylists = Denylists::open(
-            library.deny_book()?,
-            names.clone(),
+            DenyBook::open(library.meta())?,
+            denied.clone(),
+            crate::denylist::Parts {
+                library: library.clone(),
+                names: names.clone(),
+                net: net.clone(),
+                fetcher: fetcher.clone(),
+                seeding: seeding.clone(),
+            },
             options.denylist_refresh,
         )?;
-        let seed_gate = options.seed.then(SeedGate::default);
-        if let Some(gate) = &seed_gate {
-            denying::fill_seed_gate(gate, &library, &policy, &denylists).await;
-        }
-        let provider = if options.seed {
-            spawn_provider(
+        seeding.refresh_gate().await;
+        let provider = match seeding.gate() {
+            Some(gate) => spawn_provider(
                 &net,
                 library.transfer_store().api(),
                 traffic.clone(),
                 peers.clone(),
-                seed_gate.clone(),
-            )?
-        } else {
-            ProviderStats::default()
+                Some(gate),
+            )?,
+            None => ProviderStats::default(),
         };
-        let announcer = options.seed.then(|| {
-            Announcer::spawn(
-                library.clone(),
-                net.clone(),
-                policy.clone(),
-                denylists.clone(),
-            )
-        });
-        let preserver = Preserver::new(library.preserve_book()?, options.preserve.clone());
+        let preserver = Preserver::new(
+            PreserveBook::open(library.meta())?,
+            options.preserve.clone(),
+            crate::preserve::service::Parts {
+                library: library.clone(),
+                names: names.clone(),
+                net: net.clone(),
+                traffic: traffic.clone(),
+                fetcher: fetcher.clone(),
+                denied: denied.clone(),
+                seeding: seeding.clone(),
+            },
+        );
+        let hf = HfBridge::new(
+            library.clone(),
+            names.clone(),
+            traffic.clone(),
+            seeding.clone(),
+        );
         spawn_withdrawals(library.evictions(), net.clone());
-        let node = Self {
-            jobs: FetchJobs::new(library.clone()),
+        denylists.spawn_refresher();
+        fetcher.resume_saved().await?;
+        if options.seed && options.preserve.keeper {
+            preserver.spawn_keeper();
+        }
+        Ok(Self {
             library,
             net,
             traffic,
-            announcer,
-            bytes_fetched: Arc::default(),
             peers,
             provider,
             names,
             names_stop,
-            seed_gate,
-            policy,
-            preserver,
+            denied,
+            seeding,
+            fetcher,
             denylists,
-        };
-        node.spawn_denylist_refresher();
-        for job in node.library.fetch_jobs()? {
-            tracing::info!(root = %job.root, "resuming unfinished fetch");
-            if let Err(e) = node
-                .start_job(job.root, job.include, job.pin, Origin::Background)
-                .await
-            {
-                tracing::warn!(root = %job.root, error = %e, "cannot resume fetch");
-            }
-        }
-        if options.seed && options.preserve.keeper {
-            node.spawn_keeper();
-        }
-        Ok(node)
+            preserver,
+            hf,
+        })
     }
 
     /// Ends running fetches (they stay saved and resume at the next start), so that
     /// clients watching them get their last line at once.
     pub fn stop_fetches(&self) {
-        self.jobs.stop();
+        self.fetcher.stop();
     }
 
-    /// Stops fetches and announcing, closes the store and metadata. The network stops
-    /// once the last clone of this node (and of its network handle) is dropped.
+    /// Stops fetches, announcing and every service's background task, closes the store
+    /// and metadata. The network stops once the last clone of this node (and of its
+    /// network handle) is dropped.
     pub async fn shutdown(&self) -> NodeResult<()> {
-        self.jobs.stop();
+        self.fetcher.stop();
         self.names_stop.cancel();
-        self.preserver.stop.cancel();
+        self.preserver.stop();
         self.denylists.stop();
-        if let Some(announcer) = &self.announcer {
-            announcer.stop();
-        }
-        self.save_peer_book().await;
+        self.seeding.stop();
+        self.library.save_peer_book(&self.peers).await;
         self.library.close().await
     }
 
-    /// Saves the peer book; failing to is logged, never fatal (it is advice).
-    async fn save_peer_book(&self) {
-        let saved = self.peers.snapshot(tokio::time::Instant::now(), unix_now());
-        if let Err(e) = self.library.save_peer_book(&saved).await {
-            tracing::warn!(error = %e, "cannot save the peer book");
-        }
+    /// Fetching: fetches by id or name, detached fetches, jobs, manifests.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// What the denylists this node follows deny now.
+    pub fn denied(&self) -> &DeniedRoots {
+        &self.denied
+    }
+
+    /// The denylists service: subscriptions, refreshes, publishing lists.
+    pub fn denylists(&self) -> &Denylists {
+        &self.denylists
+    }
+
+    /// The preservation service: pins with targets, health, follows, collections.
+    pub fn preserver(&self) -> &Preserver {
+        &self.preserver
+    }
+
+    /// The Hugging Face bridge: cache imports and mirrors.
+    pub fn hf(&self) -> &HfBridge {
+        &self.hf
     }
 
     /// The artifacts.
@@ -262,16 +300,14 @@ impl Node {
         options: AddOptions,
         progress: &mut ProgressReporter,
     ) -> NodeResult<ArtifactSummary> {
-        let summary = self.library.add(options, progress).await?;
-        self.announce_soon(summary.id).await;
-        Ok(summary)
+        self.seeding.add(options, progress).await
     }
 
     /// Every artifact held.
     pub async fn list(&self) -> NodeResult<Vec<ArtifactSummary>> {
         let mut list = self.library.list().await?;
         for summary in &mut list {
-            summary.denied = self.denylists.denials(summary.id);
+            summary.denied = self.denied.denials(summary.id);
         }
         Ok(list)
     }
@@ -284,7 +320,7 @@ impl Node {
             detail.licence = detail.licence.clone().or(latest.release.licence.clone());
         }
         detail.seeding = self.names.seeds(detail.licence.as_deref());
-        detail.summary.denied = self.denylists.denials(detail.summary.id);
+        detail.summary.denied = self.denied.denials(detail.summary.id);
         detail.seeding &= detail.summary.denied.is_empty();
         Ok(detail)
     }
@@ -301,9 +337,7 @@ impl Node {
         request: &PublishRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<PublishReport> {
-        let report = self.names.publish(request, progress).await?;
-        self.announce_soon(report.release.release.root).await;
-        Ok(report)
+        self.seeding.publish(&self.names, request, progress).await
     }
 
     /// Exports an artifact into a directory.
@@ -323,28 +357,16 @@ impl Node {
         request: &HfCacheRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<HfCacheReport> {
-        self.library
-            .export_hf_cache(reference, request, progress)
-            .await
+        crate::hf::cache_export::export_to_cache(&self.library, reference, request, progress).await
     }
 
     /// Pins or unpins an artifact.
     pub async fn set_pinned(&self, reference: &str, pinned: bool) -> NodeResult<PinReport> {
         let report = self.library.set_pinned(reference, pinned).await?;
         if pinned {
-            self.adopt_soon(report.id);
+            self.names.adopt_soon(report.id);
         }
         Ok(report)
-    }
-
-    /// Starts keeping the names of a pinned artifact alive, in the background.
-    fn adopt_soon(&self, root: ContentId) {
-        let names = self.names.clone();
-        tokio::spawn(async move {
-            if let Err(e) = names.adopt(root).await {
-                tracing::warn!(%root, error = %e, "cannot keep the names of a pinned artifact alive");
-            }
-        });
     }
 
     /// Re-hashes everything stored.
@@ -376,7 +398,7 @@ impl Node {
                 Err(_) => return Err(e),
             },
         };
-        if let Some(job) = self.jobs.list()?.into_iter().find(|job| job.id == root) {
+        if let Some(job) = self.fetcher.job_of(root)? {
             let state = match job.state {
                 FetchJobState::Running => "running",
                 FetchJobState::Waiting => "waiting to try again",
@@ -402,7 +424,7 @@ impl Node {
             routing_table_size: net.routing_table_size,
             connected_peers: net.connected_peers,
         });
-        status.fetches = self.jobs.list()?;
+        status.fetches = self.fetcher.jobs()?;
         Ok(status)
     }
 
@@ -417,8 +439,8 @@ impl Node {
             bytes_down: traffic.values().map(|b| b.down).sum(),
             bans: self.peers.bans_since_start(),
             banned_now: self.peers.banned_now(tokio::time::Instant::now()) as u64,
-            fetches: self.jobs.counts(),
-            bytes_fetched: self.bytes_fetched.load(Ordering::Relaxed),
+            fetches: self.fetcher.counts(),
+            bytes_fetched: self.fetcher.bytes_fetched(),
             dht_queries: net.dht_queries,
             dht_queries_started: net.dht_queries_started,
             provider: self.provider.counts(),
@@ -454,32 +476,28 @@ impl Node {
 
     /// Who provides an artifact, per the DHT.
     pub async fn providers(&self, id: &str) -> NodeResult<ProvidersResponse> {
-        let root = self.root_of(id)?;
+        let root = self.fetcher.root_of(id)?;
         let providers = self.net.find_providers(root).await?;
         Ok(ProvidersResponse {
             id: root,
             providers: providers.iter().map(ToString::to_string).collect(),
         })
     }
-
-    async fn announce_soon(&self, root: ContentId) {
-        self.update_seed_gate().await;
-        if let Some(announcer) = &self.announcer {
-            announcer.announce_soon(&self.library, root).await;
-        }
-    }
 }
 
 /// Withdraws each artifact the library evicts to make room from the DHT, until the
 /// library is gone.
 fn spawn_withdrawals(mut evicted: tokio::sync::mpsc::Receiver<ContentId>, net: NetHandle) {
-    tokio::spawn(async move {
-        while let Some(root) = evicted.recv().await {
-            if let Err(e) = net.stop_providing(root).await {
-                tracing::debug!(%root, error = %e, "cannot withdraw an evicted artifact");
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            while let Some(root) = evicted.recv().await {
+                if let Err(e) = net.stop_providing(root).await {
+                    tracing::debug!(%root, error = %e, "cannot withdraw an evicted artifact");
+                }
             }
-        }
-    });
+        },
+        tracing::info_span!("withdrawals"),
+    ));
 }
 
 /// The node key as a publisher key: the node's default publisher.

@@ -362,7 +362,7 @@ async fn check_one(
         pin: false,
     };
     let mut progress = ProgressReporter::silent();
-    let fetch = asker.node.fetch(request, &mut progress);
+    let fetch = asker.node.fetcher().fetch(request, &mut progress);
     match tokio::time::timeout(CHECK_TIMEOUT, fetch).await {
         Ok(Ok(_)) => check.fetched = true,
         Ok(Err(e)) => {

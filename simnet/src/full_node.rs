@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use rand::{RngExt, SeedableRng};
-use seedbank_node::import::AddOptions;
+use seedbank_node::library::import::AddOptions;
 use seedbank_node::node::{Node, NodeOptions};
 use seedbank_node::progress::ProgressReporter;
 use seedbank_node::{DataDir, Library};

@@ -258,6 +258,7 @@ async fn run_in(
     };
     publishing
         .node
+        .preserver()
         .publish_collection(&request, &mut ProgressReporter::silent())
         .await
         .context("publishing the collection")?;
@@ -271,7 +272,7 @@ async fn run_in(
     for (i, node) in nodes.iter().enumerate() {
         if roles[i] == Role::Preserver {
             let node = node.as_ref().context("preservers are up")?;
-            node.node.follow(&follow).await?;
+            node.node.preserver().follow(&follow).await?;
         }
     }
 
@@ -299,7 +300,7 @@ async fn run_in(
                 if role == Role::Preserver {
                     let newcomer = nodes.last().and_then(Option::as_ref);
                     let newcomer = newcomer.context("the newcomer is up")?;
-                    newcomer.node.follow(&follow).await?;
+                    newcomer.node.preserver().follow(&follow).await?;
                 }
                 if left == publisher {
                     publisher_left_at = Some(hours);
@@ -393,9 +394,10 @@ async fn keeper_rounds(
     let preservers = (0..nodes.len())
         .filter(|i| roles[*i] == Role::Preserver)
         .filter_map(|i| nodes[i].clone());
-    let results =
-        futures::future::join_all(preservers.map(|p| async move { p.node.preserve_round().await }))
-            .await;
+    let results = futures::future::join_all(
+        preservers.map(|p| async move { p.node.preserver().preserve_round().await }),
+    )
+    .await;
     let (mut repairs, mut bytes, mut checked, mut errors) = (0, 0, 0, Vec::new());
     for result in results {
         match result {

@@ -194,7 +194,8 @@ async fn run_once(
                     include: Vec::new(),
                     pin: false,
                 };
-                node.fetch(request, &mut ProgressReporter::silent())
+                node.fetcher()
+                    .fetch(request, &mut ProgressReporter::silent())
                     .await
                     .map(|report| {
                         tracing::debug!(?report, "fetcher done");

@@ -29,7 +29,7 @@ pub struct ListQuery {
 
 /// `GET /v1/denylists`
 pub async fn subscriptions(State(state): State<ApiState>) -> ApiResult<Vec<DenylistSubscription>> {
-    Ok(Json(state.node.denylist_subscriptions()?))
+    Ok(Json(state.node.denylists().subscriptions()?))
 }
 
 /// `POST /v1/denylists`: subscribes, reading the list at once.
@@ -38,7 +38,7 @@ pub async fn subscribe(
     json: Result<Json<DenylistSubscribeRequest>, JsonRejection>,
 ) -> ApiResult<DenylistSubscription> {
     let request = body(json)?;
-    Ok(Json(state.node.denylist_subscribe(&request).await?))
+    Ok(Json(state.node.denylists().subscribe(&request).await?))
 }
 
 /// `DELETE /v1/denylists?list=…`
@@ -47,12 +47,14 @@ pub async fn unsubscribe(
     request: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<DenylistSubscription> {
     let request = query(request)?;
-    Ok(Json(state.node.denylist_unsubscribe(&request.list).await?))
+    Ok(Json(
+        state.node.denylists().unsubscribe(&request.list).await?,
+    ))
 }
 
 /// `POST /v1/denylists/refresh`: reads every list again now.
 pub async fn refresh(State(state): State<ApiState>) -> ApiResult<DenylistRefreshReport> {
-    Ok(Json(state.node.denylist_refresh().await?))
+    Ok(Json(state.node.denylists().refresh_all().await?))
 }
 
 /// `POST /v1/denylists/publish`: streams progress while the list is added, then the
@@ -64,6 +66,6 @@ pub async fn publish(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.denylist_publish(&request, &mut progress).await
+        node.denylists().publish(&request, &mut progress).await
     }))
 }

@@ -22,7 +22,7 @@ use seedbank_protocol::preserve_api::PinRequest;
 use super::ndjson::stream_operation;
 use super::ApiState;
 use crate::error::NodeError;
-use crate::import::AddOptions;
+use crate::library::import::AddOptions;
 
 /// An error response with the given status and code.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
@@ -174,6 +174,7 @@ pub async fn pin(
     Ok(Json(
         state
             .node
+            .preserver()
             .pin_with(&reference, &request, &mut progress)
             .await?,
     ))
@@ -220,7 +221,7 @@ pub async fn fetch(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.fetch(request, &mut progress).await
+        node.fetcher().fetch(request, &mut progress).await
     }))
 }
 
@@ -230,12 +231,12 @@ pub async fn start_job(
     json: Result<Json<FetchRequest>, JsonRejection>,
 ) -> ApiResult<FetchJobSummary> {
     let request = body(json)?;
-    Ok(Json(state.node.fetch_detached(request).await?))
+    Ok(Json(state.node.fetcher().fetch_detached(request).await?))
 }
 
 /// `GET /v1/jobs`
 pub async fn jobs(State(state): State<ApiState>) -> ApiResult<Vec<FetchJobSummary>> {
-    Ok(Json(state.node.jobs()?))
+    Ok(Json(state.node.fetcher().jobs()?))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancels a fetch, running or saved.
@@ -243,7 +244,7 @@ pub async fn cancel_job(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<CancelReport> {
-    let id = state.node.cancel_fetch(&id).await?;
+    let id = state.node.fetcher().cancel(&id).await?;
     Ok(Json(CancelReport { id }))
 }
 

@@ -22,6 +22,6 @@ pub async fn import(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.import_hf(request, &mut progress).await
+        node.hf().import(request, &mut progress).await
     }))
 }

@@ -20,6 +20,6 @@ pub async fn mirror(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.mirror_hf(request, &mut progress).await
+        node.hf().mirror(request, &mut progress).await
     }))
 }

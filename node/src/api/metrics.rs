@@ -31,7 +31,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     };
     let mut text = String::new();
     if let Err(e) = encode(&mut text, &registry(&metrics)) {
-        return crate::error::NodeError::Store(format!("encoding metrics: {e}")).into_response();
+        return crate::error::NodeError::Internal(format!("encoding metrics: {e}")).into_response();
     }
     ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response()
 }

@@ -131,5 +131,20 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
             hosts,
             local_only::refuse_foreign_requests,
         ))
+        .layer(axum::middleware::from_fn(in_request_span))
         .with_state(state)
+}
+
+/// Runs each request in a span naming its method and path, so its log lines, and the
+/// work it starts (a fetch job's span is a child of it), can be followed.
+async fn in_request_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let span = tracing::info_span!(
+        "api",
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    tracing::Instrument::instrument(next.run(request), span).await
 }

@@ -27,28 +27,34 @@ where
 {
     let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(PROGRESS_BUFFER);
     let (line_tx, line_rx) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
-    tokio::spawn(async move {
-        let task = tokio::spawn(operation(ProgressReporter::new(progress_tx)));
-        while let Some(progress) = progress_rx.recv().await {
-            // A departed client is not an error: the operation still completes.
-            let _ = line_tx
-                .send(encode_line(&StreamLine::<T>::Progress(progress)))
-                .await;
-        }
-        let last = match task.await {
-            Ok(Ok(result)) => StreamLine::Done { result },
-            Ok(Err(error)) => StreamLine::Error {
-                error: error.to_api(),
-            },
-            Err(join) => StreamLine::Error {
-                error: seedbank_protocol::api::ApiError {
-                    code: seedbank_protocol::api::ErrorCode::Internal,
-                    message: format!("operation failed: {join}"),
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let task = tokio::spawn(tracing::Instrument::instrument(
+                operation(ProgressReporter::new(progress_tx)),
+                tracing::Span::current(),
+            ));
+            while let Some(progress) = progress_rx.recv().await {
+                // A departed client is not an error: the operation still completes.
+                let _ = line_tx
+                    .send(encode_line(&StreamLine::<T>::Progress(progress)))
+                    .await;
+            }
+            let last = match task.await {
+                Ok(Ok(result)) => StreamLine::Done { result },
+                Ok(Err(error)) => StreamLine::Error {
+                    error: error.to_api(),
                 },
-            },
-        };
-        let _ = line_tx.send(encode_line(&last)).await;
-    });
+                Err(join) => StreamLine::Error {
+                    error: seedbank_protocol::api::ApiError {
+                        code: seedbank_protocol::api::ErrorCode::Internal,
+                        message: format!("operation failed: {join}"),
+                    },
+                },
+            };
+            let _ = line_tx.send(encode_line(&last)).await;
+        },
+        tracing::Span::current(),
+    ));
     let body = futures_util::stream::unfold(line_rx, |mut rx| async move {
         rx.recv()
             .await

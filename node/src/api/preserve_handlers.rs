@@ -26,7 +26,9 @@ pub async fn pin_with(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.pin_with(&reference, &request, &mut progress).await
+        node.preserver()
+            .pin_with(&reference, &request, &mut progress)
+            .await
     }))
 }
 
@@ -36,12 +38,12 @@ pub async fn health(
     request: Result<Query<HealthQuery>, QueryRejection>,
 ) -> ApiResult<HealthReport> {
     let request = query(request)?;
-    Ok(Json(state.node.health(request.refresh).await?))
+    Ok(Json(state.node.preserver().health(request.refresh).await?))
 }
 
 /// `GET /v1/follows`
 pub async fn following(State(state): State<ApiState>) -> ApiResult<FollowList> {
-    Ok(Json(state.node.following().await?))
+    Ok(Json(state.node.preserver().following().await?))
 }
 
 /// `POST /v1/follows`
@@ -50,7 +52,7 @@ pub async fn follow(
     json: Result<Json<FollowRequest>, JsonRejection>,
 ) -> ApiResult<FollowEntry> {
     let request = body(json)?;
-    Ok(Json(state.node.follow(&request).await?))
+    Ok(Json(state.node.preserver().follow(&request).await?))
 }
 
 /// Query of `DELETE /v1/follows`.
@@ -66,7 +68,9 @@ pub async fn unfollow(
     request: Result<Query<UnfollowQuery>, QueryRejection>,
 ) -> ApiResult<FollowEntry> {
     let request = query(request)?;
-    Ok(Json(state.node.unfollow(&request.target).await?))
+    Ok(Json(
+        state.node.preserver().unfollow(&request.target).await?,
+    ))
 }
 
 /// `POST /v1/collections`: publishes a collection, streaming progress, then the report.
@@ -77,6 +81,8 @@ pub async fn publish_collection(
     let request = body(json)?;
     let node = state.node.clone();
     Ok(stream_operation(move |mut progress| async move {
-        node.publish_collection(&request, &mut progress).await
+        node.preserver()
+            .publish_collection(&request, &mut progress)
+            .await
     }))
 }

@@ -19,7 +19,7 @@ pub fn load_or_create_token(path: &Path) -> NodeResult<String> {
 fn create(path: &Path) -> NodeResult<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|e| NodeError::Store(format!("no randomness for the API token: {e}")))?;
+        .map_err(|e| NodeError::Internal(format!("no randomness for the API token: {e}")))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private_file(path, token.as_bytes())?;
     Ok(token)

@@ -10,9 +10,9 @@ use figment::{Figment, Metadata, Profile, Provider};
 use libp2p::Multiaddr;
 use serde::Serialize;
 
-use super::units::{ByteRate, ByteSize};
 use super::NodeConfig;
 use crate::error::{NodeError, NodeResult};
+use crate::units::{ByteRate, ByteSize};
 
 /// Prefix of environment variables that set configuration values.
 pub const ENV_PREFIX: &str = "SEEDBANK_";
@@ -111,7 +111,7 @@ impl LoadedConfig {
         let mut flat = Vec::new();
         flatten("", &serialize(&NodeConfig::default())?, &mut flat);
         let effective = serde_json::to_value(&self.config)
-            .map_err(|e| NodeError::Store(format!("encoding the configuration: {e}")))?;
+            .map_err(|e| NodeError::Internal(format!("encoding the configuration: {e}")))?;
         let mut settings = Vec::new();
         for key in flat {
             let value = key
@@ -162,7 +162,7 @@ fn serialize(value: &impl Serialize) -> NodeResult<Dict> {
     match Value::serialize(value) {
         Ok(Value::Dict(_, dict)) => Ok(dict),
         Ok(_) => Ok(Dict::new()),
-        Err(e) => Err(NodeError::Store(format!("encoding settings: {e}"))),
+        Err(e) => Err(NodeError::Internal(format!("encoding settings: {e}"))),
     }
 }
 
@@ -286,7 +286,7 @@ fn settings_from_env() -> NodeResult<Vec<(String, String)>> {
 
 fn insert(dict: &mut Dict, key: &str, value: &impl Serialize) -> NodeResult<()> {
     let value =
-        Value::serialize(value).map_err(|e| NodeError::Store(format!("encoding {key}: {e}")))?;
+        Value::serialize(value).map_err(|e| NodeError::Internal(format!("encoding {key}: {e}")))?;
     dict.insert(key.to_owned(), value);
     Ok(())
 }

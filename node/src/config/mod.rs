@@ -3,16 +3,16 @@
 //! ([`layers`]). Validated at start-up with an error that names the bad field.
 
 pub mod layers;
-pub mod units;
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::units::{ByteRate, ByteSize};
 pub use layers::{ConfigOverrides, ConfigSetting, LoadedConfig};
-pub use units::{ByteRate, ByteSize};
 
 use crate::error::{NodeError, NodeResult};
+use crate::fetch::FetchTimings;
 use crate::net::NetConfig;
 
 /// Default control-API address: loopback only, so no other machine can reach it.
@@ -45,7 +45,7 @@ pub struct NodeConfig {
     /// SPDX licences this node seeds (`["MIT", "Apache-2.0"]`); empty: any. An artifact
     /// under another licence, or none, is still fetched (with a warning) but never
     /// announced, published or served from here.
-    #[serde(with = "crate::config::units::one_or_many")]
+    #[serde(with = "crate::units::one_or_many")]
     pub seed_licences: Vec<String>,
     /// Serve the Hugging Face gateway (`HF_ENDPOINT=http://HF_GATEWAY_ADDR`).
     pub hf_gateway: bool,
@@ -56,28 +56,35 @@ pub struct NodeConfig {
     pub hf_gateway_allow_remote: bool,
     /// Publishers (aliases or keys) the gateway resolves repo ids through, in order;
     /// empty: this node's own key, then every trusted publisher.
-    #[serde(with = "crate::config::units::one_or_many")]
+    #[serde(with = "crate::units::one_or_many")]
     pub hf_publishers: Vec<String>,
     /// Disk that follows may fill with what they keep and repair (none: no budget of
     /// their own; the disk and `max_storage` still bound them).
     pub preserve_budget: Option<ByteSize>,
     /// How often followed publishers are checked for new releases, and under-replicated
     /// collection members for repair.
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub follow_interval: std::time::Duration,
     /// How often the providers of pins with a replica target and of watched members are
     /// spot-checked.
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub health_interval: std::time::Duration,
     /// Most under-replicated artifacts one round fetches.
     pub repairs_per_round: usize,
     /// Longest random wait before a repair, so preservers do not all fetch at once.
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub repair_jitter: std::time::Duration,
     /// Time between two refreshes of each denylist the node subscribes to (`1h`); a
     /// new subscription is read at once.
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub denylist_refresh: std::time::Duration,
+    /// Longest a fetch looks for peers before it says nobody has the artifact (`7s`:
+    /// lookups at once, then after 1, 2 and 4 s).
+    #[serde(with = "crate::units::duration_text")]
+    pub fetch_patience: std::time::Duration,
+    /// Wait before a detached or resumed fetch tries again; doubles per try (`5s`).
+    #[serde(with = "crate::units::duration_text")]
+    pub fetch_retry_delay: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -85,6 +92,7 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         let defaults = crate::preserve::PreserveOptions::default();
+        let fetch = FetchTimings::default();
         Self {
             #[allow(clippy::unwrap_used)]
             api_addr: DEFAULT_API_ADDR.parse().unwrap(),
@@ -96,7 +104,7 @@ impl Default for NodeConfig {
             seed_licences: Vec::new(),
             hf_gateway: true,
             #[allow(clippy::unwrap_used)]
-            hf_gateway_addr: crate::hf::gateway::DEFAULT_GATEWAY_ADDR.parse().unwrap(),
+            hf_gateway_addr: crate::gateway::DEFAULT_GATEWAY_ADDR.parse().unwrap(),
             hf_gateway_allow_remote: false,
             hf_publishers: Vec::new(),
             preserve_budget: None,
@@ -105,6 +113,8 @@ impl Default for NodeConfig {
             repairs_per_round: defaults.repairs_per_round,
             repair_jitter: defaults.repair_jitter,
             denylist_refresh: crate::denylist::DEFAULT_REFRESH_INTERVAL,
+            fetch_patience: fetch.lookup_patience,
+            fetch_retry_delay: fetch.retry_delay,
             net: NetConfig::default(),
         }
     }
@@ -120,6 +130,15 @@ impl NodeConfig {
             repairs_per_round: self.repairs_per_round,
             repair_jitter: self.repair_jitter,
             keeper: true,
+        }
+    }
+
+    /// How patient this node's fetches are, from the settings.
+    pub fn fetch_timings(&self) -> FetchTimings {
+        FetchTimings {
+            lookup_patience: self.fetch_patience,
+            retry_delay: self.fetch_retry_delay,
+            ..FetchTimings::default()
         }
     }
 

@@ -8,7 +8,7 @@ use seedbank_protocol::{ContentId, PublisherKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeResult;
-use crate::meta::{decode, encode};
+use crate::library::meta::{decode, encode};
 
 /// One listed artifact as kept here (postcard cannot skip fields, so not [`DenyEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,10 +75,10 @@ fn key(publisher: &PublisherKey, name: &str) -> Vec<u8> {
 }
 
 impl DenyBook {
-    /// The tree in `db`.
-    pub fn open(db: &sled::Db) -> NodeResult<Self> {
+    /// Its trees in the node's metadata database.
+    pub fn open(meta: &crate::library::meta::Meta) -> NodeResult<Self> {
         Ok(Self {
-            subscriptions: db.open_tree("denylist_subscriptions")?,
+            subscriptions: meta.tree("denylist_subscriptions")?,
         })
     }
 
@@ -152,8 +152,8 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn subscriptions_survive_reopening_and_can_be_removed() {
+    #[tokio::test]
+    async fn subscriptions_survive_reopening_and_can_be_removed() {
         let dir = tempfile::tempdir().unwrap();
         let publisher = PublisherKey([7; 32]);
         let mut record = SubscriptionRecord::new(5);
@@ -162,12 +162,12 @@ mod tests {
             reason: Some("why".into()),
         });
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = crate::library::meta::Meta::open(dir.path()).unwrap();
             let book = DenyBook::open(&db).unwrap();
             book.put(&publisher, "bad-models", &record).unwrap();
-            db.flush().unwrap();
+            db.flush().await.unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::library::meta::Meta::open(dir.path()).unwrap();
         let book = DenyBook::open(&db).unwrap();
         assert_eq!(
             book.get(&publisher, "bad-models").unwrap(),

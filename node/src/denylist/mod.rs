@@ -1,33 +1,36 @@
 //! Denylists this node follows: signed lists of content ids (published by keys it
 //! trusts) that it never fetches, serves or announces.
 //!
-//! [`Denylists`] owns the subscriptions ([`DenyBook`], in sled) and the union of their
-//! entries, kept in memory for the checks every fetch, announcement and gateway request
-//! makes. Invariant: the union is rebuilt from the book after every change to it, under
-//! one lock together with the caller's reaction to what changed (the node withdraws
-//! announcements, cancels fetches and updates its seed gate), so reactions happen in
-//! the order of the changes. Entries read from a list stay in force until a later
+//! [`Denylists`] is the service: it owns the subscriptions ([`DenyBook`], in sled), reads
+//! lists from the network through the fetcher ([`read`]), publishes them ([`publish`]),
+//! refreshes them on a schedule, and keeps the union of their entries in
+//! [`DeniedRoots`], which every fetch, announcement and gateway request reads.
+//! Invariant: the union is rebuilt from the book after every change to it, under one
+//! lock together with the reaction to what changed (announcements withdrawn, fetches
+//! cancelled, the seed gate updated), so reactions happen in the order of the changes. Entries read from a list stay in force until a later
 //! revision of that list is read or the subscription ends: a failed refresh never
 //! lifts a denial.
-//!
-//! Reading lists from the network ([`read`]) and publishing them ([`publish`]) go
-//! through the [`Node`](crate::node::Node), which calls this module.
 
 mod book;
 pub mod publish;
 pub mod read;
+mod service;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use book::{DenyBook, StoredEntry, SubscriptionRecord};
-use seedbank_protocol::denylist_api::{Denial, DenylistSubscription};
-use seedbank_protocol::{ContentId, PublisherKey};
+use seedbank_protocol::denylist_api::DenylistSubscription;
+use seedbank_protocol::PublisherKey;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{NodeError, NodeResult};
+use crate::announce::Seeding;
+use crate::denied::{DeniedRoots, DenyChanges, DenyUnion, Listed};
+use crate::error::NodeResult;
+use crate::fetch::Fetcher;
+use crate::library::Library;
 use crate::names::Names;
+use crate::net::NetHandle;
 
 /// Default time between two refreshes of a list (config `denylist_refresh`).
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
@@ -41,23 +44,6 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// behind.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5 * 60);
 
-/// One list naming a root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Listed {
-    publisher: PublisherKey,
-    name: String,
-    reason: Option<String>,
-}
-
-/// What a change to the subscriptions changed in the union.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DenyChanges {
-    /// Roots denied now that were not before.
-    pub added: HashSet<ContentId>,
-    /// Roots no longer denied.
-    pub removed: HashSet<ContentId>,
-}
-
 /// The node's denylists. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Denylists {
@@ -67,31 +53,71 @@ pub struct Denylists {
 #[derive(Debug)]
 struct Inner {
     book: DenyBook,
-    names: Names,
-    denied: RwLock<HashMap<ContentId, Vec<Listed>>>,
+    denied: DeniedRoots,
+    parts: Parts,
     /// Held while the union changes and the node reacts.
     changing: tokio::sync::Mutex<()>,
     interval: Duration,
     stop: CancellationToken,
 }
 
+/// What the service works with.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Where list artifacts are kept.
+    pub library: Library,
+    /// Resolves list names and publishes lists.
+    pub names: Names,
+    /// Withdraws announcements of what becomes denied.
+    pub net: NetHandle,
+    /// Reads lists from the network; cancels fetches of what becomes denied.
+    pub fetcher: Fetcher,
+    /// Announces again what no list names any more, and keeps the seed gate.
+    pub seeding: Seeding,
+}
+
 impl Denylists {
     /// The denylists kept in `book`, refreshed every `interval`; their entries apply at
-    /// once.
-    pub fn open(book: DenyBook, names: Names, interval: Duration) -> NodeResult<Self> {
+    /// once, in `denied`. Nothing runs until [`Self::spawn_refresher`].
+    pub fn open(
+        book: DenyBook,
+        denied: DeniedRoots,
+        parts: Parts,
+        interval: Duration,
+    ) -> NodeResult<Self> {
         let lists = Self {
             inner: Arc::new(Inner {
                 book,
-                names,
-                denied: RwLock::default(),
+                denied,
+                parts,
                 changing: tokio::sync::Mutex::new(()),
                 interval,
                 stop: CancellationToken::new(),
             }),
         };
-        let union = lists.union()?;
-        *lists.write() = union;
+        lists.inner.denied.replace(lists.union()?);
         Ok(lists)
+    }
+
+    /// What is denied now.
+    pub fn denied(&self) -> &DeniedRoots {
+        &self.inner.denied
+    }
+
+    fn library(&self) -> &Library {
+        &self.inner.parts.library
+    }
+
+    fn names(&self) -> &Names {
+        &self.inner.parts.names
+    }
+
+    fn fetcher(&self) -> &Fetcher {
+        &self.inner.parts.fetcher
+    }
+
+    fn seeding(&self) -> &Seeding {
+        &self.inner.parts.seeding
     }
 
     /// The subscriptions tree.
@@ -114,66 +140,6 @@ impl Denylists {
         self.inner.stop.cancel();
     }
 
-    /// Whether any list this node follows names `root`.
-    pub fn denies(&self, root: ContentId) -> bool {
-        self.read().contains_key(&root)
-    }
-
-    /// Every root denied now.
-    pub fn denied_roots(&self) -> HashSet<ContentId> {
-        self.read().keys().copied().collect()
-    }
-
-    /// The lists that name `root`, as the API shows them.
-    pub fn denials(&self, root: ContentId) -> Vec<Denial> {
-        let listed = self.read().get(&root).cloned().unwrap_or_default();
-        listed
-            .into_iter()
-            .map(|l| Denial {
-                list: self.list_text(&l.publisher, &l.name),
-                publisher: l.publisher,
-                reason: l.reason,
-            })
-            .collect()
-    }
-
-    /// The error a request for `root` gets, if a list names it: which list, whose, and
-    /// why.
-    pub fn refusal(&self, root: ContentId) -> Option<NodeError> {
-        let denials = self.denials(root);
-        let first = denials.first()?;
-        let mut message = format!(
-            "{root} is on the denylist {} (publisher {})",
-            first.list, first.publisher
-        );
-        if let Some(reason) = &first.reason {
-            message.push_str(&format!(": {reason}"));
-        }
-        if denials.len() > 1 {
-            message.push_str(&format!(" and {} other lists", denials.len() - 1));
-        }
-        message.push_str(
-            "; this node does not fetch, serve or announce it (`seedbank denylist list` shows \
-             the lists it follows)",
-        );
-        Some(NodeError::Denied(message))
-    }
-
-    /// `PUBLISHER/NAME` as this node writes it: the alias of a trusted or own key, else
-    /// the key.
-    pub fn list_text(&self, publisher: &PublisherKey, name: &str) -> String {
-        let alias = self
-            .inner
-            .names
-            .describe(publisher)
-            .ok()
-            .and_then(|(a, _)| a);
-        match alias {
-            Some(alias) => format!("{alias}/{name}"),
-            None => format!("{publisher}/{name}"),
-        }
-    }
-
     /// A subscription as the API shows it.
     pub fn view(
         &self,
@@ -182,7 +148,7 @@ impl Denylists {
         record: &SubscriptionRecord,
     ) -> DenylistSubscription {
         DenylistSubscription {
-            list: self.list_text(publisher, name),
+            list: self.inner.denied.list_text(publisher, name),
             publisher: *publisher,
             name: name.to_owned(),
             revision: record.revision,
@@ -234,26 +200,11 @@ impl Denylists {
     /// Rebuilds the union from the book; returns what changed. Call with
     /// [`Denylists::lock_changes`] held.
     pub fn rebuild(&self) -> NodeResult<DenyChanges> {
-        let union = self.union()?;
-        let mut denied = self.write();
-        let changes = DenyChanges {
-            added: union
-                .keys()
-                .filter(|root| !denied.contains_key(root))
-                .copied()
-                .collect(),
-            removed: denied
-                .keys()
-                .filter(|root| !union.contains_key(root))
-                .copied()
-                .collect(),
-        };
-        *denied = union;
-        Ok(changes)
+        Ok(self.inner.denied.replace(self.union()?))
     }
 
-    fn union(&self) -> NodeResult<HashMap<ContentId, Vec<Listed>>> {
-        let mut union: HashMap<ContentId, Vec<Listed>> = HashMap::new();
+    fn union(&self) -> NodeResult<DenyUnion> {
+        let mut union = DenyUnion::new();
         for (publisher, name, record) in self.inner.book.all()? {
             for entry in record.entries {
                 union.entry(entry.id).or_default().push(Listed {
@@ -264,19 +215,5 @@ impl Denylists {
             }
         }
         Ok(union)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ContentId, Vec<Listed>>> {
-        self.inner
-            .denied
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ContentId, Vec<Listed>>> {
-        self.inner
-            .denied
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

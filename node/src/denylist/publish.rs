@@ -8,9 +8,9 @@ use seedbank_protocol::names_api::PublishRequest;
 use seedbank_protocol::{validate_labels, ArtifactKind, PublisherKey};
 
 use super::read::read_latest;
+use super::Denylists;
 use crate::error::{NodeError, NodeResult};
 use crate::names::NODE_KEY_ALIAS;
-use crate::node::Node;
 use crate::progress::ProgressReporter;
 
 /// The licence denylists are published under: a list of ids and reasons is a fact
@@ -25,13 +25,13 @@ const STAGING_DIR: &str = "denylist-staging";
 
 /// Publishes the next revision of the list `request.name` signed by `request.key`.
 pub async fn publish_list(
-    node: &Node,
+    lists: &Denylists,
     request: &DenylistPublishRequest,
     progress: &mut ProgressReporter,
 ) -> NodeResult<DenylistPublishReport> {
     validate_labels(&request.name, "r1", None)?;
-    let publisher = own_key(node, request.key.as_deref())?;
-    let previous = match read_latest(node, &publisher, &request.name).await {
+    let publisher = own_key(lists, request.key.as_deref())?;
+    let previous = match read_latest(lists, &publisher, &request.name).await {
         Ok(read) => Some(read.list),
         Err(NodeError::NotFound(_)) => None,
         Err(e) if request.replace => {
@@ -69,7 +69,7 @@ pub async fn publish_list(
     let bytes = next
         .encode()
         .map_err(|e| NodeError::BadRequest(e.to_string()))?;
-    let staging = node
+    let staging = lists
         .library()
         .data_root()
         .join(STAGING_DIR)
@@ -91,7 +91,10 @@ pub async fn publish_list(
                 key: request.key.clone(),
                 reference: false,
             };
-            node.publish(&publish, progress).await
+            lists
+                .seeding()
+                .publish(lists.names(), &publish, progress)
+                .await
         }
         Err(e) => Err(e),
     };
@@ -119,9 +122,10 @@ pub async fn publish_list(
 }
 
 /// The public half of this node's key `alias` (the node key when `None`).
-fn own_key(node: &Node, alias: Option<&str>) -> NodeResult<PublisherKey> {
+fn own_key(lists: &Denylists, alias: Option<&str>) -> NodeResult<PublisherKey> {
     let alias = alias.unwrap_or(NODE_KEY_ALIAS);
-    node.names()
+    lists
+        .names()
         .keys()?
         .into_iter()
         .find(|key| key.alias == alias)

@@ -6,8 +6,8 @@ use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::denylist::{Denylist, DENYLIST_FILE, MAX_DENYLIST_BYTES};
 use seedbank_protocol::{ContentId, FileEntry, Manifest, PublisherKey};
 
+use super::Denylists;
 use crate::error::{NodeError, NodeResult};
-use crate::node::Node;
 use crate::progress::ProgressReporter;
 
 /// The latest revision of a list and the artifact holding it.
@@ -23,14 +23,14 @@ pub struct ReadList {
 
 /// Reads the latest revision of `publisher`'s list `name`.
 pub async fn read_latest(
-    node: &Node,
+    lists: &Denylists,
     publisher: &PublisherKey,
     name: &str,
 ) -> NodeResult<ReadList> {
     let text = format!("{publisher}/{name}");
-    let resolution = node.names().resolve(&text).await?;
+    let resolution = lists.names().resolve(&text).await?;
     let root = resolution.root;
-    let bytes = list_bytes(node, root, &text).await?;
+    let bytes = list_bytes(lists, root, &text).await?;
     let list = Denylist::decode(&bytes)
         .map_err(|e| NodeError::BadRecord(format!("{text} ({root}): {e}")))?;
     if list.name != name {
@@ -47,23 +47,27 @@ pub async fn read_latest(
 }
 
 /// The bytes of the list file of `root`, fetched if this node does not hold them.
-async fn list_bytes(node: &Node, root: ContentId, text: &str) -> NodeResult<Vec<u8>> {
-    let manifest = node.fetch_manifest(root).await?;
+async fn list_bytes(lists: &Denylists, root: ContentId, text: &str) -> NodeResult<Vec<u8>> {
+    let manifest = lists.fetcher().fetch_manifest(root).await?;
     let file = list_file(&manifest).map_err(|problem| {
         NodeError::BadRecord(format!("{text} ({root}) is not a denylist: {problem}"))
     })?;
-    if !node.library().files_complete(&[&file]).await? {
+    if !lists.library().files_complete(&[&file]).await? {
         let request = FetchRequest {
             id: root.to_string(),
             allow_unsigned: false,
             include: Vec::new(),
             pin: false,
         };
-        node.fetch(request, &mut ProgressReporter::silent()).await?;
+        lists
+            .fetcher()
+            .fetch(request, &mut ProgressReporter::silent())
+            .await?;
     }
     // The transfer store is the one place blob bytes are read from; the size was
     // checked against the manifest and is checked again here.
-    node.library()
+    lists
+        .library()
         .transfer_store()
         .read_small(file.hash, MAX_DENYLIST_BYTES)
         .await

@@ -17,16 +17,48 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use seedbank_protocol::hf::{commit_for, etag_for};
-use seedbank_protocol::hf_api::HfCacheReport;
+use seedbank_protocol::hf_api::{HfCacheReport, HfCacheRequest};
 use seedbank_protocol::{
     validate_artifact_path, ArtifactKind, ContentId, FileEntry, HfRepo, HfRepoType, Manifest,
 };
 
 use super::cache::RepoCache;
 use crate::error::{NodeError, NodeResult};
-use crate::export::{select_files, ExportDir};
+use crate::library::export::{select_files, ExportDir};
+use crate::library::store::BlobStore;
+use crate::library::Library;
 use crate::progress::ProgressReporter;
-use crate::store::BlobStore;
+
+/// Lays a held artifact (or the files matching the request's globs) out in a Hugging
+/// Face client cache: blobs, snapshot links and a ref.
+pub async fn export_to_cache(
+    library: &Library,
+    reference: &str,
+    request: &HfCacheRequest,
+    progress: &mut ProgressReporter,
+) -> NodeResult<HfCacheReport> {
+    let record = library.resolve(reference)?;
+    let manifest = library.manifest(&record).await?;
+    let repo = repo_for(request.repo.clone(), &record.name, record.kind)?;
+    let plan = CachePlan::new(
+        &record.root,
+        &manifest,
+        repo,
+        &request.include,
+        request.ref_name.clone(),
+    )?;
+    let files: Vec<&FileEntry> = plan.files.iter().map(|f| f.file).collect();
+    library.check_exportable(&record, &files).await?;
+    let report = write_cache(
+        &library.transfer_store(),
+        Path::new(&request.hub_dir),
+        &plan,
+        progress,
+    )
+    .await?;
+    library.note_used(record.root);
+    Ok(report)
+}
 
 /// One file to cache: its manifest entry and the ETag its blob is named by.
 #[derive(Debug, Clone)]

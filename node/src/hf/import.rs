@@ -15,9 +15,9 @@ use seedbank_protocol::names_api::PublishRequest;
 use seedbank_protocol::HfRepo;
 
 use super::cache::{cached_repos, RepoCache, SnapshotFile};
+use super::HfBridge;
 use crate::error::{NodeError, NodeResult};
-use crate::import::{AddOptions, HfSnapshotMeta};
-use crate::node::Node;
+use crate::library::import::{AddOptions, HfSnapshotMeta};
 use crate::progress::ProgressReporter;
 
 /// Files at least this large that the cache does not name by ETag are taken as LFS
@@ -27,9 +27,9 @@ const LFS_THRESHOLD_BYTES: u64 = 10 * 1024 * 1024;
 /// Bytes read at a time while checking ETags.
 const HASH_BUFFER_BYTES: usize = 1024 * 1024;
 
-impl Node {
+impl HfBridge {
     /// Imports and publishes the repos of a local Hugging Face cache.
-    pub async fn import_hf(
+    pub async fn import(
         &self,
         request: HfImportRequest,
         progress: &mut ProgressReporter,
@@ -96,7 +96,7 @@ impl Node {
     }
 
     /// Imports and publishes the one snapshot of `repo` at `commit` in the cache `hub`.
-    pub async fn import_hf_commit(
+    pub async fn import_commit(
         &self,
         hub: &Path,
         repo: &HfRepo,
@@ -127,9 +127,10 @@ impl Node {
         }
         let etags = tokio::task::spawn_blocking(move || check_etags(&files))
             .await
-            .map_err(|e| NodeError::Store(format!("ETag check task failed: {e}")))??;
+            .map_err(|e| NodeError::Internal(format!("ETag check task failed: {e}")))??;
         let name = repo.seedbank_name();
         let record = self
+            .seeding
             .add(
                 AddOptions {
                     path: cache.snapshot_dir(commit),
@@ -159,7 +160,10 @@ impl Node {
             key,
             reference: true,
         };
-        let published = self.publish(&publish, progress).await?;
+        let published = self
+            .seeding
+            .publish(&self.names, &publish, progress)
+            .await?;
         tracing::info!(repo = %repo, %commit, root = %record.id, "imported from the Hugging Face cache");
         Ok(HfImported {
             repo: repo.clone(),

@@ -19,8 +19,8 @@ use super::cache::RepoCache;
 use super::download::Downloader;
 use super::listing::ListedFile;
 use super::origin::Origin;
+use super::HfBridge;
 use crate::error::{NodeError, NodeResult};
-use crate::node::Node;
 use crate::progress::ProgressReporter;
 
 /// The mirror's cache folder (`hub`, as the client names it) in the data dir `root`.
@@ -28,15 +28,15 @@ pub fn mirror_hub_dir(root: &Path) -> PathBuf {
     root.join("hf-mirror").join("hub")
 }
 
-impl Node {
+impl HfBridge {
     /// Downloads `request.repo` at `request.revision` from `request.origin`, checks every
     /// file against the origin's listing, and imports and publishes the snapshot.
-    pub async fn mirror_hf(
+    pub async fn mirror(
         &self,
         request: HfMirrorRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<HfMirrorReport> {
-        let hub = mirror_hub_dir(self.library().data_root());
+        let hub = mirror_hub_dir(self.library.data_root());
         let (mut report, _lock) = self.download_hf(&request, &hub, progress).await?;
         let commit = report.commit.clone();
         report.import = self
@@ -45,7 +45,7 @@ impl Node {
         Ok(report)
     }
 
-    /// The download half of [`Node::mirror_hf`]: the repo's snapshot, checked and laid
+    /// The download half of [`HfBridge::mirror`]: the repo's snapshot, checked and laid
     /// out in `hub`. Returns the report (without the import) and the repo's lock.
     async fn download_hf(
         &self,
@@ -66,7 +66,7 @@ impl Node {
 
         let limiters = [
             Limiter::new(request.rate_limit.map_or(f64::INFINITY, |rate| rate as f64)),
-            self.traffic().download_limiter(),
+            self.traffic.download_limiter(),
         ];
         let downloader = Downloader {
             origin: &origin,
@@ -76,7 +76,7 @@ impl Node {
         };
         let total: u64 = files.iter().map(|f| f.size).sum();
         let present: u64 = files.iter().map(|f| downloader.present_bytes(f)).sum();
-        self.library().ensure_space_to_fetch(total - present)?;
+        self.library.ensure_space_to_fetch(total - present)?;
         progress.set_total(total);
 
         let mut report = HfMirrorReport {
@@ -114,7 +114,7 @@ impl Node {
         progress: &mut ProgressReporter,
     ) -> NodeResult<HfImportReport> {
         match self
-            .import_hf_commit(hub, &request.repo, commit, request.key.clone(), progress)
+            .import_commit(hub, &request.repo, commit, request.key.clone(), progress)
             .await
         {
             Ok(imported) => Ok(HfImportReport {

@@ -1,11 +1,39 @@
-//! Hugging Face interop: the client's cache layout (read, imported, written by a fetch),
-//! the HF-compatible gateway, and mirroring a repo from an HF-compatible origin.
+//! Hugging Face interop: the client's cache layout (read, imported, written by a fetch)
+//! and mirroring a repo from an HF-compatible origin. [`HfBridge`] is the service the
+//! control API calls; the HF-compatible gateway that serves artifacts to the client is
+//! its own wing (`crate::gateway`).
 
 pub mod cache;
 pub mod cache_export;
 pub mod download;
-pub mod gateway;
 pub mod import;
 pub mod listing;
 pub mod mirror;
 pub mod origin;
+
+use crate::announce::Seeding;
+use crate::library::Library;
+use crate::names::Names;
+use crate::transfer::traffic::Traffic;
+
+/// Importing caches and mirroring repos: publishes what it brings in. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HfBridge {
+    library: Library,
+    names: Names,
+    traffic: Traffic,
+    seeding: Seeding,
+}
+
+impl HfBridge {
+    /// The bridge of a node: adds to `library`, publishes through `names` and
+    /// `seeding`, downloads within `traffic`'s limits.
+    pub fn new(library: Library, names: Names, traffic: Traffic, seeding: Seeding) -> Self {
+        Self {
+            library,
+            names,
+            traffic,
+            seeding,
+        }
+    }
+}

@@ -1,17 +1,15 @@
-//! Writing a library's artifacts out: into a plain directory, or laid out as a Hugging
-//! Face client cache.
+//! Writing a library's artifacts out into a plain directory, and the check every export
+//! (the Hugging Face cache's too) makes first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use seedbank_protocol::api::{ExportReport, ExportRequest};
-use seedbank_protocol::hf_api::{HfCacheReport, HfCacheRequest};
 use seedbank_protocol::FileEntry;
 
 use super::Library;
 use crate::error::{NodeError, NodeResult};
-use crate::export::{export_files, select_files};
-use crate::hf::cache_export::{repo_for, write_cache, CachePlan};
-use crate::meta::ArtifactRecord;
+use crate::library::export::{export_files, select_files};
+use crate::library::meta::ArtifactRecord;
 use crate::progress::ProgressReporter;
 
 impl Library {
@@ -36,34 +34,9 @@ impl Library {
         })
     }
 
-    /// Lays an artifact (or the files matching the request's globs) out in a Hugging
-    /// Face client cache: blobs, snapshot links and a ref.
-    pub async fn export_hf_cache(
-        &self,
-        reference: &str,
-        request: &HfCacheRequest,
-        progress: &mut ProgressReporter,
-    ) -> NodeResult<HfCacheReport> {
-        let record = self.resolve(reference)?;
-        let manifest = self.manifest(&record).await?;
-        let repo = repo_for(request.repo.clone(), &record.name, record.kind)?;
-        let plan = CachePlan::new(
-            &record.root,
-            &manifest,
-            repo,
-            &request.include,
-            request.ref_name.clone(),
-        )?;
-        let files: Vec<&FileEntry> = plan.files.iter().map(|f| f.file).collect();
-        self.check_exportable(&record, &files).await?;
-        let report = write_cache(&self.store, Path::new(&request.hub_dir), &plan, progress).await?;
-        self.note_used(record.root);
-        Ok(report)
-    }
-
     /// Fails unless every one of `files` is complete here and, if referenced in place,
     /// unchanged.
-    async fn check_exportable(
+    pub async fn check_exportable(
         &self,
         record: &ArtifactRecord,
         files: &[&FileEntry],

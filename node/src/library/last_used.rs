@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use seedbank_protocol::ContentId;
 
 use crate::error::NodeResult;
-use crate::meta::{decode, encode, Meta};
+use crate::library::meta::{decode, encode, Meta};
 
 /// The name of the tree in the metadata database.
 const TREE: &str = "last_used";

@@ -3,12 +3,21 @@
 //! database; the control API and tests call it. Keeps the store under `max_storage`
 //! ([`quota`]) and remembers when each artifact was last used ([`last_used`]).
 
+pub mod chunk_ranges;
 mod eviction_plan;
+pub mod export;
 mod exporting;
+pub mod folder;
+pub mod import;
 pub mod last_used;
+pub mod meta;
 mod pins;
 pub mod quota;
+pub mod reference;
 mod removal;
+pub mod resolve;
+pub mod root;
+pub mod store;
 mod verifying;
 
 use std::sync::Arc;
@@ -22,14 +31,14 @@ use seedbank_protocol::{BlobHash, ContentId, FileEntry, Manifest};
 
 use crate::data_dir::DataDir;
 use crate::error::{NodeError, NodeResult};
-use crate::import::{add_artifact, commit_artifact, unix_now, AddOptions};
-use crate::meta::{ArtifactRecord, FetchJobRecord, Labels, Meta, PinRecord};
-use crate::peers::SavedPeer;
+use crate::library::import::{add_artifact, commit_artifact, unix_now, AddOptions};
+use crate::library::meta::{ArtifactRecord, FetchJobRecord, Labels, Meta, PinRecord};
+use crate::library::reference::check_unchanged;
+use crate::library::resolve::resolve_local;
+use crate::library::root::{read_root, RootAndManifest};
+use crate::library::store::BlobStore;
+use crate::peers::{PeerBook, SavedPeer};
 use crate::progress::ProgressReporter;
-use crate::reference::check_unchanged;
-use crate::resolve::resolve_local;
-use crate::store::BlobStore;
-use crate::transfer::root::{read_root, RootAndManifest};
 use last_used::LastUsed;
 use quota::Quota;
 
@@ -57,7 +66,7 @@ impl Library {
     pub async fn open(data_dir: DataDir, node_id: String) -> NodeResult<Self> {
         let meta = Meta::open(&data_dir.meta()).map_err(|e| match e {
             NodeError::Meta(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                NodeError::BadRequest(format!(
+                NodeError::InUse(format!(
                     "data directory {} is in use by another seedbank daemon",
                     data_dir.root().display()
                 ))
@@ -76,14 +85,10 @@ impl Library {
         })
     }
 
-    /// The records of names, publishers and releases, kept in this library's database.
-    pub fn name_book(&self) -> NodeResult<crate::names::NameBook> {
-        self.meta.name_book()
-    }
-
-    /// The denylists this node follows, kept in this library's database.
-    pub fn deny_book(&self) -> NodeResult<crate::denylist::DenyBook> {
-        self.meta.deny_book()
+    /// The metadata database, for a service that keeps its own book in it (names,
+    /// denylists, preservation): each book opens its own trees through this handle.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     /// Where publisher keys are kept.
@@ -182,9 +187,7 @@ impl Library {
         let mut missing = 0u64;
         for file in files {
             let present = self.store.verified_ranges(file.hash).await?;
-            missing = missing.saturating_add(crate::transfer::fetch::plan::missing_bytes(
-                file.size, &present,
-            ));
+            missing = missing.saturating_add(chunk_ranges::missing_bytes(file.size, &present));
         }
         Ok(missing)
     }
@@ -234,10 +237,17 @@ impl Library {
         self.meta.flush().await
     }
 
-    /// Saves the peer book (scores and bans) so it outlives a restart.
-    pub async fn save_peer_book(&self, peers: &[SavedPeer]) -> NodeResult<()> {
-        self.meta.put_state(PEER_BOOK_KEY, &peers)?;
-        self.meta.flush().await
+    /// Saves the peer book (scores and bans) so it outlives a restart; failing to is
+    /// logged, never fatal (it is advice).
+    pub async fn save_peer_book(&self, peers: &PeerBook) {
+        let saved = peers.snapshot(tokio::time::Instant::now(), unix_now());
+        let stored = match self.meta.put_state(PEER_BOOK_KEY, &saved) {
+            Ok(()) => self.meta.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "cannot save the peer book");
+        }
     }
 
     /// The peer book saved last (empty if none, or if it cannot be read: it is advice,
@@ -258,17 +268,16 @@ impl Library {
     }
 
     /// Complete artifacts whose announcement is due at `now` (all of them when
-    /// `everything`), less those under a licence `policy` does not seed.
+    /// `everything`), less those `seeds` turns down (a licence the node does not seed).
     pub async fn due_announcements(
         &self,
         now: u64,
         everything: bool,
-        policy: &crate::names::LicencePolicy,
+        seeds: impl Fn(&ArtifactRecord) -> bool,
     ) -> NodeResult<Vec<ContentId>> {
         let mut due = Vec::new();
         for record in self.meta.artifacts()? {
-            if !policy.allows(record.licence.as_deref()) {
-                tracing::debug!(root = %record.root, "not announced: {}", policy.refusal(record.licence.as_deref()));
+            if !seeds(&record) {
                 continue;
             }
             let is_due = everything || self.meta.next_announce(record.root)? <= now;
@@ -453,11 +462,13 @@ impl Library {
         })
     }
 
-    fn resolve(&self, reference: &str) -> NodeResult<ArtifactRecord> {
+    /// The held artifact `reference` names (id, id prefix, name or name@revision).
+    pub fn resolve(&self, reference: &str) -> NodeResult<ArtifactRecord> {
         resolve_local(reference, &self.meta.artifacts()?)
     }
 
-    async fn manifest(&self, record: &ArtifactRecord) -> NodeResult<Manifest> {
+    /// The manifest of a held artifact, read from the store.
+    pub async fn manifest(&self, record: &ArtifactRecord) -> NodeResult<Manifest> {
         let bytes = self
             .store
             .read_small(record.manifest, MAX_MANIFEST_BYTES)

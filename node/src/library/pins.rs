@@ -7,8 +7,8 @@ use seedbank_protocol::ContentId;
 
 use super::Library;
 use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
-use crate::meta::PinRecord;
+use crate::library::import::unix_now;
+use crate::library::meta::PinRecord;
 
 impl Library {
     /// Pins `root` (which the node holds) with `reason` and `replica_target`, or updates
@@ -48,11 +48,6 @@ impl Library {
             changed,
             replica_target: self.meta.pin_record(root)?.and_then(|p| p.replica_target),
         })
-    }
-
-    /// The records of preservation, kept in this library's database.
-    pub fn preserve_book(&self) -> NodeResult<crate::preserve::PreserveBook> {
-        self.meta.preserve_book()
     }
 
     /// Every pin.

@@ -8,8 +8,8 @@ use seedbank_protocol::{BlobHash, ContentId};
 
 use super::Library;
 use crate::error::{NodeError, NodeResult};
-use crate::meta::ArtifactRecord;
-use crate::transfer::root::read_root;
+use crate::library::meta::ArtifactRecord;
+use crate::library::root::read_root;
 
 impl Library {
     /// Removes every unpinned artifact that no fetch is filling, and frees the blobs no

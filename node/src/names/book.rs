@@ -12,7 +12,7 @@ use seedbank_protocol::{ContentId, PublisherKey, SignedRelease};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, NodeResult};
-use crate::meta::{decode, encode};
+use crate::library::meta::{decode, encode};
 
 /// A signed record as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,16 +42,16 @@ fn key_of(bytes: &[u8]) -> Option<PublisherKey> {
 }
 
 impl NameBook {
-    /// The trees of `db`.
-    pub fn open(db: &sled::Db) -> NodeResult<Self> {
+    /// Its trees in the node's metadata database.
+    pub fn open(meta: &crate::library::meta::Meta) -> NodeResult<Self> {
         Ok(Self {
-            trust: db.open_tree("trust")?,
-            records: db.open_tree("name_records")?,
-            releases: db.open_tree("releases")?,
-            reputs: db.open_tree("reputs")?,
-            published: db.open_tree("published")?,
-            served: db.open_tree("served_catalogs")?,
-            words: db.open_tree("search_words")?,
+            trust: meta.tree("trust")?,
+            records: meta.tree("name_records")?,
+            releases: meta.tree("releases")?,
+            reputs: meta.tree("reputs")?,
+            published: meta.tree("published")?,
+            served: meta.tree("served_catalogs")?,
+            words: meta.tree("search_words")?,
         })
     }
 
@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn the_cache_keeps_the_highest_sequence_and_trust_aliases_are_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::library::meta::Meta::open(dir.path()).unwrap();
         let book = NameBook::open(&db).unwrap();
         let key = [1; 32];
         book.cache(&key, vec![2], 2, 100).unwrap();

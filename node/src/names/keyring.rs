@@ -135,7 +135,7 @@ pub fn check_alias(alias: &str) -> NodeResult<()> {
 pub fn generate_secret() -> NodeResult<PublisherSecret> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
-        .map_err(|e| NodeError::Store(format!("no randomness for a new key: {e}")))?;
+        .map_err(|e| NodeError::Internal(format!("no randomness for a new key: {e}")))?;
     Ok(PublisherSecret::from_seed(seed))
 }
 

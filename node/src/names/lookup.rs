@@ -10,7 +10,7 @@ use seedbank_protocol::{ContentId, DhtRecord, NameRef, PublisherKey};
 
 use super::{labels_of, lock, Names};
 use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
+use crate::library::import::unix_now;
 
 /// Longest a record lookup waits for the DHT.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(25);

@@ -28,8 +28,8 @@ use seedbank_protocol::names_api::{
 use seedbank_protocol::{ContentId, NameRef, PublisherKey, PublisherSecret, SignedRelease};
 
 use crate::error::{NodeError, NodeResult};
+use crate::library::meta::Labels;
 use crate::library::Library;
-use crate::meta::Labels;
 use crate::net::NetHandle;
 
 /// Publishing, resolving and searching names.
@@ -60,7 +60,7 @@ impl Names {
     ) -> NodeResult<Self> {
         Ok(Self {
             inner: Arc::new(Inner {
-                book: library.name_book()?,
+                book: NameBook::open(library.meta())?,
                 keys: KeyRing::new(library.keys_dir(), node_key.clone()),
                 net,
                 library,

@@ -18,8 +18,8 @@ use seedbank_protocol::{
 use super::card::{card_facts, normalise_tags};
 use super::Names;
 use crate::error::{NodeError, NodeResult};
-use crate::import::{unix_now, AddOptions, DEFAULT_REVISION};
-use crate::meta::Labels;
+use crate::library::import::{unix_now, AddOptions, DEFAULT_REVISION};
+use crate::library::meta::Labels;
 use crate::progress::ProgressReporter;
 
 /// How often this node puts again the records it keeps alive.

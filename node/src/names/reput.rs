@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Names;
 use crate::error::NodeResult;
-use crate::import::unix_now;
+use crate::library::import::unix_now;
 
 /// How often the re-put task looks for records that are due.
 const REPUT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
@@ -28,28 +28,31 @@ impl Names {
     /// scheduled put.
     pub fn spawn_keeper(&self, stop: CancellationToken) {
         let names = self.clone();
-        tokio::spawn(async move {
-            let mut words_due = 0;
-            let mut first_pass = true;
-            loop {
-                let due_by = if first_pass { u64::MAX } else { unix_now() };
-                first_pass = false;
-                if let Err(e) = names.reput_due(due_by).await {
-                    tracing::debug!(error = %e, "re-putting records failed; will retry");
-                }
-                if unix_now() >= words_due {
-                    match names.inner.book.words() {
-                        Ok(words) => names.announce_words(&words).await,
-                        Err(e) => tracing::debug!(error = %e, "cannot list search words"),
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut words_due = 0;
+                let mut first_pass = true;
+                loop {
+                    let due_by = if first_pass { u64::MAX } else { unix_now() };
+                    first_pass = false;
+                    if let Err(e) = names.reput_due(due_by).await {
+                        tracing::debug!(error = %e, "re-putting records failed; will retry");
                     }
-                    words_due = unix_now() + WORD_REANNOUNCE_SECS;
+                    if unix_now() >= words_due {
+                        match names.inner.book.words() {
+                            Ok(words) => names.announce_words(&words).await,
+                            Err(e) => tracing::debug!(error = %e, "cannot list search words"),
+                        }
+                        words_due = unix_now() + WORD_REANNOUNCE_SECS;
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(REPUT_CHECK_INTERVAL) => {}
+                    }
                 }
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(REPUT_CHECK_INTERVAL) => {}
-                }
-            }
-        });
+            },
+            tracing::info_span!("names_keeper"),
+        ));
     }
 
     /// Puts again every record due by `due_by` (seconds since the epoch).
@@ -74,6 +77,19 @@ impl Names {
             tracing::debug!(replicas, "re-put a record");
         }
         Ok(())
+    }
+
+    /// Starts keeping the names of a pinned artifact alive, in the background.
+    pub fn adopt_soon(&self, root: ContentId) {
+        let names = self.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = names.adopt(root).await {
+                    tracing::warn!(%root, error = %e, "cannot keep the names of a pinned artifact alive");
+                }
+            },
+            tracing::info_span!("adopt", %root),
+        ));
     }
 
     /// Takes on keeping `root`'s names alive: called when the node pins it. For each

@@ -231,7 +231,7 @@ impl EventLoop {
                         self.pending_provide.insert(id, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(NodeError::Store(format!(
+                        let _ = reply.send(Err(NodeError::Internal(format!(
                             "cannot announce {root}: {e}"
                         ))));
                     }

@@ -132,7 +132,7 @@ impl std::fmt::Debug for NetHandle {
 }
 
 fn stopped() -> NodeError {
-    NodeError::Store("the network task has stopped".into())
+    NodeError::NetworkStopped
 }
 
 impl NetHandle {

@@ -1,7 +1,7 @@
 //! The peer-to-peer network: one task owns the libp2p `Swarm` ([`event_loop`]); everyone
 //! else talks to it through a cloneable [`NetHandle`]. File bytes never pass through
 //! that task: they move over `libp2p-stream` substreams opened with the handle's
-//! [`libp2p_stream::Control`] (see `crate::transfer`).
+//! [`libp2p_stream::Control`] (see the transfer module).
 //!
 //! The transport is chosen by the caller ([`NetTransport`]), so the simulator can run
 //! this same code over an in-memory transport.
@@ -59,20 +59,20 @@ const COMMAND_BUFFER: usize = 256;
 #[serde(deny_unknown_fields, default)]
 pub struct NetConfig {
     /// Addresses to listen on.
-    #[serde(with = "crate::config::units::one_or_many")]
+    #[serde(with = "crate::units::one_or_many")]
     pub listen: Vec<Multiaddr>,
     /// Peers to join the network through (each with a `/p2p/<peer id>` suffix).
-    #[serde(with = "crate::config::units::one_or_many")]
+    #[serde(with = "crate::units::one_or_many")]
     pub bootstrap: Vec<Multiaddr>,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
     /// Answer DHT queries even before an external address is confirmed (test networks, servers).
     pub kad_server: bool,
     /// Close connections idle this long (`60s`).
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub idle_timeout: Duration,
     /// Refresh the routing table from the network this often (`5m`).
-    #[serde(with = "crate::config::units::duration_text")]
+    #[serde(with = "crate::units::duration_text")]
     pub bootstrap_interval: Duration,
     /// Most established connections in all.
     pub max_connections: u32,
@@ -265,6 +265,9 @@ pub async fn start_network(
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
     let peer_ips = PeerIps::default();
     let event_loop = event_loop::EventLoop::new(swarm, commands_rx, &config, peer_ips.clone())?;
-    tokio::spawn(event_loop.run());
+    tokio::spawn(tracing::Instrument::instrument(
+        event_loop.run(),
+        tracing::info_span!("net"),
+    ));
     Ok(NetHandle::new(local_peer, commands_tx, control, peer_ips))
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::follow::FollowTarget;
 use crate::error::NodeResult;
-use crate::meta::{decode, encode};
+use crate::library::meta::{decode, encode};
 
 /// A collection member a follow watches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,11 +118,11 @@ pub struct PreserveBook {
 }
 
 impl PreserveBook {
-    /// The trees of `db`.
-    pub fn open(db: &sled::Db) -> NodeResult<Self> {
+    /// Its trees in the node's metadata database.
+    pub fn open(meta: &crate::library::meta::Meta) -> NodeResult<Self> {
         Ok(Self {
-            follows: db.open_tree("follows")?,
-            health: db.open_tree("health")?,
+            follows: meta.tree("follows")?,
+            health: meta.tree("health")?,
         })
     }
 
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn follows_and_checks_read_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::library::meta::Meta::open(dir.path()).unwrap();
         let book = PreserveBook::open(&db).unwrap();
         let root = ContentId::from_hash(BlobHash([7; 32]));
         let follow = FollowRecord {

@@ -3,14 +3,16 @@
 //! A pin can carry a replica target; [`health`] counts the copies that exist by
 //! spot-checking providers ([`spot_check`]); follows ([`follow`]) keep the latest
 //! releases of a publisher's names and watch the members of collections; the keeper
-//! (`Node::preserve_round`, on a timer) fetches watched members whose verified copies
+//! ([`keeper`], on a timer) fetches watched members whose verified copies
 //! fell below their target, least-replicated first and within the disk budget
 //! ([`plan`]). Everything it remembers is in sled ([`book`]).
 
 pub mod book;
 pub mod follow;
 pub mod health;
+pub mod keeper;
 pub mod plan;
+pub mod service;
 pub mod spot_check;
 
 use std::time::Duration;

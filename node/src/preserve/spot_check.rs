@@ -17,10 +17,10 @@ use iroh_blobs::protocol::{ChunkRanges, GetRequest};
 use libp2p::PeerId;
 use seedbank_protocol::{BlobHash, FileEntry, Manifest};
 
+use crate::library::chunk_ranges::CHUNK_BYTES;
+use crate::library::store::to_iroh;
 use crate::net::NetHandle;
-use crate::store::to_iroh;
 use crate::transfer::client::{open_blob_stream, RequestError};
-use crate::transfer::fetch::plan::CHUNK_BYTES;
 use crate::transfer::streams::{split_stream, StreamSide};
 use crate::transfer::traffic::Traffic;
 

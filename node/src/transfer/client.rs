@@ -18,8 +18,8 @@ use libp2p::PeerId;
 
 use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
+use crate::library::store::BlobStore;
 use crate::net::{NetHandle, BLOB_PROTOCOL};
-use crate::store::BlobStore;
 
 /// Longest wait for a stream to a peer to open (dialling included).
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(20);

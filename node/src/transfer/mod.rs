@@ -3,8 +3,7 @@
 //!
 //! [`provider`] answers other peers' requests from the local store, within the stream
 //! slots [`provider_slots`] hands out (a full provider answers busy, see [`busy`]). [`client`] makes one
-//! request to one peer and classifies how it failed; [`root`] gets an artifact's root
-//! and manifest; [`fetch`] gets its files from several peers at once, including peers
+//! request to one peer and classifies how it failed; [`fetch`] gets an artifact's files from several peers at once, including peers
 //! still fetching it, after asking them what they hold ([`have`]). [`streams`] adapts
 //! libp2p streams to the stream traits iroh-blobs expects, counting and rate-limiting
 //! the bytes that pass.
@@ -16,7 +15,6 @@ pub mod have;
 pub mod provider;
 pub mod provider_slots;
 pub mod provider_stats;
-pub mod root;
 pub mod seed_gate;
 pub mod streams;
 pub mod traffic;

@@ -54,57 +54,69 @@ pub fn spawn_provider(
         gate.event_sender(stats.clone())
     });
     let slots = Arc::new(Mutex::new(Slots::counting_into(stats.clone())));
-    tokio::spawn(watch_slots(Arc::downgrade(&slots)));
+    tokio::spawn(tracing::Instrument::instrument(
+        watch_slots(Arc::downgrade(&slots)),
+        tracing::info_span!("provider_slots"),
+    ));
     let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
     let net = net.clone();
     let counts = stats.clone();
-    tokio::spawn(async move {
-        while let Some((peer, stream)) = incoming.next().await {
-            let now = Instant::now();
-            if peers.is_banned(&peer, now) {
-                tracing::debug!(%peer, "refusing blob stream: peer is banned");
-                counts.refused_banned();
-                continue;
-            }
-            let admission = lock(&slots).admit(peer, net.peer_ip(&peer), now);
-            let Admission::Admitted {
-                id,
-                activity,
-                cancel,
-            } = admission
-            else {
-                tracing::debug!(%peer, "blob stream slots are busy");
-                counts.refused_busy();
-                if let Ok(permit) = busy_answers.clone().try_acquire_owned() {
-                    tokio::spawn(async move {
-                        answer_busy(stream).await;
-                        drop(permit);
-                    });
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                let now = Instant::now();
+                if peers.is_banned(&peer, now) {
+                    tracing::debug!(%peer, "refusing blob stream: peer is banned");
+                    counts.refused_banned();
+                    continue;
                 }
-                continue;
-            };
-            counts.served();
-            let store = store.clone();
-            let traffic = traffic.clone();
-            let slots = slots.clone();
-            let events = events.clone();
-            tokio::spawn(async move {
-                let (stream_id, recv, send) =
-                    split_stream(stream, peer, &traffic, StreamSide::Serving(activity));
-                let pair = StreamPair::new(stream_id, recv, send, events);
-                tokio::select! {
-                    served = handle_stream(pair, store) => {
-                        if let Err(e) = served {
-                            tracing::debug!(%peer, error = %e, "blob stream ended with an error");
-                        }
+                let admission = lock(&slots).admit(peer, net.peer_ip(&peer), now);
+                let Admission::Admitted {
+                    id,
+                    activity,
+                    cancel,
+                } = admission
+                else {
+                    tracing::debug!(%peer, "blob stream slots are busy");
+                    counts.refused_busy();
+                    if let Ok(permit) = busy_answers.clone().try_acquire_owned() {
+                        tokio::spawn(tracing::Instrument::instrument(
+                            async move {
+                                answer_busy(stream).await;
+                                drop(permit);
+                            },
+                            tracing::info_span!("provider_busy", %peer),
+                        ));
                     }
-                    () = cancel.cancelled() => {}
-                }
-                lock(&slots).release(id);
-            });
-        }
-        tracing::debug!("blob provider stopped");
-    });
+                    continue;
+                };
+                counts.served();
+                let store = store.clone();
+                let traffic = traffic.clone();
+                let slots = slots.clone();
+                let events = events.clone();
+                tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        let (stream_id, recv, send) =
+                            split_stream(stream, peer, &traffic, StreamSide::Serving(activity));
+                        let pair = StreamPair::new(stream_id, recv, send, events);
+                        tokio::select! {
+                            served = handle_stream(pair, store) => {
+                                if let Err(e) = served {
+                                    tracing::debug!(%peer, error = %e, "blob stream ended with an error");
+                                }
+                            }
+                            () = cancel.cancelled() => {}
+                        }
+                        lock(&slots).release(id);
+                    },
+                    tracing::info_span!("provider_stream", %peer),
+                ));
+            }
+            tracing::debug!("blob provider stopped");
+        },
+        tracing::info_span!("provider"),
+    ));
     Ok(stats)
 }
 

@@ -22,7 +22,7 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::provider_stats::ProviderStats;
+use super::provider_stats::{CloseReason, ProviderStats};
 
 /// Most inbound blob streams served at once: bounds memory and file handles; fetchers
 /// open a few streams per provider, so this serves dozens of peers concurrently.
@@ -56,17 +56,6 @@ impl StreamActivity {
             self.received.load(Ordering::Relaxed),
         )
     }
-}
-
-/// Why a stream was closed by the provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// It sent nothing within [`REQUEST_DEADLINE`].
-    NoRequest,
-    /// It moved nothing for [`SEND_IDLE_TIMEOUT`].
-    Idle,
-    /// It was the longest idle when a newcomer needed its slot.
-    Evicted,
 }
 
 /// The answer to a new stream.

@@ -8,7 +8,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::provider_slots::CloseReason;
+/// Why a stream was closed by the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// It sent nothing within the provider's request deadline.
+    NoRequest,
+    /// It moved nothing for the provider's send idle timeout.
+    Idle,
+    /// It was the longest idle when a newcomer needed its slot.
+    Evicted,
+}
 
 /// The provider's counters. Cheap to clone; clones share them.
 #[derive(Debug, Clone, Default)]

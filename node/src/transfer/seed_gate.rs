@@ -13,7 +13,7 @@ use iroh_blobs::provider::events::{
 use seedbank_protocol::BlobHash;
 
 use super::provider_stats::ProviderStats;
-use crate::store::to_iroh;
+use crate::library::store::to_iroh;
 
 /// Requests waiting for the gate's answer before the provider waits.
 const PENDING_QUESTIONS: usize = 256;
@@ -71,21 +71,24 @@ impl SeedGate {
         };
         let (sender, mut questions) = EventSender::channel(PENDING_QUESTIONS, mask);
         let gate = self.clone();
-        tokio::spawn(async move {
-            while let Some(question) = questions.recv().await {
-                match question {
-                    ProviderMessage::GetRequestReceived(msg) => {
-                        let answer = gate.answer(&[msg.inner.request.hash], &stats);
-                        msg.tx.send(answer).await.ok();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                while let Some(question) = questions.recv().await {
+                    match question {
+                        ProviderMessage::GetRequestReceived(msg) => {
+                            let answer = gate.answer(&[msg.inner.request.hash], &stats);
+                            msg.tx.send(answer).await.ok();
+                        }
+                        ProviderMessage::GetManyRequestReceived(msg) => {
+                            let answer = gate.answer(&msg.inner.request.hashes, &stats);
+                            msg.tx.send(answer).await.ok();
+                        }
+                        _ => {}
                     }
-                    ProviderMessage::GetManyRequestReceived(msg) => {
-                        let answer = gate.answer(&msg.inner.request.hashes, &stats);
-                        msg.tx.send(answer).await.ok();
-                    }
-                    _ => {}
                 }
-            }
-        });
+            },
+            tracing::info_span!("seed_gate"),
+        ));
         sender
     }
 

@@ -32,9 +32,9 @@ use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
 use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
+use crate::library::store::to_iroh;
 use crate::peers::PeerBook;
 use crate::progress::ProgressReporter;
-use crate::store::to_iroh;
 
 /// How often a running fetch looks for new peers, after the first few seconds.
 pub const PROVIDER_REFRESH: Duration = Duration::from_secs(3);

@@ -1,5 +1,5 @@
-//! What one fetch knows of one peer: what it holds and how its requests went. Owned by
-//! the [`super::scheduler::Scheduler`].
+//! What one fetch knows of one peer: what it holds, how its requests went, and how often
+//! it is asked what it holds. Owned by the fetch's scheduler.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +9,16 @@ use iroh_blobs::Hash;
 use tokio::time::Instant;
 
 use super::plan::WorkItem;
-use super::scheduler::FIRST_ASK_INTERVAL;
+
+/// How soon a new partial peer is asked again what it holds; each answer with nothing
+/// new doubles the wait, up to [`MAX_ASK_INTERVAL`].
+pub const FIRST_ASK_INTERVAL: Duration = Duration::from_millis(500);
+/// How soon a partial peer whose holdings grew is asked again: at once, nearly, since a
+/// peer that holds much (a seeder the DHT does not list yet) is asked about a few blobs
+/// at a time.
+pub const GREW_ASK_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest wait between asking a partial peer what it holds.
+pub const MAX_ASK_INTERVAL: Duration = Duration::from_secs(8);
 
 /// What one peer is known to hold, and how it has done.
 #[derive(Debug)]

@@ -10,10 +10,11 @@ use bao_tree::ChunkNum;
 use iroh_blobs::protocol::ChunkRanges;
 use iroh_blobs::Hash;
 use libp2p::PeerId;
+
 use range_collections::range_set::RangeSetRange;
 
-/// Bytes per BLAKE3 chunk: the unit of ranges in requests and bitfields.
-pub const CHUNK_BYTES: u64 = 1024;
+pub use crate::library::chunk_ranges::{missing_bytes, range_bytes, CHUNK_BYTES};
+
 /// Bytes per work item: large enough that request overhead is negligible, small enough
 /// that several providers share even a modest file and a lost segment costs little.
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
@@ -43,26 +44,6 @@ pub struct WorkItem {
     pub size: u64,
     /// When it last went into the queue (`None`: before the fetch began).
     pub queued_at: Option<tokio::time::Instant>,
-}
-
-/// Payload bytes of `ranges` in a blob of `size` bytes.
-pub fn range_bytes(ranges: &ChunkRanges, size: u64) -> u64 {
-    ranges
-        .iter()
-        .map(|range| match range {
-            RangeSetRange::Range(r) => {
-                (r.end.0.saturating_mul(CHUNK_BYTES)).min(size)
-                    - (r.start.0.saturating_mul(CHUNK_BYTES)).min(size)
-            }
-            RangeSetRange::RangeFrom(r) => size.saturating_sub(r.start.0 * CHUNK_BYTES),
-        })
-        .sum()
-}
-
-/// Payload bytes of a blob of `size` bytes that `present` does not cover.
-pub fn missing_bytes(size: u64, present: &ChunkRanges) -> u64 {
-    let all = ChunkRanges::from(ChunkNum(0)..ChunkNum(size.div_ceil(CHUNK_BYTES)));
-    range_bytes(&(&all - present), size)
 }
 
 /// One blob to fetch.

@@ -23,7 +23,7 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::peer_state::PeerState;
+use super::peer_state::{PeerState, GREW_ASK_INTERVAL, MAX_ASK_INTERVAL};
 use super::plan::{
     choose, first_piece, pieces, range_bytes, rendezvous_score, WorkItem, SWARM_REQUEST_BYTES,
 };
@@ -46,15 +46,6 @@ pub const BUSY_RETRY_DELAY: Duration = Duration::from_secs(2);
 pub const MAX_PARTIAL_PEERS: usize = 12;
 /// Complete peers serve the rarest segment among this many at the head of the queue.
 pub const RAREST_FIRST_WINDOW: usize = 64;
-/// How soon a new partial peer is asked again what it holds; each answer with nothing
-/// new doubles the wait, up to [`MAX_ASK_INTERVAL`].
-pub const FIRST_ASK_INTERVAL: Duration = Duration::from_millis(500);
-/// How soon a partial peer whose holdings grew is asked again: at once, nearly, since a
-/// peer that holds much (a seeder the DHT does not list yet) is asked about a few blobs
-/// at a time.
-pub const GREW_ASK_INTERVAL: Duration = Duration::from_millis(50);
-/// Longest wait between asking a partial peer what it holds.
-pub const MAX_ASK_INTERVAL: Duration = Duration::from_secs(8);
 /// Most blobs a partial peer is asked about at once.
 pub const MAX_BLOBS_PER_ASK: usize = 16;
 /// While co-fetchers take part, how long a segment is in flight before idle workers

@@ -3,6 +3,7 @@
 use bao_tree::ChunkNum;
 
 use super::*;
+use crate::transfer::fetch::peer_state::FIRST_ASK_INTERVAL;
 use crate::transfer::fetch::plan::{PlannedBlob, Planner, SEGMENT_BYTES, SEGMENT_CHUNKS};
 
 fn blob() -> Hash {

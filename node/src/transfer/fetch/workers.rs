@@ -17,8 +17,8 @@ use tracing::Instrument;
 use super::plan::PLAN_WINDOW;
 use super::scheduler::{Next, Scheduler};
 use crate::discovery::Candidate;
+use crate::library::store::from_iroh;
 use crate::peers::{PeerAction, PeerBook};
-use crate::store::from_iroh;
 use crate::transfer::client::{BlobClient, RequestError, REQUEST_IDLE_TIMEOUT};
 use crate::transfer::have::ask_have;
 

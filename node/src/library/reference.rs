@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use crate::error::{NodeError, NodeResult};
-use crate::meta::{FileIdentity, ReferenceRecord};
+use crate::library::meta::{FileIdentity, ReferenceRecord};
 
 /// What a referenced file looks like now.
 pub fn snapshot(path: &Path) -> NodeResult<ReferenceRecord> {

@@ -7,7 +7,7 @@ use seedbank_protocol::{HfRepo, Manifest};
 use serde_json::{json, Value};
 
 use super::resolver::Target;
-use crate::meta::Labels;
+use crate::library::meta::Labels;
 
 /// Size the hub gives an LFS pointer file.
 const LFS_POINTER_BYTES: u64 = 134;

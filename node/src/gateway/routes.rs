@@ -142,6 +142,7 @@ async fn file(
         if !complete {
             state
                 .node
+                .fetcher()
                 .fetch_files_in_background(target.root, &[path])
                 .await
                 .map_err(|e| HfError::Upstream(format!("cannot fetch {path:?}: {e}")))?;

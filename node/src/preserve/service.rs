@@ -1,6 +1,6 @@
-//! The preservation door of the node: pins with replica targets, health, follows and
+//! The preservation service: pins with replica targets, health, follows and
 //! collections, as the control API asks for them. The rounds that act on follows are in
-//! [`super::keeper`].
+//! the keeper.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,16 +20,22 @@ use seedbank_protocol::{ArtifactKind, ContentId, NameRef};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Node;
-use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
-use crate::preserve::follow::FollowTarget;
-use crate::preserve::health::{check_copies, ARTIFACTS_AT_ONCE};
-use crate::preserve::{
+use super::follow::FollowTarget;
+use super::health::{check_copies, ARTIFACTS_AT_ONCE};
+use super::{
     follow_reason, FollowRecord, HealthRecord, PreserveBook, PreserveOptions, DEFAULT_REPLICAS,
     FOLLOW_REASON_PREFIX,
 };
+use crate::announce::Seeding;
+use crate::denied::DeniedRoots;
+use crate::error::{NodeError, NodeResult};
+use crate::fetch::Fetcher;
+use crate::library::import::unix_now;
+use crate::library::Library;
+use crate::names::Names;
+use crate::net::NetHandle;
 use crate::progress::ProgressReporter;
+use crate::transfer::traffic::Traffic;
 
 /// Longest wait for the manifest of an artifact to check (not held here).
 const MANIFEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -37,7 +43,27 @@ const MANIFEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// Licence a published collection carries: a list of ids is facts, free to share.
 const COLLECTION_LICENCE: &str = "CC0-1.0";
 
-/// Preservation's part of a node: its records, options and the keeper's controls.
+/// What preservation works with besides its own records.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// What is held and pinned.
+    pub library: Library,
+    /// Publishers' records, for follows and collections; the licence policy.
+    pub names: Names,
+    /// Spot checks go to providers over it.
+    pub net: NetHandle,
+    /// Rate limits for spot checks.
+    pub traffic: Traffic,
+    /// Fetches what follows and repairs keep.
+    pub fetcher: Fetcher,
+    /// What is never kept.
+    pub denied: DeniedRoots,
+    /// Publishes collections.
+    pub seeding: Seeding,
+}
+
+/// The preservation service: pins with targets, health, follows, collections and the
+/// keeper's rounds. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Preserver {
     pub(super) book: PreserveBook,
@@ -46,17 +72,51 @@ pub struct Preserver {
     pub(super) wake: Arc<Notify>,
     /// Stops the keeper.
     pub(super) stop: CancellationToken,
+    pub(super) library: Library,
+    pub(super) names: Names,
+    pub(super) net: NetHandle,
+    pub(super) traffic: Traffic,
+    pub(super) fetcher: Fetcher,
+    pub(super) denied: DeniedRoots,
+    pub(super) seeding: Seeding,
 }
 
 impl Preserver {
-    /// Preservation over `book` with `options`.
-    pub fn new(book: PreserveBook, options: PreserveOptions) -> Self {
+    /// Preservation over `book` with `options`; the keeper runs once
+    /// [`Self::spawn_keeper`] is called.
+    pub fn new(book: PreserveBook, options: PreserveOptions, parts: Parts) -> Self {
+        let Parts {
+            library,
+            names,
+            net,
+            traffic,
+            fetcher,
+            denied,
+            seeding,
+        } = parts;
         Self {
             book,
             options,
             wake: Arc::default(),
             stop: CancellationToken::new(),
+            library,
+            names,
+            net,
+            traffic,
+            fetcher,
+            denied,
+            seeding,
         }
+    }
+
+    /// The options in force (budget, intervals).
+    pub fn options(&self) -> &PreserveOptions {
+        &self.options
+    }
+
+    /// Stops the keeper.
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 }
 
@@ -69,7 +129,7 @@ struct Subject {
     because: String,
 }
 
-impl Node {
+impl Preserver {
     /// Pins an artifact, fetching it first when it is not here, with a replica target
     /// and a reason.
     pub async fn pin_with(
@@ -99,14 +159,14 @@ impl Node {
                     include: Vec::new(),
                     pin: true,
                 };
-                self.fetch(fetch, progress).await?.id
+                self.fetcher.fetch(fetch, progress).await?.id
             }
         };
         let report = self
             .library
             .pin_with(root, request.reason.clone(), request.replicas)
             .await?;
-        self.adopt_soon(root);
+        self.names.adopt_soon(root);
         Ok(report)
     }
 
@@ -128,8 +188,8 @@ impl Node {
         for (subject, held_here) in subjects.into_iter().zip(held) {
             let (record, check_error) = match checked.remove(&subject.root) {
                 Some(Ok(record)) => (Some(record), None),
-                Some(Err(e)) => (self.preserver.book.health(subject.root)?, Some(e)),
-                None => (self.preserver.book.health(subject.root)?, None),
+                Some(Err(e)) => (self.book.health(subject.root)?, Some(e)),
+                None => (self.book.health(subject.root)?, None),
             };
             let mut entry = health_of(subject, held_here, record.as_ref());
             entry.check_error = check_error.map(|e| e.to_string());
@@ -165,7 +225,7 @@ impl Node {
         root: ContentId,
         held_here: bool,
     ) -> NodeResult<HealthRecord> {
-        let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, self.fetch_manifest(root))
+        let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, self.fetcher.fetch_manifest(root))
             .await
             .map_err(|_| {
                 NodeError::Unreachable(format!("no provider sent the manifest of {root}"))
@@ -179,7 +239,7 @@ impl Node {
             unix_now(),
         )
         .await;
-        self.preserver.book.put_health(root, &record)?;
+        self.book.put_health(root, &record)?;
         Ok(record)
     }
 
@@ -202,7 +262,7 @@ impl Node {
         }
         let mut listed: std::collections::HashSet<ContentId> =
             subjects.iter().map(|s| s.root).collect();
-        for follow in self.preserver.book.follows()? {
+        for follow in self.book.follows()? {
             for member in &follow.watched {
                 if !listed.insert(member.root) {
                     continue;
@@ -224,7 +284,7 @@ impl Node {
         let target = FollowTarget::parse(&self.names, &request.target)?;
         let replicas = check_replicas(request.replicas.unwrap_or(DEFAULT_REPLICAS))
             .map_err(|e| NodeError::BadRequest(e.to_string()))?;
-        let book = &self.preserver.book;
+        let book = &self.book;
         let record = match book.follow(&target.text())? {
             Some(mut existing) => {
                 existing.replicas = replicas;
@@ -243,7 +303,7 @@ impl Node {
         };
         book.put_follow(&record)?;
         self.library.flush().await?;
-        self.preserver.wake.notify_one();
+        self.wake.notify_one();
         Ok(entry_of(&record))
     }
 
@@ -251,7 +311,7 @@ impl Node {
     /// the storage quota may remove it). Returns the follow as it was.
     pub async fn unfollow(&self, target: &str) -> NodeResult<FollowEntry> {
         let target = FollowTarget::parse(&self.names, target)?.text();
-        let book = &self.preserver.book;
+        let book = &self.book;
         let record = book.follow(&target)?.ok_or_else(|| {
             NodeError::NotFound(format!(
                 "{target} is not followed (see `seedbank following`)"
@@ -274,14 +334,8 @@ impl Node {
     /// Every follow, with the budget and what follows use of it.
     pub async fn following(&self) -> NodeResult<FollowList> {
         Ok(FollowList {
-            follows: self
-                .preserver
-                .book
-                .follows()?
-                .iter()
-                .map(entry_of)
-                .collect(),
-            budget: self.preserver.options.budget,
+            follows: self.book.follows()?.iter().map(entry_of).collect(),
+            budget: self.options.budget,
             budget_used: self.follow_bytes()?,
         })
     }
@@ -347,7 +401,7 @@ impl Node {
                     key: request.key.clone(),
                     reference: false,
                 };
-                self.publish(&publish, progress).await
+                self.seeding.publish(&self.names, &publish, progress).await
             }
             Err(e) => Err(e),
         };

@@ -13,8 +13,8 @@ use seedbank_protocol::BlobHash;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::store::BlobStore;
-use crate::transfer::fetch::plan::CHUNK_BYTES;
+use crate::library::chunk_ranges::CHUNK_BYTES;
+use crate::library::store::BlobStore;
 
 /// How long a response waits with no new verified bytes before it ends with an error
 /// (the client then asks again with a `Range` from where it got to).
@@ -27,12 +27,15 @@ const QUEUED_PIECES: usize = 16;
 /// The bytes `start..end` of the blob `hash` (`size` bytes in all), as a body.
 pub fn file_body(store: BlobStore, hash: BlobHash, size: u64, start: u64, end: u64) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_PIECES);
-    tokio::spawn(async move {
-        if let Err(message) = pump(&store, hash, size, start..end, &tx).await {
-            tracing::info!(%hash, %message, "gateway response ended early");
-            let _ = tx.send(Err(std::io::Error::other(message))).await;
-        }
-    });
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            if let Err(message) = pump(&store, hash, size, start..end, &tx).await {
+                tracing::info!(%hash, %message, "gateway response ended early");
+                let _ = tx.send(Err(std::io::Error::other(message))).await;
+            }
+        },
+        tracing::info_span!("gateway_body", %hash, start, end),
+    ));
     Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|piece| (piece, rx))
     }))

@@ -1,20 +1,21 @@
 //! The keeper: a round every `follow_interval` (and at once when a follow is added)
 //! that reads each follow's publisher records, fetches and pins new releases, refreshes
 //! the spot checks that have grown old, and repairs: fetches watched collection members
-//! whose verified copies fell below their target ([`crate::preserve::plan`]).
+//! whose verified copies fell below their target ([`super::plan`]).
 
 use std::time::Duration;
 
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
+use tracing::Instrument;
 
-use super::Node;
+use super::follow::{latest_releases, Latest};
+use super::plan::{choose_repairs, Candidate};
+use super::service::Preserver;
+use super::spot_check::random_pair;
+use super::{follow_reason, FollowRecord, WatchedMember};
 use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
-use crate::preserve::follow::{latest_releases, Latest};
-use crate::preserve::plan::{choose_repairs, Candidate};
-use crate::preserve::spot_check::random_pair;
-use crate::preserve::{follow_reason, FollowRecord, WatchedMember};
+use crate::library::import::unix_now;
 use crate::progress::ProgressReporter;
 
 /// The first round after a start waits this long, so the node has found peers.
@@ -33,38 +34,42 @@ pub struct RoundReport {
     pub checked: usize,
 }
 
-impl Node {
+impl Preserver {
     /// Runs the keeper until the node shuts down.
-    pub(super) fn spawn_keeper(&self) {
+    pub fn spawn_keeper(&self) {
         let node = self.clone();
-        let stop = self.preserver.stop.clone();
-        tokio::spawn(async move {
-            let wait = |d| tokio::time::sleep(d);
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = wait(FIRST_ROUND_DELAY) => {}
-            }
-            loop {
-                match node.preserve_round().await {
-                    Ok(report) if report != RoundReport::default() => {
-                        tracing::info!(?report, "preservation round");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "preservation round failed"),
-                }
+        let stop = self.stop.clone();
+        let span = tracing::info_span!("keeper");
+        tokio::spawn(
+            async move {
+                let wait = |d| tokio::time::sleep(d);
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = node.preserver.wake.notified() => {}
-                    _ = wait(node.preserver.options.follow_interval) => {}
+                    _ = wait(FIRST_ROUND_DELAY) => {}
+                }
+                loop {
+                    match node.preserve_round().await {
+                        Ok(report) if report != RoundReport::default() => {
+                            tracing::info!(?report, "preservation round");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "preservation round failed"),
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = node.wake.notified() => {}
+                        _ = wait(node.options.follow_interval) => {}
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// One round: follows, stale spot checks, repairs.
     pub async fn preserve_round(&self) -> NodeResult<RoundReport> {
         let mut report = RoundReport::default();
-        for follow in self.preserver.book.follows()? {
+        for follow in self.book.follows()? {
             self.refresh_follow(follow, &mut report).await?;
         }
         self.repair(&mut report).await?;
@@ -114,8 +119,8 @@ impl Node {
             tracing::warn!(%target, %error, "following");
         }
         // The follow may have been removed while this round read the network.
-        if self.preserver.book.follow(&target)?.is_some() {
-            self.preserver.book.put_follow(&follow)?;
+        if self.book.follow(&target)?.is_some() {
+            self.book.put_follow(&follow)?;
         }
         Ok(())
     }
@@ -136,15 +141,15 @@ impl Node {
             }
             return true;
         }
-        if let Some(refusal) = self.denylists.refusal(latest.root) {
+        if let Some(refusal) = self.denied.refusal(latest.root) {
             errors.push(format!("{}: not kept: {refusal}", latest.reference));
             return false;
         }
-        if !self.policy.allows(latest.licence.as_deref()) {
+        if !self.names.policy().allows(latest.licence.as_deref()) {
             errors.push(format!(
                 "{}: not kept: {}",
                 latest.reference,
-                self.policy.refusal(latest.licence.as_deref())
+                self.names.policy().refusal(latest.licence.as_deref())
             ));
             return false;
         }
@@ -166,7 +171,7 @@ impl Node {
 
     /// Refuses `size` more bytes when the preservation budget cannot take them.
     fn check_budget(&self, size: u64, what: &str) -> NodeResult<()> {
-        let Some(budget) = self.preserver.options.budget else {
+        let Some(budget) = self.options.budget else {
             return Ok(());
         };
         let used = self.follow_bytes()?;
@@ -192,7 +197,10 @@ impl Node {
             include: Vec::new(),
             pin: true,
         };
-        let fetched = self.fetch(fetch, &mut ProgressReporter::silent()).await?;
+        let fetched = self
+            .fetcher
+            .fetch(fetch, &mut ProgressReporter::silent())
+            .await?;
         self.library
             .pin_with(fetched.id, Some(reason), Some(replicas))
             .await?;
@@ -203,10 +211,10 @@ impl Node {
     /// fetches the members that are below their target: least-replicated first, within
     /// the budget, a few per round, each after a random wait and a fresh check.
     async fn repair(&self, report: &mut RoundReport) -> NodeResult<()> {
-        let stale_after = self.preserver.options.health_interval.as_secs();
+        let stale_after = self.options.health_interval.as_secs();
         let now = unix_now();
         let is_stale = |root| -> NodeResult<bool> {
-            let old = self.preserver.book.health(root)?;
+            let old = self.book.health(root)?;
             Ok(old.is_none_or(|h| h.is_stale(now, stale_after)))
         };
         let mut seen = std::collections::HashSet::new();
@@ -217,7 +225,7 @@ impl Node {
             }
         }
         let mut members = Vec::new();
-        for follow in self.preserver.book.follows()? {
+        for follow in self.book.follows()? {
             let reason = follow_reason(&follow.target());
             for member in follow.watched {
                 if !seen.insert(member.root) {
@@ -233,8 +241,8 @@ impl Node {
                     continue;
                 }
                 // Outside the licence policy, or on a denylist this node follows.
-                if !self.policy.allows(member.licence.as_deref())
-                    || self.denylists.denies(member.root)
+                if !self.names.policy().allows(member.licence.as_deref())
+                    || self.denied.denies(member.root)
                 {
                     continue;
                 }
@@ -254,7 +262,7 @@ impl Node {
                     tracing::debug!(root = %member.root, error = %e, "cannot check a watched member");
                     continue;
                 }
-                None => match self.preserver.book.health(member.root)? {
+                None => match self.book.health(member.root)? {
                     Some(record) => record,
                     None => continue,
                 },
@@ -267,7 +275,7 @@ impl Node {
                 tracing::debug!(root = %member.root, "no verified copy left to repair from");
                 continue;
             }
-            let size = match self.fetch_manifest(member.root).await {
+            let size = match self.fetcher.fetch_manifest(member.root).await {
                 Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
                 Err(_) => continue,
             };
@@ -279,14 +287,13 @@ impl Node {
             });
         }
         let budget_left = self
-            .preserver
             .options
             .budget
             .map(|b| b.saturating_sub(self.follow_bytes().unwrap_or(u64::MAX)));
         let chosen = choose_repairs(
             &candidates,
             budget_left,
-            self.preserver.options.repairs_per_round,
+            self.options.repairs_per_round,
             || random_pair().0,
         );
         for candidate in chosen {
@@ -321,7 +328,7 @@ impl Node {
 
     /// Waits a random time up to the repair jitter.
     async fn jitter(&self) {
-        let most = self.preserver.options.repair_jitter.as_millis() as u64;
+        let most = self.options.repair_jitter.as_millis() as u64;
         if most > 0 {
             let millis = random_pair().0 % most;
             tokio::time::sleep(Duration::from_millis(millis)).await;

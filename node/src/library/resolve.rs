@@ -9,7 +9,7 @@ use seedbank_protocol::content_id::CONTENT_ID_PREFIX;
 use seedbank_protocol::ContentId;
 
 use crate::error::{NodeError, NodeResult};
-use crate::meta::ArtifactRecord;
+use crate::library::meta::ArtifactRecord;
 
 /// Shortest id prefix accepted, so that a prefix stays unique among many artifacts.
 pub const MIN_ID_PREFIX_CHARS: usize = 6;

@@ -47,7 +47,7 @@ pub fn folder_bytes(folder: &Path) -> NodeResult<u64> {
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {}
             Err(e) => {
                 let path = e.path().unwrap_or(folder).to_owned();
-                return Err(NodeError::Store(format!("reading {}: {e}", path.display())));
+                return Err(NodeError::io("reading", &path, e.into()));
             }
         }
     }

@@ -25,5 +25,7 @@ mod tests {
         assert!(!retry_may_mend(&NodeError::Cancelled("x".into())));
         assert!(!retry_may_mend(&NodeError::DiskFull("x".into())));
         assert!(!retry_may_mend(&NodeError::NothingMatches("x".into())));
+        assert!(!retry_may_mend(&NodeError::Internal("x".into())));
+        assert!(!retry_may_mend(&NodeError::NetworkStopped));
     }
 }

@@ -36,7 +36,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::error::{NodeError, NodeResult};
-use crate::folder::{empty_folder, folder_bytes};
+use crate::library::folder::{empty_folder, folder_bytes};
 
 /// How often the store's GC loop asks whether a collection is wanted. Each poll is
 /// one uncontended mutex lock; a collection finishes within about two polls.
@@ -139,7 +139,7 @@ impl BlobStore {
         let emptied = temp.clone();
         let freed = tokio::task::spawn_blocking(move || empty_folder(&emptied))
             .await
-            .map_err(|e| NodeError::Store(format!("emptying the temp folder: {e}")))??;
+            .map_err(|e| NodeError::Internal(format!("emptying the temp folder: {e}")))??;
         if freed > 0 {
             tracing::info!(
                 bytes = freed,

@@ -22,10 +22,8 @@ mod retry;
 mod selection;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use seedbank_protocol::api::{ApiError, FetchJobState, FetchJobSummary, FetchReport, Progress};
 use seedbank_protocol::ContentId;
@@ -33,20 +31,22 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::attempt::{Attempt, AttemptRunner};
 use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
+use crate::library::import::unix_now;
+use crate::library::meta::FetchJobRecord;
 use crate::library::Library;
-use crate::meta::FetchJobRecord;
 use crate::progress::ProgressReporter;
 use retry::retry_may_mend;
 use selection::widened;
 
 /// Most fetches transferring at once; each runs up to 32 streams.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
+/// Numbers the jobs this process runs, for their log spans.
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Tries a background job (resumed or detached) gets before it is left saved.
 pub const MAX_ATTEMPTS: u32 = 6;
-/// Wait before a background job's second try; doubles per try (5, 10, 20, 40, 80 s).
-pub const FIRST_ATTEMPT_DELAY: Duration = Duration::from_secs(5);
 
 /// Who started a job, which decides how patient it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,23 +58,6 @@ pub enum Origin {
     /// A reader streams the files as they arrive (the Hugging Face gateway): tries
     /// again like [`Origin::Background`], and fetches each file from its start.
     Streaming,
-}
-
-/// One try of a job, as the runner gets it.
-#[derive(Debug)]
-pub struct Attempt {
-    /// The artifact.
-    pub root: ContentId,
-    /// The selection (all files when empty).
-    pub include: Vec<String>,
-    /// Cancelled when the user cancels or the daemon stops.
-    pub cancel: CancellationToken,
-    /// Where progress goes.
-    pub progress: ProgressReporter,
-    /// Set by the transfer while it waits for disk space.
-    pub paused: Arc<AtomicBool>,
-    /// Fetch each file from its start onwards, for a reader streaming it.
-    pub in_order: bool,
 }
 
 /// What watchers of a job see.
@@ -141,6 +124,7 @@ struct JobCounters {
 #[derive(Clone)]
 pub struct FetchJobs {
     library: Library,
+    runner: AttemptRunner,
     running: Arc<Mutex<HashMap<ContentId, RunningJob>>>,
     slots: Arc<Semaphore>,
     stopping: CancellationToken,
@@ -154,10 +138,11 @@ impl std::fmt::Debug for FetchJobs {
 }
 
 impl FetchJobs {
-    /// Jobs of `library`'s node.
-    pub fn new(library: Library) -> Self {
+    /// Jobs of `library`'s node, each try run by `runner`.
+    pub fn new(library: Library, runner: AttemptRunner) -> Self {
         Self {
             library,
+            runner,
             running: Arc::default(),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
             stopping: CancellationToken::new(),
@@ -175,20 +160,14 @@ impl FetchJobs {
     }
 
     /// Starts a job for `root`, or joins (and if needed widens) the one running, and
-    /// returns what watchers see. With `pin`, the artifact is pinned once fetched. `run`
-    /// performs one try.
-    pub async fn start<F, Fut>(
+    /// returns what watchers see. With `pin`, the artifact is pinned once fetched.
+    pub async fn start(
         &self,
         root: ContentId,
         include: Vec<String>,
         pin: bool,
         origin: Origin,
-        run: F,
-    ) -> NodeResult<watch::Receiver<JobView>>
-    where
-        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
-    {
+    ) -> NodeResult<watch::Receiver<JobView>> {
         if self.stopping.is_cancelled() {
             return Err(NodeError::Cancelled("the daemon is stopping".into()));
         }
@@ -201,7 +180,7 @@ impl FetchJobs {
                 Joining::Finishing(mut view) => {
                     // Removed before its result is published: afterwards, start afresh.
                     if view.wait_for(|v| v.result.is_some()).await.is_err() {
-                        return Err(NodeError::Store(
+                        return Err(NodeError::Internal(
                             "the fetch task ended without a result".into(),
                         ));
                     }
@@ -261,10 +240,11 @@ impl FetchJobs {
             self.lock().remove(&root);
             return Err(e);
         }
-        let span = tracing::info_span!("fetch", %root);
+        let job_id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("fetch", job = job_id, %root, ?origin);
         tokio::spawn(
             self.clone()
-                .run_job(root, origin, cancel, tx, run)
+                .run_job(root, origin, cancel, tx)
                 .instrument(span),
         );
         Ok(rx)
@@ -410,18 +390,14 @@ impl FetchJobs {
             .unwrap_or_default()
     }
 
-    async fn run_job<F, Fut>(
+    async fn run_job(
         self,
         root: ContentId,
         origin: Origin,
         cancel: CancellationToken,
         view: watch::Sender<JobView>,
-        run: F,
-    ) where
-        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
-    {
-        let result = self.attempts(root, origin, &cancel, &view, run).await;
+    ) {
+        let result = self.attempts(root, origin, &cancel, &view).await;
         let pin = self.lock().get(&root).is_some_and(|job| job.pin);
         let result = match result {
             Ok(report) if pin => self.pin(report).await,
@@ -456,19 +432,14 @@ impl FetchJobs {
     }
 
     /// Runs tries until one succeeds, the job is cancelled, or it gives up.
-    async fn attempts<F, Fut>(
+    async fn attempts(
         &self,
         root: ContentId,
         origin: Origin,
         cancel: &CancellationToken,
         view: &watch::Sender<JobView>,
-        run: F,
-    ) -> NodeResult<FetchReport>
-    where
-        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = NodeResult<FetchReport>> + Send + 'static,
-    {
-        let mut delay = FIRST_ATTEMPT_DELAY;
+    ) -> NodeResult<FetchReport> {
+        let mut delay = self.runner.timings.retry_delay;
         loop {
             let _slot = tokio::select! {
                 () = cancel.cancelled() => return Err(self.cancelled()),
@@ -494,7 +465,10 @@ impl FetchJobs {
                 paused: self.paused_flag(root),
                 in_order,
             };
-            let (result, ()) = tokio::join!(run(attempt), forward_progress(progress_rx, view));
+            let (result, ()) = tokio::join!(
+                self.runner.run(attempt),
+                forward_progress(progress_rx, view)
+            );
             let result = match result {
                 Err(NodeError::Cancelled(_)) if cancel.is_cancelled() => Err(self.cancelled()),
                 other => other,

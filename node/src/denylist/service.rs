@@ -1,5 +1,5 @@
-//! The node's side of denylists: subscribing (to keys it trusts only), refreshing on a
-//! schedule, publishing, and reacting when what is denied changes: announcements of
+//! The denylist service's operations: subscribing (to keys it trusts only), refreshing on
+//! a schedule, publishing, and reacting when what is denied changes: announcements of
 //! newly denied artifacts are withdrawn and their fetches cancelled, the seed gate stops
 //! serving their blobs, and artifacts a list no longer names are announced again.
 //! Artifacts already held stay on disk; the user decides whether to remove them.
@@ -11,46 +11,32 @@ use seedbank_protocol::denylist_api::{
     DenylistSubscription,
 };
 use seedbank_protocol::PublisherKey;
+use tracing::Instrument;
 
-use super::Node;
-use crate::denylist::publish::publish_list;
-use crate::denylist::read::{read_latest, ReadList};
-use crate::denylist::{DenyBook, DenyChanges, Denylists, StoredEntry, SubscriptionRecord};
+use super::publish::publish_list;
+use super::read::{read_latest, ReadList};
+use super::{DenyBook, Denylists, StoredEntry, SubscriptionRecord};
+use crate::denied::DenyChanges;
 use crate::error::{NodeError, NodeResult};
-use crate::import::unix_now;
-use crate::library::Library;
-use crate::names::{LicencePolicy, Names};
+use crate::library::import::unix_now;
+use crate::names::Names;
 use crate::progress::ProgressReporter;
-use crate::transfer::seed_gate::SeedGate;
 
 /// How often the refresher looks for lists due a refresh (or the refresh interval,
 /// when that is shorter).
 const REFRESH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-impl Node {
-    /// The denylists this node follows.
-    pub fn denylists(&self) -> &Denylists {
-        &self.denylists
-    }
-
-    /// Fails with the reason when a list this node follows names `root`.
-    pub(crate) fn refuse_denied(&self, root: seedbank_protocol::ContentId) -> NodeResult<()> {
-        match self.denylists.refusal(root) {
-            Some(refusal) => Err(refusal),
-            None => Ok(()),
-        }
-    }
-
+impl Denylists {
     /// Subscribes to `PUBLISHER/NAME`, whose publisher must be a key this node trusts or
     /// one of its own, and reads the list at once. A list that cannot be found or read
     /// is refused; one whose publisher is out of reach is kept and tried again later.
     /// Subscribing again refreshes the list.
-    pub async fn denylist_subscribe(
+    pub async fn subscribe(
         &self,
         request: &DenylistSubscribeRequest,
     ) -> NodeResult<DenylistSubscription> {
         let (publisher, name) = self.parse_list(&request.list)?;
-        let (_, trusted) = self.names.describe(&publisher)?;
+        let (_, trusted) = self.names().describe(&publisher)?;
         if !trusted {
             return Err(NodeError::Denied(format!(
                 "{publisher} is not a publisher this node trusts, and a denylist decides what \
@@ -58,7 +44,7 @@ impl Node {
                  {publisher}`), then subscribe to ALIAS/{name}"
             )));
         }
-        if self.denylists.book().get(&publisher, &name)?.is_some() {
+        if self.book().get(&publisher, &name)?.is_some() {
             self.refresh_denylist(&publisher, &name).await?;
         } else {
             let mut record = SubscriptionRecord::new(unix_now());
@@ -75,7 +61,7 @@ impl Node {
     }
 
     /// Ends a subscription; what only that list named is no longer denied.
-    pub async fn denylist_unsubscribe(&self, list: &str) -> NodeResult<DenylistSubscription> {
+    pub async fn unsubscribe(&self, list: &str) -> NodeResult<DenylistSubscription> {
         let (publisher, name) = self.subscribed_list(list)?;
         let mut removed = None;
         self.change_denylists(|book| {
@@ -85,39 +71,29 @@ impl Node {
         .await?;
         let record = removed.ok_or_else(|| not_subscribed(list))?;
         tracing::info!(%publisher, name, "unsubscribed from a denylist");
-        Ok(self.denylists.view(&publisher, &name, &record))
-    }
-
-    /// Every subscription.
-    pub fn denylist_subscriptions(&self) -> NodeResult<Vec<DenylistSubscription>> {
-        self.denylists.subscriptions()
+        Ok(self.view(&publisher, &name, &record))
     }
 
     /// Refreshes every subscription now.
-    pub async fn denylist_refresh(&self) -> NodeResult<DenylistRefreshReport> {
-        for (publisher, name, _) in self.denylists.book().all()? {
+    pub async fn refresh_all(&self) -> NodeResult<DenylistRefreshReport> {
+        for (publisher, name, _) in self.book().all()? {
             self.refresh_denylist(&publisher, &name).await?;
         }
         Ok(DenylistRefreshReport {
-            subscriptions: self.denylists.subscriptions()?,
-            denied: self.denylists.denied_roots().len() as u64,
+            subscriptions: self.subscriptions()?,
+            denied: self.denied().denied_roots().len() as u64,
         })
     }
 
     /// Publishes the next revision of one of this node's lists; a subscription of this
     /// node to it takes the new revision at once.
-    pub async fn denylist_publish(
+    pub async fn publish(
         &self,
         request: &DenylistPublishRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<DenylistPublishReport> {
         let report = publish_list(self, request, progress).await?;
-        if self
-            .denylists
-            .book()
-            .get(&report.publisher, &report.name)?
-            .is_some()
-        {
+        if self.book().get(&report.publisher, &report.name)?.is_some() {
             self.refresh_denylist(&report.publisher, &report.name)
                 .await?;
         }
@@ -127,10 +103,10 @@ impl Node {
     /// Reads the latest revision of one list (if still subscribed) and applies it; a
     /// failure is recorded with the subscription, whose entries stay in force.
     async fn refresh_denylist(&self, publisher: &PublisherKey, name: &str) -> NodeResult<()> {
-        let Some(mut record) = self.denylists.book().get(publisher, name)? else {
+        let Some(mut record) = self.book().get(publisher, name)? else {
             return Ok(());
         };
-        let (_, trusted) = self.names.describe(publisher)?;
+        let (_, trusted) = self.names().describe(publisher)?;
         if trusted {
             match read_latest(self, publisher, name).await {
                 Ok(read) => record_read(&mut record, read),
@@ -160,10 +136,10 @@ impl Node {
         &self,
         change: impl FnOnce(&DenyBook) -> NodeResult<()>,
     ) -> NodeResult<()> {
-        let _changing = self.denylists.lock_changes().await;
-        change(self.denylists.book())?;
-        self.library.flush().await?;
-        let changes = self.denylists.rebuild()?;
+        let _changing = self.lock_changes().await;
+        change(self.book())?;
+        self.library().flush().await?;
+        let changes = self.rebuild()?;
         self.react_to_denials(&changes).await;
         Ok(())
     }
@@ -172,56 +148,48 @@ impl Node {
     /// what no longer is. Failures are logged: the denial itself already holds.
     async fn react_to_denials(&self, changes: &DenyChanges) {
         for &root in &changes.added {
-            let held = matches!(self.library.artifact(root), Ok(Some(_)));
+            let held = matches!(self.library().artifact(root), Ok(Some(_)));
             tracing::info!(%root, held, "denied by a denylist: not fetched, served or announced from now on");
             if held {
-                if let Err(e) = self.library.forget_announce(root).await {
+                if let Err(e) = self.library().forget_announce(root).await {
                     tracing::warn!(%root, error = %e, "cannot forget the announcement of a denied artifact");
                 }
-                if let Err(e) = self.net.stop_providing(root).await {
+                if let Err(e) = self.inner.parts.net.stop_providing(root).await {
                     tracing::debug!(%root, error = %e, "cannot withdraw the announcement of a denied artifact");
                 }
             }
-            let fetching = self
-                .jobs
-                .list()
-                .is_ok_and(|jobs| jobs.iter().any(|job| job.id == root));
+            let fetching = self.fetcher().job_of(root).is_ok_and(|job| job.is_some());
             if fetching {
-                if let Err(e) = self.jobs.cancel(root).await {
+                if let Err(e) = self.fetcher().cancel_root(root).await {
                     tracing::warn!(%root, error = %e, "cannot cancel the fetch of a denied artifact");
                 }
             }
         }
-        self.update_seed_gate().await;
-        if let Some(announcer) = &self.announcer {
+        self.seeding().refresh_gate().await;
+        if self.seeding().seeds() {
             for &root in &changes.removed {
-                if matches!(self.library.artifact(root), Ok(Some(_))) {
+                if matches!(self.library().artifact(root), Ok(Some(_))) {
                     tracing::info!(%root, "no longer denied: announcing it again");
-                    announcer.announce_soon(&self.library, root).await;
+                    self.seeding().announce_soon(root).await;
                 }
             }
         }
     }
 
-    /// Tells the seed gate what not to serve now.
-    pub(super) async fn update_seed_gate(&self) {
-        if let Some(gate) = &self.seed_gate {
-            fill_seed_gate(gate, &self.library, &self.policy, &self.denylists).await;
-        }
-    }
-
     /// Refreshes lists as they fall due, until the node stops.
-    pub(super) fn spawn_denylist_refresher(&self) {
-        let node = self.clone();
-        let stop = self.denylists.stop_token();
-        let check = self.denylists.interval().min(REFRESH_CHECK_INTERVAL);
-        tokio::spawn(async move {
+    pub fn spawn_refresher(&self) {
+        let lists = self.clone();
+        let stop = self.stop_token();
+        let check = self.interval().min(REFRESH_CHECK_INTERVAL);
+        let span = tracing::info_span!("denylist_refresher");
+        tokio::spawn(
+            async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(check) => {}
                 }
-                let due = match node.denylists.due(unix_now()) {
+                let due = match lists.due(unix_now()) {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot list the denylists due a refresh");
@@ -231,7 +199,7 @@ impl Node {
                 for (publisher, name) in due {
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        refreshed = node.refresh_denylist(&publisher, &name) => {
+                        refreshed = lists.refresh_denylist(&publisher, &name) => {
                             if let Err(e) = refreshed {
                                 tracing::warn!(%publisher, name, error = %e, "cannot refresh a denylist");
                             }
@@ -239,7 +207,9 @@ impl Node {
                     }
                 }
             }
-        });
+            }
+            .instrument(span),
+        );
     }
 
     /// A subscription as the API shows it.
@@ -249,11 +219,10 @@ impl Node {
         name: &str,
     ) -> NodeResult<DenylistSubscription> {
         let record = self
-            .denylists
             .book()
             .get(publisher, name)?
             .ok_or_else(|| not_subscribed(&format!("{publisher}/{name}")))?;
-        Ok(self.denylists.view(publisher, name, &record))
+        Ok(self.view(publisher, name, &record))
     }
 
     /// The publisher and name of `PUBLISHER/NAME` (no revision: a list is always read at
@@ -266,13 +235,13 @@ impl Node {
                  read at its latest"
             )));
         }
-        Ok((self.names.publisher(&name_ref.publisher)?, name_ref.name))
+        Ok((self.names().publisher(&name_ref.publisher)?, name_ref.name))
     }
 
     /// The subscription `text` names: as `denylist list` shows it, by key, or by alias.
     fn subscribed_list(&self, text: &str) -> NodeResult<(PublisherKey, String)> {
-        for (publisher, name, _) in self.denylists.book().all()? {
-            if self.denylists.list_text(&publisher, &name) == text
+        for (publisher, name, _) in self.book().all()? {
+            if self.denied().list_text(&publisher, &name) == text
                 || format!("{publisher}/{name}") == text
             {
                 return Ok((publisher, name));
@@ -303,33 +272,4 @@ fn not_subscribed(list: &str) -> NodeError {
     NodeError::NotFound(format!(
         "this node does not subscribe to {list} (`seedbank denylist list` shows its lists)"
     ))
-}
-
-/// Tells `gate` the blobs not to serve: those only artifacts under a licence `policy`
-/// does not seed, or named by a denylist, hold; and every denied root.
-pub(super) async fn fill_seed_gate(
-    gate: &SeedGate,
-    library: &Library,
-    policy: &LicencePolicy,
-    denylists: &Denylists,
-) {
-    let denied = denylists.denied_roots();
-    let licence_only = library
-        .unseeded_blobs(|record| policy.allows(record.licence.as_deref()))
-        .await;
-    let all = library
-        .unseeded_blobs(|record| {
-            policy.allows(record.licence.as_deref()) && !denied.contains(&record.root)
-        })
-        .await;
-    match (licence_only, all) {
-        (Ok(licence_only), Ok(mut all)) => {
-            all.extend(denied.iter().map(|root| root.hash()));
-            let denied_blobs = all.difference(&licence_only).copied().collect();
-            gate.set(licence_only, denied_blobs);
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "cannot update the blobs not to seed")
-        }
-    }
 }

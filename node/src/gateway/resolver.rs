@@ -160,16 +160,21 @@ impl Resolver {
     /// The manifest of `root`, remembered; got from peers when not stored.
     pub async fn manifest(&self, root: ContentId) -> Result<Arc<Manifest>, HfError> {
         // Every answer about an artifact needs its manifest first: a denied one gets none.
-        if let Some(refusal) = self.node.denylists().refusal(root) {
+        if let Some(refusal) = self.node.denied().refusal(root) {
             return Err(HfError::Denied(refusal.to_string()));
         }
         if let Some(manifest) = lock(&self.memory).manifests.get(&root) {
             return Ok(manifest.clone());
         }
-        let manifest =
-            Arc::new(self.node.fetch_manifest(root).await.map_err(|e| {
-                HfError::Upstream(format!("cannot get the file list of {root}: {e}"))
-            })?);
+        let manifest = Arc::new(
+            self.node
+                .fetcher()
+                .fetch_manifest(root)
+                .await
+                .map_err(|e| {
+                    HfError::Upstream(format!("cannot get the file list of {root}: {e}"))
+                })?,
+        );
         let mut memory = lock(&self.memory);
         bounded(&mut memory.manifests);
         memory.manifests.insert(root, manifest.clone());

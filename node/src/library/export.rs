@@ -30,8 +30,8 @@ use rustix::io::Errno;
 use seedbank_protocol::FileEntry;
 
 use crate::error::{NodeError, NodeResult};
+use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
-use crate::store::BlobStore;
 
 /// Bytes buffered before each write to the target file: large enough for few system
 /// calls, small enough that memory stays flat for any file size.
@@ -392,7 +392,7 @@ fn open_folder(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
 fn partial_name(name: &str) -> NodeResult<String> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random)
-        .map_err(|e| NodeError::Store(format!("no randomness for a partial file name: {e}")))?;
+        .map_err(|e| NodeError::Internal(format!("no randomness for a partial file name: {e}")))?;
     let mut kept = name.len().min(PARTIAL_NAME_KEPT_BYTES);
     while !name.is_char_boundary(kept) {
         kept -= 1;

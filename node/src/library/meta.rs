@@ -172,7 +172,7 @@ pub struct Meta {
 
 /// The postcard bytes of a record, for sled.
 pub(crate) fn encode<T: Serialize>(value: &T) -> NodeResult<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| NodeError::Store(format!("encoding record: {e}")))
+    postcard::to_stdvec(value).map_err(|e| NodeError::Internal(format!("encoding record: {e}")))
 }
 
 /// A record read back from sled.
@@ -198,23 +198,8 @@ impl Meta {
         })
     }
 
-    /// The trees that remember names, in this database.
-    pub fn name_book(&self) -> NodeResult<crate::names::NameBook> {
-        crate::names::NameBook::open(&self.db)
-    }
-
-    /// The trees of preservation (follows and spot checks), in this database.
-    pub fn preserve_book(&self) -> NodeResult<crate::preserve::PreserveBook> {
-        crate::preserve::PreserveBook::open(&self.db)
-    }
-
-    /// The tree of denylist subscriptions, in this database.
-    pub fn deny_book(&self) -> NodeResult<crate::denylist::DenyBook> {
-        crate::denylist::DenyBook::open(&self.db)
-    }
-
     /// The tree `name` of this database, for a module that keeps its own records in it
-    /// (as the library's last-used times).
+    /// (as the library's last-used times, or a service's book).
     pub fn tree(&self, name: &str) -> NodeResult<sled::Tree> {
         Ok(self.db.open_tree(name)?)
     }
@@ -226,7 +211,7 @@ impl Meta {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| NodeError::Store(format!("flushing metadata: {e}")))??;
+            .map_err(|e| NodeError::Internal(format!("flushing metadata: {e}")))??;
         Ok(())
     }
 

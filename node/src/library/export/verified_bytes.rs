@@ -10,8 +10,8 @@ use tokio::io::BufWriter;
 
 use super::EXPORT_BUFFER_BYTES;
 use crate::error::{NodeError, NodeResult};
+use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
-use crate::store::BlobStore;
 
 /// Streams `file`'s bytes from the store into `output` (the partial file at `partial`),
 /// syncs it, and fails if what was written does not hash to the file's hash.
@@ -67,5 +67,5 @@ pub(super) async fn same_bytes(fd: OwnedFd, file: &FileEntry, shown: PathBuf) ->
             .map_err(|e| NodeError::io("reading", &shown, e))
     })
     .await
-    .map_err(|e| NodeError::Store(format!("hashing a file: {e}")))?
+    .map_err(|e| NodeError::Internal(format!("hashing a file: {e}")))?
 }

@@ -17,10 +17,10 @@ use seedbank_protocol::{
 };
 
 use crate::error::{NodeError, NodeResult};
-use crate::meta::{ArtifactRecord, Labels, Meta, PinRecord};
+use crate::library::meta::{ArtifactRecord, Labels, Meta, PinRecord};
+use crate::library::reference;
+use crate::library::store::{from_iroh, BlobStore};
 use crate::progress::ProgressReporter;
-use crate::reference;
-use crate::store::{from_iroh, BlobStore};
 
 /// Revision label when none is given.
 pub const DEFAULT_REVISION: &str = "main";
@@ -105,7 +105,7 @@ where
     let follow = options.follow_symlinks;
     let files = tokio::task::spawn_blocking(move || collect_files(&root_path, follow))
         .await
-        .map_err(|e| NodeError::Store(format!("file walk task failed: {e}")))??;
+        .map_err(|e| NodeError::Internal(format!("file walk task failed: {e}")))??;
     let total: u64 = files.iter().map(|f| f.size).sum();
     let _room = make_room(if options.reference { 0 } else { total }).await?;
     store.ensure_space_for(total, options.reference, "adding")?;

@@ -1,0 +1,188 @@
+//! One try of a fetch job: find the root, make room, transfer what is missing, commit.
+//!
+//! The jobs own an [`AttemptRunner`] (the parts a try needs) and hand it an [`Attempt`]
+//! per try; nothing here knows about jobs, retries or the node. Before bytes move, one
+//! pass over the library: a damaged copy is discarded, the fetch is held through garbage
+//! collection, room is made under the quota and the disk is checked. After them, one
+//! commit: the artifact is recorded with the labels its release gives it, and announced
+//! if every file is here.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use seedbank_protocol::api::{FetchReport, ProviderReport};
+use seedbank_protocol::ContentId;
+use tokio_util::sync::CancellationToken;
+
+use super::root_search::find_root;
+use super::timings::FetchTimings;
+use crate::announce::Seeding;
+use crate::denied::DeniedRoots;
+use crate::discovery::ContentDiscovery;
+use crate::error::{NodeError, NodeResult};
+use crate::library::export::select_files;
+use crate::library::Library;
+use crate::names::Names;
+use crate::net::NetHandle;
+use crate::peers::PeerBook;
+use crate::progress::ProgressReporter;
+use crate::transfer::client::BlobClient;
+use crate::transfer::fetch::{Transfer, TransferOutcome};
+use crate::transfer::traffic::Traffic;
+
+/// One try of a job, as the runner gets it.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The artifact.
+    pub root: ContentId,
+    /// The selection (all files when empty).
+    pub include: Vec<String>,
+    /// Cancelled when the user cancels or the daemon stops.
+    pub cancel: CancellationToken,
+    /// Where progress goes.
+    pub progress: ProgressReporter,
+    /// Set by the transfer while it waits for disk space.
+    pub paused: Arc<AtomicBool>,
+    /// Fetch each file from its start onwards, for a reader streaming it.
+    pub in_order: bool,
+}
+
+/// The parts one try of a fetch needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AttemptRunner {
+    /// Where the artifact goes.
+    pub library: Library,
+    /// The network, for lookups and streams.
+    pub net: NetHandle,
+    /// Rate limits and per-peer byte counts.
+    pub traffic: Traffic,
+    /// Who misbehaved before.
+    pub peers: PeerBook,
+    /// The labels releases give what is fetched.
+    pub names: Names,
+    /// What the node refuses to fetch.
+    pub denied: DeniedRoots,
+    /// Announces what completes.
+    pub seeding: Seeding,
+    /// How patient lookups are.
+    pub timings: FetchTimings,
+    /// Verified bytes fetched since start, for `/metrics`.
+    pub bytes_fetched: Arc<AtomicU64>,
+}
+
+impl AttemptRunner {
+    /// A client for blob requests through this node's store and limits.
+    pub fn client(&self) -> BlobClient {
+        BlobClient {
+            net: self.net.clone(),
+            store: self.library.transfer_store(),
+            traffic: self.traffic.clone(),
+        }
+    }
+
+    /// One try: find peers, get the root and manifest, check the space, transfer what
+    /// is missing, and record the artifact.
+    pub async fn run(&self, attempt: Attempt) -> NodeResult<FetchReport> {
+        let Attempt {
+            root,
+            include,
+            cancel,
+            mut progress,
+            paused,
+            in_order,
+        } = attempt;
+        // Checked at every try: a list may name it after the job started (resumed and
+        // background jobs, retries).
+        self.denied.check(root)?;
+        if self.library.is_damaged(root).await? {
+            self.library.discard_damaged(root).await?;
+        }
+        let client = self.client();
+        let found = find_root(
+            &client,
+            &self.net,
+            &self.peers,
+            &self.timings,
+            root,
+            &cancel,
+        )
+        .await?;
+        tracing::info!(peers = found.candidates.len(), "fetching");
+        self.library.hold_fetch(root).await?;
+        let files = select_files(&found.fetched.manifest.files, &include)?;
+        // Held until the artifact is recorded: until then its bytes are promised, not stored.
+        let _room = self.library.make_room_to_fetch(root, &files).await?;
+        let missing = self.library.missing_bytes(&files).await?;
+        self.library.ensure_space_to_fetch(missing)?;
+        // While fetching, tell other fetchers we have parts to trade.
+        let swarm_announce = self.seeding.seeds().then(|| {
+            let net = self.net.clone();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move { net.start_providing(root.swarm_key()).await },
+                tracing::Span::current(),
+            ))
+        });
+        let transfer = Transfer {
+            client: &client,
+            discovery: &self.net as &dyn ContentDiscovery,
+            root: Some(root),
+            banned: found.misbehaved,
+            cancel: cancel.clone(),
+            paused,
+            peers: self.peers.clone(),
+            in_order,
+        };
+        let outcome = transfer.run(&files, found.candidates, &mut progress).await;
+        if let Some(task) = swarm_announce {
+            task.abort();
+            self.net.stop_providing(root.swarm_key()).await?;
+        }
+        if outcome.as_ref().map_or(true, |o| !o.banned.is_empty()) {
+            self.library.save_peer_book(&self.peers).await;
+        }
+        let outcome = outcome?;
+        self.bytes_fetched
+            .fetch_add(outcome.bytes_downloaded, Ordering::Relaxed);
+        if !self.library.files_complete(&files).await? {
+            return Err(NodeError::Corrupt(format!(
+                "{root}: some files are still incomplete after the fetch"
+            )));
+        }
+        let record = self
+            .library
+            .commit_fetched(&found.fetched, root, self.names.labels_for(root)?)
+            .await?;
+        if files.len() == found.fetched.manifest.files.len() {
+            self.seeding.announce_soon(root).await;
+        }
+        Ok(FetchReport {
+            id: root,
+            name: record.name,
+            revision: record.revision,
+            files: files.len() as u64,
+            size: files.iter().map(|f| f.size).sum(),
+            bytes_missing_at_start: outcome.bytes_missing_at_start,
+            bytes_downloaded: outcome.bytes_downloaded,
+            providers: provider_reports(&outcome),
+            pinned: false,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// Per-provider contributions, largest first.
+fn provider_reports(outcome: &TransferOutcome) -> Vec<ProviderReport> {
+    let mut reports: Vec<ProviderReport> = outcome
+        .peers
+        .iter()
+        .map(|peer| ProviderReport {
+            peer: peer.to_string(),
+            bytes: outcome.per_peer.get(peer).copied().unwrap_or(0),
+            banned: outcome.banned.contains(peer),
+            dropped: outcome.dropped.contains(peer),
+        })
+        .filter(|report| report.bytes > 0 || report.banned || report.dropped)
+        .collect();
+    reports.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    reports
+}
