@@ -21,6 +21,7 @@ use crate::denied::DeniedRoots;
 use crate::discovery::ContentDiscovery;
 use crate::error::{NodeError, NodeResult};
 use crate::library::export::select_files;
+use crate::library::meta::Labels;
 use crate::library::Library;
 use crate::names::Names;
 use crate::net::NetHandle;
@@ -45,6 +46,8 @@ pub struct Attempt {
     pub paused: Arc<AtomicBool>,
     /// Fetch each file from its start onwards, for a reader streaming it.
     pub in_order: bool,
+    /// The labels of the release it was asked for by, if any.
+    pub labels: Option<Labels>,
 }
 
 /// The parts one try of a fetch needs. Cheap to clone.
@@ -90,6 +93,7 @@ impl AttemptRunner {
             mut progress,
             paused,
             in_order,
+            labels,
         } = attempt;
         // Checked at every try: a list may name it after the job started (resumed and
         // background jobs, retries).
@@ -148,9 +152,13 @@ impl AttemptRunner {
                 "{root}: some files are still incomplete after the fetch"
             )));
         }
+        let labels = match labels {
+            Some(labels) => Some(labels),
+            None => self.names.labels_for(root)?,
+        };
         let record = self
             .library
-            .commit_fetched(&found.fetched, root, self.names.labels_for(root)?)
+            .commit_fetched(&found.fetched, root, labels)
             .await?;
         if files.len() == found.fetched.manifest.files.len() {
             self.seeding.announce_soon(root).await;

@@ -34,7 +34,7 @@ use tracing::Instrument;
 use super::attempt::{Attempt, AttemptRunner};
 use crate::error::{NodeError, NodeResult};
 use crate::library::import::unix_now;
-use crate::library::meta::FetchJobRecord;
+use crate::library::meta::{FetchJobRecord, Labels};
 use crate::library::Library;
 use crate::progress::ProgressReporter;
 use retry::retry_may_mend;
@@ -78,6 +78,8 @@ pub struct JobView {
 struct RunningJob {
     include: Vec<String>,
     pin: bool,
+    /// The labels of the release it was asked for by, recorded when it commits.
+    labels: Option<Labels>,
     paused: Arc<AtomicBool>,
     started_at: u64,
     view: watch::Receiver<JobView>,
@@ -167,12 +169,13 @@ impl FetchJobs {
         include: Vec<String>,
         pin: bool,
         origin: Origin,
+        labels: Option<Labels>,
     ) -> NodeResult<watch::Receiver<JobView>> {
         if self.stopping.is_cancelled() {
             return Err(NodeError::Cancelled("the daemon is stopping".into()));
         }
         loop {
-            match self.join_running(root, &include, pin, origin) {
+            match self.join_running(root, &include, pin, origin, &labels) {
                 Joining::Joined(view, record) => {
                     self.library.save_fetch_job(&record).await?;
                     return Ok(view);
@@ -205,6 +208,7 @@ impl FetchJobs {
         let job = RunningJob {
             include: include.clone(),
             pin,
+            labels: labels.clone(),
             paused: Arc::default(),
             started_at,
             view: rx.clone(),
@@ -224,7 +228,7 @@ impl FetchJobs {
         };
         if raced {
             // Another request started it meanwhile: join that one.
-            return match self.join_running(root, &include, pin, origin) {
+            return match self.join_running(root, &include, pin, origin, &labels) {
                 Joining::Joined(view, record) => {
                     self.library.save_fetch_job(&record).await?;
                     Ok(view)
@@ -259,6 +263,7 @@ impl FetchJobs {
         include: &[String],
         pin: bool,
         origin: Origin,
+        labels: &Option<Labels>,
     ) -> Joining {
         let mut running = self.lock();
         let Some(job) = running.get_mut(&root) else {
@@ -268,6 +273,10 @@ impl FetchJobs {
             return Joining::Finishing(job.view.clone());
         }
         job.pin |= pin;
+        if labels.is_some() {
+            // Asked for by name now: the release's labels are the better ones.
+            job.labels.clone_from(labels);
+        }
         job.in_order |= origin == Origin::Streaming;
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
@@ -453,10 +462,14 @@ impl FetchJobs {
             });
             let (progress_tx, progress_rx) = mpsc::channel(16);
             let attempt_cancel = cancel.child_token();
-            let in_order = self.lock().get_mut(&root).is_some_and(|job| {
-                job.attempt = attempt_cancel.clone();
-                job.in_order
-            });
+            let (in_order, labels) = self
+                .lock()
+                .get_mut(&root)
+                .map(|job| {
+                    job.attempt = attempt_cancel.clone();
+                    (job.in_order, job.labels.clone())
+                })
+                .unwrap_or_default();
             let attempt = Attempt {
                 root,
                 include: include.clone(),
@@ -464,6 +477,7 @@ impl FetchJobs {
                 progress: ProgressReporter::new(progress_tx),
                 paused: self.paused_flag(root),
                 in_order,
+                labels,
             };
             let (result, ()) = tokio::join!(
                 self.runner.run(attempt),
@@ -552,6 +566,7 @@ fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
         started_at: job.started_at,
         last_error: job.view.borrow().last_error.clone(),
         pin: job.pin,
+        labels: job.labels.clone(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::progress::ProgressReporter;
 use attempt::AttemptRunner;
 use jobs::{FetchJobs, JobCounts, JobView, Origin};
 use root_search::find_root;
-pub use target::root_of;
+pub use target::{root_of, Target};
 pub use timings::FetchTimings;
 
 /// Fetching for the whole node. Cheap to clone.
@@ -48,7 +48,13 @@ impl Fetcher {
             tracing::info!(root = %job.root, "resuming unfinished fetch");
             if let Err(e) = self
                 .jobs
-                .start(job.root, job.include, job.pin, Origin::Background)
+                .start(
+                    job.root,
+                    job.include,
+                    job.pin,
+                    Origin::Background,
+                    job.labels,
+                )
                 .await
             {
                 tracing::warn!(root = %job.root, error = %e, "cannot resume fetch");
@@ -103,12 +109,19 @@ impl Fetcher {
 
     /// Starts a fetch in the background (or joins the running one) and returns at once.
     pub async fn fetch_detached(&self, request: FetchRequest) -> NodeResult<FetchJobSummary> {
-        let (root, warning) = self.target(&request).await?;
-        if let Some(warning) = warning {
+        let target = self.target(&request).await?;
+        let root = target.root;
+        if let Some(warning) = target.warning {
             tracing::warn!("{warning}");
         }
         self.jobs
-            .start(root, request.include, request.pin, Origin::Background)
+            .start(
+                root,
+                request.include,
+                request.pin,
+                Origin::Background,
+                target.labels,
+            )
             .await?;
         self.job_of(root)?
             .ok_or_else(|| NodeError::Internal(format!("the fetch of {root} ended at once")))
@@ -122,13 +135,20 @@ impl Fetcher {
         request: FetchRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<FetchReport> {
-        let (root, warning) = self.target(&request).await?;
+        let target = self.target(&request).await?;
+        let root = target.root;
         let view = self
             .jobs
-            .start(root, request.include, request.pin, Origin::Watched)
+            .start(
+                root,
+                request.include,
+                request.pin,
+                Origin::Watched,
+                target.labels,
+            )
             .await?;
         let mut report = follow_job(view, progress).await?;
-        report.warnings.extend(warning);
+        report.warnings.extend(target.warning);
         if report.pinned {
             self.runner.names.adopt_soon(root);
         }
@@ -164,17 +184,17 @@ impl Fetcher {
     ) -> NodeResult<()> {
         let include = paths.iter().map(|path| globset::escape(path)).collect();
         self.jobs
-            .start(root, include, false, Origin::Streaming)
+            .start(root, include, false, Origin::Streaming, None)
             .await
             .map(drop)
     }
 
-    /// The root a request names, refused when a denylist names it.
-    async fn target(&self, request: &FetchRequest) -> NodeResult<(ContentId, Option<String>)> {
-        let (root, warning) =
+    /// What a request names, refused when a denylist names its root.
+    async fn target(&self, request: &FetchRequest) -> NodeResult<Target> {
+        let target =
             target::fetch_target(&self.runner.library, &self.runner.names, request).await?;
-        self.runner.denied.check(root)?;
-        Ok((root, warning))
+        self.runner.denied.check(target.root)?;
+        Ok(target)
     }
 }
 

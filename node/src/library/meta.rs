@@ -45,7 +45,7 @@ pub struct ArtifactRecord {
 
 /// What a node calls an artifact: given on `add`, or taken from the release it was
 /// fetched by. None of it is part of the content id.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Labels {
     /// Name; empty for an artifact fetched by id alone.
     pub name: String,
@@ -131,6 +131,19 @@ pub struct FetchJobRecord {
     pub last_error: Option<String>,
     /// Pin the artifact when the fetch succeeds.
     pub pin: bool,
+    /// The labels the release it was fetched by gives it (none when fetched by id):
+    /// recorded with the artifact when the fetch commits, even after a restart.
+    pub labels: Option<Labels>,
+}
+
+/// [`FetchJobRecord`] as written before it had `labels`.
+#[derive(Deserialize)]
+struct FetchJobRecordWithoutLabels {
+    root: ContentId,
+    include: Vec<String>,
+    started_at: u64,
+    last_error: Option<String>,
+    pin: bool,
 }
 
 /// [`FetchJobRecord`] as written before it had `pin`.
@@ -142,9 +155,19 @@ struct FetchJobRecordWithoutPin {
     last_error: Option<String>,
 }
 
-/// Decodes a fetch job record in its current form or the one before it.
+/// Decodes a fetch job record in its current form or one of the two before it.
 fn decode_fetch_job(bytes: &[u8]) -> NodeResult<FetchJobRecord> {
     decode(bytes).or_else(|error| {
+        if let Ok(old) = decode::<FetchJobRecordWithoutLabels>(bytes) {
+            return Ok(FetchJobRecord {
+                root: old.root,
+                include: old.include,
+                started_at: old.started_at,
+                last_error: old.last_error,
+                pin: old.pin,
+                labels: None,
+            });
+        }
         let old: FetchJobRecordWithoutPin = decode(bytes).map_err(|_| error)?;
         Ok(FetchJobRecord {
             root: old.root,
@@ -152,6 +175,7 @@ fn decode_fetch_job(bytes: &[u8]) -> NodeResult<FetchJobRecord> {
             started_at: old.started_at,
             last_error: old.last_error,
             pin: false,
+            labels: None,
         })
     })
 }
@@ -482,39 +506,69 @@ mod tests {
     }
 
     #[test]
-    fn fetch_jobs_saved_before_pins_were_kept_still_read() {
+    fn fetch_jobs_saved_before_pins_or_labels_were_kept_still_read() {
         #[derive(Serialize)]
-        struct Before {
+        struct BeforePins {
             root: ContentId,
             include: Vec<String>,
             started_at: u64,
             last_error: Option<String>,
         }
+        #[derive(Serialize)]
+        struct BeforeLabels {
+            root: ContentId,
+            include: Vec<String>,
+            started_at: u64,
+            last_error: Option<String>,
+            pin: bool,
+        }
         let dir = tempfile::tempdir().unwrap();
         let meta = Meta::open(dir.path()).unwrap();
-        let root = ContentId(BlobHash([6; 32]));
-        let before = Before {
-            root,
+        let oldest = ContentId(BlobHash([6; 32]));
+        let before_pins = BeforePins {
+            root: oldest,
             include: vec!["*.json".into()],
             started_at: 9,
             last_error: None,
         };
         meta.fetch_jobs
-            .insert(root.hash().as_bytes(), encode(&before).unwrap())
+            .insert(oldest.hash().as_bytes(), encode(&before_pins).unwrap())
             .unwrap();
-        let pinned = FetchJobRecord {
+        let older = ContentId(BlobHash([8; 32]));
+        let before_labels = BeforeLabels {
+            root: older,
+            include: Vec::new(),
+            started_at: 11,
+            last_error: None,
+            pin: true,
+        };
+        meta.fetch_jobs
+            .insert(older.hash().as_bytes(), encode(&before_labels).unwrap())
+            .unwrap();
+        let labelled = FetchJobRecord {
             root: ContentId(BlobHash([7; 32])),
             include: Vec::new(),
             started_at: 10,
             last_error: Some("x".into()),
             pin: true,
+            labels: Some(Labels {
+                name: "toy".into(),
+                kind: Some(ArtifactKind::Model),
+                revision: "v2".into(),
+                licence: Some("MIT".into()),
+                card: None,
+            }),
         };
-        meta.put_fetch_job(&pinned).unwrap();
+        meta.put_fetch_job(&labelled).unwrap();
         let jobs = meta.fetch_jobs().unwrap();
-        assert!(jobs.contains(&pinned), "{jobs:?}");
+        assert_eq!(jobs.len(), 3, "{jobs:?}");
+        assert!(jobs.contains(&labelled), "{jobs:?}");
         assert!(jobs
             .iter()
-            .any(|j| j.root == root && !j.pin && j.started_at == 9));
+            .any(|j| j.root == oldest && !j.pin && j.started_at == 9 && j.labels.is_none()));
+        assert!(jobs
+            .iter()
+            .any(|j| j.root == older && j.pin && j.started_at == 11 && j.labels.is_none()));
     }
 
     #[test]

@@ -8,9 +8,10 @@ use seedbank_protocol::name_record::name_key;
 use seedbank_protocol::names_api::{Catalog, History, HistoryEntry, RecordSource, Resolution};
 use seedbank_protocol::{ContentId, DhtRecord, NameRef, PublisherKey};
 
-use super::{labels_of, lock, Names};
+use super::{labels_of, Names};
 use crate::error::{NodeError, NodeResult};
 use crate::library::import::unix_now;
+use crate::library::meta::Labels;
 
 /// Longest a record lookup waits for the DHT.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(25);
@@ -149,7 +150,10 @@ impl Names {
 
     /// Resolves what a fetch was asked for by name, and remembers the labels the
     /// artifact gets. Returns the root and a warning when the node will not seed it.
-    pub async fn resolve_for_fetch(&self, text: &str) -> NodeResult<(ContentId, Option<String>)> {
+    pub async fn resolve_for_fetch(
+        &self,
+        text: &str,
+    ) -> NodeResult<(ContentId, Labels, Option<String>)> {
         let resolution = self.resolve(text).await?;
         // For an earlier revision the record carries only its root and label; the rest
         // comes from the latest release.
@@ -162,8 +166,7 @@ impl Names {
                 self.inner.policy.refusal(labels.licence.as_deref())
             )
         });
-        lock(&self.inner.hints).insert(resolution.root, labels);
-        Ok((resolution.root, warning))
+        Ok((resolution.root, labels, warning))
     }
 
     /// The root `text` (`PUBLISHER/NAME[@REVISION]`) named when this node last resolved

@@ -15,8 +15,7 @@ mod publish;
 mod reput;
 mod search;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use book::{CachedRecord, NameBook};
 pub use card::{card_facts, CardFacts};
@@ -46,8 +45,6 @@ struct Inner {
     library: Library,
     node_key: PublisherSecret,
     policy: LicencePolicy,
-    /// Labels of artifacts being fetched by name, until their fetch commits.
-    hints: Mutex<HashMap<ContentId, Labels>>,
 }
 
 impl Names {
@@ -66,7 +63,6 @@ impl Names {
                 library,
                 node_key,
                 policy,
-                hints: Mutex::default(),
             }),
         })
     }
@@ -184,12 +180,9 @@ impl Names {
             .collect()
     }
 
-    /// The labels a fetch of `root` should record: those of the name it was fetched
-    /// by, else of the newest release seen for it.
+    /// The labels the newest release this node has seen gives `root`, if any (a fetch
+    /// by name carries its own).
     pub fn labels_for(&self, root: ContentId) -> NodeResult<Option<Labels>> {
-        if let Some(labels) = lock(&self.inner.hints).remove(&root) {
-            return Ok(Some(labels));
-        }
         Ok(self
             .inner
             .book
@@ -227,10 +220,4 @@ fn labels_of(release: &seedbank_protocol::Release) -> Labels {
         licence: release.licence.clone(),
         card: release.card.clone(),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
