@@ -83,7 +83,7 @@ impl Seeding {
 
     /// Tells the gate what not to serve now and has `root` announced soon.
     pub async fn announce_soon(&self, root: ContentId) {
-        self.refresh_gate().await;
+        self.update_gate_for(root).await;
         if let Some(announcer) = &self.announcer {
             announcer.announce_soon(&self.library, root).await;
         }
@@ -111,6 +111,31 @@ impl Seeding {
         let report = names.publish(request, progress).await?;
         self.announce_soon(report.release.release.root).await;
         Ok(report)
+    }
+
+    /// Updates the gate for the artifact `root` that just arrived (or changed labels).
+    /// A seeded one only lifts blocks from its own blobs, without a scan of every
+    /// artifact; one that is not seeded adds blocks, which depend on what every other
+    /// artifact holds, so the gate is worked out again.
+    async fn update_gate_for(&self, root: ContentId) {
+        let Some(gate) = &self.gate else {
+            return;
+        };
+        let record = match self.library.artifact(root) {
+            Ok(Some(record)) => record,
+            _ => return self.refresh_gate().await,
+        };
+        if !self.policy.allows(record.licence.as_deref()) || self.denied.denies(root) {
+            return self.refresh_gate().await;
+        }
+        let mut blobs = vec![record.root.hash(), record.manifest];
+        if let Ok(stored) = self.library.stored_root(root).await {
+            blobs.extend(stored.manifest.files.iter().map(|f| f.hash));
+        }
+        // A denied root's own hash stays blocked whatever else holds those bytes.
+        let denied = self.denied.denied_roots();
+        blobs.retain(|hash| !denied.contains(&ContentId(*hash)));
+        gate.allow(&blobs);
     }
 
     /// Tells the seed gate the blobs not to serve: those only artifacts under a licence

@@ -52,6 +52,17 @@ impl SeedGate {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = blocked;
     }
 
+    /// Serves `hashes` from now on (a seeded artifact that holds them arrived).
+    pub fn allow(&self, hashes: &[BlobHash]) {
+        let mut blocked = self
+            .blocked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hash in hashes {
+            blocked.remove(&to_iroh(*hash));
+        }
+    }
+
     /// Why `hash` is not to be served, if it is not.
     pub fn blocks(&self, hash: &iroh_blobs::Hash) -> Option<Refusal> {
         self.blocked
