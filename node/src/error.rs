@@ -133,20 +133,25 @@ impl NodeError {
         }
     }
 
-    /// A blob-store error. Disk-full errors inside the store are reported as such.
+    /// A blob-store error. A full disk anywhere in its causes is reported as
+    /// [`NodeError::DiskFull`].
     pub fn store(
         context: &str,
-        error: impl std::fmt::Display,
+        error: &(dyn std::error::Error + 'static),
         data_path: &std::path::Path,
     ) -> Self {
-        let text = error.to_string();
-        if text.contains("No space left on device") || text.contains("StorageFull") {
-            return NodeError::DiskFull(format!(
-                "no space left in the blob store at {}",
-                data_path.display()
-            ));
+        if is_storage_full(error) {
+            return Self::disk_full_in(data_path);
         }
-        NodeError::Store(format!("{context}: {text}"))
+        NodeError::Store(format!("{context}: {error}"))
+    }
+
+    /// The disk under `data_path` is full.
+    pub fn disk_full_in(data_path: &std::path::Path) -> Self {
+        NodeError::DiskFull(format!(
+            "no space left in the blob store at {}",
+            data_path.display()
+        ))
     }
 
     /// The API error code for this error.
@@ -198,5 +203,59 @@ impl NodeError {
     }
 }
 
+/// Whether a full disk is among the causes of `error`: an I/O error of kind
+/// `StorageFull` (ENOSPC), however deep, including inside another I/O error.
+pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(ENOSPC) {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                if is_storage_full(inner) {
+                    return true;
+                }
+            }
+        }
+        cause = current.source();
+    }
+    false
+}
+
+/// The Linux errno of a full disk.
+const ENOSPC: i32 = 28;
+
 /// Result with [`NodeError`].
 pub type NodeResult<T> = Result<T, NodeError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("storing failed")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_full_disk_is_recognised_by_its_kind_however_deep() {
+        let enospc = std::io::Error::from_raw_os_error(ENOSPC);
+        assert!(is_storage_full(&enospc));
+        let kind = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(is_storage_full(&Wrapper(kind)));
+        let nested = std::io::Error::other(Wrapper(std::io::Error::from_raw_os_error(ENOSPC)));
+        assert!(is_storage_full(&nested));
+        // The words alone are not a full disk.
+        let words = std::io::Error::other("No space left on device");
+        assert!(!is_storage_full(&words));
+        let path = std::path::Path::new("/data");
+        assert!(matches!(
+            NodeError::store("x", &nested, path),
+            NodeError::DiskFull(_)
+        ));
+        assert!(matches!(
+            NodeError::store("x", &words, path),
+            NodeError::Store(_)
+        ));
+    }
+}

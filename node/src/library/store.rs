@@ -135,7 +135,7 @@ impl BlobStore {
         let temp = options.path.temp_path.clone();
         let inner = FsStore::load_with_opts(dir.join("blobs.db"), options)
             .await
-            .map_err(|e| NodeError::store("opening blob store", e, dir))?;
+            .map_err(|e| NodeError::store("opening blob store", &e, dir))?;
         let emptied = temp.clone();
         let freed = tokio::task::spawn_blocking(move || empty_folder(&emptied))
             .await
@@ -213,8 +213,8 @@ impl BlobStore {
         self.delete_tag(FETCH_TAG_PREFIX, root).await
     }
 
-    fn store_error(&self, context: &str, error: impl std::fmt::Display) -> NodeError {
-        NodeError::store(context, error, &self.root)
+    fn store_error(&self, context: &str, error: impl std::error::Error + 'static) -> NodeError {
+        NodeError::store(context, &error, &self.root)
     }
 
     /// Imports a file, copying it or (when `reference` is set) referencing it in place.
@@ -260,10 +260,10 @@ impl BlobStore {
                 AddProgressItem::Error(e) => return Err(NodeError::io("importing", path, e)),
             }
         }
-        Err(self.store_error(
-            "importing",
-            format!("{} ended without a result", path.display()),
-        ))
+        Err(NodeError::Store(format!(
+            "importing: {} ended without a result",
+            path.display()
+        )))
     }
 
     /// Fails with [`NodeError::DiskFull`] unless the store's disk has room to import

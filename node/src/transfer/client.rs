@@ -16,6 +16,8 @@ use iroh_blobs::get::GetError;
 use iroh_blobs::protocol::GetRequest;
 use libp2p::PeerId;
 
+use crate::error::is_storage_full;
+
 use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::library::store::BlobStore;
@@ -78,6 +80,8 @@ pub enum RequestError {
         peer: PeerId,
         /// Details.
         reason: String,
+        /// The disk is full (told by the error's kind, not its text).
+        storage_full: bool,
     },
 }
 
@@ -85,6 +89,17 @@ impl RequestError {
     /// Whether the peer did something no honest peer does.
     pub fn is_misbehaviour(&self) -> bool {
         matches!(self, RequestError::Misbehaved { .. })
+    }
+
+    /// Whether this node's disk is full.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Local {
+                storage_full: true,
+                ..
+            }
+        )
     }
 
     /// Whether the failure is this node's, not the peer's.
@@ -127,7 +142,11 @@ impl RequestError {
                 ..
             }
             | GetError::LocalFailure { .. }
-            | GetError::IrpcSend { .. } => RequestError::Local { peer, reason },
+            | GetError::IrpcSend { .. } => RequestError::Local {
+                peer,
+                reason,
+                storage_full: is_storage_full(error),
+            },
             // Sending the request failed: the connection is gone.
             GetError::ConnectedNext {
                 source: ConnectedNextError::Write { .. },
@@ -135,7 +154,11 @@ impl RequestError {
             }
             | GetError::InitialNext { .. }
             | GetError::ConnectedNext { .. } => RequestError::Unreachable { peer, reason },
-            GetError::BadRequest { .. } => RequestError::Local { peer, reason },
+            GetError::BadRequest { .. } => RequestError::Local {
+                peer,
+                reason,
+                storage_full: false,
+            },
             // Decode errors added in later iroh-blobs versions: not proof of bad data.
             GetError::Decode { .. } => RequestError::Incomplete { peer, reason },
         }
@@ -233,6 +256,7 @@ async fn until_done(
                 return Err(RequestError::Local {
                     peer,
                     reason: "the get request ended without a result".into(),
+                    storage_full: false,
                 })
             }
         }

@@ -259,7 +259,11 @@ impl Transfer<'_> {
         let left = state.segments_left();
         let known = state.peers().count();
         if let Some(local) = state.local_failure() {
-            return NodeError::store("fetching", local, std::path::Path::new("the blob store"));
+            let store = std::path::Path::new("the blob store");
+            if local.storage_full {
+                return NodeError::disk_full_in(store);
+            }
+            return NodeError::Store(format!("fetching: {}", local.reason));
         }
         match ending {
             Some(Ending::Cancelled) => NodeError::Cancelled(

@@ -79,6 +79,15 @@ struct InFlight {
     done: CancellationToken,
 }
 
+/// Why this node, not a peer, ended a transfer.
+#[derive(Debug, Clone)]
+pub struct LocalFailure {
+    /// What failed, as the store said.
+    pub reason: String,
+    /// The disk is full.
+    pub storage_full: bool,
+}
+
 /// The state of one fetch's work.
 #[derive(Debug, Default)]
 pub struct Scheduler {
@@ -102,7 +111,7 @@ pub struct Scheduler {
     /// Every segment has been planned (none will be added to the queue but returns).
     planned_all: bool,
     /// A local failure (the store could not take data) that ends the fetch.
-    local_failure: Option<String>,
+    local_failure: Option<LocalFailure>,
     /// No new requests while set (the disk is nearly full).
     paused: bool,
     /// Queue segments in file order instead of this node's own order.
@@ -211,8 +220,8 @@ impl Scheduler {
     }
 
     /// The local failure that ends the fetch, if any.
-    pub fn local_failure(&self) -> Option<&str> {
-        self.local_failure.as_deref()
+    pub fn local_failure(&self) -> Option<&LocalFailure> {
+        self.local_failure.as_ref()
     }
 
     /// Whether `peer` may take work: neither banned nor dropped.
@@ -399,7 +408,10 @@ impl Scheduler {
                 self.banned.insert(peer);
             }
             Err(e) if e.is_local() => {
-                self.local_failure.get_or_insert_with(|| e.to_string());
+                self.local_failure.get_or_insert_with(|| LocalFailure {
+                    reason: e.to_string(),
+                    storage_full: e.is_storage_full(),
+                });
             }
             Err(RequestError::Busy { .. }) => state.retry_at = Some(now + BUSY_RETRY_DELAY),
             Err(e) => {
