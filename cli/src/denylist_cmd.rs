@@ -1,10 +1,9 @@
 //! `seedbank denylist …`: publish a denylist, subscribe to and unsubscribe from lists,
 //! list the subscriptions, refresh them now.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
 use reqwest::Method;
 use seedbank_protocol::denylist::{DenyEntry, Denylist};
 use seedbank_protocol::denylist_api::{
@@ -13,62 +12,18 @@ use seedbank_protocol::denylist_api::{
 };
 use seedbank_protocol::ContentId;
 
+use crate::args::DenylistCommand;
 use crate::client::DaemonClient;
-use crate::commands::print;
 use crate::exit::Exit;
-use crate::output::{count, outln, print_table};
+use crate::output::{count, outln, print, print_table};
 use crate::progress::Bars;
-
-/// `seedbank denylist …`
-#[derive(Debug, Subcommand)]
-pub enum DenylistCommand {
-    /// Publish the next revision of a denylist signed by one of this node's keys: the
-    /// latest revision's entries plus those given (a revision holds the whole list)
-    Publish {
-        /// The list's name
-        name: String,
-        /// Content ids (sb1…) to list
-        ids: Vec<String>,
-        /// Why they are listed (shown to users whose fetch is refused)
-        #[arg(long)]
-        reason: Option<String>,
-        /// Read entries from FILE: one `ID [REASON…]` per line (`#` starts a comment),
-        /// or a denylist.json
-        #[arg(long, value_name = "FILE")]
-        file: Option<PathBuf>,
-        /// Take this id off the list (repeatable)
-        #[arg(long, value_name = "ID")]
-        remove: Vec<String>,
-        /// Publish the given entries alone, dropping the earlier ones
-        #[arg(long)]
-        replace: bool,
-        /// Alias of the key to sign with [default: node]
-        #[arg(long, value_name = "ALIAS")]
-        key: Option<String>,
-    },
-    /// Follow a denylist: what it lists is never fetched, served or announced by this
-    /// node. Only lists of publishers you trust (`seedbank trust add`) or your own keys
-    Subscribe {
-        /// PUBLISHER/NAME
-        list: String,
-    },
-    /// Stop following a denylist
-    Unsubscribe {
-        /// PUBLISHER/NAME, as `denylist list` shows it
-        list: String,
-    },
-    /// List the denylists this node follows
-    List,
-    /// Read every followed denylist again now
-    Refresh,
-}
 
 /// Runs one of the denylist subcommands.
 pub(crate) fn run(
-    command: DenylistCommand,
     client: &DaemonClient,
     json: bool,
     quiet: bool,
+    command: DenylistCommand,
 ) -> Result<Exit> {
     match command {
         DenylistCommand::Publish {

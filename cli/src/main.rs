@@ -1,19 +1,34 @@
 //! `seedbank`: run a Seedbank node (`seedbank daemon`) and drive it from the shell.
 //!
-//! Every subcommand but `daemon`, `completions` and `man` is a client of the local
-//! daemon's control API, found through `<data dir>/api.addr` and authorised by
+//! Every subcommand but `daemon`, `config`, `completions` and `man` is a client of the
+//! local daemon's control API, found through `<data dir>/api.addr` and authorised by
 //! `<data dir>/api.token`. How the command ends (exit codes, `--json` errors) is decided
 //! here, from the table in [`exit`].
+//!
+//! The modules stand in layers; each imports only from those below it:
+//! - [`dispatch`], the one place that matches the parsed command line;
+//! - the command modules (`*_cmd`), one per group of subcommands: none imports the
+//!   dispatcher or another command module; what one needs besides (`exporting`,
+//!   `hf_cache`) sits below them;
+//! - [`cli`], the clap tree, over [`args`], the arguments the command modules read;
+//! - [`client`] (the daemon's API), [`progress`], [`render`] and [`output`], through
+//!   which every result is printed, and [`exit`].
 
+mod args;
+mod artifact_cmd;
 mod cli;
 mod client;
-mod commands;
 mod denylist_cmd;
+mod dispatch;
 mod exit;
-mod hf_cache_cmd;
+mod exporting;
+mod fetch_cmd;
+mod hf_cache;
 mod hf_cmd;
+mod local_cmd;
 mod mirror_cmd;
 mod names_cmd;
+mod node_cmd;
 mod output;
 mod preserve_cmd;
 mod progress;
@@ -33,7 +48,7 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     let json = cli.json;
-    match commands::run(cli) {
+    match dispatch::run(cli) {
         Ok(exit) => exit.into(),
         Err(error) if is_broken_pipe(&error) => Exit::Ok.into(),
         Err(error) => {

@@ -4,26 +4,38 @@
 use anyhow::Result;
 use seedbank_node::config::ByteRate;
 use seedbank_protocol::hf_api::{HfMirrorReport, HfMirrorRequest};
-use seedbank_protocol::HfRepo;
 
+use crate::args::MirrorHfArgs;
 use crate::client::DaemonClient;
-use crate::commands::print;
 use crate::exit::Exit;
-use crate::output::{count, human_bytes, outln};
+use crate::output::{count, human_bytes, outln, print};
 use crate::progress::Bars;
+use crate::render::print_import;
+
+/// `seedbank mirror-hf REPO …`: mirrors, showing progress, then prints the report.
+/// `own_gateway` is the URL this node's own Hugging Face gateway serves, if it runs.
+pub(crate) fn mirror(
+    client: &DaemonClient,
+    json: bool,
+    quiet: bool,
+    args: MirrorHfArgs,
+    own_gateway: Option<String>,
+) -> Result<Exit> {
+    let request = request(args, own_gateway)?;
+    let mut bars = Bars::new("downloading", quiet);
+    let report: HfMirrorReport =
+        client.stream(&["v1", "hf", "mirror"], &request, |p| bars.update(p))?;
+    bars.finish();
+    print(json, &report, || print_report(&request, &report))?;
+    Ok(Exit::Ok)
+}
 
 /// The request for the command line's arguments; the origin defaults to the
 /// `HF_ENDPOINT` of this shell (as the Hugging Face tools read it). This node's own
 /// gateway is refused as an origin: it serves only what is already published.
-pub(crate) fn request(
-    repo: HfRepo,
-    revision: Option<String>,
-    origin: Option<String>,
-    limit_rate: Option<ByteRate>,
-    key: Option<String>,
-    own_gateway: Option<String>,
-) -> anyhow::Result<HfMirrorRequest> {
-    let origin = origin
+fn request(args: MirrorHfArgs, own_gateway: Option<String>) -> Result<HfMirrorRequest> {
+    let origin = args
+        .origin
         .or_else(|| {
             std::env::var("HF_ENDPOINT")
                 .ok()
@@ -42,27 +54,12 @@ pub(crate) fn request(
         );
     }
     Ok(HfMirrorRequest {
-        repo,
-        revision,
+        repo: args.repo,
+        revision: args.revision,
         origin,
-        rate_limit: limit_rate.map(ByteRate::bytes_per_second),
-        key,
+        rate_limit: args.limit_rate.map(ByteRate::bytes_per_second),
+        key: args.key,
     })
-}
-
-/// Runs the mirror and prints its report.
-pub(crate) fn run(
-    request: &HfMirrorRequest,
-    client: &DaemonClient,
-    json: bool,
-    quiet: bool,
-) -> Result<Exit> {
-    let mut bars = Bars::new("downloading", quiet);
-    let report: HfMirrorReport =
-        client.stream(&["v1", "hf", "mirror"], request, |p| bars.update(p))?;
-    bars.finish();
-    print(json, &report, || print_report(request, &report))?;
-    Ok(Exit::Ok)
 }
 
 fn print_report(request: &HfMirrorRequest, report: &HfMirrorReport) {
@@ -91,5 +88,5 @@ fn print_report(request: &HfMirrorRequest, report: &HfMirrorReport) {
             }
         );
     }
-    crate::hf_cmd::print_import(&report.import);
+    print_import(&report.import);
 }

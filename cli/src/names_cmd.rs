@@ -10,21 +10,12 @@ use seedbank_protocol::names_api::{
     PublishReport, PublishRequest, RecordSource, Resolution, SearchQuery, SearchResponse,
     TrustAddRequest, TrustEntry,
 };
-use seedbank_protocol::ArtifactKind;
 
-use crate::cli::{Command, KeyCommand, KindArg, TrustCommand};
+use crate::args::{KeyCommand, PublishArgs, TrustCommand};
 use crate::client::DaemonClient;
-use crate::commands::print;
 use crate::exit::Exit;
-use crate::output::{count, human_bytes, outln, print_table};
+use crate::output::{count, human_bytes, outln, print, print_table};
 use crate::progress::Bars;
-
-fn kind(arg: KindArg) -> ArtifactKind {
-    match arg {
-        KindArg::Model => ArtifactKind::Model,
-        KindArg::Dataset => ArtifactKind::Dataset,
-    }
-}
 
 fn source_note(source: RecordSource) -> &'static str {
     match source {
@@ -40,200 +31,8 @@ fn who(alias: Option<&str>, trusted: bool) -> String {
     }
 }
 
-/// Runs one of the naming subcommands.
-pub(crate) fn run(
-    command: Command,
-    client: &DaemonClient,
-    json: bool,
-    quiet: bool,
-) -> Result<Exit> {
-    match command {
-        Command::Key(command) => key(command, client, json)?,
-        Command::Trust(command) => trust(command, client, json)?,
-        Command::Publish {
-            target,
-            name,
-            revision,
-            kind: kind_arg,
-            licence,
-            card,
-            tags,
-            key,
-            reference,
-        } => {
-            let path = std::path::Path::new(&target);
-            let target = if path.exists() {
-                std::path::absolute(path)
-                    .with_context(|| format!("resolving {}", path.display()))?
-                    .display()
-                    .to_string()
-            } else {
-                target
-            };
-            let request = PublishRequest {
-                target,
-                name,
-                revision,
-                kind: kind_arg.map(kind),
-                licence,
-                card,
-                tags,
-                key,
-                reference,
-            };
-            let mut bars = Bars::new("adding", quiet);
-            let report: PublishReport =
-                client.stream(&["v1", "publish"], &request, |p| bars.update(p))?;
-            bars.finish();
-            print(json, &report, || {
-                let info = &report.release;
-                let r = &info.release;
-                outln!(
-                    "published {}/{}@{} = {}",
-                    info.publisher,
-                    r.name,
-                    r.revision,
-                    r.root
-                );
-                outln!(
-                    "  {} {}, {}, licence {}, sequence {}, put answered by {} (catalog: {})",
-                    r.kind,
-                    human_bytes(r.size),
-                    count(r.files, "file"),
-                    r.licence.as_deref().unwrap_or("-"),
-                    report.sequence,
-                    count(u64::from(report.replicas), "peer"),
-                    count(u64::from(report.catalog_pages), "page"),
-                );
-                if let Some(parent) = &r.parent {
-                    outln!("  follows {parent}");
-                }
-                outln!("  found by: {}", report.words.join(" "));
-            })?;
-        }
-        Command::LsRemote { publisher } => {
-            let catalog: Catalog = client.call_with_query(
-                Method::GET,
-                &["v1", "catalog"],
-                &CatalogQuery { publisher },
-            )?;
-            print(json, &catalog, || {
-                outln!(
-                    "{} ({}), catalog sequence {}{}",
-                    catalog.publisher,
-                    who(catalog.alias.as_deref(), catalog.trusted),
-                    catalog.sequence,
-                    source_note(catalog.source)
-                );
-                let rows: Vec<Vec<String>> = catalog
-                    .entries
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            e.name.clone(),
-                            e.revision.clone(),
-                            e.kind.to_string(),
-                            human_bytes(e.size),
-                            e.licence.clone().unwrap_or_else(|| "-".into()),
-                            e.root.to_string(),
-                        ]
-                    })
-                    .collect();
-                print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE", "ID"], &rows);
-                if catalog.missing_pages > 0 {
-                    outln!(
-                        "({} of the catalog could not be read)",
-                        count(u64::from(catalog.missing_pages), "page")
-                    );
-                }
-            })?;
-        }
-        Command::Search { words, limit } => {
-            let response: SearchResponse = client.call_with_query(
-                Method::GET,
-                &["v1", "search"],
-                &SearchQuery {
-                    q: words.join(" "),
-                    limit: Some(limit),
-                },
-            )?;
-            print(json, &response, || {
-                let rows: Vec<Vec<String>> = response
-                    .results
-                    .iter()
-                    .map(|r| {
-                        let publisher = match (&r.alias, r.trusted) {
-                            (Some(alias), true) => alias.clone(),
-                            _ => format!("{} (untrusted)", r.publisher.short()),
-                        };
-                        vec![
-                            format!("{publisher}/{}", r.entry.name),
-                            r.entry.revision.clone(),
-                            r.entry.kind.to_string(),
-                            human_bytes(r.entry.size),
-                            r.entry.licence.clone().unwrap_or_else(|| "-".into()),
-                        ]
-                    })
-                    .collect();
-                print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE"], &rows);
-                outln!(
-                    "{} from {} of {}{}",
-                    count(response.results.len() as u64, "result"),
-                    count(u64::from(response.publishers), "publisher"),
-                    count(u64::from(response.nodes), "node"),
-                    if response.complete {
-                        ""
-                    } else {
-                        " (cut short by the search's limits)"
-                    }
-                );
-            })?;
-            if response.results.is_empty() {
-                return Ok(Exit::NotFound);
-            }
-        }
-        Command::Resolve { name } => {
-            let resolution: Resolution = client.call_with_query(
-                Method::GET,
-                &["v1", "resolve"],
-                &NameQuery { name: name.clone() },
-            )?;
-            print(json, &resolution, || {
-                let info = &resolution.release;
-                outln!("{}", resolution.root);
-                outln!(
-                    "  {}/{}@{}, sequence {}, signed by {} ({}){}",
-                    info.alias.as_deref().unwrap_or(&info.publisher.short()),
-                    info.release.name,
-                    resolution.revision,
-                    resolution.sequence,
-                    info.publisher,
-                    who(info.alias.as_deref(), info.trusted),
-                    source_note(resolution.source)
-                );
-            })?;
-        }
-        Command::History { name } => {
-            let history: History =
-                client.call_with_query(Method::GET, &["v1", "history"], &NameQuery { name })?;
-            print(json, &history, || {
-                let rows: Vec<Vec<String>> = history
-                    .revisions
-                    .iter()
-                    .map(|e| vec![e.revision.clone(), e.root.to_string()])
-                    .collect();
-                print_table(&["REVISION", "ID"], &rows);
-                if history.source == RecordSource::Cache {
-                    outln!("{}", source_note(history.source).trim());
-                }
-            })?;
-        }
-        other => anyhow::bail!("not a naming command: {other:?}"),
-    }
-    Ok(Exit::Ok)
-}
-
-fn key(command: KeyCommand, client: &DaemonClient, json: bool) -> Result<()> {
+/// `seedbank key …`
+pub(crate) fn key(client: &DaemonClient, json: bool, command: KeyCommand) -> Result<Exit> {
     match command {
         KeyCommand::New { alias } => {
             let key: KeyInfo =
@@ -287,10 +86,12 @@ fn key(command: KeyCommand, client: &DaemonClient, json: bool) -> Result<()> {
             )?;
             print(json, &key, || outln!("{} {}", key.alias, key.public_key))
         }
-    }
+    }?;
+    Ok(Exit::Ok)
 }
 
-fn trust(command: TrustCommand, client: &DaemonClient, json: bool) -> Result<()> {
+/// `seedbank trust …`
+pub(crate) fn trust(client: &DaemonClient, json: bool, command: TrustCommand) -> Result<Exit> {
     match command {
         TrustCommand::Add { alias, public_key } => {
             let entry: TrustEntry = client.send_json(
@@ -318,5 +119,193 @@ fn trust(command: TrustCommand, client: &DaemonClient, json: bool) -> Result<()>
                 outln!("no longer trusting {} ({})", entry.alias, entry.public_key)
             })
         }
+    }?;
+    Ok(Exit::Ok)
+}
+
+/// `seedbank publish TARGET --name NAME …`: a TARGET that is a path is made absolute,
+/// so the daemon finds it whatever its working directory.
+pub(crate) fn publish(
+    client: &DaemonClient,
+    json: bool,
+    quiet: bool,
+    args: PublishArgs,
+) -> Result<Exit> {
+    let path = std::path::Path::new(&args.target);
+    let target = if path.exists() {
+        std::path::absolute(path)
+            .with_context(|| format!("resolving {}", path.display()))?
+            .display()
+            .to_string()
+    } else {
+        args.target
+    };
+    let request = PublishRequest {
+        target,
+        name: args.name,
+        revision: args.revision,
+        kind: args.kind.map(Into::into),
+        licence: args.licence,
+        card: args.card,
+        tags: args.tags,
+        key: args.key,
+        reference: args.reference,
+    };
+    let mut bars = Bars::new("adding", quiet);
+    let report: PublishReport = client.stream(&["v1", "publish"], &request, |p| bars.update(p))?;
+    bars.finish();
+    print(json, &report, || {
+        let info = &report.release;
+        let r = &info.release;
+        outln!(
+            "published {}/{}@{} = {}",
+            info.publisher,
+            r.name,
+            r.revision,
+            r.root
+        );
+        outln!(
+            "  {} {}, {}, licence {}, sequence {}, put answered by {} (catalog: {})",
+            r.kind,
+            human_bytes(r.size),
+            count(r.files, "file"),
+            r.licence.as_deref().unwrap_or("-"),
+            report.sequence,
+            count(u64::from(report.replicas), "peer"),
+            count(u64::from(report.catalog_pages), "page"),
+        );
+        if let Some(parent) = &r.parent {
+            outln!("  follows {parent}");
+        }
+        outln!("  found by: {}", report.words.join(" "));
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `seedbank ls-remote PUBLISHER`
+pub(crate) fn ls_remote(client: &DaemonClient, json: bool, publisher: String) -> Result<Exit> {
+    let catalog: Catalog =
+        client.call_with_query(Method::GET, &["v1", "catalog"], &CatalogQuery { publisher })?;
+    print(json, &catalog, || {
+        outln!(
+            "{} ({}), catalog sequence {}{}",
+            catalog.publisher,
+            who(catalog.alias.as_deref(), catalog.trusted),
+            catalog.sequence,
+            source_note(catalog.source)
+        );
+        let rows: Vec<Vec<String>> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.name.clone(),
+                    e.revision.clone(),
+                    e.kind.to_string(),
+                    human_bytes(e.size),
+                    e.licence.clone().unwrap_or_else(|| "-".into()),
+                    e.root.to_string(),
+                ]
+            })
+            .collect();
+        print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE", "ID"], &rows);
+        if catalog.missing_pages > 0 {
+            outln!(
+                "({} of the catalog could not be read)",
+                count(u64::from(catalog.missing_pages), "page")
+            );
+        }
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `seedbank search WORD… [--limit N]`; no result ends as not found.
+pub(crate) fn search(
+    client: &DaemonClient,
+    json: bool,
+    words: &[String],
+    limit: usize,
+) -> Result<Exit> {
+    let response: SearchResponse = client.call_with_query(
+        Method::GET,
+        &["v1", "search"],
+        &SearchQuery {
+            q: words.join(" "),
+            limit: Some(limit),
+        },
+    )?;
+    print(json, &response, || {
+        let rows: Vec<Vec<String>> = response
+            .results
+            .iter()
+            .map(|r| {
+                let publisher = match (&r.alias, r.trusted) {
+                    (Some(alias), true) => alias.clone(),
+                    _ => format!("{} (untrusted)", r.publisher.short()),
+                };
+                vec![
+                    format!("{publisher}/{}", r.entry.name),
+                    r.entry.revision.clone(),
+                    r.entry.kind.to_string(),
+                    human_bytes(r.entry.size),
+                    r.entry.licence.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE"], &rows);
+        outln!(
+            "{} from {} of {}{}",
+            count(response.results.len() as u64, "result"),
+            count(u64::from(response.publishers), "publisher"),
+            count(u64::from(response.nodes), "node"),
+            if response.complete {
+                ""
+            } else {
+                " (cut short by the search's limits)"
+            }
+        );
+    })?;
+    if response.results.is_empty() {
+        return Ok(Exit::NotFound);
     }
+    Ok(Exit::Ok)
+}
+
+/// `seedbank resolve PUBLISHER/NAME[@REVISION]`
+pub(crate) fn resolve(client: &DaemonClient, json: bool, name: String) -> Result<Exit> {
+    let resolution: Resolution =
+        client.call_with_query(Method::GET, &["v1", "resolve"], &NameQuery { name })?;
+    print(json, &resolution, || {
+        let info = &resolution.release;
+        outln!("{}", resolution.root);
+        outln!(
+            "  {}/{}@{}, sequence {}, signed by {} ({}){}",
+            info.alias.as_deref().unwrap_or(&info.publisher.short()),
+            info.release.name,
+            resolution.revision,
+            resolution.sequence,
+            info.publisher,
+            who(info.alias.as_deref(), info.trusted),
+            source_note(resolution.source)
+        );
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `seedbank history PUBLISHER/NAME`
+pub(crate) fn history(client: &DaemonClient, json: bool, name: String) -> Result<Exit> {
+    let history: History =
+        client.call_with_query(Method::GET, &["v1", "history"], &NameQuery { name })?;
+    print(json, &history, || {
+        let rows: Vec<Vec<String>> = history
+            .revisions
+            .iter()
+            .map(|e| vec![e.revision.clone(), e.root.to_string()])
+            .collect();
+        print_table(&["REVISION", "ID"], &rows);
+        if history.source == RecordSource::Cache {
+            outln!("{}", source_note(history.source).trim());
+        }
+    })?;
+    Ok(Exit::Ok)
 }

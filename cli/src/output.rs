@@ -1,4 +1,6 @@
-//! How results look in a terminal: sizes, counts, durations, tables, one-line errors.
+//! How results look in a terminal: sizes, counts, durations, tables, one-line errors,
+//! and [`print`], which every command's result goes through: JSON with `--json`, else
+//! the command's own text.
 //!
 //! Everything meant for stdout goes through [`write_line`] (or [`outln!`]): when stdout
 //! is a pipe that closed (`seedbank ls | head -1`), the command ends quietly with exit
@@ -8,6 +10,9 @@
 use std::fmt;
 use std::io::Write;
 use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
 
 /// `println!` for command output: see [`write_line`].
 macro_rules! outln {
@@ -31,6 +36,16 @@ pub fn write_line(line: fmt::Arguments<'_>) {
         eprintln!("error: writing to stdout: {error}");
         std::process::exit(crate::exit::Exit::Internal as i32);
     }
+}
+
+/// Prints `value` as JSON, or runs `human` to print it as text.
+pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human();
+    }
+    Ok(())
 }
 
 /// An error and its causes on one line.

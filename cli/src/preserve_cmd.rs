@@ -10,34 +10,11 @@ use seedbank_protocol::preserve_api::{
     HealthReport, PinRequest,
 };
 
+use crate::args::CollectionCommand;
 use crate::client::DaemonClient;
-use crate::commands::print;
 use crate::exit::Exit;
-use crate::output::{count, human_bytes, outln, print_table};
+use crate::output::{count, human_bytes, outln, print, print_table};
 use crate::progress::Bars;
-
-/// `seedbank collection …`
-#[derive(Debug, clap::Subcommand)]
-pub enum CollectionCommand {
-    /// Publish a signed list of artifacts to preserve; nodes that follow it fetch its
-    /// members when too few copies are left
-    Publish {
-        /// The name to publish it under
-        name: String,
-        /// Members: content ids (sb1…) or published names PUBLISHER/NAME[@REVISION]
-        #[arg(required = true)]
-        members: Vec<String>,
-        /// Copies each member should have on the network
-        #[arg(long, default_value_t = 3)]
-        replicas: u32,
-        /// Revision label [default: t<unix time>]
-        #[arg(long)]
-        revision: Option<String>,
-        /// Alias of the key to sign with [default: node]
-        #[arg(long, value_name = "ALIAS")]
-        key: Option<String>,
-    },
-}
 
 /// `seedbank pin ARTIFACT [--replicas N] [--reason TEXT]`: fetches first if needed.
 pub fn pin(

@@ -1,10 +1,13 @@
 //! How results read in a terminal: tables and one-line summaries of what the daemon
-//! answered. `--json` output does not come through here.
+//! answered, apart from the commands that ask; a printer two commands share lives here
+//! (`import-hf` and `mirror-hf` both show an import). `--json` output does not come
+//! through here.
 
 use seedbank_protocol::api::{
     ArtifactDetail, ArtifactSummary, Completeness, FetchJobState, FetchJobSummary, GcReport,
     RemoveReport, RemovedArtifact, StatusResponse, VerifyReport,
 };
+use seedbank_protocol::hf_api::HfImportReport;
 
 use crate::output::{count, human_bytes, human_duration, outln, print_table};
 
@@ -264,5 +267,35 @@ pub(crate) fn print_status(status: &StatusResponse) {
             human_bytes(job.done_bytes),
             human_bytes(job.total_bytes)
         );
+    }
+}
+
+/// Prints what an import (or the import step of a mirror) published and skipped.
+pub(crate) fn print_import(report: &HfImportReport) {
+    for imported in &report.imported {
+        let info = &imported.release;
+        let refs = if imported.refs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", imported.refs.join(", "))
+        };
+        outln!(
+            "imported {} at {}{refs}: {}, {} = {}/{}",
+            imported.repo,
+            imported.commit,
+            count(imported.files, "file"),
+            human_bytes(imported.bytes),
+            info.publisher,
+            info.release.name,
+        );
+    }
+    for skipped in &report.skipped {
+        match &skipped.commit {
+            Some(commit) => outln!("skipped {} at {commit}: {}", skipped.repo, skipped.reason),
+            None => outln!("skipped {}: {}", skipped.repo, skipped.reason),
+        }
+    }
+    if report.imported.is_empty() {
+        outln!("nothing was imported");
     }
 }

@@ -1,6 +1,7 @@
 //! `seedbank fetch … --hf-cache [DIR]`: after the fetch, the daemon lays the files out in
 //! the Hugging Face client's cache, so `HF_HUB_OFFLINE=1` loading works without a gateway.
-//! Here: which cache, which repo, which ref, and how the result is shown.
+//! Here: which cache, which repo, which ref, and how the result is shown; the fetch
+//! itself is `fetch_cmd.rs`'s, the only caller.
 
 use std::path::PathBuf;
 
@@ -14,11 +15,6 @@ use serde::Serialize;
 use crate::client::DaemonClient;
 use crate::output::{count, human_bytes, outln};
 use crate::progress::Bars;
-
-/// Parses `--hf-repo`: `ORG/NAME` for a model, `datasets/ORG/NAME` for a dataset.
-pub(crate) fn parse_hf_repo(text: &str) -> Result<HfRepo, String> {
-    HfRepo::parse_cli(text).map_err(|e| e.to_string())
-}
 
 /// Before fetching: fails when no `--hf-repo` is given and `artifact` is a published
 /// name that no repo id can be derived from (a content id is checked after the fetch,
