@@ -24,6 +24,7 @@ use seedbank_node::net::{start_network, NetConfig, NetHandle, NetTransport, BLOB
 use seedbank_protocol::blob_wire::BUSY_ANSWER;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
+use crate::fixtures::wait_until;
 use crate::hostile::peer_runtime;
 
 /// A dial-only TCP transport whose connections leave from `source`.
@@ -171,15 +172,22 @@ impl StreamHoarder {
 
     /// Waits until at least `streams` streams were opened, or panics after `within`.
     pub fn wait_until_opened(&self, streams: u64, within: Duration) {
-        let deadline = std::time::Instant::now() + within;
-        while self.opened() < streams {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the attacker opened only {} streams",
-                self.opened()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let what = format!("the attacker to open {streams} streams");
+        wait_until(&what, within, || match self.opened() {
+            opened if opened >= streams => Ok(()),
+            opened => Err(format!("{opened} opened")),
+        });
+    }
+
+    /// Waits until the victim has answered busy at least once: every stream slot it
+    /// would give these identities is taken.
+    pub fn wait_until_refused(&self, within: Duration) {
+        wait_until("a busy answer from the victim", within, || {
+            match self.busy_answers() {
+                0 => Err(format!("{} streams opened, no busy answer", self.opened())),
+                _ => Ok(()),
+            }
+        });
     }
 }
 

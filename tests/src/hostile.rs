@@ -3,6 +3,8 @@
 //! exactly what the test hands it (hash-valid bytes a real daemon would never produce)
 //! and announces it on the DHT like an honest seeder.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use iroh_blobs::api::blobs::AddBytesOptions;
 use iroh_blobs::api::TempTag;
@@ -15,8 +17,12 @@ use seedbank_node::transfer::provider::spawn_provider;
 use seedbank_node::transfer::traffic::Traffic;
 use seedbank_protocol::{ArtifactRoot, BlobHash, ContentId};
 
+use crate::fixtures::wait_until;
+
 /// Most streams a silent peer holds open at once (the test's own bound).
 const MAX_HELD_STREAMS: usize = 256;
+/// How long the peer may take to listen after it starts.
+const LISTEN_TIME: Duration = Duration::from_secs(2);
 
 /// A peer serving hand-made artifacts from memory.
 pub struct HostileSeeder {
@@ -101,17 +107,16 @@ impl HostileSeeder {
 
     /// Its TCP address with its peer id, for daemons to bootstrap from.
     pub fn peer_address(&self) -> String {
-        self.runtime.block_on(async {
-            for _ in 0..100 {
-                let status = self.net.status().await.expect("network status");
-                if let Some(address) = status.listen_addresses.iter().find(|a| a.contains("/tcp/"))
-                {
-                    return format!("{address}/p2p/{}", self.net.local_peer());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            panic!("the hostile peer never listened");
-        })
+        let address = wait_until("the hostile peer to listen", LISTEN_TIME, || {
+            let status = self
+                .runtime
+                .block_on(self.net.status())
+                .expect("network status");
+            let tcp = status.listen_addresses.iter().find(|a| a.contains("/tcp/"));
+            tcp.cloned()
+                .ok_or_else(|| format!("listening on {:?}", status.listen_addresses))
+        });
+        format!("{address}/p2p/{}", self.net.local_peer())
     }
 
     /// Serves an artifact whose manifest blob holds `manifest_bytes` (encoded however

@@ -12,8 +12,12 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::fixtures::wait_until;
+
 /// How long one request to the peer may take.
 const REQUEST_TIME: Duration = Duration::from_secs(30);
+/// How long the peer may take to listen after it starts.
+const LISTEN_TIME: Duration = Duration::from_secs(5);
 
 enum Command {
     Serve(Record),
@@ -28,7 +32,7 @@ type PendingGet = (PeerId, Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>);
 /// A Kademlia peer that keeps and sends unchecked records.
 pub struct RecordPeer {
     commands: mpsc::UnboundedSender<Command>,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 fn split(address: &str) -> (PeerId, Multiaddr) {
@@ -139,10 +143,7 @@ impl RecordPeer {
                 }
             }
         });
-        Self {
-            commands,
-            _runtime: runtime,
-        }
+        Self { commands, runtime }
     }
 
     fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
@@ -150,31 +151,27 @@ impl RecordPeer {
         self.commands
             .send(make(tx))
             .expect("the record peer stopped");
-        let deadline = std::time::Instant::now() + REQUEST_TIME;
-        let mut rx = rx;
-        loop {
-            match rx.try_recv() {
-                Ok(value) => return value,
-                Err(oneshot::error::TryRecvError::Empty)
-                    if std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("the record peer did not answer: {e:?}"),
-            }
+        // The timer is made inside the runtime, whose clock it needs.
+        let answer = self
+            .runtime
+            .block_on(async { tokio::time::timeout(REQUEST_TIME, rx).await });
+        match answer {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => panic!("the record peer did not answer: {e}"),
+            Err(_) => panic!("the record peer did not answer within {REQUEST_TIME:?}"),
         }
     }
 
     /// Its address with its peer id, for daemons to bootstrap from.
     pub fn peer_address(&self) -> String {
-        for _ in 0..250 {
+        wait_until("the record peer to listen", LISTEN_TIME, || {
             let address = self.ask(Command::Address);
-            if !address.is_empty() {
-                return address;
+            if address.is_empty() {
+                Err("no listen address".to_owned())
+            } else {
+                Ok(address)
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the record peer never listened");
+        })
     }
 
     /// Keeps `value` under `key` unchecked and answers lookups with it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use seedbank_tests::{write_random_file, Daemon};
+use seedbank_tests::{rss_bytes, write_random_file, Daemon};
 
 fn main() -> Result<()> {
     let size_mib: u64 = match std::env::args().nth(1) {
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
     );
     let row = |name: &str, secs: f64, rss: Option<u64>| {
         let rss = rss
-            .map(|kb| format!("{:.1}", kb as f64 / 1024.0))
+            .map(|bytes| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0)))
             .unwrap_or_else(|| "-".into());
         println!(
             "{name:<38} {secs:>8.3} {:>9.2} {:>9.2} {rss:>12}",
@@ -85,7 +85,8 @@ fn time(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Runs `seedbank add`, sampling the daemon's RSS every 10 ms; returns seconds and peak kB.
+/// Runs `seedbank add`, sampling the daemon's RSS every 10 ms; returns seconds and peak
+/// bytes.
 fn timed_add(daemon: &Daemon, path: &Path, flags: &[&str]) -> Result<(f64, u64)> {
     let pid = daemon.pid().context("daemon is not running")?;
     let done = Arc::new(AtomicBool::new(false));
@@ -94,7 +95,7 @@ fn timed_add(daemon: &Daemon, path: &Path, flags: &[&str]) -> Result<(f64, u64)>
         std::thread::spawn(move || {
             let mut peak = 0;
             while !done.load(Ordering::Relaxed) {
-                peak = peak.max(rss_kb(pid).unwrap_or(0));
+                peak = peak.max(rss_bytes(pid).unwrap_or(0));
                 std::thread::sleep(Duration::from_millis(10));
             }
             peak
@@ -112,12 +113,4 @@ fn timed_add(daemon: &Daemon, path: &Path, flags: &[&str]) -> Result<(f64, u64)>
         .join()
         .map_err(|_| anyhow::anyhow!("RSS sampler panicked"))?;
     Ok((secs, peak))
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

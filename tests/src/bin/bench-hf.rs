@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use seedbank_protocol::hf::HubHasher;
 use seedbank_protocol::{HfRepo, HfRepoType};
+use seedbank_tests::fixtures::MIB;
 use seedbank_tests::hf_cache::{write_snapshot, CachedFile};
 use seedbank_tests::hf_client::HfClient;
 use seedbank_tests::{start_joined, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
 const COMMIT: &str = "b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6";
 
 fn main() -> Result<()> {

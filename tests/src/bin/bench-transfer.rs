@@ -3,7 +3,12 @@
 //! 1. one artifact between two daemons on loopback, against `curl` fetching the same file
 //!    from `nginx` on loopback (needs the Debian packages nginx and curl);
 //! 2. four seeders each upload-limited to R, one fetcher: throughput against 3.2 R;
-//! 3. CPU seconds per GiB, seeder plus fetcher.
+//! 3. CPU seconds per GiB, seeder plus fetcher;
+//! 4. the fetch path's costs, each fetch against the same fetch without the burden:
+//!    2,000 small files with two idle peers connected to the fetcher, 24 MiB with a
+//!    silent peer claiming it (it accepts requests and never answers), and 2,000 small
+//!    files fetched straight after the fetcher starts against once its DHT lookup lists
+//!    the seeder.
 //!
 //! `cargo run --release -p seedbank-tests --bin bench-transfer -- [SIZE_MIB] [R_MIB_PER_S]`
 //! (defaults 1024 and 16).
@@ -13,9 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use seedbank_tests::{cpu_seconds, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::hostile::HostileSeeder;
+use seedbank_tests::{
+    cpu_seconds, free_port, start_joined, wait_until, write_random_file, write_small_files, Daemon,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -70,16 +77,83 @@ fn main() -> Result<()> {
         "4 seeders limited to R = {rate_mib} MiB/s each: {achieved:.1} MiB/s = {:.2} R (goal >= 3.2 R)",
         achieved / rate_mib as f64
     );
+    fetch_path_costs(work.path())
+}
+
+/// Seconds `daemon` takes to fetch `id`, once its DHT lookup lists every one of
+/// `providers` (at once when there are none to wait for).
+fn timed_fetch(daemon: &Daemon, id: &str, providers: &[String]) -> f64 {
+    if !providers.is_empty() {
+        daemon.wait_for_providers(id, providers);
+    }
+    let started = Instant::now();
+    daemon.ok(&["fetch", id]);
+    started.elapsed().as_secs_f64()
+}
+
+/// Prints one fetch (`burdened`, under `burden`) against the same fetch under `plain`.
+fn compare(what: &str, (plain, plain_secs): (&str, f64), (burden, burdened_secs): (&str, f64)) {
+    println!(
+        "{what}: {plain_secs:.2} s {plain}, {burdened_secs:.2} s {burden} ({:.2} times as long)",
+        burdened_secs / plain_secs
+    );
+}
+
+/// The fetch path's costs (the comparisons that end-to-end tests once asserted).
+fn fetch_path_costs(work: &Path) -> Result<()> {
+    let dataset = work.join("small-files");
+    write_small_files(&dataset, 2000, 30 * MIB, "bench-small");
+    let seeder = Daemon::start();
+    let id = seeder.add_artifact(&dataset);
+    let seed = seeder.peer_address();
+    let listed = [seeder.peer_id()];
+    // Every daemon stays up to the end: one that stopped would still be listed as a
+    // provider, and reaching for it would cost later fetches a handshake timeout.
+    let alone = start_joined(&seeder, &[]);
+    let without = timed_fetch(&alone, &id, &listed);
+    let fetcher = start_joined(&seeder, &[]);
+    let _idle: Vec<Daemon> = (0..2).map(|_| start_joined(&fetcher, &[])).collect();
+    let with = timed_fetch(&fetcher, &id, &listed);
+    compare(
+        "2,000 files, 30 MiB",
+        ("alone", without),
+        ("with two idle peers connected", with),
+    );
+
+    let model = work.join("silent-claimed");
+    write_random_file(&model.join("weights.bin"), 24 * MIB, "bench-silent");
+    let id = seeder.add_artifact(&model);
+    let without = timed_fetch(&alone, &id, &listed);
+    let silent = HostileSeeder::start_silent();
+    let fetcher =
+        Daemon::start_with(&["--bootstrap", &seed, "--bootstrap", &silent.peer_address()]);
+    fetcher.wait_for_routing_table(2);
+    silent.claim(id.parse().context("content id")?);
+    let with = timed_fetch(&fetcher, &id, &[silent.peer_id(), seeder.peer_id()]);
+    compare(
+        "24 MiB",
+        ("alone", without),
+        ("with a silent peer claiming it", with),
+    );
+
+    let dataset = work.join("early-files");
+    write_small_files(&dataset, 2000, 8 * MIB, "bench-early");
+    let id = seeder.add_artifact(&dataset);
+    let early = start_joined(&seeder, &[]);
+    let early_took = timed_fetch(&early, &id, &[]);
+    let settled_took = timed_fetch(&alone, &id, &listed);
+    compare(
+        "2,000 files, 8 MiB",
+        ("once the DHT lists the seeder", settled_took),
+        ("straight after start", early_took),
+    );
     Ok(())
 }
 
 /// Seconds for one fetch between two daemons, and CPU seconds of (seeder, fetcher).
 fn two_daemons(model: &Path) -> Result<(f64, (f64, f64))> {
     let seeder = Daemon::start();
-    let id = seeder.ok_json(&["add", model.to_str().context("path")?])["id"]
-        .as_str()
-        .context("id")?
-        .to_owned();
+    let id = seeder.add_artifact(model);
     let fetcher = Daemon::start_with(&["--bootstrap", &seeder.peer_address()]);
     fetcher.wait_for_routing_table(1);
     let pids = (seeder.pid().context("pid")?, fetcher.pid().context("pid")?);
@@ -104,10 +178,7 @@ fn four_limited_seeders(work: &Path, size: u64, rate_mib: u64) -> Result<f64> {
     let limit = format!("{rate_mib}M");
     let first_dir = work.join("seeder-0");
     let mut first = Daemon::start_in_with(&first_dir, &["--upload-limit", &limit]);
-    let id = first.ok_json(&["add", model.to_str().context("path")?])["id"]
-        .as_str()
-        .context("id")?
-        .to_owned();
+    let id = first.add_artifact(&model);
     first.stop();
     // The other seeders start from copies of the first one's store, with identities of their own.
     let mut dirs = vec![first_dir.clone()];
@@ -129,17 +200,8 @@ fn four_limited_seeders(work: &Path, size: u64, rate_mib: u64) -> Result<f64> {
         ));
     }
     let fetcher = Daemon::start_with(&["--bootstrap", &bootstrap]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let found = fetcher.ok_json(&["providers", &id]);
-        if found["providers"].as_array().map_or(0, Vec::len) >= 4 {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the fetcher never saw four providers: {found}");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let seeder_ids: Vec<String> = seeders.iter().map(Daemon::peer_id).collect();
+    fetcher.wait_for_providers(&id, &seeder_ids);
     let started = Instant::now();
     fetcher.ok(&["fetch", &id]);
     Ok(started.elapsed().as_secs_f64())
@@ -171,7 +233,7 @@ fn nginx_baseline(file: &Path, work: &Path) -> Result<Option<f64>> {
         println!("(nginx baseline skipped: install the Debian packages nginx and curl)");
         return Ok(None);
     };
-    let port = free_port()?;
+    let port = free_port();
     let root = file.parent().context("file has no directory")?;
     let conf = work.join("nginx.conf");
     std::fs::write(
@@ -192,7 +254,11 @@ fn nginx_baseline(file: &Path, work: &Path) -> Result<Option<f64>> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting nginx")?;
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("nginx to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
     let name = file
         .file_name()
         .context("file name")?
@@ -216,10 +282,4 @@ fn nginx_baseline(file: &Path, work: &Path) -> Result<Option<f64>> {
         );
     }
     Ok(Some(secs))
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }

@@ -2,8 +2,6 @@
 //! pages or naming foreign hosts, and malformed bodies; closes connections that send no
 //! request; and answers the CLI's requests throughout.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -162,11 +160,7 @@ fn only_loopback_hosts_are_answered_unless_remote_access_is_allowed() {
     }
 
     // With remote access allowed, the API answers any host (it still needs the token).
-    let remote_dir = tempfile::tempdir().unwrap();
-    let data_dir = remote_dir.path().join("data");
-    std::fs::create_dir_all(&data_dir).unwrap();
-    std::fs::write(data_dir.join("config.toml"), "api_allow_remote = true\n").unwrap();
-    let remote = Daemon::start_in(&data_dir);
+    let remote = Daemon::start_configured("api_allow_remote = true\n", &[]);
     let (code, body) = status_with_host(&remote, "seedbank.example", "");
     assert_eq!(code, 200, "{body}\n{}", remote.log());
 }
@@ -178,6 +172,11 @@ const HALF_OPEN_CONNECTIONS: usize = 300;
 const MAX_API_CONNECTIONS: usize = 256;
 /// How soon the daemon must close them (its header-read timeout is 10 s).
 const HALF_OPEN_DEADLINE: Duration = Duration::from_secs(15);
+/// How long the test watches the CLI being answered while they are all held: well
+/// inside the daemon's 10 s header-read timeout.
+const HELD_WINDOW: Duration = Duration::from_secs(6);
+/// Pause between two samples of the CLI and the daemon's descriptors in that window.
+const SAMPLE_PAUSE: Duration = Duration::from_millis(200);
 
 #[test]
 fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
@@ -204,12 +203,12 @@ fn half_open_connections_are_closed_and_the_cli_keeps_answering() {
     // more descriptors than its cap allows.
     let mut slowest = Duration::ZERO;
     let mut most_fds = 0;
-    while opened.elapsed() < Duration::from_secs(6) {
+    while opened.elapsed() < HELD_WINDOW {
         let asked = Instant::now();
         daemon.ok(&["status"]);
         slowest = slowest.max(asked.elapsed());
         most_fds = most_fds.max(daemon_fds());
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(SAMPLE_PAUSE);
     }
     // The cap, the CLI's own connection, and one accepted while another is closed.
     assert!(

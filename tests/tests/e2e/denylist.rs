@@ -3,64 +3,38 @@
 //! it, stops serving and announcing one it already held, and lifts all of it when it
 //! unsubscribes or the list drops the entry; nodes that do not subscribe are untouched.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+use std::time::Duration;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{model_dir, start_joined, Daemon};
 
-use seedbank_tests::{start_joined, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
 /// Exit code of a denied request.
 const EXIT_DENIED: i32 = 8;
-
-fn model_dir(dir: &Path, seed: &str) {
-    write_random_file(&dir.join("model.safetensors"), 2 * MIB, seed);
-    std::fs::write(dir.join("config.json"), format!("{{\"seed\":\"{seed}\"}}")).unwrap();
-}
-
-/// `ls --json`'s entry for `id`, if the node holds it.
-fn listed(daemon: &Daemon, id: &str) -> Option<serde_json::Value> {
-    daemon
-        .ok_json(&["ls"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == id)
-        .cloned()
-}
+/// How long a subscriber may take to read a new revision of a list it follows (it
+/// reads every 10 s here, the shortest interval allowed).
+const REFRESH_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Waits until `ls` shows `id` as announced (or not).
 fn wait_announced(daemon: &Daemon, id: &str, announced: bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let entry = listed(daemon, id).unwrap();
+    let what = format!("{id} to be announced={announced}");
+    daemon.wait_until(&what, Duration::from_secs(60), || {
+        let entry = daemon.listed(id).unwrap();
         if entry["announced"] == announced {
-            return;
+            Ok(())
+        } else {
+            Err(entry.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never became announced={announced}: {entry}\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
-fn metric(daemon: &Daemon, name: &str) -> f64 {
-    daemon
-        .metrics()
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
+/// The holder's count of blob requests it refused for a denylist.
+const REFUSED_DENIED: &str = "seedbank_blob_requests_refused_total{reason=\"denied\"}";
 
 #[test]
 fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
-    model_dir(&model, "listed");
+    model_dir(&model, "listed", 2 * MIB);
 
     let lister = Daemon::start();
     let seeder = start_joined(&lister, &[]);
@@ -116,7 +90,7 @@ fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
     assert!(answer.text().unwrap().contains("leaked weights"));
     // And it holds no part of it: no artifact, no job, not even the root or manifest
     // (its store holds the small list alone).
-    assert!(listed(&subscriber, &x).is_none());
+    assert!(subscriber.listed(&x).is_none());
     assert_eq!(subscriber.ok_json(&["jobs"]), serde_json::json!([]));
     let stored = subscriber.ok_json(&["status"])["store_bytes"]
         .as_u64()
@@ -126,7 +100,7 @@ fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
     // A node that does not subscribe fetches it as usual.
     other.wait_for_providers(&x, &[seeder.peer_id()]);
     other.ok_json(&["fetch", &x]);
-    assert_eq!(listed(&other, &x).unwrap()["state"], "complete");
+    assert_eq!(other.listed(&x).unwrap()["state"], "complete");
 
     // The denial outlives a restart, with no network needed to apply it. (Restarted
     // with lists read every 10 s, the shortest interval allowed.)
@@ -145,20 +119,19 @@ fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
     assert_eq!(report["revision"], 2, "{report}");
     assert_eq!(report["removed"], 1, "{report}");
     assert_eq!(report["entries"], 0, "{report}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let lists = subscriber.ok_json(&["denylist", "list"]);
-        if lists[0]["revision"] == 2 {
-            assert_eq!(lists[0]["entries"], 0, "{lists}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscriber never read revision 2: {lists}\n{}",
-            subscriber.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let lists = subscriber.wait_until(
+        "the subscriber to read revision 2",
+        REFRESH_DEADLINE,
+        || {
+            let lists = subscriber.ok_json(&["denylist", "list"]);
+            if lists[0]["revision"] == 2 {
+                Ok(lists)
+            } else {
+                Err(lists.to_string())
+            }
+        },
+    );
+    assert_eq!(lists[0]["entries"], 0, "{lists}");
     let refreshed = subscriber.ok_json(&["denylist", "refresh"]);
     assert_eq!(refreshed["denied"], 0, "{refreshed}");
     assert!(
@@ -166,14 +139,14 @@ fn a_denylisted_root_is_refused_by_a_subscriber_and_still_served_by_others() {
         "{refreshed}"
     );
     subscriber.ok_json(&["fetch", &x]);
-    assert_eq!(listed(&subscriber, &x).unwrap()["state"], "complete");
+    assert_eq!(subscriber.listed(&x).unwrap()["state"], "complete");
 }
 
 #[test]
 fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_naming_it() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
-    model_dir(&model, "held-before");
+    model_dir(&model, "held-before", 2 * MIB);
 
     let lister = Daemon::start();
     let holder = start_joined(&lister, &[]);
@@ -191,7 +164,7 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
     holder.ok(&["denylist", "subscribe", "lists/bad-models"]);
 
     // Still on disk, marked denied, and its announcement withdrawn.
-    let entry = listed(&holder, &x).unwrap();
+    let entry = holder.listed(&x).unwrap();
     assert_eq!(entry["state"], "complete", "{entry}");
     assert_eq!(entry["denied"][0]["list"], "lists/bad-models", "{entry}");
     assert_eq!(
@@ -207,20 +180,14 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
 
     // A fetcher that can get it only from the holder fails: the holder refuses it.
     let fetcher = start_joined(&holder, &[]);
-    let refused_before = metric(
-        &holder,
-        "seedbank_blob_requests_refused_total{reason=\"denied\"}",
-    );
+    let refused_before = holder.metric(REFUSED_DENIED);
     let failed = fetcher.cli(&["fetch", &x]);
     assert!(
         !failed.success,
         "the holder served a denied artifact:\n{failed}"
     );
-    assert!(listed(&fetcher, &x).is_none());
-    let refused_after = metric(
-        &holder,
-        "seedbank_blob_requests_refused_total{reason=\"denied\"}",
-    );
+    assert!(fetcher.listed(&x).is_none());
+    let refused_after = holder.metric(REFUSED_DENIED);
     assert!(
         refused_after > refused_before,
         "the holder's seed gate refused nothing ({refused_before} -> {refused_after}):\n{failed}"
@@ -229,11 +196,8 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
     // Unsubscribing lifts it: announced again, and served.
     let ended = holder.ok_json(&["denylist", "unsubscribe", "lists/bad-models"]);
     assert_eq!(ended["list"], "lists/bad-models", "{ended}");
-    assert_eq!(
-        listed(&holder, &x).unwrap()["denied"],
-        serde_json::json!([])
-    );
+    assert_eq!(holder.listed(&x).unwrap()["denied"], serde_json::json!([]));
     wait_announced(&holder, &x, true);
     fetcher.ok_json(&["fetch", &x]);
-    assert_eq!(listed(&fetcher, &x).unwrap()["state"], "complete");
+    assert_eq!(fetcher.listed(&x).unwrap()["state"], "complete");
 }

@@ -1,25 +1,24 @@
 //! End-to-end: the fetch path under the conditions real use brings — idle peers
 //! connected, seeders that stop or restart mid-transfer, `gc` and Ctrl-C and SIGTERM
 //! during a fetch, fetches of ids nobody has, and a peer serving a hostile manifest.
-
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+//! (How much idle and silent peers slow a fetch is measured by `bench-transfer`.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use seedbank_protocol::manifest::MANIFEST_FORMAT_VERSION;
 use seedbank_protocol::{BlobHash, FileEntry, Manifest};
+use seedbank_tests::fixtures::MIB;
 use seedbank_tests::hostile::HostileSeeder;
 use seedbank_tests::{
-    file_hash, free_port, run_cli, start_joined_at, tree_hashes, write_random_file, Daemon,
-    SmallDisk,
+    file_hash, free_port, start_joined_at, tree_hashes, write_random_file, write_small_files,
+    Daemon, SmallDisk, DIAL_FAILED, DIAL_LOG_FILTER, IMPATIENT_FETCHES,
 };
 
-const MIB: u64 = 1024 * 1024;
-
-fn jobs(daemon: &Daemon) -> Vec<serde_json::Value> {
-    daemon.ok_json(&["jobs"]).as_array().unwrap().clone()
-}
+/// Fetches a node transfers at once (the node's `MAX_CONCURRENT_FETCHES`).
+const FETCH_SLOTS: u32 = 4;
+/// A seeder's count of blob bytes it sent.
+const SENT_BLOB_BYTES: &str = "seedbank_sent_bytes_total{protocol=\"blob\"}";
 
 fn no_peer_banned(report: &serde_json::Value) {
     assert!(
@@ -32,33 +31,6 @@ fn no_peer_banned(report: &serde_json::Value) {
     );
 }
 
-/// Writes `count` small files (about `total` bytes in all) in nested folders.
-fn write_small_files(dir: &Path, count: usize, total: u64, seed: &str) {
-    let each = total / count as u64;
-    for i in 0..count {
-        let path = dir.join(format!("part{:02}/row{i:05}.json", i % 20));
-        write_random_file(&path, each + (i as u64 % 7), &format!("{seed}{i}"));
-    }
-}
-
-/// Runs `seedbank fetch ID` against `daemon` on another thread.
-fn fetch_in_background(
-    daemon: &Daemon,
-    id: &str,
-    json: bool,
-) -> std::thread::JoinHandle<seedbank_tests::CliOutput> {
-    let dir = daemon.data_dir().to_owned();
-    let id = id.to_owned();
-    std::thread::spawn(move || {
-        let args: &[&str] = if json {
-            &["--json", "fetch", &id]
-        } else {
-            &["fetch", &id]
-        };
-        run_cli(&dir, args)
-    })
-}
-
 /// Exports `id` from `daemon` and checks the files equal those under `original`.
 fn assert_exports_identically(daemon: &Daemon, id: &str, original: &Path, work: &Path) {
     let out = work.join(format!("out-{}", &id[id.len() - 8..]));
@@ -66,14 +38,8 @@ fn assert_exports_identically(daemon: &Daemon, id: &str, original: &Path, work: 
     assert_eq!(tree_hashes(&out), tree_hashes(original));
 }
 
-fn timed_fetch(daemon: &Daemon, id: &str) -> Duration {
-    let started = Instant::now();
-    daemon.ok(&["fetch", id]);
-    started.elapsed()
-}
-
 #[test]
-fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
+fn a_fetch_of_many_small_files_with_idle_peers_connected_is_whole() {
     let work = tempfile::tempdir().unwrap();
     let dataset = work.path().join("dataset");
     write_small_files(&dataset, 2000, 30 * MIB, "small");
@@ -81,33 +47,19 @@ fn idle_connected_peers_do_not_slow_a_fetch_of_many_small_files() {
     let id = seeder.add_artifact(&dataset);
     let seed = seeder.peer_address();
 
-    // Without idle peers.
-    let alone = start_joined_at(&seed, &[]);
-    alone.wait_for_providers(&id, &[seeder.peer_id()]);
-    let without = timed_fetch(&alone, &id);
-
-    // With two empty peers connected to the fetcher.
+    // Two empty peers connected to the fetcher.
     let fetcher = start_joined_at(&seed, &[]);
     let fetcher_address = fetcher.peer_address();
     let _idle: Vec<Daemon> = (0..2)
         .map(|_| start_joined_at(&fetcher_address, &[]))
         .collect();
-    let connected = fetcher.ok_json(&["status"])["network"]["connected_peers"]
-        .as_u64()
-        .unwrap();
+    let connected = fetcher.connected_peers();
     assert!(
         connected >= 3,
         "the idle peers are not connected: {connected}"
     );
     fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
-    let with = timed_fetch(&fetcher, &id);
-    eprintln!("2,000 files: {without:?} alone, {with:?} with two idle peers connected");
-    // The benchmark states the ratio; this bound only catches the crawl (minutes).
-    assert!(
-        with <= without * 3 + Duration::from_secs(5),
-        "idle peers slowed the fetch from {without:?} to {with:?}\n{}",
-        fetcher.log()
-    );
+    fetcher.ok(&["fetch", &id]);
     assert_exports_identically(&fetcher, &id, &dataset, work.path());
 }
 
@@ -124,8 +76,17 @@ fn a_seeder_killed_mid_fetch_is_not_banned_and_the_other_one_finishes() {
     d.wait_for_providers(&id, &[c.peer_id()]);
     d.wait_for_providers(&id, &[a.peer_id()]);
 
-    let fetch = fetch_in_background(&d, &id, true);
-    std::thread::sleep(Duration::from_millis(1500));
+    let fetch = d.cli_in_background(&["--json", "fetch", &id]);
+    // Killed while it serves its part of the file: past the root and the manifest, which
+    // it may have sent before any of the file's bytes.
+    c.wait_until(
+        "C to serve part of the file",
+        Duration::from_secs(60),
+        || match c.metric(SENT_BLOB_BYTES) {
+            sent if sent >= (4 * MIB) as f64 => Ok(()),
+            sent => Err(format!("C sent {sent} bytes; D's jobs: {:?}", d.jobs())),
+        },
+    );
     c.kill();
     let output = fetch.join().unwrap();
     assert!(
@@ -148,13 +109,19 @@ fn a_single_seeder_restarting_mid_fetch_is_waited_for() {
     let mut a = Daemon::start_in_with(&work.path().join("a"), &["--listen", &listen]);
     let id = a.add_artifact(&model);
     let seed = format!("{listen}/p2p/{}", a.peer_id());
-    let d = start_joined_at(&seed, &["--download-limit", "16M"]);
+    let d = Daemon::start_logging(
+        Some(DIAL_LOG_FILTER),
+        &["--bootstrap", &seed, "--download-limit", "16M"],
+    );
+    d.wait_for_routing_table(1);
     d.wait_for_providers(&id, &[a.peer_id()]);
 
-    let fetch = fetch_in_background(&d, &id, true);
-    std::thread::sleep(Duration::from_millis(1500));
+    let fetch = d.cli_in_background(&["--json", "fetch", &id]);
+    d.wait_for_fetch_progress(&id, 0);
+    let failed_dials = d.log().matches(DIAL_FAILED).count();
     a.stop();
-    std::thread::sleep(Duration::from_secs(3));
+    // Down until D has tried to reach it and failed: the fetch has no seeder left.
+    d.wait_for_log(DIAL_FAILED, failed_dials + 1, Duration::from_secs(30));
     a.start_again();
     let output = fetch.join().unwrap();
     assert!(
@@ -175,10 +142,11 @@ fn gc_during_a_fetch_leaves_it_intact() {
     let id = a.add_artifact(&model);
     let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
-    let fetch = fetch_in_background(&d, &id, true);
-    std::thread::sleep(Duration::from_millis(1500));
+    let fetch = d.cli_in_background(&["--json", "fetch", &id]);
+    let at_first_gc = d.wait_for_fetch_progress(&id, 0);
     d.ok(&["gc"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Again once the fetch has moved on.
+    d.wait_for_fetch_progress(&id, at_first_gc + 1);
     d.ok(&["gc"]);
     let output = fetch.join().unwrap();
     assert!(output.success, "{output}\n{}", d.log());
@@ -188,34 +156,27 @@ fn gc_during_a_fetch_leaves_it_intact() {
 
 #[test]
 fn fetches_of_ids_nobody_has_leave_no_jobs_behind() {
-    let mut lonely = Daemon::start();
-    let ids: Vec<String> = (0..100u32)
+    let mut lonely = Daemon::start_configured(IMPATIENT_FETCHES, &[]);
+    // Twice as many as run at once, and one more: some wait for a slot.
+    let count = 2 * FETCH_SLOTS + 1;
+    let threads: Vec<_> = (0..count)
         .map(|i| {
             let hash = blake3::hash(&i.to_le_bytes());
-            seedbank_protocol::ContentId::from_hash(BlobHash(*hash.as_bytes())).to_string()
+            let id = seedbank_protocol::ContentId::from_hash(BlobHash(*hash.as_bytes()));
+            lonely.cli_in_background(&["fetch", &id.to_string()])
         })
         .collect();
-    for batch in ids.chunks(25) {
-        let threads: Vec<_> = batch
-            .iter()
-            .map(|id| {
-                let dir = lonely.data_dir().to_owned();
-                let id = id.clone();
-                std::thread::spawn(move || run_cli(&dir, &["fetch", &id]))
-            })
-            .collect();
-        for thread in threads {
-            let output = thread.join().unwrap();
-            assert!(!output.success, "{output}");
-            assert!(output.stderr.contains("no provider"), "{output}");
-        }
+    for thread in threads {
+        let output = thread.join().unwrap();
+        assert!(!output.success, "{output}");
+        assert!(output.stderr.contains("no provider"), "{output}");
     }
-    assert!(jobs(&lonely).is_empty(), "{:?}", jobs(&lonely));
+    assert!(lonely.jobs().is_empty(), "{:?}", lonely.jobs());
     lonely.restart();
     assert!(
-        jobs(&lonely).is_empty(),
+        lonely.jobs().is_empty(),
         "ghost jobs after restart: {:?}",
-        jobs(&lonely)
+        lonely.jobs()
     );
 }
 
@@ -230,16 +191,19 @@ fn cancel_ends_a_running_fetch_and_fetching_again_resumes() {
     let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", &id]);
-    let listed = jobs(&d);
+    let listed = d.jobs();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], id.as_str());
-    std::thread::sleep(Duration::from_millis(1500));
+    d.wait_for_fetch_progress(&id, 0);
     d.ok(&["fetch", "--cancel", &id]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !jobs(&d).is_empty() {
-        assert!(Instant::now() < deadline, "still listed: {:?}", jobs(&d));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_until(
+        "the cancelled job to leave the list",
+        Duration::from_secs(10),
+        || match d.jobs() {
+            jobs if jobs.is_empty() => Ok(()),
+            jobs => Err(format!("still listed: {jobs:?}")),
+        },
+    );
     d.fails_with(&["fetch", "--cancel", &id], "no fetch of it");
 
     let report = d.ok_json(&["fetch", &id]);
@@ -261,7 +225,7 @@ fn a_second_fetch_with_other_globs_gets_its_files() {
     let d = start_joined_at(&a.peer_address(), &["--download-limit", "16M"]);
     d.wait_for_providers(&id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", "--include", "*.bin", &id]);
-    std::thread::sleep(Duration::from_millis(300));
+    d.wait_for_fetch_progress(&id, 0);
     d.ok(&["fetch", "--include", "*.json", &id]);
     let out = work.path().join("out");
     d.ok(&["export", &id, out.to_str().unwrap(), "--include", "*.json"]);
@@ -286,8 +250,8 @@ fn sigterm_stops_a_daemon_with_a_client_attached_and_the_fetch_resumes() {
     );
     d.wait_for_routing_table(1);
     d.wait_for_providers(&id, &[a.peer_id()]);
-    let attached = fetch_in_background(&d, &id, false);
-    std::thread::sleep(Duration::from_millis(1500));
+    let attached = d.cli_in_background(&["fetch", &id]);
+    d.wait_for_fetch_progress(&id, 0);
     let stopping = Instant::now();
     d.stop();
     let took = stopping.elapsed();
@@ -302,7 +266,7 @@ fn sigterm_stops_a_daemon_with_a_client_attached_and_the_fetch_resumes() {
     // The fetch resumes on its own at the next start.
     d.start_again();
     d.wait_until_complete(&id, Duration::from_secs(90));
-    assert!(jobs(&d).is_empty(), "{:?}", jobs(&d));
+    assert!(d.jobs().is_empty(), "{:?}", d.jobs());
 }
 
 #[test]
@@ -326,9 +290,9 @@ fn a_manifest_listing_a_two_to_the_56_byte_file_is_refused_and_the_daemon_stays_
     d.wait_for_routing_table(1);
     d.fails_with(&["fetch", &id], "more than the limit");
     d.ok(&["status"]);
-    assert!(jobs(&d).is_empty(), "{:?}", jobs(&d));
+    assert!(d.jobs().is_empty(), "{:?}", d.jobs());
     d.restart();
-    assert!(jobs(&d).is_empty(), "{:?}", jobs(&d));
+    assert!(d.jobs().is_empty(), "{:?}", d.jobs());
     d.ok(&["status"]);
 }
 
@@ -336,7 +300,7 @@ fn a_manifest_listing_a_two_to_the_56_byte_file_is_refused_and_the_daemon_stays_
 fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
     let work = tempfile::tempdir().unwrap();
     let mount_point = work.path().join("small-disk");
-    let Some(_disk) = SmallDisk::mount(&mount_point, 256, "fetch disk-space check") else {
+    let Some(disk) = SmallDisk::mount(&mount_point, 256, "fetch disk-space check") else {
         return;
     };
     let too_big = work.path().join("too-big");
@@ -359,55 +323,35 @@ fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
     // A fetch that fits pauses while something else fills the disk, and resumes.
     d.wait_for_providers(&fits_id, &[a.peer_id()]);
     d.ok(&["fetch", "--detach", &fits_id]);
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_for_fetch_progress(&fits_id, 0);
     let filler = mount_point.join("filler");
-    let free = free_bytes(&mount_point);
-    write_random_file(&filler, free.saturating_sub(40 * MIB), "filler");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let listed = jobs(&d);
+    write_random_file(
+        &filler,
+        disk.free_bytes().saturating_sub(40 * MIB),
+        "filler",
+    );
+    d.wait_until("the fetch to pause", Duration::from_secs(30), || {
+        let listed = d.jobs();
         if listed.iter().any(|j| j["state"] == "paused_disk_full") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("jobs: {listed:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the fetch never paused: {listed:?}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     std::fs::remove_file(&filler).unwrap();
     d.wait_until_complete(&fits_id, Duration::from_secs(90));
     d.ok(&["verify"]);
     assert_exports_identically(&d, &fits_id, &fits, work.path());
 }
 
-/// Free bytes on the filesystem holding `dir`.
-fn free_bytes(dir: &Path) -> u64 {
-    let output = std::process::Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|line| line.trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
-fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
+fn a_fetch_beside_a_peer_that_claims_everything_and_sends_nothing_completes() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 24 * MIB, "silent-peer");
     let seeder = Daemon::start();
     let id = seeder.add_artifact(&model);
     let seed = seeder.peer_address();
-
-    let alone = start_joined_at(&seed, &[]);
-    alone.wait_for_providers(&id, &[seeder.peer_id()]);
-    let without = timed_fetch(&alone, &id);
 
     let silent = HostileSeeder::start_silent();
     let root: seedbank_protocol::ContentId = id.parse().unwrap();
@@ -417,39 +361,23 @@ fn a_peer_that_claims_everything_and_sends_nothing_barely_slows_a_fetch() {
     silent.claim(root);
     fetcher.wait_for_providers(&id, &[silent.peer_id()]);
     fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
-    let started = Instant::now();
     let report = fetcher.ok_json(&["fetch", &id]);
-    let with = started.elapsed();
-    eprintln!("24 MiB: {without:?} alone, {with:?} with a silent peer claiming it");
-    assert!(
-        with <= without.mul_f64(1.5) + Duration::from_secs(2),
-        "a silent peer slowed the fetch from {without:?} to {with:?}: {report}\n{}",
-        fetcher.log()
-    );
     no_peer_banned(&report);
+    assert_exports_identically(&fetcher, &id, &model, work.path());
 }
 
 #[test]
-fn a_fetch_right_after_the_daemon_starts_is_not_held_up() {
+fn a_fetch_right_after_the_daemon_starts_finds_its_seeder() {
     let work = tempfile::tempdir().unwrap();
     let dataset = work.path().join("dataset");
     write_small_files(&dataset, 2000, 8 * MIB, "early");
     let seeder = Daemon::start();
     let id = seeder.add_artifact(&dataset);
-    let seed = seeder.peer_address();
 
     // Straight after start: no waiting for the DHT to list the seeder.
-    let early = start_joined_at(&seed, &[]);
-    let early_took = timed_fetch(&early, &id);
-    let late = start_joined_at(&seed, &[]);
-    std::thread::sleep(Duration::from_secs(10));
-    let late_took = timed_fetch(&late, &id);
-    eprintln!("2,000 files: {early_took:?} fetched at once, {late_took:?} 10 s after start");
-    assert!(
-        early_took <= late_took * 3 + Duration::from_secs(3),
-        "a fetch at start took {early_took:?}, one 10 s later {late_took:?}\n{}",
-        early.log()
-    );
+    let early = start_joined_at(&seeder.peer_address(), &[]);
+    early.ok(&["fetch", &id]);
+    assert_exports_identically(&early, &id, &dataset, work.path());
 }
 
 #[test]

@@ -1,14 +1,13 @@
 //! End-to-end: one machine, no network. A user adds, lists, shows, exports, pins,
 //! collects garbage and verifies through the real CLI and a real daemon.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use seedbank_tests::{artifact_id, file_hash, tree_hashes, write_random_file, Daemon, SmallDisk};
-
-const MIB: u64 = 1024 * 1024;
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{
+    artifact_id, file_hash, tree_hashes, tree_size, write_random_file, Daemon, SmallDisk,
+};
 
 /// A model directory with nested folders, an empty file and one large file.
 fn make_model(dir: &Path, large_bytes: u64) {
@@ -38,11 +37,7 @@ fn added_directory_lists_shows_and_exports_byte_identical() {
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["state"], "complete");
     assert_eq!(entry["pinned"], false);
-    let on_disk: u64 = tree_hashes(&model)
-        .iter()
-        .map(|(path, _)| std::fs::metadata(model.join(path)).unwrap().len())
-        .sum();
-    assert_eq!(entry["size"].as_u64().unwrap(), on_disk);
+    assert_eq!(entry["size"].as_u64().unwrap(), tree_size(&model));
     let table = daemon.ok(&["ls"]).stdout;
     assert!(
         table.contains("tiny-model") && table.contains(&id),
@@ -343,21 +338,19 @@ fn killed_daemon_mid_add_leaves_a_consistent_store_and_an_empty_temp() {
 
     let adder = daemon.add_in_background(&big);
     // Kill only once the import is copying into temp and status counts it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let status = daemon.wait_until("the add to copy into temp", Duration::from_secs(60), || {
         let status = daemon.ok_json(&["status"]);
-        let reported = status["temp_bytes"].as_u64().unwrap();
-        if reported > 0 {
-            assert!(reported <= 300 * MIB + 300 * MIB / 256 + MIB, "{status}");
-            break;
-        }
         assert!(
             !adder.is_finished(),
             "the add finished before anything was seen in temp: {status}"
         );
-        assert!(Instant::now() < deadline, "temp stayed empty: {status}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        match status["temp_bytes"].as_u64() {
+            Some(0) | None => Err(status.to_string()),
+            Some(_) => Ok(status),
+        }
+    });
+    let reported = status["temp_bytes"].as_u64().unwrap();
+    assert!(reported <= 300 * MIB + 300 * MIB / 256 + MIB, "{status}");
     daemon.kill();
     let interrupted = adder.join().unwrap();
     assert!(

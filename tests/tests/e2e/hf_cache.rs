@@ -3,22 +3,20 @@
 //! models and datasets, by content id and by published name; a second fetch reuses the
 //! blobs; a link planted where a blob goes is refused.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::path::{Path, PathBuf};
 
+use seedbank_tests::fixtures::MIB;
 use seedbank_tests::hf_client::HfClient;
-use seedbank_tests::{file_hash, start_joined, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::{
+    file_hash, model_dir, start_joined, tree_hashes, tree_size, write_random_file, Daemon,
+};
 
-const MIB: u64 = 1024 * 1024;
-
-/// A directory shaped like a model repo on the hub.
-fn model_dir(dir: &Path) -> u64 {
+/// A directory shaped like a model repo on the hub: a model directory, a tokenizer and
+/// a file in a sub-folder (five files); returns its size.
+fn hub_model_dir(dir: &Path) -> u64 {
+    model_dir(dir, "hf-cache", 3 * MIB + 17);
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
     std::fs::write(dir.join("tokenizer.json"), r#"{"version": "1.0"}"#).unwrap();
-    write_random_file(&dir.join("model.safetensors"), 3 * MIB + 17, "hf-cache");
-    std::fs::write(dir.join("README.md"), "---\nlicense: mit\n---\n# tiny\n").unwrap();
     std::fs::write(dir.join("sub/extra.txt"), "one more file\n").unwrap();
     tree_size(dir)
 }
@@ -30,13 +28,6 @@ fn dataset_dir(dir: &Path) -> u64 {
     write_random_file(&dir.join("data/train.parquet"), MIB + 5, "hf-set");
     std::fs::write(dir.join("data/test.csv"), "a,b\n1,2\n").unwrap();
     tree_size(dir)
-}
-
-fn tree_size(dir: &Path) -> u64 {
-    tree_hashes(dir)
-        .iter()
-        .map(|(path, _)| std::fs::metadata(dir.join(path)).unwrap().len())
-        .sum()
 }
 
 /// What the offline client finds: the snapshot folder, and `scan_cache_dir`'s view.
@@ -93,7 +84,7 @@ fn refused_with_planted_link(
 fn a_fetched_model_loads_offline_from_the_cache_and_blobs_are_reused() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("tiny");
-    let size = model_dir(&model);
+    let size = hub_model_dir(&model);
     let a = Daemon::start();
     let id = a.add_artifact(&model);
     let mut b = start_joined(&a, &[]);

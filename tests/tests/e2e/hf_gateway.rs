@@ -2,15 +2,12 @@
 //! `huggingface_hub` client through another node's gateway, which knows only a
 //! bootstrap node: same bytes, same commit id, same ETags as the source cache.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use seedbank_protocol::{HfRepo, HfRepoType};
 use seedbank_tests::hf_cache::{tiny_model, write_snapshot, CachedFile};
 use seedbank_tests::hf_client::HfClient;
-use seedbank_tests::{start_joined, Daemon};
+use seedbank_tests::{start_joined, tree_hashes, Daemon};
 
 const COMMIT: &str = "5f1c0a7e9b3d2c4a6e8f0b1d3c5a7e9f1b3d5c7a";
 const DATASET_COMMIT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
@@ -32,34 +29,6 @@ from huggingface_hub import snapshot_download, hf_hub_download, scan_cache_dir
 print(json.dumps({{"result": result, "requests": requests}}))
 "#
     )
-}
-
-/// Every file under `dir` (following links) by path, with its bytes.
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in walkdir(dir) {
-        let relative = entry
-            .strip_prefix(dir)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        files.insert(relative, std::fs::read(&entry).unwrap());
-    }
-    files
-}
-
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(walkdir(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 /// The blob names (ETags) of a repo in a hub cache.
@@ -125,11 +94,12 @@ result = {"path": path, "one": one, "data": data, "hidden_size": config.hidden_s
         snapshot.ends_with(COMMIT),
         "same commit id as the hub: {snapshot:?}"
     );
-    let expected: BTreeMap<String, Vec<u8>> = model_files
+    let mut expected: Vec<(String, blake3::Hash)> = model_files
         .iter()
-        .map(|f| (f.path.clone(), f.bytes.clone()))
+        .map(|f| (f.path.clone(), blake3::hash(&f.bytes)))
         .collect();
-    assert_eq!(files_under(snapshot), expected, "byte-identical files");
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(tree_hashes(snapshot), expected, "byte-identical files");
     assert_eq!(
         std::fs::read(first["result"]["one"].as_str().unwrap()).unwrap(),
         b"a file in a sub-folder\n"

@@ -3,14 +3,12 @@
 //! their familiar names; a file whose bytes do not match its listed sha256 publishes
 //! nothing; a dropped transfer is resumed with a `Range` request.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::path::Path;
 
 use seedbank_protocol::hf::HubHasher;
 use seedbank_tests::hf_cache::pseudo_random;
 use seedbank_tests::hf_origin::{HfOrigin, OriginFile, OriginRepo};
-use seedbank_tests::{start_joined, Daemon};
+use seedbank_tests::{relative_files, start_joined, Daemon};
 
 const MIB: usize = 1024 * 1024;
 
@@ -62,8 +60,7 @@ fn mirror(daemon: &Daemon, origin: &HfOrigin, repo: &str) -> serde_json::Value {
 
 /// Every file of `repo` is in `dir` with the origin's bytes, and nothing else is.
 fn assert_same_files(dir: &Path, repo: &OriginRepo) {
-    let mut found: Vec<String> = walk(dir);
-    found.sort();
+    let found = relative_files(dir);
     let mut expected: Vec<String> = repo.files.iter().map(|f| f.path.clone()).collect();
     expected.sort();
     assert_eq!(found, expected, "files in {}", dir.display());
@@ -71,23 +68,6 @@ fn assert_same_files(dir: &Path, repo: &OriginRepo) {
         let bytes = std::fs::read(dir.join(&f.path)).unwrap();
         assert!(bytes == f.bytes, "{} differs from the origin's", f.path);
     }
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_str().unwrap();
-                out.push(rel.to_owned());
-            }
-        }
-    }
-    out
 }
 
 fn root_of(report: &serde_json::Value) -> String {
@@ -236,7 +216,7 @@ fn a_file_that_does_not_match_its_listed_sha256_publishes_nothing() {
     );
     // The bad bytes are not kept, neither as a blob nor as a partial download.
     let blobs = a.data_dir().join("hf-mirror/hub/models--org--tiny/blobs");
-    let kept: Vec<String> = walk(&blobs)
+    let kept: Vec<String> = relative_files(&blobs)
         .into_iter()
         .filter(|name| name.starts_with(&weights.etag()))
         .collect();

@@ -3,13 +3,10 @@
 //! they are shown, referenced files rewritten behind the node's back. (A daemon killed
 //! in the middle of an add is in `foundation.rs`.)
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::time::Duration;
 
+use seedbank_tests::fixtures::MIB;
 use seedbank_tests::{artifact_id, file_hash, tree_hashes, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
 
 #[cfg(unix)]
 #[test]

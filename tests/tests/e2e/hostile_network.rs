@@ -2,31 +2,44 @@
 //! process, from their own loopback address (127.0.0.66), against real daemons on
 //! 127.0.0.1. Every attack is bounded in count and time.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use seedbank_node::net::provider_store::{MAX_KEYS_PER_PROVIDER, MAX_RECORDS_PER_IP};
+use seedbank_node::transfer::provider_slots::{MAX_STREAMS_PER_IP, MAX_STREAMS_PER_PEER};
 use seedbank_tests::attacker::{
     flood_provider_records, tcp_socket_address, SilentConnections, StreamHoarder,
 };
-use seedbank_tests::{rss_bytes, start_joined, tree_hashes, write_random_file, Daemon};
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{rss_bytes, start_joined, tree_hashes, wait_until, write_random_file, Daemon};
 
-const MIB: u64 = 1024 * 1024;
+/// Where the attackers connect from: a loopback address of their own.
 const ATTACKER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66));
+/// Addresses each record of the address flood lists: 250 times what a node keeps
+/// (`MAX_PROVIDER_ADDRESSES`, 4), in a message well inside the DHT's 64 KiB limit.
+const FLOOD_ADDRESSES: usize = 1_000;
 
 #[test]
-fn sixteen_identities_holding_idle_blob_streams_do_not_keep_an_honest_fetch_out() {
+fn identities_of_one_address_holding_idle_blob_streams_do_not_keep_an_honest_fetch_out() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 8 * MIB, "hoarded");
     let seeder = Daemon::start();
     let id = seeder.add_artifact(&model);
 
-    let attack = StreamHoarder::start(&seeder.peer_address(), ATTACKER_IP, 16, 8);
-    attack.wait_until_opened(128, Duration::from_secs(60));
-    // Let the attack settle: every slot the seeder would give is taken.
-    std::thread::sleep(Duration::from_secs(1));
+    // Enough identities of one address to fill the seeder's slots for an address, and
+    // more than that: each holds as many streams as one peer may.
+    let identities = MAX_STREAMS_PER_IP / MAX_STREAMS_PER_PEER + 1;
+    let streams = identities * MAX_STREAMS_PER_PEER;
+    let attack = StreamHoarder::start(
+        &seeder.peer_address(),
+        ATTACKER_IP,
+        identities,
+        MAX_STREAMS_PER_PEER,
+    );
+    attack.wait_until_opened(streams as u64, Duration::from_secs(60));
+    // The attack has settled once every slot the seeder would give it is taken.
+    attack.wait_until_refused(Duration::from_secs(60));
 
     let fetcher = start_joined(&seeder, &[]);
     fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
@@ -42,11 +55,11 @@ fn sixteen_identities_holding_idle_blob_streams_do_not_keep_an_honest_fetch_out(
     assert_eq!(tree_hashes(&out), tree_hashes(&model));
     assert!(
         took < Duration::from_secs(20),
-        "an honest 8 MiB fetch took {took:?} beside 128 idle streams"
+        "an honest 8 MiB fetch took {took:?} beside {streams} idle streams"
     );
     assert!(
         attack.busy_answers() > 0,
-        "16 identities on one address got every stream they asked for"
+        "{identities} identities on one address got every stream they asked for"
     );
 }
 
@@ -55,22 +68,26 @@ fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcemen
     let work = tempfile::tempdir().unwrap();
     let victim = Daemon::start();
     let pid = victim.pid().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
     let idle = rss_bytes(pid).unwrap();
 
+    // Twice the records one address may have stored, from one identity: past the cap
+    // per provider and the cap per address.
     let started = Instant::now();
     let many_keys = flood_provider_records(
         &victim.peer_address(),
         ATTACKER_IP,
-        65_536,
+        2 * MAX_RECORDS_PER_IP,
         1,
         Duration::from_secs(240),
     );
+    // Records each listing far more addresses than are kept, in DHT messages the node
+    // still reads: as many records as one provider may have stored, so that a node
+    // keeping every address would pass the memory bound below.
     let many_addresses = flood_provider_records(
         &victim.peer_address(),
         ATTACKER_IP,
-        5_000,
-        5_000,
+        MAX_KEYS_PER_PROVIDER,
+        FLOOD_ADDRESSES,
         Duration::from_secs(240),
     );
     let flooded = rss_bytes(pid).unwrap();
@@ -81,7 +98,7 @@ fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcemen
         started.elapsed()
     );
     assert!(
-        many_keys.acknowledged > 8_192,
+        many_keys.acknowledged > MAX_RECORDS_PER_IP as u64,
         "the flood barely reached the victim: {many_keys:?}"
     );
     assert!(
@@ -117,11 +134,13 @@ fn silent_tcp_connections_from_one_address_do_not_keep_new_peers_out() {
 
     let attack =
         SilentConnections::start(tcp_socket_address(&victim.peer_address()), ATTACKER_IP, 64);
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        attack.opened() >= 64,
-        "the attacker opened {}",
-        attack.opened()
+    wait_until(
+        "64 silent connections",
+        Duration::from_secs(30),
+        || match attack.opened() {
+            opened if opened >= 64 => Ok(()),
+            opened => Err(format!("{opened} opened")),
+        },
     );
 
     // A new node bootstraps through the victim (over TCP) and fetches from it while the

@@ -5,13 +5,14 @@
 //! a veth pair with private addresses. Where namespaces cannot be made (no root, no
 //! `ip`), it prints why and skips.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seedbank_tests::{file_hash, tree_hashes, write_random_file, Daemon};
+
+/// How long mDNS may take to find the other node.
+const MDNS_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Two namespaces joined by a veth pair; removed on drop.
 struct Link {
@@ -117,26 +118,13 @@ fn two_nodes_on_a_lan_find_each_other_with_mdns_and_fetch() {
         .unwrap()
         .to_owned();
 
-    wait_for_a_peer(&b, Duration::from_secs(90));
+    b.wait_for_a_connected_peer("a peer found over mDNS", MDNS_DEADLINE);
     let out = work.path().join("out");
     b.ok(&["fetch", &id, "--out", out.to_str().unwrap()]);
     assert_eq!(
         file_hash(&out.join("w.bin")),
         file_hash(&model.join("w.bin"))
     );
-}
-
-/// Waits until `daemon` sees at least one peer.
-fn wait_for_a_peer(daemon: &Daemon, within: Duration) {
-    let deadline = Instant::now() + within;
-    while daemon.ok_json(&["peers"]).as_array().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no peer found over mDNS\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 #[test]
@@ -163,32 +151,14 @@ fn a_daemon_killed_mid_fetch_resumes_once_mdns_finds_the_seeder_again() {
         .as_str()
         .unwrap()
         .to_owned();
-    wait_for_a_peer(&b, Duration::from_secs(90));
+    b.wait_for_a_connected_peer("a peer found over mDNS", MDNS_DEADLINE);
 
     b.ok(&["fetch", "--detach", &id]);
-    std::thread::sleep(Duration::from_secs(2));
+    b.wait_for_fetch_progress(&id, 0);
     b.kill();
     b.start_again();
     // The saved job resumes on its own once mDNS finds A again.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let listed = b.ok_json(&["ls"]);
-        let complete = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["id"] == id.as_str() && a["state"] == "complete");
-        if complete {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the resumed fetch never completed: {listed}\n{}\n{}",
-            b.ok_json(&["jobs"]),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    b.wait_until_complete(&id, Duration::from_secs(120));
     let out = work.path().join("out");
     b.ok(&["export", &id, out.to_str().unwrap()]);
     assert_eq!(tree_hashes(&out), tree_hashes(&model));

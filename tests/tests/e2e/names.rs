@@ -2,42 +2,17 @@
 //! publish, resolve, list, search and keep alive, checked against forged, replayed and
 //! oversized records from a misbehaving DHT peer in the test process.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seedbank_protocol::name_record::name_key;
 use seedbank_protocol::{
     ArtifactKind, ContentId, NameRecord, PublisherSecret, Release, Signed, SignedNameRecord,
 };
+use seedbank_tests::fixtures::{provider_bytes, MIB};
 use seedbank_tests::records::RecordPeer;
-use seedbank_tests::{start_joined, tree_hashes, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
-
-/// A small model directory with a card that tags it.
-fn model_dir(dir: &Path, seed: &str, size: u64) {
-    write_random_file(&dir.join("model.safetensors"), size, seed);
-    std::fs::write(dir.join("config.json"), format!("{{\"seed\":\"{seed}\"}}")).unwrap();
-    std::fs::write(
-        dir.join("README.md"),
-        "---\nlicense: mit\ntags:\n- text-generation\n---\n# A toy model\n",
-    )
-    .unwrap();
-}
-
-fn wait_for_log(daemon: &Daemon, text: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while !daemon.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in the log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use seedbank_tests::{
+    model_dir, start_joined, tree_hashes, wait_for_the_second_after, write_random_file, Daemon,
+};
 
 #[test]
 fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serve_it() {
@@ -61,7 +36,9 @@ fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serv
         "--licence",
         "MIT",
     ]);
-    std::thread::sleep(Duration::from_millis(1100));
+    // Added on B at a later second than on A.
+    let id = from_a["id"].as_str().unwrap();
+    wait_for_the_second_after(a.listed(id).unwrap()["added_at"].as_u64().unwrap());
     let from_b = b.ok_json(&[
         "add",
         copy.to_str().unwrap(),
@@ -76,22 +53,13 @@ fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serv
     let again = a.ok_json(&["add", model.to_str().unwrap(), "--name", "llama"]);
     assert_eq!(again["id"], from_a["id"], "adding again gives the same id");
 
-    let id = from_a["id"].as_str().unwrap();
     let c = start_joined(&a, &[]);
     c.wait_for_providers(id, &[a.peer_id(), b.peer_id()]);
     let out = work.path().join("out");
     let report = c.ok_json(&["fetch", id, "--out", out.to_str().unwrap()]);
     assert_eq!(tree_hashes(&out), tree_hashes(&model));
-    let served_by = |peer: &str| {
-        report["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["peer"] == peer)
-            .map_or(0, |p| p["bytes"].as_u64().unwrap())
-    };
     assert!(
-        served_by(&a.peer_id()) > 0 && served_by(&b.peer_id()) > 0,
+        provider_bytes(&report, &a.peer_id()) > 0 && provider_bytes(&report, &b.peer_id()) > 0,
         "both nodes should have served bytes: {report}"
     );
 }
@@ -168,9 +136,9 @@ fn published_names_resolve_list_search_and_outlive_their_publisher() {
 
     // S pins the latest revision, so it keeps the name and its bytes alive.
     s.ok(&["fetch", &format!("{key}/toy-model"), "--pin"]);
-    wait_for_log(
-        &s,
+    s.wait_for_log(
         "keeping the names of a pinned artifact alive",
+        1,
         Duration::from_secs(60),
     );
     let mut p = p;
@@ -376,14 +344,7 @@ fn a_node_seeds_only_the_licences_it_allows() {
     model_dir(&mit, "mit", 64 * 1024);
     write_random_file(&gpl.join("weights.bin"), 64 * 1024, "gpl");
 
-    let data = work.path().join("strict");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("config.toml"),
-        "seed_licences = [\"MIT\", \"Apache-2.0\"]\n",
-    )
-    .unwrap();
-    let strict = Daemon::start_in_with(&data, &[]);
+    let strict = Daemon::start_configured("seed_licences = [\"MIT\", \"Apache-2.0\"]\n", &[]);
     let refused = strict.fails_with(
         &[
             "publish",
@@ -440,17 +401,16 @@ fn a_node_seeds_only_the_licences_it_allows() {
     open.stop();
     third.ok(&["fetch", "--detach", id]);
     let refused = "seedbank_blob_requests_refused_total{reason=\"licence\"}";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while refused_count(&strict.metrics(), refused) == 0.0 {
-        assert!(Instant::now() < deadline, "{}", strict.metrics());
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    strict.wait_until(
+        "the strict node to refuse the GPL artifact",
+        Duration::from_secs(60),
+        || match strict.metric(refused) {
+            count if count > 0.0 => Ok(()),
+            _ => Err(format!(
+                "no refusal counted; the third node's jobs: {:?}",
+                third.jobs()
+            )),
+        },
+    );
     assert_eq!(third.ok_json(&["status"])["store_bytes"], 0);
-}
-
-fn refused_count(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }

@@ -1,14 +1,13 @@
 //! End-to-end: several real daemons on loopback find each other's artifacts through the
 //! DHT and move them verified, from many peers, across crashes, under rate limits.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use seedbank_tests::{file_hash, start_joined, tree_hashes, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
+use seedbank_tests::fixtures::{provider_bytes, MIB};
+use seedbank_tests::{
+    file_hash, start_joined, tree_hashes, write_random_file, Daemon, IMPATIENT_FETCHES,
+};
 
 fn bootstrap_flags(seed: &Daemon) -> Vec<String> {
     vec!["--bootstrap".into(), seed.peer_address()]
@@ -28,16 +27,6 @@ fn two_providers(
     let c = start_joined(&a, &[]);
     c.ok(&["fetch", &id]);
     (a, c, id, model.join("weights.bin"))
-}
-
-fn provider_bytes(report: &serde_json::Value, peer: &str) -> u64 {
-    report["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer"] == peer)
-        .map(|p| p["bytes"].as_u64().unwrap())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -142,11 +131,9 @@ fn a_killed_fetch_resumes_with_only_missing_ranges() {
     let mut d = Daemon::start_in_with(&d_dir, &d_args);
     d.wait_for_routing_table(1);
 
-    let data_dir = d.data_dir().to_owned();
-    let fetch_id = id.clone();
-    let first =
-        std::thread::spawn(move || seedbank_tests::run_cli(&data_dir, &["fetch", &fetch_id]));
-    std::thread::sleep(Duration::from_secs(3));
+    let first = d.cli_in_background(&["fetch", &id]);
+    // Killed once a quarter of it is here.
+    d.wait_for_fetch_progress(&id, size / 4);
     d.kill();
     let interrupted = first.join().unwrap();
     assert!(
@@ -175,7 +162,7 @@ fn a_killed_fetch_resumes_with_only_missing_ranges() {
 #[test]
 fn no_provider_and_dead_provider_fail_clearly() {
     let work = tempfile::tempdir().unwrap();
-    let lonely = Daemon::start();
+    let lonely = Daemon::start_configured(IMPATIENT_FETCHES, &[]);
     let unknown = "sb1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     lonely.fails_with(&["fetch", unknown], "no provider");
 

@@ -1,15 +1,16 @@
 //! Running Seedbank as a service: the start-up block, readiness for systemd, reconnecting
 //! to a restarted bootstrap peer, and clear errors when the data dir or a port is taken.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use seedbank_tests::{free_port, run_cli, seedbank_binary, Daemon, LOOPBACK_NETWORK_FLAGS};
+use seedbank_tests::{
+    free_port, run_cli, seedbank_binary, Daemon, DIAL_FAILED, DIAL_LOG_FILTER,
+    LOOPBACK_NETWORK_FLAGS,
+};
 
 /// The `--bootstrap` lines of a daemon's start-up block, as printed.
 fn bootstrap_lines(log: &str) -> Vec<String> {
@@ -17,25 +18,6 @@ fn bootstrap_lines(log: &str) -> Vec<String> {
         .filter_map(|line| line.trim().strip_prefix("--bootstrap "))
         .map(str::to_owned)
         .collect()
-}
-
-fn connected_peers(daemon: &Daemon) -> u64 {
-    daemon.ok_json(&["status"])["network"]["connected_peers"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-fn wait_for_peers(daemon: &Daemon, within: Duration, what: &str) -> Duration {
-    let start = Instant::now();
-    while connected_peers(daemon) == 0 {
-        assert!(
-            start.elapsed() < within,
-            "{what} within {within:?}\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    start.elapsed()
 }
 
 /// The names in `dir` and the bytes of its files (the key, the token, the API address,
@@ -78,10 +60,9 @@ fn the_start_up_block_gives_a_bootstrap_line_another_daemon_can_use_as_printed()
         "the node id is repeated in the log:\n{log}"
     );
     let second = Daemon::start_with(&["--bootstrap", &lines[0]]);
-    wait_for_peers(
-        &second,
+    second.wait_for_a_connected_peer(
+        "a connection through the printed line",
         Duration::from_secs(60),
-        "joins through the printed line",
     );
     let peers = second.ok_json(&["peers"]);
     let listed = peers.as_array().unwrap();
@@ -98,26 +79,29 @@ fn a_node_reconnects_to_its_bootstrap_peer_after_it_restarts_on_the_same_address
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
     let mut bootstrap = Daemon::start_with(&["--listen", &listen]);
     let address = format!("{listen}/p2p/{}", bootstrap.peer_id());
-    let node = Daemon::start_with(&["--bootstrap", &address]);
-    wait_for_peers(&node, Duration::from_secs(60), "first connection");
+    let node = Daemon::start_logging(Some(DIAL_LOG_FILTER), &["--bootstrap", &address]);
+    node.wait_for_a_connected_peer("a first connection", Duration::from_secs(60));
 
+    let failed = node.log().matches(DIAL_FAILED).count();
     bootstrap.stop();
-    let start = Instant::now();
-    while connected_peers(&node) > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the stopped peer still shows as connected"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // Down long enough for several failed dials, so the back-off has grown.
-    std::thread::sleep(Duration::from_secs(5));
-    bootstrap.start_again();
-    let took = wait_for_peers(
-        &node,
+    node.wait_until(
+        "the stopped peer to show as disconnected",
         Duration::from_secs(30),
-        "reconnects to the restarted bootstrap peer",
+        || match node.connected_peers() {
+            0 => Ok(()),
+            connected => Err(format!("{connected} connected")),
+        },
     );
+    // Down long enough for several failed dials (at once, then 1 s and 2 s apart), so
+    // the back-off has grown.
+    node.wait_for_log(DIAL_FAILED, failed + 3, Duration::from_secs(30));
+    bootstrap.start_again();
+    let restarted = Instant::now();
+    node.wait_for_a_connected_peer(
+        "a reconnection to the restarted bootstrap peer",
+        Duration::from_secs(30),
+    );
+    let took = restarted.elapsed();
     eprintln!("reconnected {took:?} after the bootstrap peer restarted");
 }
 

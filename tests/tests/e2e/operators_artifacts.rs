@@ -2,24 +2,15 @@
 //! --pin`, where each artifact came from), and `/metrics` tells an operator what the
 //! node did.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use seedbank_tests::{start_joined, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
-
-fn store_bytes(daemon: &Daemon) -> u64 {
-    daemon.ok_json(&["status"])["store_bytes"].as_u64().unwrap()
-}
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{metric, start_joined, write_random_file, Daemon};
 
 fn listed_names(daemon: &Daemon) -> Vec<String> {
     daemon
-        .ok_json(&["ls"])
-        .as_array()
-        .unwrap()
+        .artifacts()
         .iter()
         .map(|a| a["name"].as_str().unwrap().to_owned())
         .collect()
@@ -31,12 +22,9 @@ fn add(daemon: &Daemon, dir: &Path, extra: &[&str]) -> String {
     daemon.ok_json(&args)["id"].as_str().unwrap().to_owned()
 }
 
-/// The value of the sample `name` (with its labels, if any) in Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
+/// The value of the sample `name` in `/metrics`, which must be there.
+fn sample(text: &str, name: &str) -> f64 {
+    metric(text, name).unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
 }
 
 #[test]
@@ -51,7 +39,7 @@ fn rm_frees_what_only_it_used_and_a_pinned_artifact_needs_force() {
     write_random_file(&second.join("own.bin"), MIB, "second");
     add(&daemon, &first, &[]);
     let second_id = add(&daemon, &second, &[]);
-    let before = store_bytes(&daemon);
+    let before = daemon.store_bytes();
 
     let removed = daemon.ok(&["rm", "first"]);
     assert!(
@@ -59,7 +47,7 @@ fn rm_frees_what_only_it_used_and_a_pinned_artifact_needs_force() {
         "{removed}"
     );
     assert_eq!(listed_names(&daemon), vec!["second"]);
-    let freed = before - store_bytes(&daemon);
+    let freed = before - daemon.store_bytes();
     assert!(
         (MIB..2 * MIB).contains(&freed),
         "rm should free first's own file and keep the shared one: freed {freed} bytes"
@@ -79,7 +67,7 @@ fn rm_frees_what_only_it_used_and_a_pinned_artifact_needs_force() {
     assert_eq!(forced["was_pinned"], true, "{forced}");
     assert_eq!(forced["artifact"]["id"], second_id.as_str());
     assert!(listed_names(&daemon).is_empty());
-    assert_eq!(store_bytes(&daemon), 0);
+    assert_eq!(daemon.store_bytes(), 0);
     assert_eq!(daemon.ok_json(&["status"])["pins"], 0);
     daemon.fails_with(&["rm", "second"], "no artifact");
 }
@@ -93,7 +81,7 @@ fn gc_dry_run_lists_what_would_go_and_gc_names_what_it_removes() {
     write_random_file(&keeper.join("weights.bin"), MIB, "keeper");
     let scratch_id = add(&daemon, &scratch, &[]);
     add(&daemon, &keeper, &["--pin"]);
-    let before = store_bytes(&daemon);
+    let before = daemon.store_bytes();
 
     let dry = daemon.ok(&["gc", "--dry-run"]);
     assert!(
@@ -114,7 +102,7 @@ fn gc_dry_run_lists_what_would_go_and_gc_names_what_it_removes() {
         2,
         "a dry run removed something"
     );
-    assert_eq!(store_bytes(&daemon), before);
+    assert_eq!(daemon.store_bytes(), before);
 
     let gc = daemon.ok(&["gc"]);
     assert!(
@@ -148,32 +136,32 @@ fn fetch_pin_pins_ls_tells_fetched_from_added_and_metrics_count_the_transfer() {
 
     let served = seeder.metrics();
     assert!(
-        metric(&served, "seedbank_sent_bytes_total{protocol=\"blob\"}") >= (4 * MIB) as f64,
+        sample(&served, "seedbank_sent_bytes_total{protocol=\"blob\"}") >= (4 * MIB) as f64,
         "{served}"
     );
     assert!(
-        metric(&served, "seedbank_blob_requests_served_total") > 0.0,
+        sample(&served, "seedbank_blob_requests_served_total") > 0.0,
         "{served}"
     );
     assert!(
-        metric(&served, "seedbank_connected_peers") >= 1.0,
+        sample(&served, "seedbank_connected_peers") >= 1.0,
         "{served}"
     );
     let fetched = fetcher.metrics();
-    assert_eq!(metric(&fetched, "seedbank_fetches_finished_total"), 1.0);
-    assert_eq!(metric(&fetched, "seedbank_fetches_failed_total"), 0.0);
+    assert_eq!(sample(&fetched, "seedbank_fetches_finished_total"), 1.0);
+    assert_eq!(sample(&fetched, "seedbank_fetches_failed_total"), 0.0);
     assert!(
-        metric(&fetched, "seedbank_received_bytes_total{protocol=\"blob\"}") >= (4 * MIB) as f64,
+        sample(&fetched, "seedbank_received_bytes_total{protocol=\"blob\"}") >= (4 * MIB) as f64,
         "{fetched}"
     );
     assert!(
-        metric(&fetched, "seedbank_fetched_bytes_total") >= (4 * MIB) as f64,
+        sample(&fetched, "seedbank_fetched_bytes_total") >= (4 * MIB) as f64,
         "{fetched}"
     );
-    assert!(metric(&fetched, "seedbank_routing_table_peers") >= 1.0);
-    assert!(metric(&fetched, "seedbank_dht_queries_total") >= 1.0);
-    assert!(metric(&fetched, "seedbank_store_bytes") >= (4 * MIB) as f64);
-    assert_eq!(metric(&fetched, "seedbank_pins"), 1.0);
+    assert!(sample(&fetched, "seedbank_routing_table_peers") >= 1.0);
+    assert!(sample(&fetched, "seedbank_dht_queries_total") >= 1.0);
+    assert!(sample(&fetched, "seedbank_store_bytes") >= (4 * MIB) as f64);
+    assert_eq!(sample(&fetched, "seedbank_pins"), 1.0);
     for name in [
         "seedbank_blob_requests_refused_total{reason=\"busy\"}",
         "seedbank_blob_requests_refused_total{reason=\"banned\"}",
@@ -184,7 +172,7 @@ fn fetch_pin_pins_ls_tells_fetched_from_added_and_metrics_count_the_transfer() {
         "seedbank_fetches_cancelled_total",
         "seedbank_dht_queries_running",
     ] {
-        assert_eq!(metric(&fetched, name), 0.0, "{name}");
+        assert_eq!(sample(&fetched, name), 0.0, "{name}");
     }
 }
 
@@ -200,15 +188,7 @@ fn a_detached_fetch_keeps_its_pin_through_a_restart() {
 
     let job = fetcher.ok_json(&["fetch", "--detach", "--pin", &id]);
     assert_eq!(job["pin"], true, "{job}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fetcher.ok_json(&["jobs"])[0]["done_bytes"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(Instant::now() < deadline, "the fetch never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    fetcher.wait_for_fetch_progress(&id, 0);
     fetcher.restart();
     let jobs = fetcher.ok_json(&["jobs"]);
     assert_eq!(jobs[0]["pin"], true, "the saved job forgot its pin: {jobs}");

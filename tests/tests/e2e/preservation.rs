@@ -3,31 +3,19 @@
 //! publisher's new releases; a followed collection's members are fetched least
 //! replicated first, within the preservation budget.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+use std::time::Duration;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use seedbank_tests::{start_joined, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{model_dir, start_joined, write_random_file, Daemon};
 
 /// Settings of a node that follows: short rounds, no random wait.
 const FOLLOWER_CONFIG: &str = "follow_interval = \"2s\"\nrepair_jitter = \"0s\"\n";
 
-/// Starts a daemon joined to `seed` whose data dir (inside `work`) holds `config`.
-fn start_configured(seed: &Daemon, work: &Path, label: &str, config: &str) -> Daemon {
-    let data = work.join(label);
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("config.toml"), config).unwrap();
-    let daemon = Daemon::start_in_with(&data, &["--bootstrap", &seed.peer_address()]);
+/// Starts a daemon joined to `seed` whose `config.toml` holds `config`.
+fn start_configured(seed: &Daemon, config: &str) -> Daemon {
+    let daemon = Daemon::start_configured(config, &["--bootstrap", &seed.peer_address()]);
     daemon.wait_for_routing_table(1);
     daemon
-}
-
-fn model_dir(dir: &Path, seed: &str) {
-    write_random_file(&dir.join("model.safetensors"), 2 * MIB, seed);
-    std::fs::write(dir.join("README.md"), "---\nlicense: mit\n---\n# toy\n").unwrap();
 }
 
 /// The health entry of `id` after a fresh round of spot checks.
@@ -42,51 +30,14 @@ fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
         .clone()
 }
 
-/// Whether `daemon` lists `id` as complete.
-fn holds(daemon: &Daemon, id: &str) -> bool {
-    daemon
-        .ok_json(&["ls"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a["id"] == id && a["state"] == "complete")
-}
-
-/// Waits until `daemon`'s DHT lookup of `id` lists every one of `peers` (a lookup that
-/// finds none yet is not a failure here).
-fn wait_for_providers(daemon: &Daemon, id: &str, peers: &[String]) {
-    wait_until(
-        daemon,
-        Duration::from_secs(60),
-        "the DHT never listed the holders",
-        || {
-            let found = daemon.cli(&["--json", "providers", id]).json();
-            peers.iter().all(|peer| {
-                found["providers"]
-                    .as_array()
-                    .is_some_and(|all| all.iter().any(|p| p == peer.as_str()))
-            })
-        },
-    );
-}
-
-/// Waits until `check` holds, failing with `what` and the daemon's log.
-fn wait_until(daemon: &Daemon, within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let work = tempfile::tempdir().unwrap();
     let a = Daemon::start();
-    let b = start_configured(&a, work.path(), "b", FOLLOWER_CONFIG);
-    let c = start_configured(&a, work.path(), "c", FOLLOWER_CONFIG);
+    let b = start_configured(&a, FOLLOWER_CONFIG);
+    let c = start_configured(&a, FOLLOWER_CONFIG);
     let v1_dir = work.path().join("v1");
-    model_dir(&v1_dir, "toy-v1");
+    model_dir(&v1_dir, "toy-v1", 2 * MIB);
     let v1 = a.publish(&v1_dir, "toy", "v1");
 
     // One copy, this node's own: pinned with a target of 3, it is under target.
@@ -137,7 +88,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
 
     // A new revision reaches the follower within a few of its 2 s rounds.
     let v2_dir = work.path().join("v2");
-    model_dir(&v2_dir, "toy-v2");
+    model_dir(&v2_dir, "toy-v2", 2 * MIB);
     let v2 = a.publish(&v2_dir, "toy", "v2");
     b.wait_until_complete(&v2, Duration::from_secs(60));
     let listed = b.ok_json(&["ls"]);
@@ -149,9 +100,9 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
         .unwrap()
         .clone();
     assert_eq!(v2_entry["pinned"], true, "{v2_entry}");
-    assert!(holds(&b, &v1), "the follower dropped the earlier release");
+    assert!(b.holds(&v1), "the follower dropped the earlier release");
     // C no longer follows: it does not fetch v2.
-    assert!(!holds(&c, &v2));
+    assert!(!c.holds(&v2));
 }
 
 #[test]
@@ -178,7 +129,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
             .map(|h| h.peer_id())
             .filter(|p| *p != s3.peer_id())
             .collect();
-        wait_for_providers(&s3, &id, &peers);
+        s3.wait_for_providers(&id, &peers);
         members.push(id);
     }
     let mut args = vec!["collection", "publish", "keep-these", "--replicas", "4"];
@@ -191,7 +142,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         "{FOLLOWER_CONFIG}preserve_budget = \"{}\"\nrepairs_per_round = 5\n",
         2 * MIB + 64 * 1024
     );
-    let p = start_configured(&s1, work.path(), "p", &config);
+    let p = start_configured(&s1, &config);
     let target = format!("{}/keep-these", s1.publisher_key());
     p.ok(&["follow", &target]);
     for id in &members[..2] {
@@ -204,14 +155,16 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
             .unwrap_or(0)
     };
     let after = rounds_seen(&p);
-    wait_until(
-        &p,
+    p.wait_until(
+        "the follow to be checked twice more",
         Duration::from_secs(30),
-        "the follow was not checked again",
-        || rounds_seen(&p) >= after + 4,
+        || match rounds_seen(&p) {
+            seen if seen >= after + 4 => Ok(()),
+            seen => Err(format!("checked at {seen}, {after} before")),
+        },
     );
     assert!(
-        !holds(&p, &members[2]),
+        !p.holds(&members[2]),
         "the most replicated member was fetched past the budget"
     );
     let following = p.ok_json(&["following"]);
@@ -254,23 +207,21 @@ fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
     let dir = work.path().join("gone");
     write_random_file(&dir.join("data.bin"), MIB, "gone");
     let gone = s2.add_artifact(&dir);
-    wait_for_providers(&s1, &gone, &[s2.peer_id()]);
+    s1.wait_for_providers(&gone, &[s2.peer_id()]);
     s1.ok(&["collection", "publish", "keep-this", &gone]);
     // Its only holder leaves before anyone else ever read it.
     s2.stop();
 
-    let p = start_configured(&s1, work.path(), "p", FOLLOWER_CONFIG);
+    let p = start_configured(&s1, FOLLOWER_CONFIG);
     p.ok(&["follow", &format!("{}/keep-this", s1.publisher_key())]);
-    wait_until(
-        &p,
-        Duration::from_secs(60),
-        "the collection was never read",
-        || {
-            p.ok_json(&["following"])["follows"][0]["watched"]
-                .as_array()
-                .is_some_and(|w| w.len() == 1)
-        },
-    );
+    p.wait_until("the collection to be read", Duration::from_secs(60), || {
+        let following = p.ok_json(&["following"]);
+        let watched = following["follows"][0]["watched"].as_array();
+        match watched {
+            Some(w) if w.len() == 1 => Ok(()),
+            _ => Err(following.to_string()),
+        }
+    });
     let health = p.ok_json(&["health", "--refresh"]);
     let artifacts = health["artifacts"].as_array().unwrap();
     let member = artifacts

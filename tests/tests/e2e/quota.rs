@@ -2,15 +2,12 @@
 //! first to make room for a fetch or an add, never a pinned one, remembers the order
 //! across a restart, and refuses with the numbers what cannot fit.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::{
+    artifact_id, start_joined, wait_for_the_second_after, write_random_file, Daemon,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
-
-use seedbank_tests::{start_joined, write_random_file, Daemon};
-
-const MIB: u64 = 1024 * 1024;
 
 /// Adds a directory holding one file of `bytes` pseudo-random bytes seeded by `name`.
 fn add_sized(daemon: &Daemon, work: &Path, name: &str, bytes: u64) -> String {
@@ -21,13 +18,7 @@ fn add_sized(daemon: &Daemon, work: &Path, name: &str, bytes: u64) -> String {
 
 /// The ids of the artifacts `daemon` holds.
 fn held(daemon: &Daemon) -> BTreeSet<String> {
-    daemon
-        .ok_json(&["ls"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect()
+    daemon.artifacts().iter().map(artifact_id).collect()
 }
 
 fn ids(list: &[&String]) -> BTreeSet<String> {
@@ -85,9 +76,9 @@ fn fetches_evict_the_least_recently_used_unpinned_artifacts_in_an_order_that_out
         fetcher.log()
     );
 
-    // Added (fetched) a second apart, so the order by arrival alone differs from the
-    // order of use below.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Added (fetched) at a later second than d, so the order by arrival alone differs
+    // from the order of use below.
+    wait_for_the_second_after(fetcher.listed(&d).unwrap()["added_at"].as_u64().unwrap());
     fetcher.ok(&["fetch", &e]);
     assert_eq!(held(&fetcher), ids(&[&pinned, &d, &e]));
     use_it(&fetcher, &d, work.path());

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use seedbank_tests::{artifact_id, run_cli as run, seedbank_binary, Daemon};
+use seedbank_tests::{artifact_id, run_cli as run, seedbank_binary, Daemon, IMPATIENT_FETCHES};
 
 /// A content id of the right form that no node holds.
 const UNKNOWN_ID: &str = "sb1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -93,7 +93,7 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
 
 #[test]
 fn each_kind_of_failure_has_its_exit_code_and_a_json_error() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start_configured(IMPATIENT_FETCHES, &[]);
     let dir = daemon.data_dir();
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
