@@ -267,7 +267,7 @@ pub async fn start_network(
     let event_loop = event_loop::EventLoop::new(swarm, commands_rx, &config, peer_ips.clone())?;
     tokio::spawn(tracing::Instrument::instrument(
         event_loop.run(),
-        tracing::info_span!("net"),
+        tracing::debug_span!("net"),
     ));
     Ok(NetHandle::new(local_peer, commands_tx, control, peer_ips))
 }

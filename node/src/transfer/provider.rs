@@ -110,12 +110,12 @@ pub fn spawn_provider(
                         }
                         lock(&slots).release(id);
                     },
-                    tracing::info_span!("provider_stream", %peer),
+                    tracing::debug_span!("provider_stream", %peer),
                 ));
             }
             tracing::debug!("blob provider stopped");
         },
-        tracing::info_span!("provider"),
+        tracing::debug_span!("provider"),
     ));
     Ok(stats)
 }
