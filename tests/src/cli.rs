@@ -26,22 +26,28 @@ fn build_binary() -> Result<PathBuf> {
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .args([
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        // The benchmarks: only the binary.
+        command.args([
             "build",
             "--quiet",
+            "--release",
             "-p",
             "seedbank-cli",
             "--bin",
             "seedbank",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if release {
-        command.arg("--release");
+        ]);
+    } else {
+        // The same selection `cargo test --workspace` builds, so the dependencies resolve
+        // to the same features and are reused: building the binary alone resolves them
+        // anew and recompiled a good part of them (minutes of every CI run). After a
+        // `cargo test --workspace` only the binary itself is left to build.
+        command.args(["build", "--quiet", "--workspace", "--all-targets"]);
     }
     let status = command.status().context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build -p seedbank-cli failed with {status}");
+        bail!("cargo build of the seedbank binary failed with {status}");
     }
     let binary = profile_dir.join(format!("seedbank{}", std::env::consts::EXE_SUFFIX));
     if !binary.exists() {
