@@ -89,6 +89,27 @@ pub struct DaemonArgs {
     pub no_hf_gateway: bool,
 }
 
+/// Arguments of `seedbank daemon`: its settings, and a hook for end-to-end tests that
+/// `seedbank config` does not take.
+#[derive(Debug, clap::Args)]
+pub struct DaemonRunArgs {
+    /// The settings, as `seedbank config` takes them.
+    #[command(flatten)]
+    pub settings: DaemonArgs,
+    /// Let the control API move this node's clock forward (`POST /v1/test/clock/advance`),
+    /// so end-to-end tests need not sleep until the wall clock does; `=SECS` starts it that
+    /// far ahead (a restarted test daemon keeps the time it had). Never for real use.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "SECS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "0"
+    )]
+    pub test_clock: Option<u64>,
+}
+
 impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
     fn from(args: DaemonArgs) -> Self {
         Self {

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::args::{
-    AddArgs, CollectionCommand, DaemonArgs, DenylistCommand, ExportArgs, FetchArgs, ImportHfArgs,
-    KeyCommand, MirrorHfArgs, PublishArgs, TrustCommand,
+    AddArgs, CollectionCommand, DaemonArgs, DaemonRunArgs, DenylistCommand, ExportArgs, FetchArgs,
+    ImportHfArgs, KeyCommand, MirrorHfArgs, PublishArgs, TrustCommand,
 };
 
 /// Seedbank: share open AI models and datasets peer to peer, verified byte for byte.
@@ -39,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node in the foreground until Ctrl-C or SIGTERM
-    Daemon(DaemonArgs),
+    Daemon(DaemonRunArgs),
     /// Print the settings a daemon started now (with these flags) would use, and where
     /// each comes from: default, config.toml, a SEEDBANK_* variable or the command line
     Config(DaemonArgs),

@@ -29,7 +29,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let json = cli.json;
     let quiet = cli.quiet;
     match cli.command {
-        Command::Daemon(args) => return local_cmd::daemon(data_dir, args.into(), json),
+        Command::Daemon(args) => {
+            return local_cmd::daemon(data_dir, args.settings.into(), args.test_clock, json)
+        }
         Command::Config(args) => return local_cmd::config(&data_dir, args.into(), json),
         _ => {}
     }

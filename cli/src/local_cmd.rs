@@ -2,7 +2,10 @@
 //! settings one would start with, `completions` and `man` print from the command
 //! line's own description (which the dispatcher hands them).
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
+use seedbank_node::clock::Clock;
 use seedbank_node::config::{ConfigOverrides, LoadedConfig};
 use seedbank_node::DataDir;
 
@@ -17,12 +20,25 @@ use crate::output::{outln, print, print_table};
 const DEFAULT_LOG_FILTER: &str =
     "info,iroh_blobs=warn,libp2p_kad::behaviour=error,libp2p_swarm=warn";
 
-/// `seedbank daemon`: runs a node in the foreground until Ctrl-C or SIGTERM.
+/// `seedbank daemon`: runs a node in the foreground until Ctrl-C or SIGTERM, on the
+/// wall clock, or with `test_clock` (seconds ahead to start at) on one the control API
+/// can move forward.
 pub(crate) fn daemon(
     data_dir: DataDir,
     overrides: ConfigOverrides,
+    test_clock: Option<u64>,
     json_logs: bool,
 ) -> Result<Exit> {
+    let clock = match test_clock {
+        None => Clock::system(),
+        Some(ahead) => {
+            let clock = Clock::advanceable();
+            clock
+                .advance(Duration::from_secs(ahead))
+                .context("--test-clock")?;
+            clock
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let logs = tracing_subscriber::fmt()
@@ -43,7 +59,7 @@ pub(crate) fn daemon(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(seedbank_node::daemon::run(data_dir, overrides))?;
+    runtime.block_on(seedbank_node::daemon::run(data_dir, overrides, clock))?;
     Ok(Exit::Ok)
 }
 

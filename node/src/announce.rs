@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use seedbank_protocol::api::ArtifactSummary;
 use seedbank_protocol::names_api::{PublishReport, PublishRequest};
 
+use crate::clock::Clock;
 use crate::denied::DeniedRoots;
 use crate::error::NodeResult;
-use crate::library::import::{unix_now, AddOptions};
+use crate::library::import::AddOptions;
 use crate::library::meta::ArtifactRecord;
 use crate::library::Library;
 use crate::names::{LicencePolicy, Names};
@@ -51,19 +52,21 @@ pub struct Seeding {
 }
 
 impl Seeding {
-    /// Starts announcing what `library` holds and keeps a seed gate, if the node
-    /// `seeds`; otherwise announces and gates nothing. The gate starts empty: fill it
-    /// with [`Self::refresh_gate`] before serving.
+    /// Starts announcing what `library` holds (on the schedule `clock` keeps) and keeps
+    /// a seed gate, if the node `seeds`; otherwise announces and gates nothing. The gate
+    /// starts empty: fill it with [`Self::refresh_gate`] before serving.
     pub fn start(
         seeds: bool,
         library: Library,
         net: NetHandle,
+        clock: Clock,
         policy: LicencePolicy,
         denied: DeniedRoots,
     ) -> Self {
         Self {
-            announcer: seeds
-                .then(|| Announcer::spawn(library.clone(), net, policy.clone(), denied.clone())),
+            announcer: seeds.then(|| {
+                Announcer::spawn(library.clone(), net, clock, policy.clone(), denied.clone())
+            }),
             gate: seeds.then(SeedGate::default),
             library,
             policy,
@@ -184,16 +187,17 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Starts the announcer task for `library` on `net`.
+    /// Starts the announcer task for `library` on `net`, scheduling by `clock`.
     pub fn spawn(
         library: Library,
         net: NetHandle,
+        clock: Clock,
         policy: LicencePolicy,
         denied: DeniedRoots,
     ) -> Self {
         let announcer = Self::default();
         tokio::spawn(tracing::Instrument::instrument(
-            announcer.clone().run(library, net, policy, denied),
+            announcer.clone().run(library, net, clock, policy, denied),
             tracing::info_span!("announcer"),
         ));
         announcer
@@ -216,6 +220,7 @@ impl Announcer {
         self,
         library: Library,
         net: NetHandle,
+        clock: Clock,
         policy: LicencePolicy,
         denied: DeniedRoots,
     ) {
@@ -235,11 +240,11 @@ impl Announcer {
                 allowed
             };
             match library
-                .due_announcements(unix_now(), everything, seeds)
+                .due_announcements(clock.now_secs(), everything, seeds)
                 .await
             {
                 Ok(due) => {
-                    announce(&library, &net, &denied, due).await;
+                    announce(&library, &net, &clock, &denied, due).await;
                     announced_everything = true;
                     reached_network |= has_peers;
                 }
@@ -264,7 +269,13 @@ impl Announcer {
 /// Announces each of `due` but those a denylist names (checked one by one, as a list
 /// may name one meanwhile), scheduling its renewal; failures are logged and retried at
 /// the next check.
-async fn announce(library: &Library, net: &NetHandle, denied: &DeniedRoots, due: Vec<ContentId>) {
+async fn announce(
+    library: &Library,
+    net: &NetHandle,
+    clock: &Clock,
+    denied: &DeniedRoots,
+    due: Vec<ContentId>,
+) {
     for root in due {
         if denied.denies(root) {
             tracing::debug!(%root, "not announced: a denylist this node follows names it");
@@ -272,7 +283,7 @@ async fn announce(library: &Library, net: &NetHandle, denied: &DeniedRoots, due:
         }
         match net.start_providing(root).await {
             Ok(()) => {
-                let next = unix_now() + REANNOUNCE_INTERVAL.as_secs();
+                let next = clock.now_secs() + REANNOUNCE_INTERVAL.as_secs();
                 if let Err(e) = library.schedule_announce(root, next).await {
                     tracing::debug!(%root, error = %e, "cannot schedule the next announcement");
                 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::api::{self, token::load_or_create_token, ApiState};
+use crate::clock::Clock;
 pub use crate::config::ConfigOverrides;
 use crate::config::LoadedConfig;
 use crate::daemon_lock::DaemonLock;
@@ -60,10 +61,11 @@ fn serve_gateway(
 /// How long start-up waits for the swarm to report its listen addresses.
 const LISTEN_REPORT_WAIT: Duration = Duration::from_secs(3);
 
-/// Runs the daemon until a shutdown signal arrives. Arguments and settings are checked
+/// Runs the daemon until a shutdown signal arrives, on `clock` ([`Clock::system`],
+/// or [`Clock::advanceable`] for `--test-clock`). Arguments and settings are checked
 /// before anything is written; then the data dir is locked, so a second daemon on it
 /// stops there and changes nothing.
-pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()> {
+pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) -> NodeResult<()> {
     let config = LoadedConfig::load(&data_dir.config(), &overrides)?.config;
     let _lock = DaemonLock::acquire(&data_dir)?;
     let listener = bind_api(config.api_addr).await?;
@@ -76,7 +78,10 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides) -> NodeResult<()
     let peer_id = PeerId::from(keypair.public());
     let node_id = peer_id.to_string();
     let token = load_or_create_token(&data_dir.api_token())?;
-    let library = Library::open(data_dir.clone(), node_id.clone())
+    if clock.is_advanceable() {
+        tracing::warn!("test clock: the control API may move this node's clock forward (--test-clock is for tests only)");
+    }
+    let library = Library::open(data_dir.clone(), node_id.clone(), clock)
         .await?
         .with_max_storage(config.max_storage.map(|size| size.bytes()));
     let limits = RateLimits {

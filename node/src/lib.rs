@@ -6,6 +6,7 @@
 
 pub mod announce;
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod daemon_lock;

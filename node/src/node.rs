@@ -23,6 +23,7 @@ use seedbank_protocol::{ContentId, PublisherSecret};
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Seeding;
+use crate::clock::Clock;
 use crate::denied::DeniedRoots;
 use crate::denylist::{DenyBook, Denylists, DEFAULT_REFRESH_INTERVAL};
 use crate::error::{NodeError, NodeResult};
@@ -30,7 +31,7 @@ use crate::fetch::attempt::AttemptRunner;
 use crate::fetch::jobs::JobCounts;
 use crate::fetch::{FetchTimings, Fetcher};
 use crate::hf::HfBridge;
-use crate::library::import::{unix_now, AddOptions};
+use crate::library::import::AddOptions;
 use crate::library::Library;
 use crate::names::{LicencePolicy, Names};
 use crate::net::{start_network, NetConfig, NetHandle, NetTransport};
@@ -86,6 +87,7 @@ impl Default for NodeOptions {
 /// A node on the network.
 #[derive(Debug, Clone)]
 pub struct Node {
+    clock: Clock,
     library: Library,
     net: NetHandle,
     traffic: Traffic,
@@ -129,7 +131,8 @@ pub struct NodeMetrics {
 impl Node {
     /// Starts the network around `library`, serves blobs and announces what it holds
     /// (if it seeds), starts each service with the parts it needs, and resumes
-    /// unfinished fetches.
+    /// unfinished fetches. The library's clock is the node's: every service stamps and
+    /// schedules by it.
     pub async fn start(
         library: Library,
         keypair: Keypair,
@@ -137,10 +140,17 @@ impl Node {
         transport: NetTransport,
         options: NodeOptions,
     ) -> NodeResult<Self> {
+        let clock = library.clock().clone();
         let node_secret = publisher_secret(&keypair)?;
         let net = start_network(keypair, config, transport).await?;
         let policy = LicencePolicy::new(options.seed_licences.clone());
-        let names = Names::new(library.clone(), net.clone(), node_secret, policy.clone())?;
+        let names = Names::new(
+            library.clone(),
+            net.clone(),
+            clock.clone(),
+            node_secret,
+            policy.clone(),
+        )?;
         let names_stop = CancellationToken::new();
         if options.seed {
             names.spawn_keeper(names_stop.clone());
@@ -149,13 +159,14 @@ impl Node {
         let peers = PeerBook::restore(
             &library.saved_peer_book(),
             tokio::time::Instant::now(),
-            unix_now(),
+            clock.now_secs(),
         );
         let denied = DeniedRoots::new(names.clone());
         let seeding = Seeding::start(
             options.seed,
             library.clone(),
             net.clone(),
+            clock.clone(),
             policy,
             denied.clone(),
         );
@@ -167,6 +178,7 @@ impl Node {
             names: names.clone(),
             denied: denied.clone(),
             seeding: seeding.clone(),
+            clock: clock.clone(),
             timings: options.fetch_timings,
             bytes_fetched: Default::default(),
         });
@@ -179,6 +191,7 @@ impl Node {
                 net: net.clone(),
                 fetcher: fetcher.clone(),
                 seeding: seeding.clone(),
+                clock: clock.clone(),
             },
             options.denylist_refresh,
         )?;
@@ -204,6 +217,7 @@ impl Node {
                 fetcher: fetcher.clone(),
                 denied: denied.clone(),
                 seeding: seeding.clone(),
+                clock: clock.clone(),
             },
         );
         let hf = HfBridge::new(
@@ -219,6 +233,7 @@ impl Node {
             preserver.spawn_keeper();
         }
         Ok(Self {
+            clock,
             library,
             net,
             traffic,
@@ -277,6 +292,11 @@ impl Node {
     /// The Hugging Face bridge: cache imports and mirrors.
     pub fn hf(&self) -> &HfBridge {
         &self.hf
+    }
+
+    /// The node's clock (the control API's test hook moves it, when it may move).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The artifacts.

@@ -27,6 +27,7 @@ pub mod preserve_api;
 pub mod publisher_key;
 pub mod release;
 pub mod signed;
+pub mod test_api;
 
 pub use artifact_path::{escape_path, validate_artifact_path, ArtifactPathError};
 pub use artifact_root::{ArtifactRoot, ArtifactRootError};

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use rand::{RngExt, SeedableRng};
+use seedbank_node::clock::Clock;
 use seedbank_node::library::import::AddOptions;
 use seedbank_node::node::{Node, NodeOptions};
 use seedbank_node::progress::ProgressReporter;
@@ -66,7 +67,7 @@ pub async fn start_full_node_with(
     let setup = node_setup(bootstrap, profile)?;
     let data_dir = DataDir::new(dir);
     data_dir.create()?;
-    let library = Library::open(data_dir, setup.peer.to_string()).await?;
+    let library = Library::open(data_dir, setup.peer.to_string(), Clock::system()).await?;
     let node = Node::start(
         library,
         setup.keypair,

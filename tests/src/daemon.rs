@@ -2,14 +2,20 @@
 //! directory (or one the test gives), its control API and gateway on free loopback
 //! ports, its peers on loopback only with mDNS off, and its output in a log file beside
 //! the data dir. The test drives it through the real CLI; every failure message shows
-//! the command, its output and the daemon's log.
+//! the command, its output and the daemon's log. Every daemon runs with the hidden
+//! `--test-clock` flag, so a test moves its clock ([`Daemon::advance_clock`]) instead of
+//! sleeping until the wall clock does.
 //!
-//! Invariants: at most one process per `Daemon`; dropping it kills the process.
+//! Invariants: at most one process per `Daemon`; dropping it kills the process. A
+//! restarted daemon's clock starts as far ahead as the test had moved it, so its time
+//! never goes back.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
+
+use seedbank_protocol::test_api::ClockAdvanceRequest;
 
 use crate::cli::{artifact_id, run_cli, seedbank_binary, CliOutput};
 use crate::fixtures::{metric, poll};
@@ -40,6 +46,8 @@ pub struct Daemon {
     prefix: Vec<String>,
     network_flags: Vec<String>,
     log_filter: Option<String>,
+    /// How far the test has moved the daemon's clock: where it starts when restarted.
+    clock_advanced: Duration,
 }
 
 impl Daemon {
@@ -118,6 +126,7 @@ impl Daemon {
             prefix: owned(prefix),
             network_flags: owned(network_flags),
             log_filter: None,
+            clock_advanced: Duration::ZERO,
         }
     }
 
@@ -166,6 +175,8 @@ impl Daemon {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["daemon", "--api-addr", "127.0.0.1:0"])
+            // Restarted, it starts as far ahead as the test had moved it.
+            .arg(format!("--test-clock={}", self.clock_advanced.as_secs()))
             .args(self.gateway_flags())
             .args(&self.network_flags)
             .args(&self.extra_args)
@@ -282,6 +293,32 @@ impl Daemon {
             let _ = file.read_to_string(&mut text);
         }
         format!("--- daemon log ({}):\n{text}", self.log_path.display())
+    }
+
+    /// Moves the daemon's clock forward by `by` (whole seconds), as if that much time
+    /// had passed: what it stamps from now on is that much later. Time keeps flowing
+    /// after the jump.
+    pub fn advance_clock(&mut self, by: Duration) {
+        assert!(
+            by.subsec_nanos() == 0 && !by.is_zero(),
+            "advance the clock by whole seconds, not {by:?}"
+        );
+        let url = format!("http://{}/v1/test/clock/advance", self.api_addr);
+        let request = ClockAdvanceRequest { secs: by.as_secs() };
+        let response = reqwest::blocking::Client::new()
+            .post(&url)
+            .bearer_auth(self.token())
+            .json(&request)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {url}: {e}\n{}", self.log()));
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "POST {url} {request:?}: {status} {text}\n{}",
+            self.log()
+        );
+        self.clock_advanced += by;
     }
 
     /// The daemon's `/metrics` text, fetched with its API token.

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// A mebibyte, the unit test files are sized in.
 pub const MIB: u64 = 1024 * 1024;
@@ -50,32 +50,6 @@ pub(crate) fn poll<T>(
             }
         }
     }
-}
-
-/// Whole seconds since the Unix epoch, as daemons stamp what they add.
-pub fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
-
-/// Waits until the wall clock has left the second `stamped` (a daemon's `added_at`),
-/// for checks that something done later carries a later time. At most a second: the
-/// node's clock cannot be set from a test yet.
-pub fn wait_for_the_second_after(stamped: u64) {
-    wait_until(
-        &format!("the wall clock to pass second {stamped}"),
-        Duration::from_secs(2),
-        || {
-            let now = unix_seconds();
-            if now > stamped {
-                Ok(())
-            } else {
-                Err(format!("second {now}"))
-            }
-        },
-    )
 }
 
 /// Writes `size` bytes of deterministic pseudo-random data (BLAKE3 XOF of `seed`).

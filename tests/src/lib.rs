@@ -28,7 +28,6 @@ pub use daemon::{
 };
 pub use fixtures::{
     cpu_seconds, file_hash, free_port, metric, model_dir, relative_files, rss_bytes, tree_hashes,
-    tree_size, unix_seconds, wait_for_the_second_after, wait_until, write_random_file,
-    write_small_files,
+    tree_size, wait_until, write_random_file, write_small_files,
 };
 pub use small_disk::SmallDisk;

@@ -21,6 +21,7 @@ mod ndjson;
 mod preserve_handlers;
 mod request_limit;
 pub mod server;
+mod test_handlers;
 pub mod token;
 
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub fn router(state: ApiState, max_requests: usize, hosts: HostPolicy) -> Router
         )
         .route("/v1/denylists/refresh", post(denylist_handlers::refresh))
         .route("/metrics", get(metrics::metrics))
+        // Answers only on a daemon started with the hidden --test-clock flag.
+        .route("/v1/test/clock/advance", post(test_handlers::advance_clock))
         .fallback(handlers::not_found)
         // The last layer added runs first: where the request came from, then the
         // token, and only then does it take a request slot.

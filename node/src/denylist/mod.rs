@@ -25,6 +25,7 @@ use seedbank_protocol::PublisherKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Seeding;
+use crate::clock::Clock;
 use crate::denied::{DeniedRoots, DenyChanges, DenyUnion, Listed};
 use crate::error::NodeResult;
 use crate::fetch::Fetcher;
@@ -74,6 +75,8 @@ pub struct Parts {
     pub fetcher: Fetcher,
     /// Announces again what no list names any more, and keeps the seed gate.
     pub seeding: Seeding,
+    /// Stamps subscriptions and refreshes, and says which lists are due.
+    pub clock: Clock,
 }
 
 impl Denylists {
@@ -118,6 +121,10 @@ impl Denylists {
 
     fn seeding(&self) -> &Seeding {
         &self.inner.parts.seeding
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.inner.parts.clock
     }
 
     /// The subscriptions tree.

@@ -18,7 +18,6 @@ use super::read::{read_latest, ReadList};
 use super::{DenyBook, Denylists, StoredEntry, SubscriptionRecord};
 use crate::denied::DenyChanges;
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::unix_now;
 use crate::names::Names;
 use crate::progress::ProgressReporter;
 
@@ -47,11 +46,11 @@ impl Denylists {
         if self.book().get(&publisher, &name)?.is_some() {
             self.refresh_denylist(&publisher, &name).await?;
         } else {
-            let mut record = SubscriptionRecord::new(unix_now());
+            let mut record = SubscriptionRecord::new(self.clock().now_secs());
             match read_latest(self, &publisher, &name).await {
-                Ok(read) => record_read(&mut record, read),
+                Ok(read) => record_read(&mut record, read, self.clock().now_secs()),
                 Err(e @ (NodeError::NotFound(_) | NodeError::BadRecord(_))) => return Err(e),
-                Err(e) => record_failure(&mut record, &e),
+                Err(e) => record_failure(&mut record, &e, self.clock().now_secs()),
             }
             self.change_denylists(|book| book.put(&publisher, &name, &record))
                 .await?;
@@ -109,11 +108,11 @@ impl Denylists {
         let (_, trusted) = self.names().describe(publisher)?;
         if trusted {
             match read_latest(self, publisher, name).await {
-                Ok(read) => record_read(&mut record, read),
-                Err(e) => record_failure(&mut record, &e),
+                Ok(read) => record_read(&mut record, read, self.clock().now_secs()),
+                Err(e) => record_failure(&mut record, &e, self.clock().now_secs()),
             }
         } else {
-            record.last_attempt = Some(unix_now());
+            record.last_attempt = Some(self.clock().now_secs());
             record.last_error = Some(format!(
                 "not refreshed: {publisher} is no longer trusted; the entries read before stay \
                  in force until you unsubscribe (or trust the key again)"
@@ -189,7 +188,7 @@ impl Denylists {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(check) => {}
                 }
-                let due = match lists.due(unix_now()) {
+                let due = match lists.due(lists.clock().now_secs()) {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot list the denylists due a refresh");
@@ -251,9 +250,8 @@ impl Denylists {
     }
 }
 
-/// Takes a revision read into a subscription.
-fn record_read(record: &mut SubscriptionRecord, read: ReadList) {
-    let now = unix_now();
+/// Takes a revision read at `now` (seconds since the Unix epoch) into a subscription.
+fn record_read(record: &mut SubscriptionRecord, read: ReadList, now: u64) {
     record.last_attempt = Some(now);
     record.last_refresh = Some(now);
     record.last_error = None;
@@ -262,9 +260,9 @@ fn record_read(record: &mut SubscriptionRecord, read: ReadList) {
     record.entries = read.list.entries.iter().map(StoredEntry::from).collect();
 }
 
-/// Notes a failed read; the entries read before stay.
-fn record_failure(record: &mut SubscriptionRecord, error: &NodeError) {
-    record.last_attempt = Some(unix_now());
+/// Notes a read that failed at `now`; the entries read before stay.
+fn record_failure(record: &mut SubscriptionRecord, error: &NodeError, now: u64) {
+    record.last_attempt = Some(now);
     record.last_error = Some(error.to_string());
 }
 

@@ -3,7 +3,8 @@
 //! The jobs own an [`AttemptRunner`] (the parts a try needs) and hand it an [`Attempt`]
 //! per try; nothing here knows about jobs, retries or the node. Before bytes move, one
 //! pass over the library: a damaged copy is discarded, the fetch is held through garbage
-//! collection, room is made under the quota and the disk is checked. After them, one
+//! collection, room is reserved under the quota (grown, evicting, only as bytes verify)
+//! and the disk is checked. After them, one
 //! commit: the artifact is recorded with the labels its release gives it, and announced
 //! if every file is here.
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::root_search::find_root;
 use super::timings::FetchTimings;
 use crate::announce::Seeding;
+use crate::clock::Clock;
 use crate::denied::DeniedRoots;
 use crate::discovery::ContentDiscovery;
 use crate::error::{NodeError, NodeResult};
@@ -67,6 +69,8 @@ pub struct AttemptRunner {
     pub denied: DeniedRoots,
     /// Announces what completes.
     pub seeding: Seeding,
+    /// The node's clock, which stamps when a job started.
+    pub clock: Clock,
     /// How patient lookups are.
     pub timings: FetchTimings,
     /// Verified bytes fetched since start, for `/metrics`.
@@ -115,7 +119,7 @@ impl AttemptRunner {
         self.library.hold_fetch(root).await?;
         let files = select_files(&found.fetched.manifest.files, &include)?;
         // Held until the artifact is recorded: until then its bytes are promised, not stored.
-        let _room = self.library.make_room_to_fetch(root, &files).await?;
+        let room = self.library.make_room_to_fetch(root, &files).await?;
         let missing = self.library.missing_bytes(&files).await?;
         self.library.ensure_space_to_fetch(missing)?;
         // While fetching, tell other fetchers we have parts to trade.
@@ -135,6 +139,7 @@ impl AttemptRunner {
             paused,
             peers: self.peers.clone(),
             in_order,
+            room: Some(&room),
         };
         let outcome = transfer.run(&files, found.candidates, &mut progress).await;
         if let Some(task) = swarm_announce {
@@ -152,6 +157,8 @@ impl AttemptRunner {
                 "{root}: some files are still incomplete after the fetch"
             )));
         }
+        // The last bytes may have verified after the transfer last grew its room.
+        room.cover(u64::MAX).await?;
         let labels = match labels {
             Some(labels) => Some(labels),
             None => self.names.labels_for(root)?,

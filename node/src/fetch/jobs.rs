@@ -33,7 +33,6 @@ use tracing::Instrument;
 
 use super::attempt::{Attempt, AttemptRunner};
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::unix_now;
 use crate::library::meta::{FetchJobRecord, Labels};
 use crate::library::Library;
 use crate::progress::ProgressReporter;
@@ -196,7 +195,7 @@ impl FetchJobs {
             .fetch_jobs()?
             .into_iter()
             .find(|job| job.root == root)
-            .map_or_else(unix_now, |job| job.started_at);
+            .map_or_else(|| self.runner.clock.now_secs(), |job| job.started_at);
         let (tx, rx) = watch::channel(JobView {
             state: FetchJobState::Waiting,
             progress: None,

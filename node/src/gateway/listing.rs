@@ -39,25 +39,53 @@ pub fn repo_info(repo: &HfRepo, target: &Target, labels: Option<&Labels>) -> Val
     info
 }
 
-/// `GET /api/{…}/tree/{rev}[/{dir}]`: files (and, unless recursive, folders) below `dir`.
-pub fn tree_entries(manifest: &Manifest, dir: &str, recursive: bool) -> Vec<Value> {
+/// Most entries in one page of a tree listing; the next page is linked as the hub
+/// links it, so one request never builds a huge answer.
+pub const TREE_PAGE: usize = 1000;
+
+/// One page of a tree listing.
+#[derive(Debug)]
+pub struct TreePage {
+    /// Its entries: folders first, then files.
+    pub entries: Vec<Value>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<usize>,
+    /// Whether anything at all is below the folder.
+    pub found: bool,
+}
+
+/// `GET /api/{…}/tree/{rev}[/{dir}]`: up to [`TREE_PAGE`] files (and, unless
+/// recursive, folders) below `dir`, from entry `cursor` on.
+pub fn tree_page(manifest: &Manifest, dir: &str, recursive: bool, cursor: usize) -> TreePage {
     let prefix = if dir.is_empty() {
         String::new()
     } else {
         format!("{dir}/")
     };
-    let mut folders = BTreeSet::new();
-    let mut entries = Vec::new();
-    for (index, file) in manifest.files.iter().enumerate() {
-        let Some(rest) = file.path.strip_prefix(&prefix) else {
-            continue;
-        };
-        if !recursive {
-            if let Some((folder, _)) = rest.split_once('/') {
-                folders.insert(format!("{prefix}{folder}"));
-                continue;
-            }
-        }
+    let below = || {
+        manifest
+            .files
+            .iter()
+            .enumerate()
+            .filter_map(|(index, file)| Some((index, file, file.path.strip_prefix(&prefix)?)))
+    };
+    // Folder paths borrow from the file paths: memory grows with the page, not the repo.
+    let folders: BTreeSet<&str> = if recursive {
+        BTreeSet::new()
+    } else {
+        below()
+            .filter_map(|(_, file, rest)| {
+                let (folder, _) = rest.split_once('/')?;
+                Some(&file.path[..prefix.len() + folder.len()])
+            })
+            .collect()
+    };
+    let files = below().filter(|(_, _, rest)| recursive || !rest.contains('/'));
+    let found = !folders.is_empty() || files.clone().next().is_some();
+    let folder_entries = folders
+        .iter()
+        .map(|path| json!({ "type": "directory", "path": path, "oid": "", "size": 0 }));
+    let file_entries = files.map(|(index, file, _)| {
         let etag = etag_for(manifest, index).unwrap_or_default();
         let mut entry = json!({
             "type": "file",
@@ -69,14 +97,22 @@ pub fn tree_entries(manifest: &Manifest, dir: &str, recursive: bool) -> Vec<Valu
             entry["lfs"] =
                 json!({ "oid": etag, "size": file.size, "pointerSize": LFS_POINTER_BYTES });
         }
-        entries.push(entry);
-    }
-    let mut listing: Vec<Value> = folders
-        .into_iter()
-        .map(|path| json!({ "type": "directory", "path": path, "oid": "", "size": 0 }))
+        entry
+    });
+    let mut entries: Vec<Value> = folder_entries
+        .chain(file_entries)
+        .skip(cursor)
+        .take(TREE_PAGE + 1)
         .collect();
-    listing.extend(entries);
-    listing
+    let next = (entries.len() > TREE_PAGE).then(|| {
+        entries.truncate(TREE_PAGE);
+        cursor + TREE_PAGE
+    });
+    TreePage {
+        entries,
+        next,
+        found,
+    }
 }
 
 #[cfg(test)]
@@ -102,16 +138,52 @@ mod tests {
 
     #[test]
     fn trees_list_files_with_lfs_and_folders_when_not_recursive() {
-        let all = tree_entries(&manifest(), "", true);
+        let all = tree_page(&manifest(), "", true, 0).entries;
         assert_eq!(all.len(), 2);
         assert_eq!(all[0]["lfs"]["oid"], "e".repeat(64));
         assert!(all[1].get("lfs").is_none());
-        let top = tree_entries(&manifest(), "", false);
+        let top = tree_page(&manifest(), "", false, 0).entries;
         assert_eq!(top[0]["type"], "directory");
         assert_eq!(top[0]["path"], "a");
         assert_eq!(top[1]["path"], "config.json");
-        let sub = tree_entries(&manifest(), "a", false);
-        assert_eq!(sub.len(), 1);
-        assert_eq!(sub[0]["path"], "a/b.bin");
+        let sub = tree_page(&manifest(), "a", false, 0);
+        assert_eq!(sub.entries.len(), 1);
+        assert_eq!(sub.entries[0]["path"], "a/b.bin");
+        assert!(!tree_page(&manifest(), "absent", false, 0).found);
+    }
+
+    #[test]
+    fn big_trees_come_in_linked_pages_that_together_list_every_entry_once() {
+        let files = (0..2500)
+            .map(|i| FileEntry {
+                path: if i % 2 == 0 {
+                    format!("d{}/f{i}", i % 7)
+                } else {
+                    format!("f{i}")
+                },
+                size: 1,
+                hash: BlobHash([1; 32]),
+            })
+            .collect();
+        let big = Manifest { files, hf: None };
+        for recursive in [true, false] {
+            let mut seen = Vec::new();
+            let mut cursor = Some(0);
+            while let Some(at) = cursor {
+                let page = tree_page(&big, "", recursive, at);
+                assert!(page.entries.len() <= TREE_PAGE);
+                seen.extend(
+                    page.entries
+                        .iter()
+                        .map(|e| e["path"].as_str().unwrap().to_owned()),
+                );
+                cursor = page.next;
+            }
+            let expected = if recursive { 2500 } else { 7 + 1250 };
+            assert_eq!(seen.len(), expected);
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), expected, "no entry twice");
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Which artifact a Hugging Face repo id and revision stand for: the repo's Seedbank name
 //! (`org--name`) resolved through the gateway's publishers in order, then `org/name`
-//! itself when `org` is a publisher this node knows. Commit-addressed answers never
+//! itself when `org` is one of those publishers (by alias or key); never through a
+//! publisher the gateway does not resolve through. Commit-addressed answers never
 //! change and are remembered; branch answers are remembered briefly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,11 @@ use crate::node::Node;
 
 /// How long a branch's answer is reused before the name is resolved again.
 const BRANCH_TTL: Duration = Duration::from_secs(30);
-/// Most answers and manifests remembered; the maps start afresh when full.
+/// Most answers remembered; the maps start afresh when full.
 const MAX_REMEMBERED: usize = 1024;
+/// Most memory the remembered manifests take (estimated from their entries); the
+/// oldest are forgotten first, and a bigger manifest is served but not remembered.
+const MAX_MANIFEST_MEMORY: usize = 64 * 1024 * 1024;
 
 /// One revision of a repo, ready to answer from.
 #[derive(Debug, Clone)]
@@ -43,7 +47,55 @@ pub struct Resolver {
 struct Memory {
     by_commit: HashMap<(HfRepo, String), ContentId>,
     by_branch: HashMap<(HfRepo, String), (ContentId, Instant)>,
-    manifests: HashMap<ContentId, Arc<Manifest>>,
+    manifests: Manifests,
+}
+
+/// Manifests remembered, bounded by the memory they take, oldest forgotten first.
+#[derive(Debug, Default)]
+struct Manifests {
+    by_root: HashMap<ContentId, (Arc<Manifest>, usize)>,
+    order: VecDeque<ContentId>,
+    bytes: usize,
+}
+
+impl Manifests {
+    fn get(&self, root: &ContentId) -> Option<Arc<Manifest>> {
+        self.by_root.get(root).map(|(manifest, _)| manifest.clone())
+    }
+
+    fn insert(&mut self, root: ContentId, manifest: Arc<Manifest>) {
+        let weight = manifest_memory(&manifest);
+        if weight > MAX_MANIFEST_MEMORY || self.by_root.contains_key(&root) {
+            return;
+        }
+        while self.bytes + weight > MAX_MANIFEST_MEMORY {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, freed)) = self.by_root.remove(&oldest) {
+                self.bytes -= freed;
+            }
+        }
+        self.bytes += weight;
+        self.order.push_back(root);
+        self.by_root.insert(root, (manifest, weight));
+    }
+}
+
+/// About how many bytes of memory `manifest` takes.
+fn manifest_memory(manifest: &Manifest) -> usize {
+    let files: usize = manifest
+        .files
+        .iter()
+        .map(|file| std::mem::size_of_val(file) + file.path.len())
+        .sum();
+    let etags: usize = manifest.hf.as_ref().map_or(0, |hf| {
+        hf.etags
+            .iter()
+            .map(|etag| std::mem::size_of_val(etag) + etag.len())
+            .sum()
+    });
+    std::mem::size_of::<Manifest>() + files + etags
 }
 
 impl Resolver {
@@ -135,11 +187,26 @@ impl Resolver {
         let mapped = repo.seedbank_name();
         let mut names: Vec<String> = publishers.iter().map(|p| format!("{p}/{mapped}")).collect();
         if let Some((org, name)) = repo.id.split_once('/') {
-            if publishers.iter().any(|p| p == org) || self.node.names().publisher(org).is_ok() {
+            if self.is_gateway_publisher(org, &publishers) {
                 names.push(format!("{org}/{name}"));
             }
         }
         names
+    }
+
+    /// Whether `org` (an alias or a key) is one of `publishers`: any key text parses as
+    /// a publisher, but the gateway serves only the publishers it resolves through.
+    fn is_gateway_publisher(&self, org: &str, publishers: &[String]) -> bool {
+        if publishers.iter().any(|p| p == org) {
+            return true;
+        }
+        let names = self.node.names();
+        let Ok(key) = names.publisher(org) else {
+            return false;
+        };
+        publishers
+            .iter()
+            .any(|p| names.publisher(p).is_ok_and(|known| known == key))
     }
 
     async fn target(&self, repo: &HfRepo, root: ContentId) -> Result<Target, HfError> {
@@ -164,7 +231,7 @@ impl Resolver {
             return Err(HfError::Denied(refusal.to_string()));
         }
         if let Some(manifest) = lock(&self.memory).manifests.get(&root) {
-            return Ok(manifest.clone());
+            return Ok(manifest);
         }
         let manifest = Arc::new(
             self.node
@@ -175,9 +242,7 @@ impl Resolver {
                     HfError::Upstream(format!("cannot get the file list of {root}: {e}"))
                 })?,
         );
-        let mut memory = lock(&self.memory);
-        bounded(&mut memory.manifests);
-        memory.manifests.insert(root, manifest.clone());
+        lock(&self.memory).manifests.insert(root, manifest.clone());
         Ok(manifest)
     }
 
@@ -213,4 +278,41 @@ fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
     memory
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use seedbank_protocol::{BlobHash, FileEntry};
+
+    use super::*;
+
+    fn manifest_of(files: usize, seed: u8) -> Arc<Manifest> {
+        Arc::new(Manifest {
+            files: (0..files)
+                .map(|i| FileEntry {
+                    path: format!("shard-{seed}-{i:08}.bin"),
+                    size: 1,
+                    hash: BlobHash([seed; 32]),
+                })
+                .collect(),
+            hf: None,
+        })
+    }
+
+    #[test]
+    fn remembered_manifests_stay_within_their_memory_bound_oldest_forgotten_first() {
+        let mut manifests = Manifests::default();
+        let big = manifest_of(100_000, 1);
+        let weight = manifest_memory(&big);
+        assert!(weight > 5 * 1024 * 1024, "{weight}");
+        let root = |i: u8| ContentId::from_hash(BlobHash([i; 32]));
+        let fits = MAX_MANIFEST_MEMORY / weight;
+        for i in 0..20u8 {
+            manifests.insert(root(i), manifest_of(100_000, i));
+            assert!(manifests.bytes <= MAX_MANIFEST_MEMORY);
+        }
+        assert_eq!(manifests.by_root.len(), fits);
+        assert!(manifests.get(&root(19)).is_some());
+        assert!(manifests.get(&root(0)).is_none(), "the oldest went first");
+    }
 }

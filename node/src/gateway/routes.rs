@@ -15,7 +15,7 @@ use seedbank_protocol::{HfRepo, HfRepoType};
 
 use super::body::file_body;
 use super::errors::HfError;
-use super::listing::{repo_info, tree_entries};
+use super::listing::{repo_info, tree_page};
 use super::range::ByteRange;
 use super::GatewayState;
 
@@ -31,6 +31,7 @@ enum Route {
         revision: String,
         dir: String,
         recursive: bool,
+        cursor: usize,
     },
     File {
         repo: HfRepo,
@@ -60,7 +61,15 @@ pub async fn handle(
             revision,
             dir,
             recursive,
-        } => tree(&state, &repo, &revision, &dir, recursive).await,
+            cursor,
+        } => {
+            let listing = Listing {
+                dir: &dir,
+                recursive,
+                cursor,
+            };
+            tree(&state, &repo, &revision, listing, &uri, &headers).await
+        }
         Route::File {
             repo,
             revision,
@@ -90,22 +99,43 @@ async fn info(
     Ok(Json(repo_info(repo, &target, labels.as_ref())).into_response())
 }
 
+/// Which page of which folder a tree request asks for.
+struct Listing<'a> {
+    dir: &'a str,
+    recursive: bool,
+    cursor: usize,
+}
+
 async fn tree(
     state: &GatewayState,
     repo: &HfRepo,
     revision: &str,
-    dir: &str,
-    recursive: bool,
+    listing: Listing<'_>,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Result<Response, HfError> {
     let target = state.resolver.resolve(repo, Some(revision)).await?;
-    let entries = tree_entries(&target.manifest, dir, recursive);
-    if entries.is_empty() && !dir.is_empty() {
+    let dir = listing.dir;
+    let page = tree_page(&target.manifest, dir, listing.recursive, listing.cursor);
+    if !page.found && !dir.is_empty() {
         return Err(HfError::EntryNotFound {
             message: format!("{repo} has no folder {dir:?} at {}", target.commit),
             commit: target.commit,
         });
     }
-    Ok(Json(entries).into_response())
+    let mut response = Json(page.entries).into_response();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let (Some(next), Some(host)) = (page.next, host) {
+        let link = format!(
+            "<http://{host}{}?recursive={}&cursor={next}>; rel=\"next\"",
+            uri.path(),
+            listing.recursive
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn file(
@@ -208,6 +238,16 @@ fn parse(path: &str, query: &str) -> Result<Route, HfError> {
                     recursive: query.split('&').any(|pair| {
                         pair.eq_ignore_ascii_case("recursive=true") || pair == "recursive=1"
                     }),
+                    cursor: query
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix("cursor="))
+                        .map(|text| {
+                            text.parse().map_err(|_| {
+                                HfError::BadRequest(format!("cursor {text:?} is not a page start"))
+                            })
+                        })
+                        .transpose()?
+                        .unwrap_or(0),
                 }),
                 _ => Err(not_served()),
             }
@@ -284,16 +324,18 @@ mod tests {
         assert_eq!(
             parse(
                 "/api/datasets/org/set/tree/main",
-                "recursive=true&expand=false"
+                "recursive=true&expand=false&cursor=2000"
             )
             .unwrap(),
             Route::Tree {
                 repo: HfRepo::new(HfRepoType::Dataset, "org/set").unwrap(),
                 revision: "main".into(),
                 dir: String::new(),
-                recursive: true
+                recursive: true,
+                cursor: 2000
             }
         );
+        assert!(parse("/api/models/org/tiny/tree/main", "cursor=abc").is_err());
         assert_eq!(
             parse("/org/tiny/resolve/main/dir%20x/file.json", "").unwrap(),
             Route::File {

@@ -6,7 +6,6 @@
 //! which the next garbage collection frees.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use iroh_blobs::BlobFormat;
 use seedbank_protocol::api::ArtifactOrigin;
@@ -16,6 +15,7 @@ use seedbank_protocol::{
     ContentId, FileEntry, HfRevision, Manifest,
 };
 
+use crate::clock::Clock;
 use crate::error::{NodeError, NodeResult};
 use crate::library::meta::{ArtifactRecord, Labels, Meta, PinRecord};
 use crate::library::reference;
@@ -68,21 +68,14 @@ struct SourceFile {
     size: u64,
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Adds `options.path` to the store and records it; returns the artifact's record.
-/// Before it copies anything, `make_room` is given the bytes the copy will store (none
-/// when files are referenced in place); what it returns is held until the artifact is
-/// recorded (the library's room reservation).
+/// Adds `options.path` to the store and records it, stamped by `clock`; returns the
+/// artifact's record. Before it copies anything, `make_room` is given the bytes the copy
+/// will store (none when files are referenced in place); what it returns is held until
+/// the artifact is recorded (the library's room reservation).
 pub async fn add_artifact<F, Fut, Room>(
     store: &BlobStore,
     meta: &Meta,
+    clock: &Clock,
     options: AddOptions,
     progress: &mut ProgressReporter,
     make_room: F,
@@ -198,6 +191,7 @@ where
     let record = commit_artifact(
         store,
         meta,
+        clock,
         root,
         manifest_hash,
         &manifest,
@@ -208,7 +202,7 @@ where
     .await?;
     if options.pin {
         let pin = PinRecord {
-            pinned_at: unix_now(),
+            pinned_at: clock.now_secs(),
             reason: None,
             replica_target: None,
         };
@@ -238,13 +232,14 @@ fn hf_revision(hf: &HfSnapshotMeta, entries: &[FileEntry]) -> NodeResult<HfRevis
 }
 
 /// Makes a stored artifact visible: tags its root so its blobs stay, makes the store
-/// durable, and records it (keeping the first time it was added, and how). Used by add
-/// and by fetch; the caller has checked that every blob it needs is complete. Without
-/// `labels`, an artifact already recorded keeps its own.
+/// durable, and records it (keeping the first time it was added, by `clock`, and how).
+/// Used by add and by fetch; the caller has checked that every blob it needs is
+/// complete. Without `labels`, an artifact already recorded keeps its own.
 #[allow(clippy::too_many_arguments)]
 pub async fn commit_artifact(
     store: &BlobStore,
     meta: &Meta,
+    clock: &Clock,
     root: ContentId,
     manifest_hash: BlobHash,
     manifest: &Manifest,
@@ -258,7 +253,7 @@ pub async fn commit_artifact(
     let added_at = existing
         .as_ref()
         .map(|existing| existing.added_at)
-        .unwrap_or_else(unix_now);
+        .unwrap_or_else(|| clock.now_secs());
     let labels = labels
         .or_else(|| {
             existing.map(|e| Labels {
@@ -484,6 +479,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(&dir.path().join("blobs")).await.unwrap();
         let meta = Meta::open(&dir.path().join("meta")).unwrap();
+        let clock = Clock::system();
         let mut progress = ProgressReporter::silent();
         let options =
             |name: Option<&str>, revision: Option<&str>, licence: Option<&str>| AddOptions {
@@ -503,7 +499,7 @@ mod tests {
             (options(Some("ok"), Some("v 1"), None), "revision"),
             (options(Some("ok"), None, Some("MIT;rm")), "licence"),
         ] {
-            match add_artifact(&store, &meta, bad, &mut progress, no_room).await {
+            match add_artifact(&store, &meta, &clock, bad, &mut progress, no_room).await {
                 Err(NodeError::Label(LabelError { field: got, .. })) => {
                     assert_eq!(got, field)
                 }
@@ -514,6 +510,7 @@ mod tests {
             add_artifact(
                 &store,
                 &meta,
+                &clock,
                 options(Some("ok"), None, None),
                 &mut progress,
                 no_room

@@ -6,9 +6,8 @@
 //! time in milliseconds since the Unix epoch (postcard). Times only move forward: a
 //! clock set back never makes an artifact look older than it was. An artifact with no
 //! entry (held since before times were kept) counts as used when it was added. The
-//! library writes on every use and removes the entry with the artifact.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! library writes on every use, with the time from the node's clock, and removes the
+//! entry with the artifact.
 
 use seedbank_protocol::ContentId;
 
@@ -32,10 +31,10 @@ impl LastUsed {
         })
     }
 
-    /// Records that `root` is used now. Not flushed on its own: a lost use makes an
-    /// artifact look older by one use, and the caller's own flush usually follows.
-    pub fn touch(&self, root: ContentId) -> NodeResult<()> {
-        let now = unix_millis();
+    /// Records that `root` is used at `now` (milliseconds since the Unix epoch). Not
+    /// flushed on its own: a lost use makes an artifact look older by one use, and the
+    /// caller's own flush usually follows.
+    pub fn touch(&self, root: ContentId, now: u64) -> NodeResult<()> {
         let key = root.hash();
         let previous = self.millis(root)?.unwrap_or(0);
         self.tree
@@ -65,14 +64,6 @@ impl LastUsed {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,15 +76,13 @@ mod tests {
         let used = LastUsed::open(&meta).unwrap();
         let root = ContentId::from_hash(BlobHash([1; 32]));
         assert_eq!(used.get(root, 7).unwrap(), 7000);
-        used.touch(root).unwrap();
-        let first = used.get(root, 7).unwrap();
-        assert!(first > 7000);
+        used.touch(root, 9_500).unwrap();
+        assert_eq!(used.get(root, 7).unwrap(), 9_500);
         // A later use with the clock set back keeps the later time.
-        used.tree
-            .insert(root.hash().as_bytes(), encode(&u64::MAX).unwrap())
-            .unwrap();
-        used.touch(root).unwrap();
-        assert_eq!(used.get(root, 7).unwrap(), u64::MAX);
+        used.touch(root, 8_000).unwrap();
+        assert_eq!(used.get(root, 7).unwrap(), 9_500);
+        used.touch(root, 12_000).unwrap();
+        assert_eq!(used.get(root, 7).unwrap(), 12_000);
         used.forget(root).unwrap();
         assert_eq!(used.get(root, 7).unwrap(), 7000);
     }

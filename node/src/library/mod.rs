@@ -29,9 +29,10 @@ use seedbank_protocol::api::{
 use seedbank_protocol::limits::MAX_MANIFEST_BYTES;
 use seedbank_protocol::{BlobHash, ContentId, FileEntry, Manifest};
 
+use crate::clock::Clock;
 use crate::data_dir::DataDir;
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::{add_artifact, commit_artifact, unix_now, AddOptions};
+use crate::library::import::{add_artifact, commit_artifact, AddOptions};
 use crate::library::meta::{ArtifactRecord, FetchJobRecord, Labels, Meta, PinRecord};
 use crate::library::reference::check_unchanged;
 use crate::library::resolve::resolve_local;
@@ -58,12 +59,13 @@ pub struct Library {
     started: Instant,
     last_used: LastUsed,
     quota: Arc<Quota>,
+    clock: Clock,
 }
 
 impl Library {
     /// Opens the store and database in `data_dir` (which must exist), with no storage
-    /// limit (see [`Library::with_max_storage`]).
-    pub async fn open(data_dir: DataDir, node_id: String) -> NodeResult<Self> {
+    /// limit (see [`Library::with_max_storage`]); every time it stamps comes from `clock`.
+    pub async fn open(data_dir: DataDir, node_id: String, clock: Clock) -> NodeResult<Self> {
         let meta = Meta::open(&data_dir.meta()).map_err(|e| match e {
             NodeError::Meta(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
                 NodeError::InUse(format!(
@@ -82,7 +84,13 @@ impl Library {
             node_id,
             started: Instant::now(),
             quota: Arc::new(Quota::new(None)),
+            clock,
         })
+    }
+
+    /// The node's clock, which stamps what the library records.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The metadata database, for a service that keeps its own book in it (names,
@@ -203,10 +211,11 @@ impl Library {
         if self.meta.pin_record(id)?.is_some() {
             self.store.set_pinned(id, true).await?;
         }
-        self.last_used.touch(id)?;
+        self.last_used.touch(id, self.clock.now_millis())?;
         commit_artifact(
             &self.store,
             &self.meta,
+            &self.clock,
             id,
             fetched.root.manifest,
             &fetched.manifest,
@@ -240,7 +249,7 @@ impl Library {
     /// Saves the peer book (scores and bans) so it outlives a restart; failing to is
     /// logged, never fatal (it is advice).
     pub async fn save_peer_book(&self, peers: &PeerBook) {
-        let saved = peers.snapshot(tokio::time::Instant::now(), unix_now());
+        let saved = peers.snapshot(tokio::time::Instant::now(), self.clock.now_secs());
         let stored = match self.meta.put_state(PEER_BOOK_KEY, &saved) {
             Ok(()) => self.meta.flush().await,
             Err(e) => Err(e),
@@ -324,11 +333,16 @@ impl Library {
         progress: &mut ProgressReporter,
     ) -> NodeResult<ArtifactSummary> {
         let what = options.path.display().to_string();
-        let record = add_artifact(&self.store, &self.meta, options, progress, |bytes| {
-            self.make_room_to_add(bytes, &what)
-        })
+        let record = add_artifact(
+            &self.store,
+            &self.meta,
+            &self.clock,
+            options,
+            progress,
+            |bytes| self.make_room_to_add(bytes, &what),
+        )
         .await?;
-        self.last_used.touch(record.root)?;
+        self.last_used.touch(record.root, self.clock.now_millis())?;
         self.meta.flush().await?;
         self.summary(&record).await
     }
@@ -380,7 +394,7 @@ impl Library {
         let record = self.resolve(reference)?;
         let changed = if pinned {
             let pin = PinRecord {
-                pinned_at: unix_now(),
+                pinned_at: self.clock.now_secs(),
                 reason: None,
                 replica_target: None,
             };
@@ -438,7 +452,7 @@ impl Library {
     /// Records that the user read `root` now (an export, a gateway download), which
     /// keeps it from eviction longer. Failing to is logged, never fatal.
     pub fn note_used(&self, root: ContentId) {
-        if let Err(e) = self.last_used.touch(root) {
+        if let Err(e) = self.last_used.touch(root, self.clock.now_millis()) {
             tracing::warn!(%root, error = %e, "cannot record that an artifact was used");
         }
     }

@@ -7,7 +7,6 @@ use seedbank_protocol::ContentId;
 
 use super::Library;
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::unix_now;
 use crate::library::meta::PinRecord;
 
 impl Library {
@@ -34,7 +33,7 @@ impl Library {
             None => self.meta.pin(
                 root,
                 &PinRecord {
-                    pinned_at: unix_now(),
+                    pinned_at: self.clock.now_secs(),
                     reason,
                     replica_target,
                 },

@@ -1,23 +1,29 @@
 //! The storage quota: keeps the bytes the blob store holds under `max_storage` by
-//! evicting unpinned artifacts, least recently used first, before a fetch or an add
-//! stores new bytes, and refuses with the numbers what cannot fit even then.
+//! evicting unpinned artifacts, least recently used first, as an add or a fetch stores
+//! new bytes, and refuses with the numbers what cannot fit even then.
 //!
 //! Owns the room reservations of operations under way. Invariants:
 //! - Planning is serialized (one make-room at a time), and an operation's reservation
-//!   stands from its plan until it drops the returned [`Room`], so two fetches never
+//!   stands from its plan until it drops the returned [`Room`], so two operations never
 //!   count the same free bytes.
+//! - Nothing is evicted on a claim. A fetch's manifest only claims sizes; its room is
+//!   the free space at its start, and grows by eviction only as bytes that verified
+//!   need it ([`Room::cover`]). A claim that could not fit even after evicting all that
+//!   may go is refused at once, evicting nothing. An add's bytes are the user's own
+//!   files, so it makes its whole room up front.
 //! - Never evicted: pinned artifacts, those a fetch job (running or saved) or a
 //!   reservation is filling, the operation's own target, and blobs another kept artifact
 //!   still holds (eviction goes through the library's removal path, which frees only
 //!   blobs nothing else holds).
 //! - What counts: complete blobs in the store, less those referenced in place (their
-//!   bytes live in the user's files), plus what reservations have yet to store.
+//!   bytes live in the user's files), plus what reservations have room for and have yet
+//!   to store.
 //! - An evicted artifact stops being announced: its schedule is dropped with it, and its
 //!   root is sent to whoever took [`Library::evictions`] (the node, which withdraws it
 //!   from the DHT).
 //!
-//! Called by the node's fetch path (after the root and manifest arrive, before any file
-//! byte) and by `add`.
+//! Called by the fetch path (after the root and manifest arrive, then as verified bytes
+//! arrive) and by `add`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,30 +64,145 @@ impl Quota {
     fn reservations(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Reservation>> {
         self.reservations.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Bytes reservations (all, or all but `except`) have room for and have yet to
+    /// store, each blob counted once, and the roots they keep from eviction. `sizes`:
+    /// the complete blobs, already counted as stored.
+    fn reserved(
+        &self,
+        sizes: &HashMap<BlobHash, u64>,
+        except: Option<u64>,
+    ) -> (u64, HashSet<ContentId>) {
+        let reservations = self.reservations();
+        let mut counted_blobs = HashSet::new();
+        let mut reserved = 0u64;
+        let mut kept = HashSet::new();
+        for (id, reservation) in reservations.iter() {
+            if Some(*id) == except {
+                continue;
+            }
+            kept.extend(reservation.root);
+            let mut complete = 0u64;
+            let mut to_store = 0u64;
+            for (hash, size) in &reservation.blobs {
+                if sizes.contains_key(hash) {
+                    complete = complete.saturating_add(*size);
+                } else if counted_blobs.insert(*hash) {
+                    to_store = to_store.saturating_add(*size);
+                }
+            }
+            let room_left = reservation.covered.saturating_sub(complete);
+            reserved = reserved
+                .saturating_add(reservation.bytes)
+                .saturating_add(to_store.min(room_left));
+        }
+        (reserved, kept)
+    }
+
+    /// Blobs some reservation will store.
+    fn reserved_blobs(&self, sizes: &HashMap<BlobHash, u64>) -> HashSet<BlobHash> {
+        self.reservations()
+            .values()
+            .flat_map(|r| r.blobs.keys())
+            .filter(|hash| !sizes.contains_key(hash))
+            .copied()
+            .collect()
+    }
 }
 
 /// Bytes an operation under way will store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Reservation {
     /// The artifact it fills, kept from eviction.
     root: Option<ContentId>,
-    /// Blobs it will complete, with their sizes.
+    /// Blobs it will complete, with their sizes (as claimed).
     blobs: HashMap<BlobHash, u64>,
     /// Bytes whose blobs are not known yet (an add before its files are hashed).
     bytes: u64,
+    /// How many of the blobs' bytes have room: free when it began, or freed for bytes
+    /// that verified. `u64::MAX`: all of them.
+    covered: u64,
+}
+
+impl Default for Reservation {
+    fn default() -> Self {
+        Self {
+            root: None,
+            blobs: HashMap::new(),
+            bytes: 0,
+            covered: u64::MAX,
+        }
+    }
+}
+
+impl Reservation {
+    fn claimed(&self) -> u64 {
+        self.blobs.values().sum()
+    }
 }
 
 /// Room reserved for an operation; the reservation ends when this is dropped, by which
 /// time what it stored is counted as stored.
 #[derive(Debug)]
 pub struct Room {
-    quota: Arc<Quota>,
+    library: Library,
     id: u64,
 }
 
 impl Drop for Room {
     fn drop(&mut self) {
-        self.quota.reservations().remove(&self.id);
+        self.library.quota.reservations().remove(&self.id);
+    }
+}
+
+impl Room {
+    /// Grows the room to hold `stored` bytes of the claim (bytes that verified, and
+    /// those stored before the operation began), evicting least recently used
+    /// artifacts if the free space is not enough; fails with the numbers when nothing
+    /// more can go.
+    pub async fn cover(&self, stored: u64) -> NodeResult<()> {
+        let quota = &self.library.quota;
+        let wanted = |quota: &Quota| {
+            let reservations = quota.reservations();
+            let reservation = reservations.get(&self.id)?;
+            let target = stored.min(reservation.claimed());
+            (target > reservation.covered).then_some((
+                target,
+                reservation.covered,
+                reservation.root,
+            ))
+        };
+        if quota.max.is_none() || wanted(quota).is_none() {
+            return Ok(());
+        }
+        let _planning = quota.planning.lock().await;
+        let Some((target, covered, root)) = wanted(quota) else {
+            return Ok(());
+        };
+        let set_covered = |covered: u64| {
+            if let Some(reservation) = quota.reservations().get_mut(&self.id) {
+                reservation.covered = covered;
+            }
+        };
+        // Counted with its grown room (bytes already stored count as stored), what is
+        // stored and promised must fit: evict what must go for that.
+        set_covered(target);
+        if let Some(max) = quota.max {
+            let sizes = self.library.counted_sizes().await?;
+            let (all, kept) = quota.reserved(&sizes, None);
+            let (reserved, _) = quota.reserved(&sizes, Some(self.id));
+            let demand = Demand {
+                needed: all - reserved,
+                reserved,
+                max,
+            };
+            let what = root.map_or_else(|| "a fetch".to_owned(), |r| format!("fetching {r}"));
+            if let Err(e) = self.library.fit(&kept, demand, &sizes, &what).await {
+                set_covered(covered);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -110,8 +231,10 @@ impl Library {
         Ok(self.counted_sizes().await?.values().sum())
     }
 
-    /// Makes room for fetching `files` of `root`, evicting if need be; fails with the
-    /// numbers if they cannot fit. Hold the returned room until the fetch is recorded.
+    /// Reserves room for fetching `files` of `root`: the free space under the quota,
+    /// without evicting (grow it with [`Room::cover`] as bytes verify). Fails with the
+    /// numbers, evicting nothing, if the files could not fit even after evicting all
+    /// that may go. Hold the returned room until the fetch is recorded.
     pub async fn make_room_to_fetch(
         &self,
         root: ContentId,
@@ -126,64 +249,76 @@ impl Library {
         let reservation = Reservation {
             root: Some(root),
             blobs,
-            bytes: 0,
+            ..Reservation::default()
         };
-        self.make_room(reservation, &format!("fetching {root}"))
+        self.make_room(reservation, false, &format!("fetching {root}"))
             .await
     }
 
-    /// Makes room for an add that stores `bytes`.
+    /// Makes room for an add that stores `bytes`, evicting if need be.
     pub(super) async fn make_room_to_add(&self, bytes: u64, what: &str) -> NodeResult<Room> {
         let reservation = Reservation {
             bytes,
             ..Reservation::default()
         };
-        self.make_room(reservation, &format!("adding {what}")).await
+        self.make_room(reservation, true, &format!("adding {what}"))
+            .await
     }
 
-    async fn make_room(&self, mut wanted: Reservation, what: &str) -> NodeResult<Room> {
+    /// Reserves `wanted`: all of it, evicting for it when `evict`; else what is free
+    /// now, after checking the rest could be made room for.
+    async fn make_room(
+        &self,
+        mut wanted: Reservation,
+        evict: bool,
+        what: &str,
+    ) -> NodeResult<Room> {
         let _planning = self.quota.planning.lock().await;
         if let Some(max) = self.quota.max {
             let sizes = self.counted_sizes().await?;
-            let others: Vec<Reservation> = self.quota.reservations().values().cloned().collect();
-            let mut reserved_blobs = HashMap::new();
-            let mut reserved = 0u64;
-            for other in &others {
-                reserved = reserved.saturating_add(other.bytes);
-                for (hash, size) in &other.blobs {
-                    if !sizes.contains_key(hash) {
-                        reserved_blobs.insert(*hash, *size);
-                    }
-                }
-            }
-            reserved = reserved.saturating_add(reserved_blobs.values().sum());
             // A blob another operation is already bringing is counted once, as theirs.
-            wanted
-                .blobs
-                .retain(|hash, _| !reserved_blobs.contains_key(hash));
-            let needed = wanted
-                .bytes
-                .saturating_add(wanted.blobs.values().sum::<u64>());
-            if needed > 0 {
-                let kept: HashSet<ContentId> = others
-                    .iter()
-                    .filter_map(|r| r.root)
-                    .chain(wanted.root)
-                    .collect();
-                let demand = Demand {
-                    needed,
-                    reserved,
-                    max,
-                };
+            let theirs = self.quota.reserved_blobs(&sizes);
+            wanted.blobs.retain(|hash, _| !theirs.contains(hash));
+            let (reserved, mut kept) = self.quota.reserved(&sizes, None);
+            kept.extend(wanted.root);
+            let needed = wanted.bytes.saturating_add(wanted.claimed());
+            let demand = Demand {
+                needed,
+                reserved,
+                max,
+            };
+            if evict {
                 self.fit(&kept, demand, &sizes, what).await?;
+            } else {
+                let used: u64 = sizes.values().sum();
+                let free = max.saturating_sub(used.saturating_add(reserved));
+                if needed > free {
+                    self.check_fits(&kept, demand, &sizes, what).await?;
+                    wanted.covered = free;
+                }
             }
         }
         let id = self.quota.next_id.fetch_add(1, Ordering::Relaxed);
         self.quota.reservations().insert(id, wanted);
         Ok(Room {
-            quota: self.quota.clone(),
+            library: self.clone(),
             id,
         })
+    }
+
+    /// Fails with the numbers if `demand` could not fit even after evicting all that
+    /// may go; evicts nothing.
+    async fn check_fits(
+        &self,
+        kept: &HashSet<ContentId>,
+        demand: Demand,
+        sizes: &HashMap<BlobHash, u64>,
+        what: &str,
+    ) -> NodeResult<()> {
+        let holdings = self.holdings(kept).await?;
+        plan_eviction(&holdings, sizes, demand)
+            .map(|_| ())
+            .map_err(|shortfall| over_quota(what, demand, shortfall))
     }
 
     /// Evicts what must go for `demand` to fit, never one of `kept`, or fails with the
@@ -196,15 +331,8 @@ impl Library {
         what: &str,
     ) -> NodeResult<()> {
         let holdings = self.holdings(kept).await?;
-        let plan = plan_eviction(&holdings, sizes, demand).map_err(|Shortfall { held }| {
-            NodeError::OverQuota(format!(
-                "{what} needs {} more but max_storage is {} and {} is held by pins, fetches \
-                 under way and what cannot be evicted; raise max_storage or unpin something",
-                human(demand.needed),
-                human(demand.max),
-                human(held)
-            ))
-        })?;
+        let plan = plan_eviction(&holdings, sizes, demand)
+            .map_err(|shortfall| over_quota(what, demand, shortfall))?;
         for (root, freed) in &plan.evict {
             let last_used_ms = holdings
                 .iter()
@@ -287,6 +415,17 @@ impl Library {
         }
         Ok(sizes)
     }
+}
+
+/// The error for `demand` that cannot fit, with the numbers.
+fn over_quota(what: &str, demand: Demand, Shortfall { held }: Shortfall) -> NodeError {
+    NodeError::OverQuota(format!(
+        "{what} needs {} more but max_storage is {} and {} is held by pins, fetches under \
+         way and what cannot be evicted; raise max_storage or unpin something",
+        human(demand.needed),
+        human(demand.max),
+        human(held)
+    ))
 }
 
 /// Bytes for people: `1.5 GiB`, `300 KiB`, `12 B`.

@@ -10,7 +10,6 @@ use seedbank_protocol::{ContentId, DhtRecord, NameRef, PublisherKey};
 
 use super::{labels_of, Names};
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::unix_now;
 use crate::library::meta::Labels;
 
 /// Longest a record lookup waits for the DHT.
@@ -58,7 +57,12 @@ impl Names {
         let newest_known = cached.as_ref().map_or(0, |c| c.sequence);
         match best {
             Some(record) if record.sequence() >= newest_known => {
-                let kept = book.cache(&key, record.encode(), record.sequence(), unix_now())?;
+                let kept = book.cache(
+                    &key,
+                    record.encode(),
+                    record.sequence(),
+                    self.inner.clock.now_secs(),
+                )?;
                 return Ok(Some(Found {
                     record,
                     source: RecordSource::Network,

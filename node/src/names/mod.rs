@@ -26,6 +26,7 @@ use seedbank_protocol::names_api::{
 };
 use seedbank_protocol::{ContentId, NameRef, PublisherKey, PublisherSecret, SignedRelease};
 
+use crate::clock::Clock;
 use crate::error::{NodeError, NodeResult};
 use crate::library::meta::Labels;
 use crate::library::Library;
@@ -43,15 +44,18 @@ struct Inner {
     keys: KeyRing,
     net: NetHandle,
     library: Library,
+    /// Stamps releases, cached records and re-put schedules; orders sequence numbers.
+    clock: Clock,
     node_key: PublisherSecret,
     policy: LicencePolicy,
 }
 
 impl Names {
-    /// Names for the node whose key is `node_key`.
+    /// Names for the node whose key is `node_key`, stamped by `clock`.
     pub fn new(
         library: Library,
         net: NetHandle,
+        clock: Clock,
         node_key: PublisherSecret,
         policy: LicencePolicy,
     ) -> NodeResult<Self> {
@@ -61,6 +65,7 @@ impl Names {
                 keys: KeyRing::new(library.keys_dir(), node_key.clone()),
                 net,
                 library,
+                clock,
                 node_key,
                 policy,
             }),

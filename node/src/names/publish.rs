@@ -18,7 +18,7 @@ use seedbank_protocol::{
 use super::card::{card_facts, normalise_tags};
 use super::Names;
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::{unix_now, AddOptions, DEFAULT_REVISION};
+use crate::library::import::{AddOptions, DEFAULT_REVISION};
 use crate::library::meta::Labels;
 use crate::progress::ProgressReporter;
 
@@ -27,13 +27,13 @@ pub const REPUT_INTERVAL_SECS: u64 = 6 * 3600;
 /// When a put reached no peer, how soon it is tried again.
 pub const REPUT_RETRY_SECS: u64 = 5 * 60;
 
-/// A sequence number above `previous` that also grows with the clock, so a publisher
-/// that lost its local state (a reinstall) still publishes above its old records.
-pub(super) fn next_sequence(previous: Option<u64>) -> u64 {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    previous.map_or(millis, |p| p.saturating_add(1)).max(millis)
+/// A sequence number above `previous` that also grows with the clock (`now_millis`,
+/// milliseconds since the Unix epoch), so a publisher that lost its local state (a
+/// reinstall) still publishes above its old records.
+pub(super) fn next_sequence(previous: Option<u64>, now_millis: u64) -> u64 {
+    previous
+        .map_or(now_millis, |p| p.saturating_add(1))
+        .max(now_millis)
 }
 
 impl Names {
@@ -177,11 +177,11 @@ impl Names {
             parent,
             size: record.size,
             files: record.files,
-            published_at: unix_now(),
+            published_at: inner.clock.now_secs(),
         };
         let signed_release =
             Signed::sign(release, &secret).map_err(|e| NodeError::BadRequest(e.to_string()))?;
-        let sequence = next_sequence(previous_sequence);
+        let sequence = next_sequence(previous_sequence, inner.clock.now_millis());
         let name_record = Signed::sign(
             NameRecord {
                 name: request.name.clone(),
@@ -235,7 +235,7 @@ impl Names {
         sequence: u64,
     ) -> NodeResult<u32> {
         let book = &self.inner.book;
-        book.cache(&key, bytes.clone(), sequence, unix_now())?;
+        book.cache(&key, bytes.clone(), sequence, self.inner.clock.now_secs())?;
         let replicas = self.inner.net.put_record(key, bytes).await?;
         // Stored nowhere but here (no peer yet, as just after a start): try again soon.
         let next = if replicas == 0 {
@@ -243,7 +243,7 @@ impl Names {
         } else {
             REPUT_INTERVAL_SECS
         };
-        book.schedule_reput(&key, unix_now() + next)?;
+        book.schedule_reput(&key, self.inner.clock.now_secs() + next)?;
         Ok(replicas)
     }
 
@@ -277,8 +277,11 @@ impl Names {
             .book
             .cached(&catalog_key(&publisher, 0))?
             .map(|c| c.sequence);
-        let pages = paginate(entries, next_sequence(previous))
-            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let pages = paginate(
+            entries,
+            next_sequence(previous, self.inner.clock.now_millis()),
+        )
+        .map_err(|e| NodeError::BadRequest(e.to_string()))?;
         let count = pages.len() as u32;
         for page in pages {
             let number = page.page;
@@ -300,7 +303,7 @@ impl Names {
         publishers.truncate(seedbank_protocol::limits::MAX_DIRECTORY_PUBLISHERS);
         let key = directory_key(&node.public());
         let previous = self.inner.book.cached(&key)?.map(|c| c.sequence);
-        let sequence = next_sequence(previous);
+        let sequence = next_sequence(previous, self.inner.clock.now_millis());
         let signed = Signed::sign(
             Directory {
                 sequence,

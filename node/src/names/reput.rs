@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::Names;
 use crate::error::NodeResult;
-use crate::library::import::unix_now;
 
 /// How often the re-put task looks for records that are due.
 const REPUT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,17 +32,21 @@ impl Names {
                 let mut words_due = 0;
                 let mut first_pass = true;
                 loop {
-                    let due_by = if first_pass { u64::MAX } else { unix_now() };
+                    let due_by = if first_pass {
+                        u64::MAX
+                    } else {
+                        names.inner.clock.now_secs()
+                    };
                     first_pass = false;
                     if let Err(e) = names.reput_due(due_by).await {
                         tracing::debug!(error = %e, "re-putting records failed; will retry");
                     }
-                    if unix_now() >= words_due {
+                    if names.inner.clock.now_secs() >= words_due {
                         match names.inner.book.words() {
                             Ok(words) => names.announce_words(&words).await,
                             Err(e) => tracing::debug!(error = %e, "cannot list search words"),
                         }
-                        words_due = unix_now() + WORD_REANNOUNCE_SECS;
+                        words_due = names.inner.clock.now_secs() + WORD_REANNOUNCE_SECS;
                     }
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -146,9 +149,13 @@ mod tests {
 
     #[test]
     fn sequences_grow_past_the_previous_and_with_the_clock() {
-        let now = next_sequence(None);
-        assert!(next_sequence(Some(now)) > now);
-        assert!(next_sequence(Some(u64::MAX - 1)) == u64::MAX);
-        assert!(next_sequence(Some(5)) >= now);
+        let now = 1_700_000_000_000;
+        assert_eq!(next_sequence(None, now), now);
+        assert_eq!(next_sequence(Some(now), now), now + 1);
+        assert_eq!(next_sequence(Some(u64::MAX - 1), now), u64::MAX);
+        assert_eq!(next_sequence(Some(u64::MAX), now), u64::MAX);
+        assert_eq!(next_sequence(Some(5), now), now);
+        // A publisher whose clock went back still publishes above its last record.
+        assert_eq!(next_sequence(Some(now + 10), now - 1000), now + 11);
     }
 }

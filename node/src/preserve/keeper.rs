@@ -15,7 +15,6 @@ use super::service::Preserver;
 use super::spot_check::random_pair;
 use super::{follow_reason, FollowRecord, WatchedMember};
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::unix_now;
 use crate::progress::ProgressReporter;
 
 /// The first round after a start waits this long, so the node has found peers.
@@ -113,7 +112,7 @@ impl Preserver {
             }
             Err(e) => errors.push(e.to_string()),
         }
-        follow.checked_at = Some(unix_now());
+        follow.checked_at = Some(self.clock.now_secs());
         follow.last_error = (!errors.is_empty()).then(|| errors.join("; "));
         if let Some(error) = &follow.last_error {
             tracing::warn!(%target, %error, "following");
@@ -154,6 +153,19 @@ impl Preserver {
             return false;
         }
         if let Err(e) = self.check_budget(latest.size, &latest.reference) {
+            errors.push(e.to_string());
+            return false;
+        }
+        // The release's size is the publisher's claim; the manifest's sizes are what the
+        // files' hashes will hold the transfer to.
+        let size = match self.fetcher.fetch_manifest(latest.root).await {
+            Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
+            Err(e) => {
+                errors.push(format!("{}: not kept: {e}", latest.reference));
+                return false;
+            }
+        };
+        if let Err(e) = self.check_budget(size, &latest.reference) {
             errors.push(e.to_string());
             return false;
         }
@@ -212,7 +224,7 @@ impl Preserver {
     /// the budget, a few per round, each after a random wait and a fresh check.
     async fn repair(&self, report: &mut RoundReport) -> NodeResult<()> {
         let stale_after = self.options.health_interval.as_secs();
-        let now = unix_now();
+        let now = self.clock.now_secs();
         let is_stale = |root| -> NodeResult<bool> {
             let old = self.book.health(root)?;
             Ok(old.is_none_or(|h| h.is_stale(now, stale_after)))

@@ -27,10 +27,10 @@ use super::{
     FOLLOW_REASON_PREFIX,
 };
 use crate::announce::Seeding;
+use crate::clock::Clock;
 use crate::denied::DeniedRoots;
 use crate::error::{NodeError, NodeResult};
 use crate::fetch::Fetcher;
-use crate::library::import::unix_now;
 use crate::library::Library;
 use crate::names::Names;
 use crate::net::NetHandle;
@@ -60,6 +60,8 @@ pub struct Parts {
     pub denied: DeniedRoots,
     /// Publishes collections.
     pub seeding: Seeding,
+    /// Stamps follows and spot checks, and says which checks have grown old.
+    pub clock: Clock,
 }
 
 /// The preservation service: pins with targets, health, follows, collections and the
@@ -79,6 +81,7 @@ pub struct Preserver {
     pub(super) fetcher: Fetcher,
     pub(super) denied: DeniedRoots,
     pub(super) seeding: Seeding,
+    pub(super) clock: Clock,
 }
 
 impl Preserver {
@@ -93,6 +96,7 @@ impl Preserver {
             fetcher,
             denied,
             seeding,
+            clock,
         } = parts;
         Self {
             book,
@@ -106,6 +110,7 @@ impl Preserver {
             fetcher,
             denied,
             seeding,
+            clock,
         }
     }
 
@@ -236,7 +241,7 @@ impl Preserver {
             root,
             &manifest,
             held_here,
-            unix_now(),
+            self.clock.now_secs(),
         )
         .await;
         self.book.put_health(root, &record)?;
@@ -294,7 +299,7 @@ impl Preserver {
                 publisher: target.publisher,
                 name: target.name.clone(),
                 replicas,
-                added_at: unix_now(),
+                added_at: self.clock.now_secs(),
                 checked_at: None,
                 last_error: None,
                 kept: Vec::new(),
@@ -374,25 +379,29 @@ impl Preserver {
         }
         let collection =
             Collection::new(replicas, members).map_err(|e| NodeError::BadRequest(e.to_string()))?;
-        let dir = self
-            .library
-            .data_root()
-            .join("tmp")
-            .join(format!("collection-{}", unix_now_nanos()));
-        let file = dir.join(COLLECTION_FILE);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&file, collection.encode()))
+        // A folder of its own, uniquely named: two collections published at once (in
+        // the same instant of the node's clock, too) never share one.
+        let tmp = self.library.data_root().join("tmp");
+        let dir = std::fs::create_dir_all(&tmp)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix("collection-")
+                    .tempdir_in(&tmp)
+            })
+            .map_err(|e| NodeError::io("making a folder for the collection", &tmp, e))?;
+        let file = dir.path().join(COLLECTION_FILE);
+        let written = std::fs::write(&file, collection.encode())
             .map_err(|e| NodeError::io("writing the collection", &file, e));
         let result = match written {
             Ok(()) => {
                 let publish = PublishRequest {
-                    target: dir.to_string_lossy().into_owned(),
+                    target: dir.path().to_string_lossy().into_owned(),
                     name: request.name.clone(),
                     revision: Some(
                         request
                             .revision
                             .clone()
-                            .unwrap_or_else(|| format!("t{}", unix_now())),
+                            .unwrap_or_else(|| format!("t{}", self.clock.now_secs())),
                     ),
                     kind: Some(ArtifactKind::Collection),
                     licence: Some(COLLECTION_LICENCE.to_owned()),
@@ -405,8 +414,9 @@ impl Preserver {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a temporary folder");
+        let shown = dir.path().display().to_string();
+        if let Err(e) = dir.close() {
+            tracing::warn!(dir = %shown, error = %e, "cannot remove a temporary folder");
         }
         result
     }
@@ -479,11 +489,4 @@ fn entry_of(record: &FollowRecord) -> FollowEntry {
         kept: record.kept.clone(),
         watched: record.watched.iter().map(|m| m.root).collect(),
     }
-}
-
-/// Nanoseconds since the epoch, for a unique temporary name.
-fn unix_now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }

@@ -15,6 +15,7 @@ mod hf_cache;
 mod hf_gateway;
 mod hf_mirror;
 mod hostile_files;
+mod hostile_gateway;
 mod hostile_network;
 mod mdns;
 mod names;

@@ -10,9 +10,7 @@ use seedbank_protocol::{
 };
 use seedbank_tests::fixtures::{provider_bytes, MIB};
 use seedbank_tests::records::RecordPeer;
-use seedbank_tests::{
-    model_dir, start_joined, tree_hashes, wait_for_the_second_after, write_random_file, Daemon,
-};
+use seedbank_tests::{model_dir, start_joined, tree_hashes, write_random_file, Daemon};
 
 #[test]
 fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serve_it() {
@@ -27,7 +25,7 @@ fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serv
     }
 
     let a = Daemon::start();
-    let b = start_joined(&a, &[]);
+    let mut b = start_joined(&a, &[]);
     let from_a = a.ok_json(&[
         "add",
         model.to_str().unwrap(),
@@ -36,9 +34,10 @@ fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serv
         "--licence",
         "MIT",
     ]);
-    // Added on B at a later second than on A.
+    // Added on B at a later second than on A: B's clock moves ahead of A's.
     let id = from_a["id"].as_str().unwrap();
-    wait_for_the_second_after(a.listed(id).unwrap()["added_at"].as_u64().unwrap());
+    let added_on_a = a.listed(id).unwrap()["added_at"].as_u64().unwrap();
+    b.advance_clock(Duration::from_secs(2));
     let from_b = b.ok_json(&[
         "add",
         copy.to_str().unwrap(),
@@ -50,6 +49,11 @@ fn the_same_files_added_on_two_nodes_at_different_times_get_one_id_and_both_serv
         "dataset",
     ]);
     assert_eq!(from_a["id"], from_b["id"], "same files, one content id");
+    let added_on_b = b.listed(id).unwrap()["added_at"].as_u64().unwrap();
+    assert!(
+        added_on_b > added_on_a,
+        "added on B at {added_on_b}, on A at {added_on_a}"
+    );
     let again = a.ok_json(&["add", model.to_str().unwrap(), "--name", "llama"]);
     assert_eq!(again["id"], from_a["id"], "adding again gives the same id");
 

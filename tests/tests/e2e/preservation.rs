@@ -246,3 +246,73 @@ fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
     assert!(text.contains("CHECK FAILED"), "{text}");
     assert!(text.contains(&format!("could not check {gone}")), "{text}");
 }
+
+#[test]
+fn a_release_that_understates_its_size_is_not_kept_beyond_the_budget() {
+    use seedbank_protocol::name_record::name_key;
+    use seedbank_protocol::{
+        ArtifactKind, ContentId, NameRecord, PublisherSecret, Release, Signed,
+    };
+    use seedbank_tests::records::RecordPeer;
+
+    let work = tempfile::tempdir().unwrap();
+    let seeder = Daemon::start();
+    let big = work.path().join("big");
+    write_random_file(&big.join("weights.bin"), 12 * MIB, "understated");
+    let root: ContentId = seeder.add_artifact(&big).parse().unwrap();
+    // A publisher's release of those real 12 MiB, claiming one byte.
+    let mallory = PublisherSecret::from_seed([88; 32]);
+    let release = Release {
+        root,
+        kind: ArtifactKind::Model,
+        name: "small".into(),
+        revision: "v1".into(),
+        licence: Some("MIT".into()),
+        card: None,
+        tags: vec![],
+        parent: None,
+        size: 1,
+        files: 1,
+        published_at: 1_800_000_000,
+    };
+    let record = Signed::sign(
+        NameRecord {
+            name: "small".into(),
+            sequence: 1,
+            latest: Signed::sign(release, &mallory).unwrap(),
+            earlier: vec![],
+        },
+        &mallory,
+    )
+    .unwrap();
+    let records = RecordPeer::start();
+    records.serve(name_key(&mallory.public(), "small"), record.encode());
+
+    let config = format!("{FOLLOWER_CONFIG}preserve_budget = \"{}\"\n", 10 * MIB);
+    let p = Daemon::start_configured(
+        &config,
+        &[
+            "--bootstrap",
+            &seeder.peer_address(),
+            "--bootstrap",
+            &records.peer_address(),
+        ],
+    );
+    p.wait_for_routing_table(2);
+    p.wait_for_providers(&root.to_string(), &[seeder.peer_id()]);
+    p.ok(&["follow", &format!("{}/small", mallory.public())]);
+    let refusal = p.wait_until(
+        "the follow to refuse the release",
+        Duration::from_secs(30),
+        || {
+            let following = p.ok_json(&["following"]);
+            match following["follows"][0]["last_error"].as_str() {
+                Some(error) if error.contains("preservation budget") => Ok(error.to_owned()),
+                _ => Err(format!("following: {following}")),
+            }
+        },
+    );
+    assert!(refusal.contains(&(12 * MIB).to_string()), "{refusal}");
+    assert!(!p.holds(&root.to_string()));
+    assert!(p.jobs().is_empty(), "{:?}", p.jobs());
+}

@@ -3,11 +3,10 @@
 //! across a restart, and refuses with the numbers what cannot fit.
 
 use seedbank_tests::fixtures::MIB;
-use seedbank_tests::{
-    artifact_id, start_joined, wait_for_the_second_after, write_random_file, Daemon,
-};
+use seedbank_tests::{artifact_id, start_joined, write_random_file, Daemon};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 /// Adds a directory holding one file of `bytes` pseudo-random bytes seeded by `name`.
 fn add_sized(daemon: &Daemon, work: &Path, name: &str, bytes: u64) -> String {
@@ -78,9 +77,12 @@ fn fetches_evict_the_least_recently_used_unpinned_artifacts_in_an_order_that_out
 
     // Added (fetched) at a later second than d, so the order by arrival alone differs
     // from the order of use below.
-    wait_for_the_second_after(fetcher.listed(&d).unwrap()["added_at"].as_u64().unwrap());
+    let d_added = fetcher.listed(&d).unwrap()["added_at"].as_u64().unwrap();
+    fetcher.advance_clock(Duration::from_secs(2));
     fetcher.ok(&["fetch", &e]);
     assert_eq!(held(&fetcher), ids(&[&pinned, &d, &e]));
+    let e_added = fetcher.listed(&e).unwrap()["added_at"].as_u64().unwrap();
+    assert!(e_added > d_added, "e added at {e_added}, d at {d_added}");
     use_it(&fetcher, &d, work.path());
 
     // The order of use is kept in the node's database: after a restart, e (fetched

@@ -32,6 +32,7 @@ use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
 use crate::discovery::{candidates, Candidate, ContentDiscovery};
 use crate::error::{NodeError, NodeResult};
+use crate::library::quota::Room;
 use crate::library::store::to_iroh;
 use crate::peers::PeerBook;
 use crate::progress::ProgressReporter;
@@ -83,6 +84,9 @@ pub struct Transfer<'a> {
     /// Fetch segments in file order (for a reader streaming the files) rather than in
     /// this node's own order (which spreads fetchers of one artifact over its parts).
     pub in_order: bool,
+    /// The room the storage quota gave the files, grown as bytes verify (`None`: no
+    /// quota to ask).
+    pub room: Option<&'a Room>,
 }
 
 impl Transfer<'_> {
@@ -124,6 +128,16 @@ impl Transfer<'_> {
             missing_by_blob.insert(blob.hash, blob_missing);
         }
         progress.set_total(missing);
+        // Bytes of the wanted blobs stored before this transfer: part of what the room
+        // must hold, as the bytes that verify now are.
+        let stored_before: u64 = planner
+            .blobs()
+            .iter()
+            .filter_map(|blob| {
+                let blob_missing = *missing_by_blob.get(&blob.hash)?;
+                (blob_missing > 0).then(|| blob.size - blob_missing)
+            })
+            .sum();
         let mut named = HashSet::new();
         // One file per blob (identical files share one), in the manifest's order.
         let wanted: Vec<(iroh_blobs::Hash, &str, u64)> = files
@@ -185,6 +199,12 @@ impl Transfer<'_> {
                         let under_way = files_under_way(&wanted, state.done_by_blob());
                         (state.done_bytes(), state.serving(), state.peers().count(), under_way)
                     };
+                    if let Some(room) = self.room {
+                        if let Err(e) = room.cover(stored_before.saturating_add(done)).await {
+                            crew.workers.abort_all();
+                            return Err(e);
+                        }
+                    }
                     if disk_full {
                         progress.report(done, "paused: the disk is full; free some space to resume");
                         stall.hold(Instant::now());

@@ -1,0 +1,151 @@
+//! End-to-end: the Hugging Face gateway and the fetches it starts cannot be turned
+//! against the node that serves it. It resolves only through its own publishers, even
+//! when a request names another publisher's key; a manifest's claim evicts nothing
+//! before its bytes arrive; big repos are listed a page at a time.
+
+use seedbank_protocol::{BlobHash, FileEntry, Manifest};
+use seedbank_tests::fixtures::MIB;
+use seedbank_tests::hf_client::HfClient;
+use seedbank_tests::hostile::HostileSeeder;
+use seedbank_tests::{model_dir, start_joined, write_random_file, write_small_files, Daemon};
+
+/// `name`'s value among a response's headers, or "".
+fn header(response: &reqwest::blocking::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_gateway_serves_no_publisher_it_does_not_trust_even_when_asked_by_key() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    model_dir(&model, "untrusted", 2 * MIB);
+    let publisher = Daemon::start();
+    let gateway = start_joined(&publisher, &[]);
+    publisher.publish(&model, "model", "v1");
+    let key = publisher.publisher_key();
+    // The release is on the network: the node resolves it when its own user asks.
+    gateway.ok(&["resolve", &format!("{key}/model")]);
+
+    let http = reqwest::blocking::Client::new();
+    let endpoint = gateway.hf_endpoint();
+    let info = http
+        .get(format!("{endpoint}/api/models/{key}/model"))
+        .send()
+        .unwrap();
+    assert_eq!(info.status(), 404, "{:?}", info.text());
+    let file = http
+        .get(format!("{endpoint}/{key}/model/resolve/main/config.json"))
+        .send()
+        .unwrap();
+    assert_eq!(file.status(), 404);
+    assert_eq!(header(&file, "x-error-code"), "RepoNotFound");
+    assert!(
+        gateway.artifacts().is_empty() && gateway.jobs().is_empty(),
+        "the gateway fetched for an untrusted publisher: {:?} {:?}",
+        gateway.artifacts(),
+        gateway.jobs()
+    );
+
+    // Once its operator trusts the publisher, the same request is served.
+    gateway.ok(&["trust", "add", "pat", &key]);
+    let trusted = http
+        .get(format!("{endpoint}/api/models/{key}/model"))
+        .send()
+        .unwrap();
+    assert_eq!(trusted.status(), 200);
+}
+
+#[test]
+fn a_manifest_claiming_a_big_file_evicts_nothing_before_its_bytes_arrive() {
+    let work = tempfile::tempdir().unwrap();
+    // A peer with a fresh key serves a root and a manifest listing one 40 MiB file, and
+    // not one byte of the file.
+    let mut liar = HostileSeeder::start();
+    let claimed = FileEntry {
+        path: "weights.bin".into(),
+        size: 40 * MIB,
+        hash: BlobHash([7; 32]),
+    };
+    let manifest = Manifest {
+        files: vec![claimed.clone()],
+        hf: None,
+    };
+    let root = liar
+        .serve_artifact(manifest.encode().unwrap(), vec![claimed.hash])
+        .to_string();
+
+    let max = (48 * MIB).to_string();
+    let node = Daemon::start_with(&["--bootstrap", &liar.peer_address(), "--max-storage", &max]);
+    let own_dir = work.path().join("own");
+    write_random_file(&own_dir.join("own.bin"), 30 * MIB, "own");
+    let own = node.add_artifact(&own_dir);
+    node.wait_for_routing_table(1);
+    node.wait_for_providers(&root, &[liar.peer_id()]);
+
+    node.ok(&["fetch", "--detach", &root]);
+    // The transfer is under way once the job knows its size: room was made by then.
+    node.wait_until(
+        "the fetch to start its transfer",
+        std::time::Duration::from_secs(30),
+        || {
+            let jobs = node.jobs();
+            let started = jobs
+                .iter()
+                .any(|job| job["id"] == root.as_str() && job["total_bytes"] == 40 * MIB);
+            if started {
+                Ok(())
+            } else {
+                Err(format!("jobs: {jobs:?}"))
+            }
+        },
+    );
+    assert!(
+        node.holds(&own),
+        "the node evicted its own artifact for a claim no byte backed\n{}",
+        node.log()
+    );
+    assert!(!node.log().contains("evicting"), "{}", node.log());
+    node.ok(&["fetch", "--cancel", &root]);
+    assert!(node.holds(&own));
+}
+
+#[test]
+fn the_hf_client_lists_a_repo_of_thousands_of_files_a_page_at_a_time() {
+    let work = tempfile::tempdir().unwrap();
+    let many = work.path().join("many");
+    write_small_files(&many, 2_100, 2_100 * 64, "many");
+    let node = Daemon::start();
+    node.publish(&many, "org--many", "v1");
+    let client = HfClient::new();
+    let listed = client.run(
+        Some(&node.hf_endpoint()),
+        r#"
+import json
+from huggingface_hub import list_repo_files, list_repo_tree
+files = list_repo_files("org/many")
+top = [entry.path for entry in list_repo_tree("org/many")]
+print(json.dumps({"files": len(files), "distinct": len(set(files)), "top": len(top)}))
+"#,
+    );
+    assert_eq!(listed["files"], 2_100, "{listed}");
+    assert_eq!(listed["distinct"], 2_100, "{listed}");
+    assert_eq!(listed["top"], 20, "the 20 folders: {listed}");
+
+    // One page is at most a thousand entries, and links the next as the hub does.
+    let first = reqwest::blocking::get(format!(
+        "{}/api/models/org/many/tree/main?recursive=true",
+        node.hf_endpoint()
+    ))
+    .unwrap();
+    let link = header(&first, "link");
+    assert!(
+        link.contains("cursor=1000") && link.contains("rel=\"next\""),
+        "{link}"
+    );
+    let page: Vec<serde_json::Value> = first.json().unwrap();
+    assert_eq!(page.len(), 1000);
+}
