@@ -511,12 +511,13 @@ impl EventLoop {
                 ..
             } => {
                 let ip = self.peer_ips.get(&source);
-                let outcome = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .store_mut()
-                    .put_remote_value(record, ip);
+                let connected = &self.connected;
+                let outcome = self.swarm.behaviour_mut().kad.store_mut().put_remote_value(
+                    record,
+                    source,
+                    ip,
+                    |peer| connected.contains_key(peer),
+                );
                 if let Err(refusal) = outcome {
                     tracing::debug!(peer = %source, %refusal, "value record refused");
                 }

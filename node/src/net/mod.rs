@@ -11,6 +11,7 @@ mod behaviour;
 mod connection_view;
 mod event_loop;
 mod handle;
+pub mod ip_network;
 mod peer_ips;
 mod pending_guard;
 pub mod provider_store;

@@ -5,12 +5,20 @@
 //! the event loop hands it to [`ProviderStore::add_remote`], which keeps a provider record
 //! only if its key is a 32-byte hash, with at most [`MAX_PROVIDER_ADDRESSES`] addresses
 //! the [`AddressPolicy`] allows, within quotas per provider
-//! ([`MAX_KEYS_PER_PROVIDER`]), per IP address ([`MAX_RECORDS_PER_IP`]), per key
-//! ([`MAX_PROVIDERS_PER_KEY`]) and in all ([`MAX_REMOTE_RECORDS`]). A key whose provider
-//! list is full makes room by dropping an expired record, or else one whose provider is
-//! not connected, before it refuses the newcomer. Value records (`PUT_VALUE`: signed
-//! name records, catalog pages, directories) are checked and bounded by
-//! [`ValueStore`].
+//! ([`MAX_KEYS_PER_PROVIDER`]), per network ([`MAX_RECORDS_PER_NETWORK`]: an IPv4 /24 or
+//! an IPv6 /48, as one party easily holds many addresses of one), per key
+//! ([`MAX_PROVIDERS_PER_KEY`]) and in all ([`MAX_REMOTE_RECORDS`]).
+//!
+//! A full quota does not simply refuse: records are replaced by a policy a flood cannot
+//! win. A key whose provider list is full drops an expired record, or else one whose
+//! provider is not connected. A full network or store looks at up to
+//! [`REPLACEMENT_SAMPLE`] of the records it holds there and drops one whose provider
+//! is gone, or else the one whose key is farthest from this node if the newcomer's is
+//! closer (a node is asked to keep records for keys near its own id; a flood of random
+//! keys is mostly far). So a sybil flood that ends leaves room as soon as its
+//! connections close, not when its records expire 48 hours later. Value records
+//! (`PUT_VALUE`: signed name records, catalog pages, directories) are checked and
+//! bounded by [`ValueStore`].
 //!
 //! This node's own records live in a separate map that remote records can never fill,
 //! so no flood can stop the node announcing what it adds.
@@ -21,10 +29,11 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use libp2p::kad::store::{Error as StoreError, RecordStore, Result as StoreResult};
-use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use libp2p::kad::{KBucketDistance, KBucketKey, ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
 use super::address_policy::AddressPolicy;
+use super::ip_network::network_of;
 use super::tally::decrement;
 use super::value_store::{ValueRefusal, ValueStore};
 
@@ -37,8 +46,12 @@ pub const MAX_PROVIDER_ADDRESSES: usize = 4;
 /// Most keys one provider may have records for here: a large seeding node holds
 /// thousands of artifacts; free identities get no more than that each.
 pub const MAX_KEYS_PER_PROVIDER: usize = 4096;
-/// Most records kept for the providers behind one IP address.
-pub const MAX_RECORDS_PER_IP: usize = 8192;
+/// Most records kept for the providers of one network (IPv4 /24, IPv6 /48).
+pub const MAX_RECORDS_PER_NETWORK: usize = 8192;
+/// Most held records a full network or store looks at to find one to replace.
+pub const REPLACEMENT_SAMPLE: usize = 256;
+/// Most held records scanned to find [`REPLACEMENT_SAMPLE`] of one network.
+const REPLACEMENT_SCAN: usize = 16 * REPLACEMENT_SAMPLE;
 /// Most remote provider records kept in all (tens of MB at most).
 pub const MAX_REMOTE_RECORDS: usize = 65_536;
 /// Most keys this node itself provides.
@@ -53,18 +66,19 @@ pub enum Refusal {
     NoAddress,
     /// The provider has records for [`MAX_KEYS_PER_PROVIDER`] keys.
     ProviderQuota,
-    /// Providers behind its IP have [`MAX_RECORDS_PER_IP`] records.
-    IpQuota,
+    /// Providers of its network have [`MAX_RECORDS_PER_NETWORK`] records, none of
+    /// which may give way to it.
+    NetworkQuota,
     /// The key has [`MAX_PROVIDERS_PER_KEY`] live providers, all connected.
     KeyFull,
-    /// The store holds [`MAX_REMOTE_RECORDS`].
+    /// The store holds [`MAX_REMOTE_RECORDS`], none of which may give way to it.
     StoreFull,
 }
 
 #[derive(Debug, Clone)]
 struct Held {
     record: ProviderRecord,
-    ip: Option<IpAddr>,
+    network: Option<IpAddr>,
 }
 
 /// The record store Kademlia runs on.
@@ -75,7 +89,9 @@ pub struct ProviderStore {
     remote: HashMap<RecordKey, Vec<Held>>,
     remote_count: usize,
     per_provider: HashMap<PeerId, usize>,
-    per_ip: HashMap<IpAddr, usize>,
+    per_network: HashMap<IpAddr, usize>,
+    /// This node's place in the key space, to measure keys against.
+    local_key: KBucketKey<PeerId>,
     values: ValueStore,
 }
 
@@ -88,18 +104,22 @@ impl ProviderStore {
             remote: HashMap::new(),
             remote_count: 0,
             per_provider: HashMap::new(),
-            per_ip: HashMap::new(),
-            values: ValueStore::default(),
+            per_network: HashMap::new(),
+            local_key: KBucketKey::from(local),
+            values: ValueStore::new(local),
         }
     }
 
-    /// Keeps a value record a peer sent (from `ip`), if it checks out.
+    /// Keeps a value record `sender` sent (from `ip`), if it checks out; `connected` says
+    /// whether a peer is connected now.
     pub fn put_remote_value(
         &mut self,
         record: Record,
+        sender: PeerId,
         ip: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
     ) -> Result<(), ValueRefusal> {
-        self.values.put(record, false, ip)
+        self.values.put_remote(record, sender, ip, connected)
     }
 
     /// Value records held for other peers now.
@@ -148,9 +168,11 @@ impl ProviderStore {
         {
             return Err(Refusal::ProviderQuota);
         }
-        if let Some(ip) = ip {
-            if self.per_ip.get(&ip).copied().unwrap_or(0) >= MAX_RECORDS_PER_IP {
-                return Err(Refusal::IpQuota);
+        let network = ip.map(network_of);
+        if let Some(network) = network {
+            if self.per_network.get(&network).copied().unwrap_or(0) >= MAX_RECORDS_PER_NETWORK {
+                self.make_way(&record, Some(network), &connected)
+                    .ok_or(Refusal::NetworkQuota)?;
             }
         }
         if let Some(list) = self
@@ -166,18 +188,73 @@ impl ProviderStore {
             }
         }
         if self.remote_count >= MAX_REMOTE_RECORDS {
-            return Err(Refusal::StoreFull);
+            self.make_way(&record, None, &connected)
+                .ok_or(Refusal::StoreFull)?;
         }
         *self.per_provider.entry(record.provider).or_default() += 1;
-        if let Some(ip) = ip {
-            *self.per_ip.entry(ip).or_default() += 1;
+        if let Some(network) = network {
+            *self.per_network.entry(network).or_default() += 1;
         }
         self.remote_count += 1;
         self.remote
             .entry(record.key.clone())
             .or_default()
-            .push(Held { record, ip });
+            .push(Held { record, network });
         Ok(())
+    }
+
+    /// Drops one held record (of `network`, or of any) for `newcomer`: one whose
+    /// provider is not connected, or else the farthest from this node if the newcomer
+    /// is closer. Looks at [`REPLACEMENT_SAMPLE`] records at most; `None` when none of
+    /// them gives way.
+    fn make_way(
+        &mut self,
+        newcomer: &ProviderRecord,
+        network: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Option<()> {
+        let mut farthest: Option<(KBucketDistance, RecordKey, PeerId)> = None;
+        let mut victim = None;
+        let mut sampled = 0;
+        let held = self
+            .remote
+            .iter()
+            .flat_map(|(key, list)| list.iter().map(move |h| (key, h)))
+            .take(REPLACEMENT_SCAN);
+        for (key, held) in held {
+            if network.is_some() && held.network != network {
+                continue;
+            }
+            if !connected(&held.record.provider) {
+                victim = Some((key.clone(), held.record.provider));
+                break;
+            }
+            let distance = self.distance(key);
+            if farthest.as_ref().is_none_or(|(far, _, _)| distance > *far) {
+                farthest = Some((distance, key.clone(), held.record.provider));
+            }
+            sampled += 1;
+            if sampled == REPLACEMENT_SAMPLE {
+                break;
+            }
+        }
+        let (key, provider) = victim.or_else(|| {
+            let (distance, key, provider) = farthest?;
+            (self.distance(&newcomer.key) < distance).then_some((key, provider))
+        })?;
+        let index = self
+            .remote
+            .get(&key)?
+            .iter()
+            .position(|h| h.record.provider == provider)?;
+        tracing::trace!(%provider, "provider record replaced to make way");
+        self.remove_at(&key, index);
+        Some(())
+    }
+
+    /// How far `key` is from this node in the DHT's key space.
+    fn distance(&self, key: &RecordKey) -> KBucketDistance {
+        self.local_key.distance(&KBucketKey::new(key.clone()))
     }
 
     /// Drops every remote record whose time is up. Returns how many went.
@@ -207,8 +284,8 @@ impl ProviderStore {
         }
         self.remote_count -= 1;
         decrement(&mut self.per_provider, &held.record.provider);
-        if let Some(ip) = held.ip {
-            decrement(&mut self.per_ip, &ip);
+        if let Some(network) = held.network {
+            decrement(&mut self.per_network, &network);
         }
     }
 }
@@ -289,188 +366,5 @@ impl RecordStore for ProviderStore {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::time::Duration;
-
-    use libp2p::Multiaddr;
-
-    use super::*;
-
-    fn key(n: u32) -> RecordKey {
-        let mut bytes = [0u8; 32];
-        bytes[..4].copy_from_slice(&n.to_le_bytes());
-        RecordKey::new(&bytes)
-    }
-
-    fn record(key: RecordKey, provider: PeerId, addresses: usize) -> ProviderRecord {
-        ProviderRecord {
-            key,
-            provider,
-            expires: Some(Instant::now() + Duration::from_secs(3600)),
-            addresses: (0..addresses)
-                .map(|i| format!("/ip4/127.0.0.1/tcp/{}", 1000 + i).parse().unwrap())
-                .collect(),
-        }
-    }
-
-    fn loopback() -> AddressPolicy {
-        AddressPolicy::from_listen(&["/ip4/127.0.0.1/tcp/0".parse::<Multiaddr>().unwrap()])
-    }
-
-    const ATTACKER: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66)));
-
-    #[test]
-    fn a_flood_of_keys_cannot_stop_this_node_providing() {
-        let local = PeerId::random();
-        let mut store = ProviderStore::new(local);
-        let now = Instant::now();
-        let mut kept = 0;
-        for i in 0..70_000u32 {
-            let sybil = PeerId::random();
-            let ip = Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
-            if store
-                .add_remote(record(key(i), sybil, 1), ip, &loopback(), |_| true, now)
-                .is_ok()
-            {
-                kept += 1;
-            }
-        }
-        assert_eq!(kept, MAX_REMOTE_RECORDS);
-        store.add_provider(record(key(1 << 30), local, 1)).unwrap();
-        assert_eq!(store.provided().count(), 1);
-        assert_eq!(store.providers(&key(1 << 30)).len(), 1);
-    }
-
-    #[test]
-    fn one_address_gets_its_quota_and_no_more() {
-        let mut store = ProviderStore::new(PeerId::random());
-        let now = Instant::now();
-        let mut outcomes = HashMap::new();
-        for i in 0..(MAX_RECORDS_PER_IP as u32 + 100) {
-            let outcome = store.add_remote(
-                record(key(i), PeerId::random(), 1),
-                ATTACKER,
-                &loopback(),
-                |_| true,
-                now,
-            );
-            *outcomes.entry(outcome).or_insert(0) += 1;
-        }
-        assert_eq!(outcomes[&Ok(())], MAX_RECORDS_PER_IP);
-        assert_eq!(outcomes[&Err(Refusal::IpQuota)], 100);
-
-        let sybil = PeerId::random();
-        for i in 0..(MAX_KEYS_PER_PROVIDER as u32 + 1) {
-            let outcome = store.add_remote(
-                record(key(1_000_000 + i), sybil, 1),
-                None,
-                &loopback(),
-                |_| true,
-                now,
-            );
-            assert_eq!(outcome.is_ok(), (i as usize) < MAX_KEYS_PER_PROVIDER);
-        }
-    }
-
-    #[test]
-    fn records_are_trimmed_and_bad_keys_refused() {
-        let mut store = ProviderStore::new(PeerId::random());
-        let now = Instant::now();
-        let provider = PeerId::random();
-        store
-            .add_remote(
-                record(key(1), provider, 5000),
-                None,
-                &loopback(),
-                |_| true,
-                now,
-            )
-            .unwrap();
-        assert_eq!(
-            store.providers(&key(1))[0].addresses.len(),
-            MAX_PROVIDER_ADDRESSES
-        );
-        let mut short = record(key(2), provider, 1);
-        short.key = RecordKey::new(&[1u8; 8]);
-        assert_eq!(
-            store.add_remote(short, None, &loopback(), |_| true, now),
-            Err(Refusal::BadKey)
-        );
-        let public_only =
-            AddressPolicy::from_listen(&["/ip4/203.0.113.1/tcp/1".parse::<Multiaddr>().unwrap()]);
-        assert_eq!(
-            store.add_remote(
-                record(key(3), provider, 3),
-                None,
-                &public_only,
-                |_| false,
-                now
-            ),
-            Err(Refusal::NoAddress),
-            "loopback addresses from a public node's peers are dropped"
-        );
-    }
-
-    #[test]
-    fn a_full_key_makes_room_for_a_newcomer_by_dropping_unreachable_providers() {
-        let mut store = ProviderStore::new(PeerId::random());
-        let now = Instant::now();
-        let sybils: Vec<PeerId> = (0..MAX_PROVIDERS_PER_KEY)
-            .map(|_| PeerId::random())
-            .collect();
-        for sybil in &sybils {
-            store
-                .add_remote(record(key(7), *sybil, 1), None, &loopback(), |_| true, now)
-                .unwrap();
-        }
-        let honest = PeerId::random();
-        // While every sybil is connected, the list is full.
-        assert_eq!(
-            store.add_remote(record(key(7), honest, 1), None, &loopback(), |_| true, now),
-            Err(Refusal::KeyFull)
-        );
-        // Once one of them is gone, the honest seeder takes its place.
-        let gone = sybils[5];
-        store
-            .add_remote(
-                record(key(7), honest, 1),
-                None,
-                &loopback(),
-                |p| *p != gone,
-                now,
-            )
-            .unwrap();
-        let providers: Vec<PeerId> = store
-            .providers(&key(7))
-            .iter()
-            .map(|r| r.provider)
-            .collect();
-        assert!(providers.contains(&honest) && !providers.contains(&gone));
-        assert_eq!(providers.len(), MAX_PROVIDERS_PER_KEY);
-    }
-
-    #[test]
-    fn expired_records_are_removed_and_their_quota_returned() {
-        let mut store = ProviderStore::new(PeerId::random());
-        let now = Instant::now();
-        let provider = PeerId::random();
-        let mut old = record(key(1), provider, 1);
-        old.expires = Some(now + Duration::from_secs(1));
-        store
-            .add_remote(old, ATTACKER, &loopback(), |_| true, now)
-            .unwrap();
-        assert_eq!(store.remove_expired(now + Duration::from_secs(2)), 1);
-        assert_eq!(store.remote_records(), 0);
-        assert!(store.per_ip.is_empty() && store.per_provider.is_empty());
-        assert!(store.providers(&key(1)).is_empty());
-    }
-
-    #[test]
-    fn value_records_are_not_kept() {
-        let mut store = ProviderStore::new(PeerId::random());
-        assert!(store.put(Record::new(key(1), vec![1, 2, 3])).is_err());
-        assert!(store.get(&key(1)).is_none());
-    }
-}
+#[path = "provider_store_tests.rs"]
+mod tests;

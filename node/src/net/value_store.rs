@@ -4,26 +4,36 @@
 //! A record is kept only if [`DhtRecord::check`] accepts it under the key it came with
 //! (size cap, type, signature, rules, key derived from its contents) and its sequence
 //! is at least that of the record already held under the key: an older record replayed
-//! never replaces a newer one. Records other peers send are capped per IP address
-//! ([`MAX_VALUES_PER_IP`]) and in all ([`MAX_REMOTE_VALUES`]); this node's own records
-//! (what it publishes and re-puts) have their own cap, so no flood can stop it
-//! publishing.
+//! never replaces a newer one. Records other peers send are capped per network
+//! ([`MAX_VALUES_PER_NETWORK`]: an IPv4 /24 or IPv6 /48), in count
+//! ([`MAX_REMOTE_VALUES`]) and in bytes ([`MAX_REMOTE_VALUE_BYTES`]). A full quota
+//! makes way as the provider store's does: a record whose sender is no longer
+//! connected goes first, else the one farthest from this node if the newcomer's key is
+//! closer, so a flood that ends leaves room at once, not after the records' 48 hours.
+//! This node's own records (what it publishes and re-puts) have their own cap, so no
+//! flood can stop it publishing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use libp2p::kad::{Record, RecordKey};
+use libp2p::kad::{KBucketDistance, KBucketKey, Record, RecordKey};
+use libp2p::PeerId;
 use seedbank_protocol::{DhtRecord, RecordError};
 
+use super::ip_network::network_of;
 use super::tally::decrement;
 
 /// Most value records other peers may have this node keep.
 pub const MAX_REMOTE_VALUES: usize = 16_384;
-/// Most value records kept for the peers behind one IP address.
-pub const MAX_VALUES_PER_IP: usize = 1_024;
+/// Most bytes of value records other peers may have this node keep.
+pub const MAX_REMOTE_VALUE_BYTES: usize = 32 * 1024 * 1024;
+/// Most value records kept for the peers of one network (IPv4 /24, IPv6 /48).
+pub const MAX_VALUES_PER_NETWORK: usize = 1_024;
 /// Most value records this node keeps of its own.
 pub const MAX_OWN_VALUES: usize = 65_536;
+/// Most held records a full quota looks at to find one to replace.
+const REPLACEMENT_SAMPLE: usize = 256;
 
 /// Why a value record was not kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,10 +49,11 @@ pub enum ValueRefusal {
         /// The sequence held.
         held: u64,
     },
-    /// The peers behind its IP have [`MAX_VALUES_PER_IP`] records here.
-    #[error("the per-IP record quota is used up")]
-    IpQuota,
-    /// The store is full.
+    /// The peers of its network have [`MAX_VALUES_PER_NETWORK`] records here, none
+    /// of which may give way to it.
+    #[error("the record quota of the sender's network is used up")]
+    NetworkQuota,
+    /// The store is full, and nothing in it may give way.
     #[error("the record store is full")]
     Full,
 }
@@ -51,21 +62,38 @@ pub enum ValueRefusal {
 struct HeldValue {
     record: Record,
     sequence: u64,
-    /// Where a remote record came from; `None` for this node's own.
-    ip: Option<IpAddr>,
+    /// The network a remote record came from; `None` for this node's own.
+    network: Option<IpAddr>,
+    /// The peer that sent a remote record.
+    sender: Option<PeerId>,
     own: bool,
 }
 
 /// Checked value records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ValueStore {
     held: HashMap<RecordKey, HeldValue>,
     remote: usize,
+    remote_bytes: usize,
     own: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_network: HashMap<IpAddr, usize>,
+    /// This node's place in the key space, to measure keys against.
+    local_key: KBucketKey<PeerId>,
 }
 
 impl ValueStore {
+    /// An empty store for the node `local`.
+    pub fn new(local: PeerId) -> Self {
+        Self {
+            held: HashMap::new(),
+            remote: 0,
+            remote_bytes: 0,
+            own: 0,
+            per_network: HashMap::new(),
+            local_key: KBucketKey::from(local),
+        }
+    }
+
     /// The record under `key`, if any is held and unexpired.
     pub fn get(&self, key: &RecordKey, now: Instant) -> Option<&Record> {
         self.held
@@ -85,13 +113,41 @@ impl ValueStore {
     }
 
     /// Keeps `record` if it checks out: `own` for this node's own puts, else `ip` is
-    /// where the sending peer connects from.
+    /// where the sending peer connects from (and every sender counts as connected).
     pub fn put(
         &mut self,
         record: Record,
         own: bool,
         ip: Option<IpAddr>,
     ) -> Result<(), ValueRefusal> {
+        if own {
+            self.keep(record, None, None, |_| true)
+        } else {
+            self.keep(record, Some(PeerId::random()), ip, |_| true)
+        }
+    }
+
+    /// Keeps a record `sender` sent from `ip`, if it checks out; `connected` says
+    /// whether a peer is connected now.
+    pub fn put_remote(
+        &mut self,
+        record: Record,
+        sender: PeerId,
+        ip: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Result<(), ValueRefusal> {
+        self.keep(record, Some(sender), ip, connected)
+    }
+
+    /// Keeps `record`: this node's own when `sender` is `None`.
+    fn keep(
+        &mut self,
+        record: Record,
+        sender: Option<PeerId>,
+        ip: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Result<(), ValueRefusal> {
+        let own = sender.is_none();
         let checked = DhtRecord::check(record.key.as_ref(), &record.value)?;
         let sequence = checked.sequence();
         if let Some(held) = self.held.get(&record.key) {
@@ -107,48 +163,115 @@ impl ValueStore {
                 return Ok(());
             }
         }
-        let ip = if own { None } else { ip };
-        // Whose quota the record it replaces frees: this node's own, or an IP's.
-        let replaced = self.held.get(&record.key).map(|h| (h.own, h.ip));
-        let frees_own = replaced.is_some_and(|(own, _)| own);
-        let frees_ip = replaced.and_then(|(_, ip)| ip);
-        if own {
-            if !frees_own && self.own >= MAX_OWN_VALUES {
-                return Err(ValueRefusal::Full);
+        // The record it replaces gives its quota back first, and is put back if the
+        // newcomer finds no room.
+        let replaced = self.held.remove(&record.key);
+        if let Some(old) = &replaced {
+            self.forget(old);
+        }
+        let network = if own { None } else { ip.map(network_of) };
+        let room = if own {
+            if self.own < MAX_OWN_VALUES {
+                Ok(())
+            } else {
+                Err(ValueRefusal::Full)
             }
         } else {
-            let frees_remote = replaced.is_some_and(|(own, _)| !own);
-            if let Some(ip) = ip {
-                let used = self.per_ip.get(&ip).copied().unwrap_or(0);
-                if used >= MAX_VALUES_PER_IP && frees_ip != Some(ip) {
-                    return Err(ValueRefusal::IpQuota);
-                }
+            self.make_room(&record, network, &connected)
+        };
+        if let Err(refusal) = room {
+            if let Some(old) = replaced {
+                self.remember(old);
             }
-            if !frees_remote && self.remote >= MAX_REMOTE_VALUES {
-                return Err(ValueRefusal::Full);
+            return Err(refusal);
+        }
+        self.remember(HeldValue {
+            record,
+            sequence,
+            network,
+            sender,
+            own,
+        });
+        Ok(())
+    }
+
+    /// Makes room for a remote `record` from `network` under the per-network, count and
+    /// byte quotas, replacing what may give way.
+    fn make_room(
+        &mut self,
+        record: &Record,
+        network: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Result<(), ValueRefusal> {
+        if let Some(network) = network {
+            while self.per_network.get(&network).copied().unwrap_or(0) >= MAX_VALUES_PER_NETWORK {
+                self.make_way(&record.key, Some(network), &connected)
+                    .ok_or(ValueRefusal::NetworkQuota)?;
             }
         }
-        if let Some(old) = self.held.remove(&record.key) {
-            self.forget(&old);
+        while self.remote >= MAX_REMOTE_VALUES
+            || self.remote_bytes + record.value.len() > MAX_REMOTE_VALUE_BYTES
+        {
+            self.make_way(&record.key, None, &connected)
+                .ok_or(ValueRefusal::Full)?;
         }
-        if own {
+        Ok(())
+    }
+
+    /// Holds `held`, counting it against its quotas.
+    fn remember(&mut self, held: HeldValue) {
+        if held.own {
             self.own += 1;
         } else {
             self.remote += 1;
-            if let Some(ip) = ip {
-                *self.per_ip.entry(ip).or_default() += 1;
+            self.remote_bytes += held.record.value.len();
+            if let Some(network) = held.network {
+                *self.per_network.entry(network).or_default() += 1;
             }
         }
-        self.held.insert(
-            record.key.clone(),
-            HeldValue {
-                record,
-                sequence,
-                ip,
-                own,
-            },
-        );
-        Ok(())
+        self.held.insert(held.record.key.clone(), held);
+    }
+
+    /// Drops one remote record (of `network`, or of any) for a newcomer under `key`:
+    /// one whose sender is not connected, or else the farthest from this node if `key`
+    /// is closer. Looks at [`REPLACEMENT_SAMPLE`] records at most; `None` when none of
+    /// them gives way.
+    fn make_way(
+        &mut self,
+        key: &RecordKey,
+        network: Option<IpAddr>,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Option<()> {
+        let mut farthest: Option<(KBucketDistance, &RecordKey)> = None;
+        let mut victim = None;
+        let remote = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.own && (network.is_none() || h.network == network));
+        for (held_key, held) in remote.take(REPLACEMENT_SAMPLE) {
+            if held.sender.is_some_and(|sender| !connected(&sender)) {
+                victim = Some(held_key);
+                break;
+            }
+            let distance = self.distance(held_key);
+            if farthest.is_none_or(|(far, _)| distance > far) {
+                farthest = Some((distance, held_key));
+            }
+        }
+        let victim = victim
+            .or_else(|| {
+                let (distance, far_key) = farthest?;
+                (self.distance(key) < distance).then_some(far_key)
+            })?
+            .clone();
+        tracing::trace!("value record replaced to make way");
+        self.remove(&victim);
+        Some(())
+    }
+
+    /// How far `key` is from this node in the DHT's key space.
+    fn distance(&self, key: &RecordKey) -> KBucketDistance {
+        self.local_key.distance(&KBucketKey::new(key.clone()))
     }
 
     fn forget(&mut self, held: &HeldValue) {
@@ -156,8 +279,9 @@ impl ValueStore {
             self.own -= 1;
         } else {
             self.remote -= 1;
-            if let Some(ip) = held.ip {
-                decrement(&mut self.per_ip, &ip);
+            self.remote_bytes -= held.record.value.len();
+            if let Some(network) = held.network {
+                decrement(&mut self.per_network, &network);
             }
         }
     }
@@ -230,7 +354,7 @@ mod tests {
     #[test]
     fn newer_records_replace_older_and_replays_are_refused() {
         let alice = PublisherSecret::from_seed([1; 32]);
-        let mut store = ValueStore::default();
+        let mut store = ValueStore::new(PeerId::random());
         store
             .put(name_record(&alice, "toy", 2), false, PEER)
             .unwrap();
@@ -251,7 +375,7 @@ mod tests {
     fn a_record_under_someone_elses_key_or_with_a_bad_signature_is_refused() {
         let alice = PublisherSecret::from_seed([1; 32]);
         let mallory = PublisherSecret::from_seed([2; 32]);
-        let mut store = ValueStore::default();
+        let mut store = ValueStore::new(PeerId::random());
         let mut forged = name_record(&mallory, "toy", 9);
         forged.key = RecordKey::new(&name_key(&alice.public(), "toy"));
         assert!(matches!(
@@ -272,19 +396,48 @@ mod tests {
     }
 
     #[test]
-    fn one_ip_cannot_fill_the_store() {
-        let mut store = ValueStore::default();
-        for i in 0..MAX_VALUES_PER_IP {
+    fn one_network_cannot_fill_the_store_and_a_flood_that_ends_makes_way() {
+        let mut store = ValueStore::new(PeerId::random());
+        let sybil = PeerId::random();
+        for i in 0..MAX_VALUES_PER_NETWORK {
             let key = PublisherSecret::from_seed([(i % 251) as u8; 32]);
             store
-                .put(name_record(&key, &format!("n{i}"), 1), false, PEER)
+                .put_remote(name_record(&key, &format!("n{i}"), 1), sybil, PEER, |_| {
+                    true
+                })
                 .unwrap();
         }
+        // More from the network replace what is held, never add to it.
         let extra = PublisherSecret::from_seed([255; 32]);
-        assert_eq!(
-            store.put(name_record(&extra, "one-more", 1), false, PEER),
-            Err(ValueRefusal::IpQuota)
-        );
+        for i in 0..64 {
+            let _ = store.put_remote(
+                name_record(&extra, &format!("more{i}"), 1),
+                sybil,
+                PEER,
+                |_| true,
+            );
+        }
+        let network = network_of(PEER.unwrap());
+        assert_eq!(store.per_network[&network], MAX_VALUES_PER_NETWORK);
+        assert_eq!(store.remote_count(), MAX_VALUES_PER_NETWORK);
+        // Another network still gets in.
+        let elsewhere = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+        store
+            .put_remote(
+                name_record(&extra, "elsewhere", 1),
+                PeerId::random(),
+                elsewhere,
+                |_| true,
+            )
+            .unwrap();
+        // Once the flooding peer is gone, an honest publisher of its network gets in.
+        let honest = PeerId::random();
+        let gone = |p: &PeerId| *p != sybil;
+        let publisher = PublisherSecret::from_seed([254; 32]);
+        let real = name_record(&publisher, "real", 1);
+        let key = real.key.clone();
+        store.put_remote(real, honest, PEER, gone).unwrap();
+        assert!(store.get(&key, Instant::now()).is_some());
         // This node's own records are never refused for what peers sent.
         store
             .put(name_record(&extra, "mine", 1), true, None)

@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use seedbank_node::net::provider_store::{MAX_KEYS_PER_PROVIDER, MAX_RECORDS_PER_IP};
+use seedbank_node::net::provider_store::{
+    MAX_KEYS_PER_PROVIDER, MAX_RECORDS_PER_NETWORK, MAX_REMOTE_RECORDS,
+};
 use seedbank_node::transfer::provider_slots::{MAX_STREAMS_PER_IP, MAX_STREAMS_PER_PEER};
 use seedbank_tests::attacker::{
     flood_provider_records, tcp_socket_address, SilentConnections, StreamHoarder,
@@ -64,22 +66,33 @@ fn identities_of_one_address_holding_idle_blob_streams_do_not_keep_an_honest_fet
 }
 
 #[test]
-fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcements() {
+fn a_flood_of_provider_records_neither_bloats_the_node_nor_keeps_honest_records_out() {
     let work = tempfile::tempdir().unwrap();
     let victim = Daemon::start();
     let pid = victim.pid().unwrap();
     let idle = rss_bytes(pid).unwrap();
 
-    // Twice the records one address may have stored, from one identity: past the cap
-    // per provider and the cap per address.
+    // As many records as the whole store holds, from 16 identities (each up to its cap
+    // per provider) on 8 addresses of one network, all at once.
     let started = Instant::now();
-    let many_keys = flood_provider_records(
-        &victim.peer_address(),
-        ATTACKER_IP,
-        2 * MAX_RECORDS_PER_IP,
-        1,
-        Duration::from_secs(240),
-    );
+    let identities = MAX_REMOTE_RECORDS / MAX_KEYS_PER_PROVIDER;
+    let floods: Vec<_> = (0..identities)
+        .map(|i| {
+            let address = victim.peer_address();
+            let source = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66 + (i % 8) as u8));
+            std::thread::spawn(move || {
+                flood_provider_records(
+                    &address,
+                    source,
+                    MAX_KEYS_PER_PROVIDER,
+                    1,
+                    Duration::from_secs(240),
+                )
+            })
+        })
+        .collect();
+    let reports: Vec<_> = floods.into_iter().map(|f| f.join().unwrap()).collect();
+    let acknowledged: u64 = reports.iter().map(|r| r.acknowledged).sum();
     // Records each listing far more addresses than are kept, in DHT messages the node
     // still reads: as many records as one provider may have stored, so that a node
     // keeping every address would pass the memory bound below.
@@ -92,14 +105,15 @@ fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcemen
     );
     let flooded = rss_bytes(pid).unwrap();
     eprintln!(
-        "idle RSS {} MiB, after the floods {} MiB ({:?}; {many_keys:?}, {many_addresses:?})",
+        "idle RSS {} MiB, after the floods {} MiB ({:?}; {acknowledged} of {} acknowledged, {many_addresses:?})",
         idle / MIB,
         flooded / MIB,
-        started.elapsed()
+        started.elapsed(),
+        identities * MAX_KEYS_PER_PROVIDER,
     );
     assert!(
-        many_keys.acknowledged > MAX_RECORDS_PER_IP as u64,
-        "the flood barely reached the victim: {many_keys:?}"
+        acknowledged > MAX_RECORDS_PER_NETWORK as u64,
+        "the flood barely reached the victim: {reports:?}"
     );
     assert!(
         flooded < 100 * MIB,
@@ -108,20 +122,31 @@ fn a_flood_of_provider_records_neither_bloats_the_node_nor_stops_its_announcemen
         flooded / MIB
     );
 
-    // The victim still announces what it adds, and another node finds and fetches it.
+    // The attackers have left. An honest node announces through the victim alone and
+    // stops; a newcomer that knows only the victim finds it there: its record was kept.
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 2 * MIB, "after the flood");
+    let mut announcer = start_joined(&victim, &[]);
     let step = Instant::now();
-    let id = victim.add_artifact(&model);
-    eprintln!("add took {:?}", step.elapsed());
-    let fetcher = start_joined(&victim, &[]);
-    eprintln!("join took {:?}", step.elapsed());
-    fetcher.wait_for_providers(&id, &[victim.peer_id()]);
-    eprintln!("providers found after {:?}", step.elapsed());
+    let id = announcer.add_artifact(&model);
+    victim.wait_for_providers(&id, &[announcer.peer_id()]);
+    let announcer_id = announcer.peer_id();
+    announcer.stop();
+    let newcomer = start_joined(&victim, &[]);
+    newcomer.wait_for_providers(&id, &[announcer_id]);
+    eprintln!(
+        "an honest record was kept and found {:?} after the flood",
+        step.elapsed()
+    );
+
+    // The victim still announces what it adds, and another node finds and fetches it.
+    let own = work.path().join("own");
+    write_random_file(&own.join("weights.bin"), 2 * MIB, "the victim's own");
+    let own_id = victim.add_artifact(&own);
+    newcomer.wait_for_providers(&own_id, &[victim.peer_id()]);
     let out = work.path().join("out");
-    fetcher.ok(&["fetch", &id, "--out", out.to_str().unwrap()]);
-    eprintln!("fetched after {:?}", step.elapsed());
-    assert_eq!(tree_hashes(&out), tree_hashes(&model));
+    newcomer.ok(&["fetch", &own_id, "--out", out.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&out), tree_hashes(&own));
 }
 
 #[test]

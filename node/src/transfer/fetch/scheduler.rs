@@ -464,8 +464,11 @@ impl Scheduler {
             current.ranges = &current.ranges & &missing;
         }
         // A request cut short (cancelled, or failed half-way) reports nothing received;
-        // what it added to the store is credited instead.
-        *self.per_peer.entry(peer).or_default() += received.max(added);
+        // what it added to the store is credited instead, but only if it worked on the
+        // segment alone: with others on it (the end-game), those bytes may be theirs.
+        let alone = entry.peers.iter().all(|p| *p == peer);
+        let credited = if alone { received.max(added) } else { received };
+        *self.per_peer.entry(peer).or_default() += credited;
         entry.peers.retain(|p| *p != peer);
         if current.ranges.is_empty() {
             entry.done.cancel();

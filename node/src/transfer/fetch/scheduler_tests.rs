@@ -310,3 +310,40 @@ fn a_streamed_fetch_asks_for_a_file_from_its_start_onwards() {
     let in_file_order: Vec<u64> = (0..16).map(|i| i * SEGMENT_CHUNKS).collect();
     assert_eq!(starts, in_file_order);
 }
+
+#[test]
+fn a_request_cut_short_beside_another_peer_is_not_credited_with_its_bytes() {
+    let now = Instant::now();
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let mut s = two_segments(None, now);
+    for peer in [a, b] {
+        s.add_peer(candidate(peer, true));
+    }
+    let (first, _) = work(s.next_for(a, now));
+    let (second, _) = work(s.next_for(b, now));
+    // End-game: a duplicates b's segment.
+    assert_eq!(work(s.next_for(a, now)).0.id, second.id);
+    // b has stored half of it when a's duplicate is cut short having received nothing
+    // (a stopped daemon): those bytes are b's, not a's.
+    let start = segment_start(&second);
+    let half =
+        ChunkRanges::from(ChunkNum(start + SEGMENT_CHUNKS / 2)..ChunkNum(start + SEGMENT_CHUNKS));
+    s.request_ended(&second, a, 0, Some(half), Err(&incomplete(a)), now);
+    assert_eq!(s.per_peer().get(&a).copied().unwrap_or(0), 0);
+    assert_eq!(s.done_bytes(), SEGMENT_BYTES / 2);
+    s.request_ended(
+        &second,
+        b,
+        second.bytes,
+        Some(ChunkRanges::empty()),
+        Ok(()),
+        now,
+    );
+    assert_eq!(s.per_peer()[&b], SEGMENT_BYTES);
+    // Alone on its own segment, a request cut short is credited what it stored.
+    let start = segment_start(&first);
+    let half =
+        ChunkRanges::from(ChunkNum(start + SEGMENT_CHUNKS / 2)..ChunkNum(start + SEGMENT_CHUNKS));
+    s.request_ended(&first, a, 0, Some(half), Err(&incomplete(a)), now);
+    assert_eq!(s.per_peer()[&a], SEGMENT_BYTES / 2);
+}
