@@ -7,6 +7,7 @@ use seedbank_protocol::api::{
     ArtifactDetail, ArtifactSummary, Completeness, FetchJobState, FetchJobSummary, GcReport,
     RemoveReport, RemovedArtifact, StatusResponse, VerifyReport,
 };
+use seedbank_protocol::escape_path;
 use seedbank_protocol::hf_api::HfImportReport;
 
 use crate::output::{count, human_bytes, human_duration, outln, print_table};
@@ -90,7 +91,7 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
             denial
                 .reason
                 .as_deref()
-                .map(|reason| format!(": {reason}"))
+                .map(|reason| format!(": {}", escape_path(reason)))
                 .unwrap_or_default()
         );
     }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use seedbank_protocol::denylist_api::Denial;
-use seedbank_protocol::{ContentId, PublisherKey};
+use seedbank_protocol::{escape_path, ContentId, PublisherKey};
 
 use crate::error::NodeError;
 use crate::names::Names;
@@ -117,7 +117,9 @@ impl DeniedRoots {
             first.list, first.publisher
         );
         if let Some(reason) = &first.reason {
-            message.push_str(&format!(": {reason}"));
+            // A list's publisher wrote it: shown with control and format characters (a
+            // bidi override could reorder the message) escaped.
+            message.push_str(&format!(": {}", escape_path(reason)));
         }
         if denials.len() > 1 {
             message.push_str(&format!(" and {} other lists", denials.len() - 1));

@@ -158,7 +158,8 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
         "bad-models",
         &x,
         "--reason",
-        "malware in a pickle",
+        // With a bidi override that would show the rest of the line reversed.
+        "malware in a pickle\u{202e}lkp.sdrow",
     ]);
     holder.ok(&["trust", "add", "lists", &lister.publisher_key()]);
     holder.ok(&["denylist", "subscribe", "lists/bad-models"]);
@@ -168,13 +169,18 @@ fn a_node_stops_serving_and_announcing_what_it_held_while_it_follows_a_list_nami
     assert_eq!(entry["state"], "complete", "{entry}");
     assert_eq!(entry["denied"][0]["list"], "lists/bad-models", "{entry}");
     assert_eq!(
-        entry["denied"][0]["reason"], "malware in a pickle",
+        entry["denied"][0]["reason"], "malware in a pickle\u{202e}lkp.sdrow",
         "{entry}"
     );
     assert_eq!(entry["announced"], false, "{entry}");
     let shown = holder.ok(&["show", &x]).stdout;
     assert!(
         shown.contains("denied:   by the denylist lists/bad-models"),
+        "{shown}"
+    );
+    // Shown to a person, the override is escaped, not obeyed.
+    assert!(
+        shown.contains("malware in a pickle\\u{202e}lkp.sdrow") && !shown.contains('\u{202e}'),
         "{shown}"
     );
 
