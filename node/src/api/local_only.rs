@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use seedbank_protocol::api::ErrorCode;
@@ -29,29 +29,46 @@ pub async fn refuse_foreign_requests(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.headers().contains_key(header::ORIGIN) {
-        return forbidden("requests from web pages (with an Origin header) are refused".into());
-    }
-    if policy == HostPolicy::LoopbackOnly {
-        // An absolute-form target (`GET http://host/…`) names the host that counts.
-        let host = match request.uri().authority() {
-            Some(authority) => Some(authority.as_str()),
-            None => request
-                .headers()
-                .get(header::HOST)
-                .and_then(|value| value.to_str().ok()),
-        };
-        match host {
-            Some(host) if is_loopback_host(host) => {}
-            Some(host) => {
-                return forbidden(format!(
-                    "Host {host:?} is not a loopback name (localhost, 127.x.x.x or [::1]); other hosts are answered only when the server is set to allow them (api_allow_remote, hf_gateway_allow_remote)"
-                ))
-            }
-            None => return forbidden("requests without a Host header are refused".into()),
-        }
+    if let Some(refusal) = refusal(policy, request.uri(), request.headers()) {
+        return forbidden(refusal);
     }
     next.run(request).await
+}
+
+/// Why a request with this target and these headers is refused, if it is.
+fn refusal(policy: HostPolicy, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    if headers.contains_key(header::ORIGIN) {
+        return Some("requests from web pages (with an Origin header) are refused".into());
+    }
+    if policy == HostPolicy::Any {
+        return None;
+    }
+    let hosts: Vec<&str> = headers
+        .get_all(header::HOST)
+        .iter()
+        .map(|value| value.to_str().unwrap_or("(not text)"))
+        .collect();
+    if hosts.len() > 1 {
+        return Some(format!(
+            "requests with more than one Host header are refused ({hosts:?})"
+        ));
+    }
+    // An absolute-form target (`GET http://host/…`) names the host too: both must agree.
+    let authority = uri.authority().map(|a| a.as_str());
+    if let (Some(authority), Some(host)) = (authority, hosts.first()) {
+        if !authority.eq_ignore_ascii_case(host) {
+            return Some(format!(
+                "the request line names host {authority:?} but the Host header says {host:?}"
+            ));
+        }
+    }
+    match authority.or(hosts.first().copied()) {
+        Some(host) if is_loopback_host(host) => None,
+        Some(host) => Some(format!(
+            "Host {host:?} is not a loopback name (localhost, 127.x.x.x or [::1]); other hosts are answered only when the server is set to allow them (api_allow_remote, hf_gateway_allow_remote)"
+        )),
+        None => Some("requests without a Host header are refused".into()),
+    }
 }
 
 fn forbidden(message: String) -> Response {
@@ -120,5 +137,41 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_second_host_or_a_request_line_naming_another_host_is_refused() {
+        let headers = |hosts: &[&str]| {
+            let mut map = HeaderMap::new();
+            for host in hosts {
+                map.append(header::HOST, host.parse().unwrap());
+            }
+            map
+        };
+        let origin: Uri = "/v1/status".parse().unwrap();
+        let loopback = HostPolicy::LoopbackOnly;
+        assert_eq!(
+            refusal(loopback, &origin, &headers(&["127.0.0.1:5150"])),
+            None
+        );
+        let twice = refusal(
+            loopback,
+            &origin,
+            &headers(&["127.0.0.1:5150", "evil.example"]),
+        );
+        assert!(twice.unwrap().contains("more than one Host"));
+        let absolute: Uri = "http://127.0.0.1:5150/v1/status".parse().unwrap();
+        assert_eq!(
+            refusal(loopback, &absolute, &headers(&["127.0.0.1:5150"])),
+            None
+        );
+        let differs = refusal(loopback, &absolute, &headers(&["evil.example"]));
+        assert!(differs.unwrap().contains("but the Host header says"));
+        let foreign: Uri = "http://evil.example/v1/status".parse().unwrap();
+        assert!(refusal(loopback, &foreign, &headers(&[])).is_some());
+        assert_eq!(
+            refusal(HostPolicy::Any, &foreign, &headers(&["a", "b"])),
+            None
+        );
     }
 }
