@@ -12,6 +12,7 @@ mod connection_view;
 mod event_loop;
 mod handle;
 pub mod ip_network;
+mod make_way;
 mod peer_ips;
 mod pending_guard;
 pub mod provider_store;

@@ -29,11 +29,12 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use libp2p::kad::store::{Error as StoreError, RecordStore, Result as StoreResult};
-use libp2p::kad::{KBucketDistance, KBucketKey, ProviderRecord, Record, RecordKey};
+use libp2p::kad::{KBucketKey, ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
 use super::address_policy::AddressPolicy;
 use super::ip_network::network_of;
+use super::make_way::{record_to_replace, REPLACEMENT_SAMPLE};
 use super::tally::decrement;
 use super::value_store::{ValueRefusal, ValueStore};
 
@@ -48,8 +49,6 @@ pub const MAX_PROVIDER_ADDRESSES: usize = 4;
 pub const MAX_KEYS_PER_PROVIDER: usize = 4096;
 /// Most records kept for the providers of one network (IPv4 /24, IPv6 /48).
 pub const MAX_RECORDS_PER_NETWORK: usize = 8192;
-/// Most held records a full network or store looks at to find one to replace.
-pub const REPLACEMENT_SAMPLE: usize = 256;
 /// Most held records scanned to find [`REPLACEMENT_SAMPLE`] of one network.
 const REPLACEMENT_SCAN: usize = 16 * REPLACEMENT_SAMPLE;
 /// Most remote provider records kept in all (tens of MB at most).
@@ -213,35 +212,14 @@ impl ProviderStore {
         network: Option<IpAddr>,
         connected: impl Fn(&PeerId) -> bool,
     ) -> Option<()> {
-        let mut farthest: Option<(KBucketDistance, RecordKey, PeerId)> = None;
-        let mut victim = None;
-        let mut sampled = 0;
         let held = self
             .remote
             .iter()
             .flat_map(|(key, list)| list.iter().map(move |h| (key, h)))
-            .take(REPLACEMENT_SCAN);
-        for (key, held) in held {
-            if network.is_some() && held.network != network {
-                continue;
-            }
-            if !connected(&held.record.provider) {
-                victim = Some((key.clone(), held.record.provider));
-                break;
-            }
-            let distance = self.distance(key);
-            if farthest.as_ref().is_none_or(|(far, _, _)| distance > *far) {
-                farthest = Some((distance, key.clone(), held.record.provider));
-            }
-            sampled += 1;
-            if sampled == REPLACEMENT_SAMPLE {
-                break;
-            }
-        }
-        let (key, provider) = victim.or_else(|| {
-            let (distance, key, provider) = farthest?;
-            (self.distance(&newcomer.key) < distance).then_some((key, provider))
-        })?;
+            .take(REPLACEMENT_SCAN)
+            .filter(|(_, h)| network.is_none() || h.network == network)
+            .map(|(key, h)| (key, h.record.provider, (key.clone(), h.record.provider)));
+        let (key, provider) = record_to_replace(held, &self.local_key, &newcomer.key, connected)?;
         let index = self
             .remote
             .get(&key)?
@@ -250,11 +228,6 @@ impl ProviderStore {
         tracing::trace!(%provider, "provider record replaced to make way");
         self.remove_at(&key, index);
         Some(())
-    }
-
-    /// How far `key` is from this node in the DHT's key space.
-    fn distance(&self, key: &RecordKey) -> KBucketDistance {
-        self.local_key.distance(&KBucketKey::new(key.clone()))
     }
 
     /// Drops every remote record whose time is up. Returns how many went.
@@ -301,7 +274,7 @@ impl RecordStore for ProviderStore {
     /// Kademlia calls this only for this node's own puts: records peers send are
     /// filtered first (see [`ProviderStore::put_remote_value`]).
     fn put(&mut self, record: Record) -> StoreResult<()> {
-        self.values.put(record, true, None).map_err(|refusal| {
+        self.values.put_own(record).map_err(|refusal| {
             tracing::debug!(%refusal, "own record not kept");
             StoreError::MaxRecords
         })

@@ -114,7 +114,7 @@ fn a_full_store_makes_way_for_honest_records_once_the_flood_is_gone() {
     // in place of a far one...
     let near = (0..4096u32)
         .map(|i| key(2_000_000 + i))
-        .min_by_key(|k| store.distance(k))
+        .min_by_key(|k| crate::net::make_way::distance(&store.local_key, k))
         .unwrap();
     store
         .add_remote(

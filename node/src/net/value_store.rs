@@ -17,11 +17,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use libp2p::kad::{KBucketDistance, KBucketKey, Record, RecordKey};
+use libp2p::kad::{KBucketKey, Record, RecordKey};
 use libp2p::PeerId;
 use seedbank_protocol::{DhtRecord, RecordError};
 
 use super::ip_network::network_of;
+use super::make_way::record_to_replace;
 use super::tally::decrement;
 
 /// Most value records other peers may have this node keep.
@@ -32,8 +33,6 @@ pub const MAX_REMOTE_VALUE_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_VALUES_PER_NETWORK: usize = 1_024;
 /// Most value records this node keeps of its own.
 pub const MAX_OWN_VALUES: usize = 65_536;
-/// Most held records a full quota looks at to find one to replace.
-const REPLACEMENT_SAMPLE: usize = 256;
 
 /// Why a value record was not kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,19 +111,9 @@ impl ValueStore {
         self.remote
     }
 
-    /// Keeps `record` if it checks out: `own` for this node's own puts, else `ip` is
-    /// where the sending peer connects from (and every sender counts as connected).
-    pub fn put(
-        &mut self,
-        record: Record,
-        own: bool,
-        ip: Option<IpAddr>,
-    ) -> Result<(), ValueRefusal> {
-        if own {
-            self.keep(record, None, None, |_| true)
-        } else {
-            self.keep(record, Some(PeerId::random()), ip, |_| true)
-        }
+    /// Keeps `record`, one of this node's own, if it checks out.
+    pub fn put_own(&mut self, record: Record) -> Result<(), ValueRefusal> {
+        self.keep(record, None, None, |_| true)
     }
 
     /// Keeps a record `sender` sent from `ip`, if it checks out; `connected` says
@@ -234,7 +223,7 @@ impl ValueStore {
 
     /// Drops one remote record (of `network`, or of any) for a newcomer under `key`:
     /// one whose sender is not connected, or else the farthest from this node if `key`
-    /// is closer. Looks at [`REPLACEMENT_SAMPLE`] records at most; `None` when none of
+    /// is closer. Looks at [`super::make_way::REPLACEMENT_SAMPLE`] records at most; `None` when none of
     /// them gives way.
     fn make_way(
         &mut self,
@@ -242,36 +231,15 @@ impl ValueStore {
         network: Option<IpAddr>,
         connected: impl Fn(&PeerId) -> bool,
     ) -> Option<()> {
-        let mut farthest: Option<(KBucketDistance, &RecordKey)> = None;
-        let mut victim = None;
-        let remote = self
+        let held = self
             .held
             .iter()
-            .filter(|(_, h)| !h.own && (network.is_none() || h.network == network));
-        for (held_key, held) in remote.take(REPLACEMENT_SAMPLE) {
-            if held.sender.is_some_and(|sender| !connected(&sender)) {
-                victim = Some(held_key);
-                break;
-            }
-            let distance = self.distance(held_key);
-            if farthest.is_none_or(|(far, _)| distance > far) {
-                farthest = Some((distance, held_key));
-            }
-        }
-        let victim = victim
-            .or_else(|| {
-                let (distance, far_key) = farthest?;
-                (self.distance(key) < distance).then_some(far_key)
-            })?
-            .clone();
+            .filter(|(_, h)| !h.own && (network.is_none() || h.network == network))
+            .filter_map(|(key, h)| Some((key, h.sender?, key)));
+        let victim = record_to_replace(held, &self.local_key, key, connected)?.clone();
         tracing::trace!("value record replaced to make way");
         self.remove(&victim);
         Some(())
-    }
-
-    /// How far `key` is from this node in the DHT's key space.
-    fn distance(&self, key: &RecordKey) -> KBucketDistance {
-        self.local_key.distance(&KBucketKey::new(key.clone()))
     }
 
     fn forget(&mut self, held: &HeldValue) {
@@ -351,23 +319,24 @@ mod tests {
 
     const PEER: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9)));
 
+    /// Keeps `record` as if a connected peer at [`PEER`] sent it.
+    fn put_from_peer(store: &mut ValueStore, record: Record) -> Result<(), ValueRefusal> {
+        store.put_remote(record, PeerId::random(), PEER, |_| true)
+    }
+
     #[test]
     fn newer_records_replace_older_and_replays_are_refused() {
         let alice = PublisherSecret::from_seed([1; 32]);
         let mut store = ValueStore::new(PeerId::random());
-        store
-            .put(name_record(&alice, "toy", 2), false, PEER)
-            .unwrap();
+        put_from_peer(&mut store, name_record(&alice, "toy", 2)).unwrap();
         assert!(matches!(
-            store.put(name_record(&alice, "toy", 1), false, PEER),
+            put_from_peer(&mut store, name_record(&alice, "toy", 1)),
             Err(ValueRefusal::Stale {
                 offered: 1,
                 held: 2
             })
         ));
-        store
-            .put(name_record(&alice, "toy", 3), false, PEER)
-            .unwrap();
+        put_from_peer(&mut store, name_record(&alice, "toy", 3)).unwrap();
         assert_eq!(store.remote_count(), 1);
     }
 
@@ -379,19 +348,19 @@ mod tests {
         let mut forged = name_record(&mallory, "toy", 9);
         forged.key = RecordKey::new(&name_key(&alice.public(), "toy"));
         assert!(matches!(
-            store.put(forged, false, PEER),
+            put_from_peer(&mut store, forged),
             Err(ValueRefusal::Invalid(RecordError::WrongKey(_)))
         ));
         let mut tampered = name_record(&alice, "toy", 1);
         let last = tampered.value.len() - 1;
         tampered.value[last] ^= 1;
         assert!(matches!(
-            store.put(tampered, false, PEER),
+            put_from_peer(&mut store, tampered),
             Err(ValueRefusal::Invalid(RecordError::BadSignature { .. }))
         ));
         let mut oversized = name_record(&alice, "toy", 1);
         oversized.value = vec![0; 64 * 1024];
-        assert!(store.put(oversized, false, PEER).is_err());
+        assert!(put_from_peer(&mut store, oversized).is_err());
         assert_eq!(store.remote_count(), 0);
     }
 
@@ -439,8 +408,6 @@ mod tests {
         store.put_remote(real, honest, PEER, gone).unwrap();
         assert!(store.get(&key, Instant::now()).is_some());
         // This node's own records are never refused for what peers sent.
-        store
-            .put(name_record(&extra, "mine", 1), true, None)
-            .unwrap();
+        store.put_own(name_record(&extra, "mine", 1)).unwrap();
     }
 }
