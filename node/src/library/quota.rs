@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use seedbank_protocol::{BlobHash, ContentId, FileEntry};
 use tokio::sync::mpsc;
 
-use super::eviction_plan::{plan_eviction, Demand, Holding, Shortfall};
+use super::eviction_plan::{plan_eviction, Demand, EvictionPlan, Holding, Shortfall};
 use super::Library;
 use crate::error::{NodeError, NodeResult};
 
@@ -165,9 +165,11 @@ impl Room {
         let wanted = |quota: &Quota| {
             let reservations = quota.reservations();
             let reservation = reservations.get(&self.id)?;
-            let target = stored.min(reservation.claimed());
+            let claimed = reservation.claimed();
+            let target = stored.min(claimed);
             (target > reservation.covered).then_some((
                 target,
+                claimed,
                 reservation.covered,
                 reservation.root,
             ))
@@ -176,7 +178,7 @@ impl Room {
             return Ok(());
         }
         let _planning = quota.planning.lock().await;
-        let Some((target, covered, root)) = wanted(quota) else {
+        let Some((target, claimed, covered, root)) = wanted(quota) else {
             return Ok(());
         };
         let set_covered = |covered: u64| {
@@ -197,10 +199,18 @@ impl Room {
                 max,
             };
             let what = root.map_or_else(|| "a fetch".to_owned(), |r| format!("fetching {r}"));
-            if let Err(e) = self.library.fit(&kept, demand, &sizes, &what).await {
-                set_covered(covered);
-                return Err(e);
-            }
+            let freed = match self.library.fit(&kept, demand, &sizes, &what).await {
+                Ok(freed) => freed,
+                Err(e) => {
+                    set_covered(covered);
+                    return Err(e);
+                }
+            };
+            // What is free now (what eviction freed beyond the need included) is room
+            // too: the next ticks need no new plan until the bytes fill it.
+            let used: u64 = sizes.values().sum();
+            let spare = max.saturating_sub(used.saturating_sub(freed).saturating_add(all));
+            set_covered(target.saturating_add(spare).min(claimed));
         }
         Ok(())
     }
@@ -315,24 +325,19 @@ impl Library {
         sizes: &HashMap<BlobHash, u64>,
         what: &str,
     ) -> NodeResult<()> {
-        let holdings = self.holdings(kept).await?;
-        plan_eviction(&holdings, sizes, demand)
-            .map(|_| ())
-            .map_err(|shortfall| over_quota(what, demand, shortfall))
+        self.plan(kept, demand, sizes, what).await.map(|_| ())
     }
 
     /// Evicts what must go for `demand` to fit, never one of `kept`, or fails with the
-    /// numbers.
+    /// numbers. Returns the bytes freed.
     async fn fit(
         &self,
         kept: &HashSet<ContentId>,
         demand: Demand,
         sizes: &HashMap<BlobHash, u64>,
         what: &str,
-    ) -> NodeResult<()> {
-        let holdings = self.holdings(kept).await?;
-        let plan = plan_eviction(&holdings, sizes, demand)
-            .map_err(|shortfall| over_quota(what, demand, shortfall))?;
+    ) -> NodeResult<u64> {
+        let (plan, holdings) = self.plan(kept, demand, sizes, what).await?;
         for (root, freed) in &plan.evict {
             let last_used_ms = holdings
                 .iter()
@@ -341,7 +346,23 @@ impl Library {
             tracing::info!(%root, bytes = freed, last_used_ms, for_what = what, "evicting the least recently used artifact to make room");
         }
         let roots: Vec<ContentId> = plan.evict.iter().map(|(root, _)| *root).collect();
-        self.evict(&roots).await
+        self.evict(&roots).await?;
+        Ok(plan.evict.iter().map(|(_, freed)| freed).sum())
+    }
+
+    /// The evictions that let `demand` fit, with the holdings they were chosen from, or
+    /// the error with the numbers.
+    async fn plan(
+        &self,
+        kept: &HashSet<ContentId>,
+        demand: Demand,
+        sizes: &HashMap<BlobHash, u64>,
+        what: &str,
+    ) -> NodeResult<(EvictionPlan, Vec<Holding>)> {
+        let holdings = self.holdings(kept).await?;
+        let plan = plan_eviction(&holdings, sizes, demand)
+            .map_err(|shortfall| over_quota(what, demand, shortfall))?;
+        Ok((plan, holdings))
     }
 
     /// Every artifact and fetch job with its blobs; evictable unless pinned, fetched, or
