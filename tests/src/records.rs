@@ -10,6 +10,9 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{self, QueryId, QueryResult, Record, RecordKey};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+use seedbank_protocol::{
+    ArtifactKind, ContentId, NameRecord, PublisherSecret, Release, Signed, SignedNameRecord,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fixtures::wait_until;
@@ -194,4 +197,41 @@ impl RecordPeer {
         let (peer, address) = split(victim);
         self.ask(|reply| Command::GetFrom(peer, address, RecordKey::new(&key), reply))
     }
+}
+
+/// A model release of `root` as `name` at `revision`: MIT, one file, size 1.
+pub fn release(root: ContentId, name: &str, revision: &str) -> Release {
+    Release {
+        root,
+        kind: ArtifactKind::Model,
+        name: name.into(),
+        revision: revision.into(),
+        licence: Some("MIT".into()),
+        card: None,
+        tags: vec![],
+        parent: None,
+        size: 1,
+        files: 1,
+        published_at: 1_800_000_000,
+    }
+}
+
+/// `secret`'s name record for `name` at `sequence`, whose latest release is `root` at
+/// `v1` (see [`release`]).
+pub fn name_record(
+    secret: &PublisherSecret,
+    root: ContentId,
+    name: &str,
+    sequence: u64,
+) -> SignedNameRecord {
+    Signed::sign(
+        NameRecord {
+            name: name.into(),
+            sequence,
+            latest: Signed::sign(release(root, name, "v1"), secret).expect("signing a release"),
+            earlier: vec![],
+        },
+        secret,
+    )
+    .expect("signing a name record")
 }

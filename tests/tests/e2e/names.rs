@@ -5,11 +5,9 @@
 use std::time::Duration;
 
 use seedbank_protocol::name_record::name_key;
-use seedbank_protocol::{
-    ArtifactKind, ContentId, NameRecord, PublisherSecret, Release, Signed, SignedNameRecord,
-};
+use seedbank_protocol::{ContentId, PublisherSecret, SignedNameRecord};
 use seedbank_tests::fixtures::{provider_bytes, MIB};
-use seedbank_tests::records::RecordPeer;
+use seedbank_tests::records::{name_record, RecordPeer};
 use seedbank_tests::{model_dir, start_joined, tree_hashes, write_random_file, Daemon};
 
 #[test]
@@ -171,40 +169,6 @@ fn published_names_resolve_list_search_and_outlive_their_publisher() {
         q.ok_json(&["ls-remote", &key])["entries"][0]["name"],
         "toy-model"
     );
-}
-
-fn release(root: ContentId, name: &str, revision: &str) -> Release {
-    Release {
-        root,
-        kind: ArtifactKind::Model,
-        name: name.into(),
-        revision: revision.into(),
-        licence: Some("MIT".into()),
-        card: None,
-        tags: vec![],
-        parent: None,
-        size: 1,
-        files: 1,
-        published_at: 1_800_000_000,
-    }
-}
-
-fn name_record(
-    secret: &PublisherSecret,
-    root: ContentId,
-    name: &str,
-    sequence: u64,
-) -> SignedNameRecord {
-    Signed::sign(
-        NameRecord {
-            name: name.into(),
-            sequence,
-            latest: Signed::sign(release(root, name, "v1"), secret).unwrap(),
-            earlier: vec![],
-        },
-        secret,
-    )
-    .unwrap()
 }
 
 fn sequence_of(bytes: &[u8]) -> u64 {

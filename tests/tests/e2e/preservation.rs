@@ -250,10 +250,8 @@ fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
 #[test]
 fn a_release_that_understates_its_size_is_not_kept_beyond_the_budget() {
     use seedbank_protocol::name_record::name_key;
-    use seedbank_protocol::{
-        ArtifactKind, ContentId, NameRecord, PublisherSecret, Release, Signed,
-    };
-    use seedbank_tests::records::RecordPeer;
+    use seedbank_protocol::{ContentId, PublisherSecret};
+    use seedbank_tests::records::{name_record, RecordPeer};
 
     let work = tempfile::tempdir().unwrap();
     let seeder = Daemon::start();
@@ -262,29 +260,8 @@ fn a_release_that_understates_its_size_is_not_kept_beyond_the_budget() {
     let root: ContentId = seeder.add_artifact(&big).parse().unwrap();
     // A publisher's release of those real 12 MiB, claiming one byte.
     let mallory = PublisherSecret::from_seed([88; 32]);
-    let release = Release {
-        root,
-        kind: ArtifactKind::Model,
-        name: "small".into(),
-        revision: "v1".into(),
-        licence: Some("MIT".into()),
-        card: None,
-        tags: vec![],
-        parent: None,
-        size: 1,
-        files: 1,
-        published_at: 1_800_000_000,
-    };
-    let record = Signed::sign(
-        NameRecord {
-            name: "small".into(),
-            sequence: 1,
-            latest: Signed::sign(release, &mallory).unwrap(),
-            earlier: vec![],
-        },
-        &mallory,
-    )
-    .unwrap();
+    let record = name_record(&mallory, root, "small", 1);
+    assert_eq!(record.body().latest.body().size, 1);
     let records = RecordPeer::start();
     records.serve(name_key(&mallory.public(), "small"), record.encode());
 
