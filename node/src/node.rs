@@ -225,7 +225,7 @@ impl Node {
             names.clone(),
             traffic.clone(),
             seeding.clone(),
-        );
+        )?;
         spawn_withdrawals(library.evictions(), net.clone());
         denylists.spawn_refresher();
         fetcher.resume_saved().await?;
@@ -377,7 +377,7 @@ impl Node {
         request: &HfCacheRequest,
         progress: &mut ProgressReporter,
     ) -> NodeResult<HfCacheReport> {
-        crate::hf::cache_export::export_to_cache(&self.library, reference, request, progress).await
+        self.hf.export_to_cache(reference, request, progress).await
     }
 
     /// Pins or unpins an artifact.

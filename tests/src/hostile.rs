@@ -141,6 +141,15 @@ impl HostileSeeder {
         root
     }
 
+    /// Holds `bytes` as a blob it serves (a file of an artifact it then serves with
+    /// [`Self::serve_artifact`]); returns the blob's hash.
+    pub fn serve_blob(&mut self, bytes: Vec<u8>) -> BlobHash {
+        let tag = self.runtime.block_on(self.add(bytes, BlobFormat::Raw));
+        let hash = BlobHash(*tag.hash().as_bytes());
+        self.tags.push(tag);
+        hash
+    }
+
     /// Its peer id.
     pub fn peer_id(&self) -> String {
         self.net.local_peer().to_string()

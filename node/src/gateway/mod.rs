@@ -8,6 +8,7 @@
 
 mod body;
 pub mod errors;
+mod etag;
 mod listing;
 mod range;
 pub mod resolver;

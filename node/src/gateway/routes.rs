@@ -10,11 +10,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use percent_encoding::percent_decode_str;
-use seedbank_protocol::hf::{etag_for, is_lfs_etag};
+use seedbank_protocol::hf::is_lfs_etag;
 use seedbank_protocol::{HfRepo, HfRepoType};
 
 use super::body::file_body;
 use super::errors::HfError;
+use super::etag::served_etag;
 use super::listing::{repo_info, tree_page};
 use super::range::ByteRange;
 use super::GatewayState;
@@ -154,7 +155,7 @@ async fn file(
         });
     };
     let entry = &target.manifest.files[index];
-    let etag = etag_for(&target.manifest, index).unwrap_or_default();
+    let etag = served_etag(state, &target, index).await?;
     let size = entry.size;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(text) => Some(ByteRange::parse(text, size)?),

@@ -23,16 +23,39 @@ use seedbank_protocol::{
 };
 
 use super::cache::RepoCache;
+use super::hub_hashes::HubHashBook;
+use super::HfBridge;
 use crate::error::{NodeError, NodeResult};
 use crate::library::export::{select_files, ExportDir};
 use crate::library::store::BlobStore;
 use crate::library::Library;
 use crate::progress::ProgressReporter;
 
-/// Lays a held artifact (or the files matching the request's globs) out in a Hugging
-/// Face client cache: blobs, snapshot links and a ref.
-pub async fn export_to_cache(
+impl HfBridge {
+    /// Lays a held artifact (or the files matching the request's globs) out in a
+    /// Hugging Face client cache: blobs, snapshot links and a ref.
+    pub async fn export_to_cache(
+        &self,
+        reference: &str,
+        request: &HfCacheRequest,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<HfCacheReport> {
+        export_to_cache(
+            &self.library,
+            &self.hub_hashes,
+            reference,
+            request,
+            progress,
+        )
+        .await
+    }
+}
+
+/// [`HfBridge::export_to_cache`], with the hub ETags of the plan checked against the
+/// bytes (through `book`) before any blob is written under one.
+async fn export_to_cache(
     library: &Library,
+    book: &HubHashBook,
     reference: &str,
     request: &HfCacheRequest,
     progress: &mut ProgressReporter,
@@ -49,6 +72,9 @@ pub async fn export_to_cache(
     )?;
     let files: Vec<&FileEntry> = plan.files.iter().map(|f| f.file).collect();
     library.check_exportable(&record, &files).await?;
+    if manifest.hf.is_some() {
+        check_hub_etags(&library.transfer_store(), book, &plan).await?;
+    }
     let report = write_cache(
         &library.transfer_store(),
         Path::new(&request.hub_dir),
@@ -121,6 +147,24 @@ impl<'a> CachePlan<'a> {
             files,
         })
     }
+}
+
+/// Refuses the plan unless each file's bytes hash to the hub ETag its blob is to be
+/// named by (hashing each blob once; the book keeps what it found).
+async fn check_hub_etags(
+    store: &BlobStore,
+    book: &HubHashBook,
+    plan: &CachePlan<'_>,
+) -> NodeResult<()> {
+    for file in &plan.files {
+        let hashes = book
+            .of_stored(store, file.file.hash, file.file.size)
+            .await?;
+        if !hashes.names(&file.etag) {
+            return Err(hashes.mismatch(&file.file.path, &file.etag));
+        }
+    }
+    Ok(())
 }
 
 /// The repo an artifact is cached as: `requested` when given, else the repo its name

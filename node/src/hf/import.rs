@@ -9,15 +9,16 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use seedbank_protocol::hf::{etag_matches, is_lfs_etag, HubHasher, DEFAULT_BRANCH};
+use seedbank_protocol::hf::{is_lfs_etag, HubHasher, DEFAULT_BRANCH};
 use seedbank_protocol::hf_api::{HfImportReport, HfImportRequest, HfImported, HfSkipped};
 use seedbank_protocol::names_api::PublishRequest;
-use seedbank_protocol::HfRepo;
+use seedbank_protocol::{BlobHash, HfRepo};
 
 use super::cache::{cached_repos, RepoCache, SnapshotFile};
+use super::hub_hashes::{HubHashBook, HubHashes};
 use super::HfBridge;
 use crate::error::{NodeError, NodeResult};
-use crate::library::import::{AddOptions, HfSnapshotMeta};
+use crate::library::import::{AddOptions, CheckedEtag, HfSnapshotMeta};
 use crate::progress::ProgressReporter;
 
 /// Files at least this large that the cache does not name by ETag are taken as LFS
@@ -125,7 +126,8 @@ impl HfBridge {
         if files.is_empty() {
             return Err(NodeError::BadRequest("the snapshot holds no files".into()));
         }
-        let etags = tokio::task::spawn_blocking(move || check_etags(&files))
+        let book = self.hub_hashes.clone();
+        let etags = tokio::task::spawn_blocking(move || check_etags(&files, &book))
             .await
             .map_err(|e| NodeError::Internal(format!("ETag check task failed: {e}")))??;
         let name = repo.seedbank_name();
@@ -143,7 +145,7 @@ impl HfBridge {
                     follow_symlinks: true,
                     hf: Some(HfSnapshotMeta {
                         commit: commit.to_owned(),
-                        etags,
+                        files: etags,
                     }),
                 },
                 progress,
@@ -193,13 +195,21 @@ fn publication_order(mut snapshots: Vec<String>, refs: &[(String, String)]) -> V
 }
 
 /// Checks each file's bytes against the ETag its blob is named by, and derives an ETag
-/// for a file that is not a link into `blobs/`; returns the ETags by path.
-fn check_etags(files: &[SnapshotFile]) -> NodeResult<HashMap<String, String>> {
+/// for a file that is not a link into `blobs/`; returns the ETags by path, each with the
+/// BLAKE3 hash of the bytes it was checked against (the same read), which the import
+/// must then find.
+/// The hub hashes read are recorded in `book` (keyed by the BLAKE3 hash, so they hold
+/// whatever becomes of the file).
+fn check_etags(
+    files: &[SnapshotFile],
+    book: &HubHashBook,
+) -> NodeResult<HashMap<String, CheckedEtag>> {
     let mut etags = HashMap::with_capacity(files.len());
     for file in files {
-        let (git_sha1, sha256) = hub_hashes(&file.absolute, file.size)?;
+        let (hashes, hash) = hub_hashes(&file.absolute, file.size)?;
+        let HubHashes { git_sha1, sha256 } = &hashes;
         let etag = match &file.etag {
-            Some(etag) if etag_matches(etag, &git_sha1, &sha256) => etag.clone(),
+            Some(etag) if hashes.names(etag) => etag.clone(),
             Some(etag) => {
                 return Err(NodeError::Corrupt(format!(
                     "{} does not match its hub ETag {etag} (git sha1 {git_sha1}, sha256 {sha256}); \
@@ -207,19 +217,21 @@ fn check_etags(files: &[SnapshotFile]) -> NodeResult<HashMap<String, String>> {
                     file.path
                 )))
             }
-            None if file.size >= LFS_THRESHOLD_BYTES => sha256,
-            None => git_sha1,
+            None if file.size >= LFS_THRESHOLD_BYTES => sha256.clone(),
+            None => git_sha1.clone(),
         };
         debug_assert!(is_lfs_etag(&etag) || etag.len() == 40);
-        etags.insert(file.path.clone(), etag);
+        book.record(hash, &hashes)?;
+        etags.insert(file.path.clone(), CheckedEtag { etag, hash });
     }
     Ok(etags)
 }
 
-/// The git blob sha1 and sha256 of a file, streamed.
-fn hub_hashes(path: &Path, size: u64) -> NodeResult<(String, String)> {
+/// The git blob sha1, sha256 and BLAKE3 hash of a file, in one streamed read.
+fn hub_hashes(path: &Path, size: u64) -> NodeResult<(HubHashes, BlobHash)> {
     let mut file = std::fs::File::open(path).map_err(|e| NodeError::io("opening", path, e))?;
     let mut hasher = HubHasher::new(size);
+    let mut blake3 = blake3::Hasher::new();
     let mut buffer = vec![0u8; HASH_BUFFER_BYTES];
     let mut read_total = 0u64;
     loop {
@@ -231,6 +243,7 @@ fn hub_hashes(path: &Path, size: u64) -> NodeResult<(String, String)> {
         }
         read_total += read as u64;
         hasher.update(&buffer[..read]);
+        blake3.update(&buffer[..read]);
     }
     if read_total != size {
         return Err(NodeError::BadRequest(format!(
@@ -238,7 +251,11 @@ fn hub_hashes(path: &Path, size: u64) -> NodeResult<(String, String)> {
             path.display()
         )));
     }
-    Ok(hasher.finish())
+    let (git_sha1, sha256) = hasher.finish();
+    Ok((
+        HubHashes { git_sha1, sha256 },
+        BlobHash(*blake3.finalize().as_bytes()),
+    ))
 }
 
 fn skipped(repo: &HfRepo, commit: Option<String>, reason: String) -> HfSkipped {
@@ -274,9 +291,16 @@ mod tests {
             size: 6,
             etag: etag.map(str::to_owned),
         };
-        let etags = check_etags(&[file(None)]).unwrap();
-        assert_eq!(etags["f"], "ce013625030ba8dba906f756967f9e9ca394464a");
-        let err = check_etags(&[file(Some(&"0".repeat(64)))]).unwrap_err();
+        let meta = crate::library::meta::Meta::open(&dir.path().join("meta")).unwrap();
+        let book = HubHashBook::open(&meta).unwrap();
+        let etags = check_etags(&[file(None)], &book).unwrap();
+        assert_eq!(etags["f"].etag, "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(etags["f"].hash.0, *blake3::hash(b"hello\n").as_bytes());
+        assert!(book
+            .get(etags["f"].hash)
+            .unwrap()
+            .is_some_and(|hashes| hashes.names(&etags["f"].etag)));
+        let err = check_etags(&[file(Some(&"0".repeat(64)))], &book).unwrap_err();
         assert!(
             err.to_string().contains("does not match its hub ETag"),
             "{err}"

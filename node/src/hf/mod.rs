@@ -6,12 +6,14 @@
 pub mod cache;
 pub mod cache_export;
 pub mod download;
+pub mod hub_hashes;
 pub mod import;
 pub mod listing;
 pub mod mirror;
 pub mod origin;
 
 use crate::announce::Seeding;
+use crate::error::NodeResult;
 use crate::library::Library;
 use crate::names::Names;
 use crate::transfer::traffic::Traffic;
@@ -23,17 +25,29 @@ pub struct HfBridge {
     names: Names,
     traffic: Traffic,
     seeding: Seeding,
+    hub_hashes: hub_hashes::HubHashBook,
 }
 
 impl HfBridge {
     /// The bridge of a node: adds to `library`, publishes through `names` and
     /// `seeding`, downloads within `traffic`'s limits.
-    pub fn new(library: Library, names: Names, traffic: Traffic, seeding: Seeding) -> Self {
-        Self {
+    pub fn new(
+        library: Library,
+        names: Names,
+        traffic: Traffic,
+        seeding: Seeding,
+    ) -> NodeResult<Self> {
+        Ok(Self {
+            hub_hashes: hub_hashes::HubHashBook::open(library.meta())?,
             library,
             names,
             traffic,
             seeding,
-        }
+        })
+    }
+
+    /// The hub hashes this node has computed from bytes, which vouch for ETags.
+    pub fn hub_hashes(&self) -> &hub_hashes::HubHashBook {
+        &self.hub_hashes
     }
 }

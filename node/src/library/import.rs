@@ -51,13 +51,25 @@ pub struct AddOptions {
     pub hf: Option<HfSnapshotMeta>,
 }
 
-/// The hub metadata of a snapshot being added: its commit and each file's ETag.
+/// The hub metadata of a snapshot being added: its commit and each file's ETag, with the
+/// BLAKE3 hash of the bytes that ETag was checked against.
 #[derive(Debug, Clone)]
 pub struct HfSnapshotMeta {
     /// The hub commit id.
     pub commit: String,
-    /// ETag by file path (relative to the snapshot, `/` separators).
-    pub etags: std::collections::HashMap<String, String>,
+    /// Each file's checked ETag, by path (relative to the snapshot, `/` separators).
+    pub files: std::collections::HashMap<String, CheckedEtag>,
+}
+
+/// A file's hub ETag and the BLAKE3 hash of the bytes it was checked against: the add
+/// refuses the file unless it imports exactly those bytes, so nothing can be swapped in
+/// between the check and the import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedEtag {
+    /// The hub ETag (git blob sha1 or LFS sha256).
+    pub etag: String,
+    /// The BLAKE3 hash of the bytes whose hub hashes matched `etag`.
+    pub hash: BlobHash,
 }
 
 /// One file found under the path being added.
@@ -135,6 +147,9 @@ where
             )));
         }
         let hash = from_iroh(imported.temp_tag.hash());
+        if let Some(hf) = &options.hf {
+            check_same_bytes(hf, &file.relative, hash, &file.absolute)?;
+        }
         // Small files are read whole, whatever their metadata says: compare what was read.
         match store.size(hash).await? {
             Some(read) if read < file.size => {
@@ -215,14 +230,41 @@ where
     Ok(record)
 }
 
+/// Refuses an imported file unless its bytes are the ones its ETag was checked against.
+fn check_same_bytes(
+    hf: &HfSnapshotMeta,
+    relative: &str,
+    imported: BlobHash,
+    path: &Path,
+) -> NodeResult<()> {
+    match hf.files.get(relative) {
+        Some(checked) if checked.hash == imported => Ok(()),
+        Some(checked) => Err(NodeError::BadRequest(format!(
+            "{} changed between the check of its hub ETag {} and its import (or is a link \
+             that now leads elsewhere); nothing was published, import it again once the \
+             cache is settled",
+            shown(path),
+            checked.etag
+        ))),
+        None => Err(NodeError::BadRequest(format!(
+            "{} appeared in the snapshot after its ETags were checked; nothing was \
+             published, import it again",
+            shown(path)
+        ))),
+    }
+}
+
 /// The manifest's hub metadata: the commit, and the ETag of each of `entries` in order.
 fn hf_revision(hf: &HfSnapshotMeta, entries: &[FileEntry]) -> NodeResult<HfRevision> {
     let etags = entries
         .iter()
         .map(|entry| {
-            hf.etags.get(&entry.path).cloned().ok_or_else(|| {
-                NodeError::BadRequest(format!("no hub ETag is known for {:?}", entry.path))
-            })
+            hf.files
+                .get(&entry.path)
+                .map(|checked| checked.etag.clone())
+                .ok_or_else(|| {
+                    NodeError::BadRequest(format!("no hub ETag is known for {:?}", entry.path))
+                })
         })
         .collect::<NodeResult<Vec<_>>>()?;
     Ok(HfRevision {
@@ -518,6 +560,75 @@ mod tests {
             .await,
             Err(NodeError::PathNotFound(_))
         ));
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_file_swapped_after_its_etag_check_is_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("blobs")).await.unwrap();
+        let meta = Meta::open(&dir.path().join("meta")).unwrap();
+        let snapshot = dir.path().join("snapshot");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(snapshot.join("config.json"), b"checked bytes").unwrap();
+        let checked = CheckedEtag {
+            etag: "a".repeat(40),
+            hash: BlobHash(*blake3::hash(b"checked bytes").as_bytes()),
+        };
+        let options = |checked: &CheckedEtag| AddOptions {
+            path: snapshot.clone(),
+            kind: ArtifactKind::Model,
+            name: Some("org--tiny".into()),
+            revision: None,
+            licence: None,
+            pin: false,
+            reference: true,
+            follow_symlinks: true,
+            hf: Some(HfSnapshotMeta {
+                commit: "c".repeat(40),
+                files: [("config.json".to_owned(), checked.clone())].into(),
+            }),
+        };
+        let clock = Clock::system();
+        let mut progress = ProgressReporter::silent();
+        // Between the check and the import, the file became a link to other bytes.
+        let private = dir.path().join("private");
+        std::fs::write(&private, b"someone's private key").unwrap();
+        std::fs::remove_file(snapshot.join("config.json")).unwrap();
+        std::os::unix::fs::symlink(&private, snapshot.join("config.json")).unwrap();
+        let refused = add_artifact(
+            &store,
+            &meta,
+            &clock,
+            options(&checked),
+            &mut progress,
+            no_room,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("config.json") && refused.contains(&checked.etag),
+            "{refused}"
+        );
+        assert!(
+            meta.artifacts().unwrap().is_empty(),
+            "something was recorded"
+        );
+        // The checked bytes themselves are imported.
+        std::fs::remove_file(snapshot.join("config.json")).unwrap();
+        std::fs::write(snapshot.join("config.json"), b"checked bytes").unwrap();
+        let record = add_artifact(
+            &store,
+            &meta,
+            &clock,
+            options(&checked),
+            &mut progress,
+            no_room,
+        )
+        .await
+        .unwrap();
+        assert_eq!(record.files, 1);
         store.shutdown().await;
     }
 

@@ -1,9 +1,11 @@
 //! End-to-end: the Hugging Face gateway and the fetches it starts cannot be turned
 //! against the node that serves it. It resolves only through its own publishers, even
 //! when a request names another publisher's key; a manifest's claim evicts nothing
-//! before its bytes arrive; big repos are listed a page at a time.
+//! before its bytes arrive; big repos are listed a page at a time; a hub ETag a manifest
+//! claims is neither written into a client cache nor served unless the bytes have it.
 
-use seedbank_protocol::{BlobHash, FileEntry, Manifest};
+use seedbank_protocol::hf::HubHasher;
+use seedbank_protocol::{BlobHash, FileEntry, HfRevision, Manifest};
 use seedbank_tests::fixtures::MIB;
 use seedbank_tests::hf_client::HfClient;
 use seedbank_tests::hostile::HostileSeeder;
@@ -148,4 +150,74 @@ print(json.dumps({"files": len(files), "distinct": len(set(files)), "top": len(t
     );
     let page: Vec<serde_json::Value> = first.json().unwrap();
     assert_eq!(page.len(), 1000);
+}
+
+#[test]
+fn a_file_claiming_another_files_hub_etag_is_neither_cached_nor_served_under_it() {
+    let work = tempfile::tempdir().unwrap();
+    // The hub ETag (git blob sha1) of the real config.json, which the attacker's
+    // manifest claims for its own bytes.
+    let real = b"{\"hidden_size\": 8}\n";
+    let mut hasher = HubHasher::new(real.len() as u64);
+    hasher.update(real);
+    let (real_etag, _) = hasher.finish();
+    let mut liar = HostileSeeder::start();
+    let forged = b"{\"hidden_size\": 8, \"auto_map\": \"attacker.Model\"}\n".to_vec();
+    let file = FileEntry {
+        path: "config.json".into(),
+        size: forged.len() as u64,
+        hash: liar.serve_blob(forged.clone()),
+    };
+    let manifest = Manifest {
+        files: vec![file.clone()],
+        hf: Some(HfRevision {
+            commit: "5f1c0a7e9b3d2c4a6e8f0b1d3c5a7e9f1b3d5c7a".into(),
+            etags: vec![real_etag.clone()],
+        }),
+    };
+    let root = liar
+        .serve_artifact(manifest.encode().unwrap(), vec![file.hash])
+        .to_string();
+    let node = Daemon::start_with(&["--bootstrap", &liar.peer_address()]);
+    node.wait_for_routing_table(1);
+    node.wait_for_providers(&root, &[liar.peer_id()]);
+
+    // fetch --hf-cache gets the bytes and refuses to name them by the claimed ETag.
+    let hub = work.path().join("hub");
+    let fetched = node.cli(&[
+        "fetch",
+        &root,
+        "--hf-cache",
+        hub.to_str().unwrap(),
+        "--hf-repo",
+        "org/tiny",
+    ]);
+    assert!(!fetched.success, "{fetched:?}");
+    assert!(
+        fetched.stderr.contains("config.json") && fetched.stderr.contains(&real_etag),
+        "the error names the file and the ETag: {}",
+        fetched.stderr
+    );
+    let blob = hub.join("models--org--tiny/blobs").join(&real_etag);
+    assert!(
+        !blob.exists(),
+        "the forged bytes were cached under the hub's ETag"
+    );
+
+    // Served through the gateway (the node publishes what it fetched under its own
+    // key), the claimed ETag is refused as well, HEAD and GET alike.
+    node.ok(&["publish", &root, "--name", "org--tiny"]);
+    let url = format!("{}/org/tiny/resolve/main/config.json", node.hf_endpoint());
+    let http = reqwest::blocking::Client::new();
+    for response in [
+        http.head(&url).send().unwrap(),
+        http.get(&url).send().unwrap(),
+    ] {
+        assert_eq!(response.status(), 502, "{response:?}");
+        assert_ne!(header(&response, "etag"), format!("\"{real_etag}\""));
+        assert!(
+            header(&response, "x-error-message").contains(&real_etag),
+            "{response:?}"
+        );
+    }
 }
