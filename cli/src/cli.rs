@@ -68,7 +68,8 @@ pub enum Command {
         reason: Option<String>,
     },
     /// Show every pin and watched artifact with its copies: providers the DHT lists, and
-    /// how many proved they hold it by answering a random 16 KiB range that verified
+    /// how many proved they hold it by answering a random 16 KiB range that verified,
+    /// counted once per network (IPv4 /24, IPv6 /48) with the peers beside
     Health {
         /// Spot-check the providers now instead of showing the last checks
         #[arg(long)]

@@ -83,6 +83,15 @@ fn print_health(report: &HealthReport, refresh: bool) {
     }
 }
 
+/// Copies by network location, with the peers behind them when more peers passed.
+fn verified_cell(a: &ArtifactHealth) -> String {
+    if a.verified_peers > a.verified {
+        format!("{} ({} peers)", a.verified, a.verified_peers)
+    } else {
+        a.verified.to_string()
+    }
+}
+
 fn health_row(a: &ArtifactHealth) -> Vec<String> {
     let id = a.id.to_string();
     let state = match (a.under_target, a.checked_at, a.held_here) {
@@ -95,7 +104,7 @@ fn health_row(a: &ArtifactHealth) -> Vec<String> {
     vec![
         id.chars().take(16).collect(),
         a.name.clone().unwrap_or_else(|| "-".into()),
-        a.verified.to_string(),
+        verified_cell(a),
         a.providers.to_string(),
         a.replica_target.map_or("-".into(), |t| t.to_string()),
         state.into(),

@@ -47,12 +47,16 @@ fn serve_gateway(
         api::HostPolicy::LoopbackOnly
     };
     let app = crate::gateway::router(state, hosts);
+    let times = api::server::ServeTimes {
+        grace: SHUTDOWN_GRACE,
+        stall: config.client_stall_timeout,
+    };
     let endpoint = format!("http://{addr}");
     write_private_file(&data_dir.hf_endpoint(), endpoint.as_bytes())?;
     tracing::info!(%endpoint, "Hugging Face gateway ready: HF_ENDPOINT={endpoint}");
     Ok(tokio::spawn(tracing::Instrument::instrument(
         async move {
-            api::server::serve(listener, app, stop.cancelled_owned(), SHUTDOWN_GRACE).await;
+            api::server::serve(listener, app, stop.cancelled_owned(), times).await;
         },
         tracing::info_span!("hf_gateway"),
     )))
@@ -160,7 +164,11 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) ->
         node.stop_fetches();
         gateway_stop.cancel();
     };
-    api::server::serve(listener, app, stop, SHUTDOWN_GRACE).await;
+    let times = api::server::ServeTimes {
+        grace: SHUTDOWN_GRACE,
+        stall: config.client_stall_timeout,
+    };
+    api::server::serve(listener, app, stop, times).await;
     if let Some(gateway) = gateway {
         let _ = gateway.await;
     }

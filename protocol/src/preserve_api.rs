@@ -36,6 +36,10 @@ pub struct PeerCheck {
     /// Why not, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The network it answered from (its IPv4 /24 or IPv6 /48), when known: providers in
+    /// one network count as one copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// The copies of one artifact this node keeps or watches.
@@ -57,9 +61,15 @@ pub struct ArtifactHealth {
     pub because: String,
     /// Distinct providers the DHT lists (this node included when it announces it).
     pub providers: u32,
-    /// Copies that proved they exist: this node's own complete copy, plus every other
-    /// provider that answered a spot check with data that verified.
+    /// Copies that proved they exist, one per independent network location: this
+    /// node's own complete copy, plus one for each IPv4 /24 or IPv6 /48 from which a
+    /// provider answered a spot check with data that verified (one party easily holds
+    /// many peer ids and many addresses of one network).
     pub verified: u32,
+    /// Providers that passed, this node's own copy included, however many share a
+    /// network (shown beside `verified`).
+    #[serde(default)]
+    pub verified_peers: u32,
     /// Whether `verified` is below `replica_target`.
     pub under_target: bool,
     /// When the providers were last checked, seconds since the Unix epoch; `None`

@@ -74,14 +74,34 @@ impl Daemon {
         Self::start_fresh(None, Some(config), args)
     }
 
-    fn start_fresh(log_filter: Option<&str>, config: Option<&str>, args: &[&str]) -> Self {
-        let temp = tempfile::tempdir().expect("creating a temporary data dir");
-        let mut daemon = Self::new(
-            &temp.path().join("data"),
-            args,
-            &[],
-            &LOOPBACK_NETWORK_FLAGS,
+    /// Starts a daemon like [`Self::start_configured`] that talks to peers from the
+    /// loopback address `ip` instead of 127.0.0.1, so others see it there: daemons at
+    /// 127.0.1.1 and 127.0.2.1 sit in two networks as a node counts them (IPv4 /24).
+    /// QUIC only: a TCP dial leaves from 127.0.0.1 whatever the listener's address, a
+    /// QUIC dial from the listener's own socket. Join it through a QUIC address
+    /// ([`Self::quic_peer_address`]).
+    pub fn start_configured_at(ip: &str, config: &str, args: &[&str]) -> Self {
+        assert!(
+            ip.starts_with("127."),
+            "test daemons stay on loopback: {ip}"
         );
+        let quic = format!("/ip4/{ip}/udp/0/quic-v1");
+        let flags = ["--no-mdns", "--listen", &quic];
+        Self::start_fresh_on(None, Some(config), args, &flags)
+    }
+
+    fn start_fresh(log_filter: Option<&str>, config: Option<&str>, args: &[&str]) -> Self {
+        Self::start_fresh_on(log_filter, config, args, &LOOPBACK_NETWORK_FLAGS)
+    }
+
+    fn start_fresh_on(
+        log_filter: Option<&str>,
+        config: Option<&str>,
+        args: &[&str],
+        network_flags: &[&str],
+    ) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temporary data dir");
+        let mut daemon = Self::new(&temp.path().join("data"), args, &[], network_flags);
         if let Some(config) = config {
             std::fs::write(daemon.data_dir.join("config.toml"), config)
                 .expect("writing config.toml");
@@ -215,6 +235,15 @@ impl Daemon {
 
     /// This daemon's TCP peer address with its peer id, for others to bootstrap from.
     pub fn peer_address(&self) -> String {
+        self.peer_address_over("/tcp/")
+    }
+
+    /// This daemon's QUIC peer address with its peer id.
+    pub fn quic_peer_address(&self) -> String {
+        self.peer_address_over("/quic-v1")
+    }
+
+    fn peer_address_over(&self, transport: &str) -> String {
         let status = self.ok_json(&["status"]);
         let node_id = status["node_id"].as_str().expect("node id").to_owned();
         let listen = status["network"]["listen_addresses"]
@@ -222,8 +251,8 @@ impl Daemon {
             .expect("listen addresses")
             .iter()
             .filter_map(|a| a.as_str())
-            .find(|a| a.contains("/tcp/"))
-            .unwrap_or_else(|| panic!("no TCP listen address in {status}"))
+            .find(|a| a.contains(transport))
+            .unwrap_or_else(|| panic!("no {transport} listen address in {status}"))
             .to_owned();
         format!("{listen}/p2p/{node_id}")
     }

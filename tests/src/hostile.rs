@@ -63,6 +63,60 @@ impl HostileSeeder {
         }
     }
 
+    /// Starts a peer that holds nothing and answers every blob request by relaying it,
+    /// byte for byte, to the daemon at `victim` (a peer address) and back: a provider
+    /// that passes a spot check only if the victim serves the challenged range. At most
+    /// [`MAX_HELD_STREAMS`] relays at once.
+    pub fn start_relaying_to(victim: &str) -> Self {
+        let address: libp2p::Multiaddr = victim.parse().expect("victim's peer address");
+        let Some(libp2p::multiaddr::Protocol::P2p(victim_peer)) = address.iter().last() else {
+            panic!("{victim} does not end with /p2p/PEER_ID");
+        };
+        let runtime = peer_runtime();
+        let (store, net) = runtime.block_on(async {
+            let config = NetConfig {
+                bootstrap: vec![address.clone()],
+                ..loopback_config()
+            };
+            let net = start_network(Keypair::generate_ed25519(), config, NetTransport::Default)
+                .await
+                .expect("starting the relaying peer's network");
+            let mut incoming = net
+                .stream_control()
+                .accept(BLOB_PROTOCOL)
+                .expect("accepting blob streams");
+            let mut control = net.stream_control();
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HELD_STREAMS));
+            tokio::spawn(async move {
+                while let Some((_, inbound)) = incoming.next().await {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        continue;
+                    };
+                    let Ok(outbound) = control.open_stream(victim_peer, BLOB_PROTOCOL).await else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let (from_asker, to_asker) = futures_util::AsyncReadExt::split(inbound);
+                        let (from_victim, to_victim) = futures_util::AsyncReadExt::split(outbound);
+                        let _ = futures_util::future::join(
+                            pipe(from_asker, to_victim),
+                            pipe(from_victim, to_asker),
+                        )
+                        .await;
+                        drop(slot);
+                    });
+                }
+            });
+            (MemStore::new(), net)
+        });
+        Self {
+            runtime,
+            net,
+            store,
+            tags: Vec::new(),
+        }
+    }
+
     /// Starts a peer that announces what it is told to and accepts blob requests but never
     /// answers them: it claims everything and sends nothing.
     pub fn start_silent() -> Self {
@@ -166,6 +220,16 @@ impl HostileSeeder {
             .await
             .expect("adding bytes to the hostile peer's store")
     }
+}
+
+/// Copies `from` into `to` until `from` ends (or a minute passes), then closes `to`.
+async fn pipe(
+    mut from: impl futures_util::AsyncRead + Unpin,
+    mut to: impl futures_util::AsyncWrite + Unpin,
+) {
+    let copy = futures_util::io::copy(&mut from, &mut to);
+    let _ = tokio::time::timeout(Duration::from_secs(60), copy).await;
+    let _ = futures_util::AsyncWriteExt::close(&mut to).await;
 }
 
 /// Loopback only, no mDNS, answering DHT queries at once.

@@ -23,6 +23,7 @@ mod request_limit;
 pub mod server;
 mod test_handlers;
 pub mod token;
+mod write_stall;
 
 use std::sync::Arc;
 

@@ -9,7 +9,9 @@
 //! CLI out; the CLI sends its request at once, so it is never the oldest idle one), and
 //! only if every connection has a request in progress does the new one wait; once `stop`
 //! resolves no connection is accepted, open ones finish their request and close, and
-//! those still open after `grace` are dropped. Called by the daemon only.
+//! those still open after `grace` are dropped; a connection whose client takes no byte
+//! of a response for the stall limit is closed ([`StallLimited`]). Called by the daemon
+//! only.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::held_body::hold_until_done;
+use super::write_stall::StallLimited;
 
 /// Most control-API connections served at once. The CLI opens one per command and a
 /// script a handful; each costs a file descriptor and a task, so a local program
@@ -42,6 +45,10 @@ pub const MAX_API_CONNECTIONS: usize = 256;
 /// is also the keep-alive idle timeout). The CLI sends its head at once; a client that
 /// dribbles or sends nothing only holds a connection slot.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may leave a response unread, taking no byte, before its
+/// connection is closed (`client_stall_timeout` in config.toml).
+pub const CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pause after a failed `accept` (out of descriptors, usually) before trying again, so
 /// the loop does not spin while the condition lasts.
@@ -79,14 +86,24 @@ impl ConnectionTable {
     }
 }
 
+/// How the accept loop times its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeTimes {
+    /// After `stop`, how long open connections may take to finish.
+    pub grace: Duration,
+    /// How long a client may take no byte of a response before it is disconnected.
+    pub stall: Duration,
+}
+
 /// Serves `app` on `listener` until `stop` resolves, then lets open connections finish
-/// for up to `grace`.
+/// for up to `times.grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     stop: impl Future<Output = ()>,
-    grace: Duration,
+    times: ServeTimes,
 ) {
+    let grace = times.grace;
     let slots = Arc::new(Semaphore::new(MAX_API_CONNECTIONS));
     let table = ConnectionTable::default();
     let closing = CancellationToken::new();
@@ -105,7 +122,11 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                // Progress lines are small and must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                stream
+            }
             Err(error) => {
                 tracing::debug!(%error, "control API accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -141,7 +162,7 @@ pub async fn serve(
         let table = table.clone();
         let connection = serve_connection(
             http.clone(),
-            stream,
+            StallLimited::new(stream, times.stall),
             app.clone(),
             requests,
             closing.clone(),
@@ -189,14 +210,12 @@ impl Drop for InProgress {
 /// response bodies included.
 async fn serve_connection(
     http: http1::Builder,
-    stream: TcpStream,
+    stream: StallLimited<TcpStream>,
     app: Router,
     requests: Arc<AtomicUsize>,
     closing: CancellationToken,
     evict: CancellationToken,
 ) {
-    // Progress lines are small and must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
     let app = TowerToHyperService::new(app);
     let service = service_fn(move |request: Request<Incoming>| {
         let in_progress = InProgress::start(&requests);

@@ -85,6 +85,10 @@ pub struct NodeConfig {
     /// Wait before a detached or resumed fetch tries again; doubles per try (`5s`).
     #[serde(with = "crate::units::duration_text")]
     pub fetch_retry_delay: std::time::Duration,
+    /// Longest a client of the control API or the gateway may leave a response unread
+    /// (taking no byte) before its connection is closed and its request slot freed.
+    #[serde(with = "crate::units::duration_text")]
+    pub client_stall_timeout: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -115,6 +119,7 @@ impl Default for NodeConfig {
             denylist_refresh: crate::denylist::DEFAULT_REFRESH_INTERVAL,
             fetch_patience: fetch.lookup_patience,
             fetch_retry_delay: fetch.retry_delay,
+            client_stall_timeout: crate::api::server::CLIENT_STALL_TIMEOUT,
             net: NetConfig::default(),
         }
     }

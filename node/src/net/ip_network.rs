@@ -16,6 +16,15 @@ pub fn network_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network `ip` counts in, written as a prefix: `203.0.113.0/24`, `2001:db8:1::/48`.
+pub fn network_label(ip: IpAddr) -> String {
+    let prefix = match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => 48,
+        _ => 24,
+    };
+    format!("{}/{prefix}", network_of(ip))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -39,5 +48,8 @@ mod tests {
             network_of(ip("::ffff:10.1.2.3")),
             network_of(ip("10.1.2.99"))
         );
+        assert_eq!(network_label(ip("127.0.3.9")), "127.0.3.0/24");
+        assert_eq!(network_label(ip("::ffff:10.1.2.3")), "10.1.2.0/24");
+        assert_eq!(network_label(ip("2001:db8:1:ffff::1")), "2001:db8:1::/48");
     }
 }

@@ -68,6 +68,8 @@ pub struct PeerOutcome {
     pub verified: bool,
     /// Why not.
     pub error: Option<String>,
+    /// The network it answered from (IPv4 /24, IPv6 /48), when known.
+    pub network: Option<String>,
 }
 
 impl From<&PeerOutcome> for PeerCheck {
@@ -76,6 +78,7 @@ impl From<&PeerOutcome> for PeerCheck {
             peer: outcome.peer.clone(),
             verified: outcome.verified,
             error: outcome.error.clone(),
+            network: outcome.network.clone(),
         }
     }
 }
@@ -94,13 +97,26 @@ pub struct HealthRecord {
 }
 
 impl HealthRecord {
-    /// Copies that proved they exist: this node's own, and every provider that passed.
+    /// Copies that proved they exist: this node's own, and one per network from which a
+    /// provider passed.
     pub fn verified(&self) -> u32 {
         u32::from(self.held_here) + self.verified_elsewhere()
     }
 
-    /// Other providers that passed their spot check.
+    /// Networks (IPv4 /24, IPv6 /48) from which another provider passed its spot check;
+    /// a provider whose network is not known counts for nothing.
     pub fn verified_elsewhere(&self) -> u32 {
+        let networks: std::collections::HashSet<&str> = self
+            .peers
+            .iter()
+            .filter(|p| p.verified)
+            .filter_map(|p| p.network.as_deref())
+            .collect();
+        networks.len() as u32
+    }
+
+    /// Other providers that passed, however many share a network.
+    pub fn verified_peers_elsewhere(&self) -> u32 {
         self.peers.iter().filter(|p| p.verified).count() as u32
     }
 
@@ -157,12 +173,13 @@ impl PreserveBook {
         Ok(())
     }
 
-    /// The last checks of `root`.
+    /// The last checks of `root`. A record in an older form is not read: checks are
+    /// made again, and the record replaced.
     pub fn health(&self, root: ContentId) -> NodeResult<Option<HealthRecord>> {
-        self.health
+        Ok(self
+            .health
             .get(root.hash().0)?
-            .map(|bytes| decode(&bytes))
-            .transpose()
+            .and_then(|bytes| decode(&bytes).ok()))
     }
 
     /// Forgets the checks of `root` (it is neither kept nor watched any more).
@@ -211,11 +228,13 @@ mod tests {
                     peer: "a".into(),
                     verified: true,
                     error: None,
+                    network: Some("203.0.113.0/24".into()),
                 },
                 PeerOutcome {
                     peer: "b".into(),
                     verified: false,
                     error: Some("unreachable".into()),
+                    network: None,
                 },
             ],
         };
@@ -223,6 +242,31 @@ mod tests {
         let read = book.health(root).unwrap().unwrap();
         assert_eq!(read, health);
         assert_eq!(read.verified(), 2, "its own copy and one that passed");
+        // Sybils in one network count once; a pass from an unknown network, not at all.
+        let mut crowded = health.clone();
+        for (i, network) in ["203.0.113.0/24", "203.0.113.0/24", "198.51.100.0/24"]
+            .into_iter()
+            .enumerate()
+        {
+            crowded.peers.push(PeerOutcome {
+                peer: format!("sybil{i}"),
+                verified: true,
+                error: None,
+                network: Some(network.into()),
+            });
+        }
+        crowded.peers.push(PeerOutcome {
+            peer: "unknown".into(),
+            verified: true,
+            error: None,
+            network: None,
+        });
+        assert_eq!(
+            crowded.verified(),
+            3,
+            "own, 203.0.113.0/24, 198.51.100.0/24"
+        );
+        assert_eq!(crowded.verified_peers_elsewhere(), 5);
         assert!(book.remove_follow(&follow.target()).unwrap());
         assert!(book.follows().unwrap().is_empty());
     }

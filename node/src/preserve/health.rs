@@ -4,6 +4,10 @@
 //! Bounded: at most [`MAX_CHECKED_PROVIDERS`] providers are checked per artifact, at
 //! most [`CHECKS_AT_ONCE`] at a time, and each one gets one 16 KiB request, so a check
 //! costs a provider 16 KiB however many artifacts it holds for us.
+//!
+//! A pass proves the bytes came through that provider, not that it stores them: it could
+//! relay the challenge. So this node serves nobody the range while it challenges for it
+//! (a relay back here fails), and passes count once per network they came from.
 
 use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
@@ -11,7 +15,9 @@ use seedbank_protocol::{ContentId, Manifest};
 
 use super::book::{HealthRecord, PeerOutcome};
 use super::spot_check::{pick_range, random_pair, spot_check};
+use crate::net::ip_network::network_label;
 use crate::net::NetHandle;
+use crate::transfer::challenges::Challenges;
 use crate::transfer::traffic::Traffic;
 
 /// Most providers spot-checked for one artifact: more than any replica target asks for,
@@ -31,6 +37,7 @@ pub const ARTIFACTS_AT_ONCE: usize = 8;
 pub async fn check_copies(
     net: &NetHandle,
     traffic: &Traffic,
+    challenges: &Challenges,
     root: ContentId,
     manifest: &Manifest,
     held_here: bool,
@@ -61,8 +68,11 @@ pub async fn check_copies(
                     peer: peer.to_string(),
                     verified: true,
                     error: None,
+                    network: net.peer_ip(&peer).map(network_label),
                 };
             };
+            // Nobody gets the challenged range from this node while the check runs.
+            let _challenge = challenges.open(root, range.blob, range.chunks());
             let result = spot_check(net, traffic, peer, range).await;
             if let Err(e) = &result {
                 tracing::debug!(%root, %peer, error = %e, "spot check failed");
@@ -71,6 +81,7 @@ pub async fn check_copies(
                 peer: peer.to_string(),
                 verified: result.is_ok(),
                 error: result.err().map(|e| e.to_string()),
+                network: net.peer_ip(&peer).map(network_label),
             }
         })
         .buffer_unordered(CHECKS_AT_ONCE)

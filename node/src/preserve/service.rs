@@ -235,9 +235,15 @@ impl Preserver {
             .map_err(|_| {
                 NodeError::Unreachable(format!("no provider sent the manifest of {root}"))
             })??;
+        let challenges = self
+            .seeding
+            .gate()
+            .map(|gate| gate.challenges().clone())
+            .unwrap_or_default();
         let record = check_copies(
             &self.net,
             &self.traffic,
+            &challenges,
             root,
             &manifest,
             held_here,
@@ -457,6 +463,8 @@ impl Preserver {
 fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -> ArtifactHealth {
     let remote = record.map_or(0, HealthRecord::verified_elsewhere);
     let verified = u32::from(held_here) + remote;
+    let verified_peers =
+        u32::from(held_here) + record.map_or(0, HealthRecord::verified_peers_elsewhere);
     let providers = record.map_or(u32::from(held_here), |r| {
         r.providers.max(u32::from(held_here))
     });
@@ -469,6 +477,7 @@ fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -
         because: subject.because,
         providers,
         verified,
+        verified_peers,
         under_target: subject.target.is_some_and(|t| verified < t),
         checked_at: record.map(|r| r.checked_at),
         peers: record.map_or_else(Vec::new, |r| r.peers.iter().map(Into::into).collect()),

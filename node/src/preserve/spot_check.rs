@@ -41,6 +41,19 @@ pub struct SpotRange {
     pub offset: u64,
 }
 
+impl SpotRange {
+    /// The chunks asked for.
+    pub fn chunks(&self) -> ChunkRanges {
+        let first = ChunkNum(self.offset / CHUNK_BYTES);
+        let end = ChunkNum(
+            (self.offset + SPOT_CHECK_BYTES)
+                .min(self.size)
+                .div_ceil(CHUNK_BYTES),
+        );
+        ChunkRanges::from(first..end)
+    }
+}
+
 /// A random 16 KiB group of a random non-empty file of `manifest`, drawn from `random`
 /// (two independent random numbers); `None` for an artifact of empty files only.
 pub fn pick_range(manifest: &Manifest, random: (u64, u64)) -> Option<SpotRange> {
@@ -97,14 +110,8 @@ async fn ask(
     let stream = open_blob_stream(net, peer).await?;
     let busy = Arc::new(AtomicBool::new(false));
     let (_, recv, send) = split_stream(stream, peer, traffic, StreamSide::Asking(busy.clone()));
-    let first = ChunkNum(range.offset / CHUNK_BYTES);
-    let end = ChunkNum(
-        (range.offset + SPOT_CHECK_BYTES)
-            .min(range.size)
-            .div_ceil(CHUNK_BYTES),
-    );
     let request = GetRequest::builder()
-        .root(ChunkRanges::from(first..end))
+        .root(range.chunks())
         .build(to_iroh(range.blob));
     let incomplete = |reason: String| RequestError::Incomplete { peer, reason };
     let connected = AtConnected::new(

@@ -9,6 +9,7 @@
 //! the bytes that pass.
 
 pub mod busy;
+pub mod challenges;
 pub mod client;
 pub mod fetch;
 pub mod have;

@@ -2,7 +2,9 @@
 //! outside its allowlist (`seed_licences`), or to artifacts a denylist it follows names
 //! (and those roots themselves). The blob provider asks the gate about every request
 //! (iroh-blobs' request events, intercepted) and refuses those, so a node that holds
-//! such an artifact never seeds it, even to a peer that asks without a DHT lookup.
+//! such an artifact never seeds it, even to a peer that asks without a DHT lookup. It
+//! also refuses the ranges this node's spot checks are challenging others for right now
+//! ([`Challenges`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -12,6 +14,7 @@ use iroh_blobs::provider::events::{
 };
 use seedbank_protocol::BlobHash;
 
+use super::challenges::Challenges;
 use super::provider_stats::ProviderStats;
 use crate::library::store::to_iroh;
 
@@ -31,6 +34,7 @@ pub enum Refusal {
 #[derive(Debug, Clone, Default)]
 pub struct SeedGate {
     blocked: Arc<RwLock<HashMap<iroh_blobs::Hash, Refusal>>>,
+    challenges: Challenges,
 }
 
 impl SeedGate {
@@ -63,6 +67,11 @@ impl SeedGate {
         }
     }
 
+    /// The challenges this node's spot checks have out, refused while they are.
+    pub fn challenges(&self) -> &Challenges {
+        &self.challenges
+    }
+
     /// Why `hash` is not to be served, if it is not.
     pub fn blocks(&self, hash: &iroh_blobs::Hash) -> Option<Refusal> {
         self.blocked
@@ -87,11 +96,21 @@ impl SeedGate {
                 while let Some(question) = questions.recv().await {
                     match question {
                         ProviderMessage::GetRequestReceived(msg) => {
-                            let answer = gate.answer(&[msg.inner.request.hash], &stats);
+                            let request = &msg.inner.request;
+                            let answer = if gate.challenges.forbid(request) {
+                                challenged()
+                            } else {
+                                gate.answer(&[request.hash], &stats)
+                            };
                             msg.tx.send(answer).await.ok();
                         }
                         ProviderMessage::GetManyRequestReceived(msg) => {
-                            let answer = gate.answer(&msg.inner.request.hashes, &stats);
+                            let request = &msg.inner.request;
+                            let answer = if gate.challenges.forbid_many(request) {
+                                challenged()
+                            } else {
+                                gate.answer(&request.hashes, &stats)
+                            };
                             msg.tx.send(answer).await.ok();
                         }
                         _ => {}
@@ -122,4 +141,10 @@ impl SeedGate {
             None => Ok(()),
         }
     }
+}
+
+/// The refusal of a request for a range this node is challenging others for.
+fn challenged() -> Result<(), AbortReason> {
+    tracing::debug!("refusing a blob request: this node is challenging peers for that range");
+    Err(AbortReason::Permission)
 }

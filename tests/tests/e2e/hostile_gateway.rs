@@ -221,3 +221,46 @@ fn a_file_claiming_another_files_hub_etag_is_neither_cached_nor_served_under_it(
         );
     }
 }
+
+#[test]
+fn readers_that_stop_reading_lose_their_slots_and_other_clients_are_served() {
+    use std::io::{Read, Write};
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("big");
+    write_random_file(&dir.join("weights.bin"), 16 * MIB, "stalled");
+    std::fs::write(dir.join("config.json"), b"{\"hidden_size\": 8}\n").unwrap();
+    let node = Daemon::start_configured("client_stall_timeout = \"2s\"\n", &[]);
+    node.publish(&dir, "org--big", "v1");
+    let endpoint = node.hf_endpoint();
+    let address = endpoint.trim_start_matches("http://").to_owned();
+    // As many readers as the gateway has request slots ask for the big file, read its
+    // first bytes and then never read again, keeping their connections open.
+    let request =
+        format!("GET /org/big/resolve/main/weights.bin HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let stalled: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| {
+            let mut reader = std::net::TcpStream::connect(&address).unwrap();
+            reader.write_all(request.as_bytes()).unwrap();
+            let mut first = [0u8; 64];
+            let read = reader.read(&mut first).unwrap();
+            assert!(
+                first[..read].starts_with(b"HTTP/1.1 200"),
+                "{:?}",
+                &first[..read]
+            );
+            reader
+        })
+        .collect();
+
+    // Another client is served once the stalled readers' time is up, well before it
+    // would be turned away for want of a slot (10 s).
+    let config = reqwest::blocking::Client::new()
+        .get(format!("{endpoint}/org/big/resolve/main/config.json"))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .unwrap();
+    assert_eq!(config.status(), 200, "{config:?}");
+    assert_eq!(config.text().unwrap(), "{\"hidden_size\": 8}\n");
+    drop(stalled);
+}

@@ -18,6 +18,15 @@ fn start_configured(seed: &Daemon, config: &str) -> Daemon {
     daemon
 }
 
+/// [`start_configured`] at the loopback address `ip`: a network of its own when `ip`
+/// is in another /24 than the seed's (copies count once per network).
+fn start_configured_at(ip: &str, seed: &Daemon, config: &str) -> Daemon {
+    let bootstrap = seed.quic_peer_address();
+    let daemon = Daemon::start_configured_at(ip, config, &["--bootstrap", &bootstrap]);
+    daemon.wait_for_routing_table(1);
+    daemon
+}
+
 /// The health entry of `id` after a fresh round of spot checks.
 fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
     let report = daemon.ok_json(&["health", "--refresh"]);
@@ -34,8 +43,9 @@ fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
 fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let work = tempfile::tempdir().unwrap();
     let a = Daemon::start();
-    let b = start_configured(&a, FOLLOWER_CONFIG);
-    let c = start_configured(&a, FOLLOWER_CONFIG);
+    // B and C in networks of their own: three copies in three places.
+    let b = start_configured_at("127.0.1.1", &a, FOLLOWER_CONFIG);
+    let c = start_configured_at("127.0.2.1", &a, FOLLOWER_CONFIG);
     let v1_dir = work.path().join("v1");
     model_dir(&v1_dir, "toy-v1", 2 * MIB);
     let v1 = a.publish(&v1_dir, "toy", "v1");
@@ -109,8 +119,9 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
 fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
     let work = tempfile::tempdir().unwrap();
     let s1 = Daemon::start();
-    let s2 = start_joined(&s1, &[]);
-    let s3 = start_joined(&s1, &[]);
+    // Three holders in three networks: copies count once per network.
+    let s2 = start_configured_at("127.0.1.1", &s1, "");
+    let s3 = start_configured_at("127.0.2.1", &s1, "");
     // M1 has one copy, M2 two, M3 three.
     let mut members = Vec::new();
     for (i, holders) in [vec![&s1], vec![&s1, &s2], vec![&s1, &s2, &s3]]
@@ -292,4 +303,47 @@ fn a_release_that_understates_its_size_is_not_kept_beyond_the_budget() {
     assert!(refusal.contains(&(12 * MIB).to_string()), "{refusal}");
     assert!(!p.holds(&root.to_string()));
     assert!(p.jobs().is_empty(), "{:?}", p.jobs());
+}
+
+#[test]
+fn providers_that_relay_the_challenge_back_to_the_checker_prove_nothing() {
+    use seedbank_tests::hostile::HostileSeeder;
+
+    let work = tempfile::tempdir().unwrap();
+    let a = Daemon::start();
+    let dir = work.path().join("only-here");
+    write_random_file(&dir.join("data.bin"), 2 * MIB, "only here");
+    let id = a.add_artifact(&dir);
+    a.ok(&["pin", &id, "--replicas", "4"]);
+    // Four sybils hold nothing; each claims the artifact and answers any blob request
+    // by asking A for the same bytes and passing them on.
+    let root = id.parse().unwrap();
+    let address = a.peer_address();
+    let sybils: Vec<HostileSeeder> = (0..4)
+        .map(|_| {
+            let sybil = HostileSeeder::start_relaying_to(&address);
+            sybil.claim(root);
+            sybil
+        })
+        .collect();
+    let ids: Vec<String> = sybils.iter().map(HostileSeeder::peer_id).collect();
+    a.wait_for_providers(&id, &ids);
+
+    let health = checked_health(&a, &id);
+    assert_eq!(health["verified"], 1, "only A's own copy exists: {health}");
+    assert_eq!(health["verified_peers"], 1, "{health}");
+    assert_eq!(health["under_target"], true, "{health}");
+    for sybil in &ids {
+        let check = health["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["peer"] == sybil.as_str())
+            .unwrap_or_else(|| panic!("{sybil} was not checked: {health}"))
+            .clone();
+        assert_eq!(check["verified"], false, "{check}");
+    }
+    // Between checks, A serves the same ranges to anyone as before.
+    let fetcher = start_joined(&a, &[]);
+    fetcher.ok(&["fetch", &id]);
 }
