@@ -85,6 +85,10 @@ pub struct NodeConfig {
     /// Wait before a detached or resumed fetch tries again; doubles per try (`5s`).
     #[serde(with = "crate::units::duration_text")]
     pub fetch_retry_delay: std::time::Duration,
+    /// How long a fetch the gateway started for its readers runs on once none is left
+    /// (it is never resumed after a restart).
+    #[serde(with = "crate::units::duration_text")]
+    pub fetch_reader_grace: std::time::Duration,
     /// Longest a client of the control API or the gateway may leave a response unread
     /// (taking no byte) before its connection is closed and its request slot freed.
     #[serde(with = "crate::units::duration_text")]
@@ -119,6 +123,7 @@ impl Default for NodeConfig {
             denylist_refresh: crate::denylist::DEFAULT_REFRESH_INTERVAL,
             fetch_patience: fetch.lookup_patience,
             fetch_retry_delay: fetch.retry_delay,
+            fetch_reader_grace: fetch.reader_grace,
             client_stall_timeout: crate::api::server::CLIENT_STALL_TIMEOUT,
             net: NetConfig::default(),
         }
@@ -143,6 +148,7 @@ impl NodeConfig {
         FetchTimings {
             lookup_patience: self.fetch_patience,
             retry_delay: self.fetch_retry_delay,
+            reader_grace: self.fetch_reader_grace,
             ..FetchTimings::default()
         }
     }

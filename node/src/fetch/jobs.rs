@@ -5,7 +5,11 @@
 //!   one selecting other files widens it (the job fetches again with the union of both
 //!   selections before it ends).
 //! - At most [`MAX_CONCURRENT_FETCHES`] jobs transfer at once; others wait for a slot.
-//! - A job is saved in sled from its start until it ends. It ends for good (record and
+//! - A job only readers asked for (the gateway, [`Origin::Streaming`]) is never saved,
+//!   so never resumed, and is cancelled once nobody has read it for the reader grace
+//!   ([`super::readers`]); a request of another origin that joins it makes it a saved
+//!   job like any other.
+//! - Any other job is saved in sled from its start until it ends. It ends for good (record and
 //!   fetch tag removed) when it succeeds, is cancelled, or fails in a way no retry can
 //!   mend (an invalid manifest, a selection matching nothing), and when it fails having
 //!   obtained nothing (no ghost jobs for ids nobody has). A job that holds data and
@@ -20,6 +24,7 @@
 
 mod retry;
 mod selection;
+mod tries;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,17 +32,18 @@ use std::sync::{Arc, Mutex};
 
 use seedbank_protocol::api::{ApiError, FetchJobState, FetchJobSummary, FetchReport, Progress};
 use seedbank_protocol::ContentId;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::attempt::{Attempt, AttemptRunner};
+use super::attempt::AttemptRunner;
 use crate::error::{NodeError, NodeResult};
 use crate::library::meta::{FetchJobRecord, Labels};
 use crate::library::Library;
-use crate::progress::ProgressReporter;
 use retry::retry_may_mend;
 use selection::widened;
+
+use super::readers::Readers;
 
 /// Most fetches transferring at once; each runs up to 32 streams.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
@@ -91,12 +97,16 @@ struct RunningJob {
     /// Its last try fetched all it was asked for and it is being recorded: it can no
     /// longer be widened, so a request for it waits for its end and starts afresh.
     finishing: bool,
+    /// Only readers (the gateway) asked for it: it is not saved, so not resumed after
+    /// a restart, and it is cancelled once nobody reads it.
+    for_readers_only: bool,
 }
 
 /// What a request found of the job for its root.
 enum Joining {
-    /// Joined (and if needed widened) the running job.
-    Joined(watch::Receiver<JobView>, FetchJobRecord),
+    /// Joined (and if needed widened) the running job; its record, to save unless
+    /// the job is only its readers'.
+    Joined(watch::Receiver<JobView>, Option<FetchJobRecord>),
     /// The job is finishing; its view, to wait for its end.
     Finishing(watch::Receiver<JobView>),
     /// No job runs.
@@ -130,6 +140,7 @@ pub struct FetchJobs {
     slots: Arc<Semaphore>,
     stopping: CancellationToken,
     counters: Arc<JobCounters>,
+    readers: Readers,
 }
 
 impl std::fmt::Debug for FetchJobs {
@@ -148,7 +159,13 @@ impl FetchJobs {
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
             stopping: CancellationToken::new(),
             counters: Arc::default(),
+            readers: Readers::default(),
         }
+    }
+
+    /// The readers of streaming jobs.
+    pub fn readers(&self) -> &Readers {
+        &self.readers
     }
 
     /// How many jobs ended each way since the node started.
@@ -176,7 +193,9 @@ impl FetchJobs {
         loop {
             match self.join_running(root, &include, pin, origin, &labels) {
                 Joining::Joined(view, record) => {
-                    self.library.save_fetch_job(&record).await?;
+                    if let Some(record) = record {
+                        self.library.save_fetch_job(&record).await?;
+                    }
                     return Ok(view);
                 }
                 Joining::Finishing(mut view) => {
@@ -215,6 +234,7 @@ impl FetchJobs {
             in_order: origin == Origin::Streaming,
             attempt: cancel.child_token(),
             finishing: false,
+            for_readers_only: origin == Origin::Streaming,
         };
         let record = record_of(root, &job);
         let raced = {
@@ -229,7 +249,9 @@ impl FetchJobs {
             // Another request started it meanwhile: join that one.
             return match self.join_running(root, &include, pin, origin, &labels) {
                 Joining::Joined(view, record) => {
-                    self.library.save_fetch_job(&record).await?;
+                    if let Some(record) = record {
+                        self.library.save_fetch_job(&record).await?;
+                    }
                     Ok(view)
                 }
                 Joining::Finishing(_) | Joining::NotRunning => Err(NodeError::Unreachable(
@@ -237,11 +259,28 @@ impl FetchJobs {
                 )),
             };
         }
-        let job = record;
-        // Saved before it runs, so that its end (which removes the record) comes after.
-        if let Err(e) = self.library.save_fetch_job(&job).await {
-            self.lock().remove(&root);
-            return Err(e);
+        // Saved before it runs, so that its end (which removes the record) comes after;
+        // a job only for readers is not saved.
+        if origin != Origin::Streaming {
+            if let Err(e) = self.library.save_fetch_job(&record).await {
+                self.lock().remove(&root);
+                return Err(e);
+            }
+        } else {
+            let jobs = self.clone();
+            let watch = self.readers.clone();
+            let grace = self.runner.timings.reader_grace;
+            let job_cancel = cancel.clone();
+            tokio::spawn(async move {
+                let only = move || {
+                    jobs.lock()
+                        .get(&root)
+                        .is_some_and(|job| job.for_readers_only)
+                };
+                watch
+                    .cancel_when_unread(root, grace, only, job_cancel)
+                    .await;
+            });
         }
         let job_id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("fetch", job = job_id, %root, ?origin);
@@ -277,6 +316,7 @@ impl FetchJobs {
             job.labels.clone_from(labels);
         }
         job.in_order |= origin == Origin::Streaming;
+        job.for_readers_only &= origin == Origin::Streaming;
         if let Some(wider) = widened(&job.include, include) {
             tracing::info!(%root, ?wider, "widening a running fetch");
             job.include = wider;
@@ -286,7 +326,8 @@ impl FetchJobs {
                 job.attempt.cancel();
             }
         }
-        Joining::Joined(job.view.clone(), record_of(root, job))
+        let record = (!job.for_readers_only).then(|| record_of(root, job));
+        Joining::Joined(job.view.clone(), record)
     }
 
     /// Cancels the job of `root`, running or saved. Verified bytes stay in the store
@@ -439,99 +480,14 @@ impl FetchJobs {
         Ok(report)
     }
 
-    /// Runs tries until one succeeds, the job is cancelled, or it gives up.
-    async fn attempts(
-        &self,
-        root: ContentId,
-        origin: Origin,
-        cancel: &CancellationToken,
-        view: &watch::Sender<JobView>,
-    ) -> NodeResult<FetchReport> {
-        let mut delay = self.runner.timings.retry_delay;
-        loop {
-            let _slot = tokio::select! {
-                () = cancel.cancelled() => return Err(self.cancelled()),
-                slot = self.slots.clone().acquire_owned() => slot
-                    .map_err(|_| NodeError::Cancelled("the daemon is stopping".into()))?,
-            };
-            let include = self.include_of(root);
-            view.send_modify(|v| {
-                v.state = FetchJobState::Running;
-                v.attempts += 1;
-            });
-            let (progress_tx, progress_rx) = mpsc::channel(16);
-            let attempt_cancel = cancel.child_token();
-            let (in_order, labels) = self
-                .lock()
-                .get_mut(&root)
-                .map(|job| {
-                    job.attempt = attempt_cancel.clone();
-                    (job.in_order, job.labels.clone())
-                })
-                .unwrap_or_default();
-            let attempt = Attempt {
-                root,
-                include: include.clone(),
-                cancel: attempt_cancel.clone(),
-                progress: ProgressReporter::new(progress_tx),
-                paused: self.paused_flag(root),
-                in_order,
-                labels,
-            };
-            let (result, ()) = tokio::join!(
-                self.runner.run(attempt),
-                forward_progress(progress_rx, view)
-            );
-            let result = match result {
-                Err(NodeError::Cancelled(_)) if cancel.is_cancelled() => Err(self.cancelled()),
-                other => other,
-            };
-            if attempt_cancel.is_cancelled() && !cancel.is_cancelled() && result.is_err() {
-                // Widened for a reader: try again at once with the wider selection.
-                continue;
-            }
-            match result {
-                Ok(report) if self.finish_unless_widened(root, &include) => return Ok(report),
-                // Widened while it ran: fetch again with the wider selection.
-                Ok(_) => continue,
-                Err(e) if origin == Origin::Watched || !retry_may_mend(&e) => return Err(e),
-                Err(e) => {
-                    let attempts = view.borrow().attempts;
-                    if attempts >= MAX_ATTEMPTS {
-                        return Err(e);
-                    }
-                    tracing::info!(error = %e, retry_in = ?delay, "fetch failed; will try again");
-                    view.send_modify(|v| {
-                        v.state = FetchJobState::Waiting;
-                        v.last_error = Some(e.to_string());
-                    });
-                }
-            }
-            drop(_slot);
-            tokio::select! {
-                () = cancel.cancelled() => return Err(self.cancelled()),
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay *= 2;
-        }
-    }
-
-    fn cancelled(&self) -> NodeError {
-        if self.stopping.is_cancelled() {
-            NodeError::Cancelled(
-                "the daemon is stopping; the fetch resumes when it starts again".into(),
-            )
-        } else {
-            NodeError::Cancelled(
-                "the fetch was cancelled; verified bytes are kept until gc, fetch again to resume"
-                    .into(),
-            )
-        }
-    }
-
     /// Ends the job's record, or keeps it saved, as the module doc says.
     async fn settle(&self, root: ContentId, result: &NodeResult<FetchReport>) -> NodeResult<()> {
+        let for_readers_only = self
+            .lock()
+            .get(&root)
+            .is_some_and(|job| job.for_readers_only);
         let keep = match result {
+            _ if for_readers_only => false,
             Ok(_) => false,
             Err(NodeError::Cancelled(_)) => self.stopping.is_cancelled(),
             Err(e) if !retry_may_mend(e) && !matches!(e, NodeError::DiskFull(_)) => false,
@@ -566,11 +522,5 @@ fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
         last_error: job.view.borrow().last_error.clone(),
         pin: job.pin,
         labels: job.labels.clone(),
-    }
-}
-
-async fn forward_progress(mut progress: mpsc::Receiver<Progress>, view: &watch::Sender<JobView>) {
-    while let Some(p) = progress.recv().await {
-        view.send_modify(|v| v.progress = Some(p));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod attempt;
 pub mod jobs;
+pub mod readers;
 pub mod root_search;
 mod target;
 mod timings;
@@ -40,6 +41,12 @@ impl Fetcher {
             jobs: FetchJobs::new(runner.library.clone(), runner.clone()),
             runner,
         }
+    }
+
+    /// Counts a reader of `root` (a gateway response) until the lease is dropped: a
+    /// fetch started only for readers ends once none is left for the grace period.
+    pub fn reader_lease(&self, root: ContentId) -> readers::ReaderLease {
+        self.jobs.readers().lease(root)
     }
 
     /// Resumes the jobs saved when the node last stopped, in the background.

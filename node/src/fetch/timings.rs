@@ -13,6 +13,9 @@ pub struct FetchTimings {
     pub root_round_wait: Duration,
     /// Wait before a background job's second try; doubles per try.
     pub retry_delay: Duration,
+    /// How long a fetch started only for readers (the gateway) runs on once nobody
+    /// reads it.
+    pub reader_grace: Duration,
 }
 
 impl Default for FetchTimings {
@@ -21,6 +24,7 @@ impl Default for FetchTimings {
             lookup_patience: Duration::from_secs(7),
             root_round_wait: Duration::from_secs(1),
             retry_delay: Duration::from_secs(5),
+            reader_grace: Duration::from_secs(30),
         }
     }
 }

@@ -13,6 +13,7 @@ use seedbank_protocol::BlobHash;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::fetch::readers::ReaderLease;
 use crate::library::chunk_ranges::CHUNK_BYTES;
 use crate::library::store::BlobStore;
 
@@ -24,15 +25,24 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Pieces queued between the store and the connection.
 const QUEUED_PIECES: usize = 16;
 
-/// The bytes `start..end` of the blob `hash` (`size` bytes in all), as a body.
-pub fn file_body(store: BlobStore, hash: BlobHash, size: u64, start: u64, end: u64) -> Body {
+/// The bytes `range` of the blob `hash` (`size` bytes in all), as a body; `reader`
+/// is held until the body ends.
+pub fn file_body(
+    store: BlobStore,
+    hash: BlobHash,
+    size: u64,
+    range: std::ops::Range<u64>,
+    reader: ReaderLease,
+) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_PIECES);
+    let (start, end) = (range.start, range.end);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            if let Err(message) = pump(&store, hash, size, start..end, &tx).await {
+            if let Err(message) = pump(&store, hash, size, range, &tx).await {
                 tracing::info!(%hash, %message, "gateway response ended early");
                 let _ = tx.send(Err(std::io::Error::other(message))).await;
             }
+            drop(reader);
         },
         tracing::info_span!("gateway_body", %hash, start, end),
     ));

@@ -35,6 +35,8 @@ pub async fn served_etag(
         Some(known) => Some(known),
         None => {
             let store = state.node.library().transfer_store();
+            // A reader while it waits, so the fetch it starts runs for the GET to come.
+            let _reader = state.node.fetcher().reader_lease(target.root);
             let stored = store.size(entry.hash).await.map_err(internal)?.is_some();
             if !stored && entry.size > 0 {
                 state

@@ -170,6 +170,9 @@ async fn file(
     } else {
         let store = state.node.library().transfer_store();
         let complete = size == 0 || store.size(entry.hash).await.ok().flatten().is_some();
+        // Held while the body streams: a fetch only readers asked for ends once none
+        // is left.
+        let reader = state.node.fetcher().reader_lease(target.root);
         if !complete {
             state
                 .node
@@ -179,7 +182,7 @@ async fn file(
                 .map_err(|e| HfError::Upstream(format!("cannot fetch {path:?}: {e}")))?;
         }
         state.node.library().note_used(target.root);
-        Response::new(file_body(store, entry.hash, size, start, end))
+        Response::new(file_body(store, entry.hash, size, start..end, reader))
     };
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -264,3 +264,48 @@ fn readers_that_stop_reading_lose_their_slots_and_other_clients_are_served() {
     assert_eq!(config.text().unwrap(), "{\"hidden_size\": 8}\n");
     drop(stalled);
 }
+
+#[test]
+fn a_download_started_for_readers_who_left_is_cancelled_and_not_resumed() {
+    use std::io::Read;
+
+    let work = tempfile::tempdir().unwrap();
+    // A seeder slow enough that the download outlasts its reader.
+    let seeder = Daemon::start_with(&["--upload-limit", "1M"]);
+    let dir = work.path().join("big");
+    write_random_file(&dir.join("weights.bin"), 32 * MIB, "unread");
+    let root = seeder.publish(&dir, "org--big", "v1");
+    let mut gateway = Daemon::start_configured(
+        "fetch_reader_grace = \"2s\"\n",
+        &["--bootstrap", &seeder.peer_address()],
+    );
+    gateway.wait_for_routing_table(1);
+    gateway.ok(&["trust", "add", "pat", &seeder.publisher_key()]);
+
+    // A reader takes the first bytes of the file and leaves.
+    let url = format!("{}/org/big/resolve/main/weights.bin", gateway.hf_endpoint());
+    let mut response = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(response.status(), 200);
+    let mut first = [0u8; 4096];
+    response.read_exact(&mut first).unwrap();
+    assert!(!gateway.jobs().is_empty(), "the gateway started no fetch");
+    drop(response);
+
+    // Nobody reads it any more: the download ends within the grace, long before the
+    // 32 s the transfer would take, and leaves no job to resume.
+    gateway.wait_until(
+        "the unread download to be cancelled",
+        std::time::Duration::from_secs(20),
+        || match gateway.jobs() {
+            jobs if jobs.is_empty() => Ok(()),
+            jobs => Err(format!("jobs: {jobs:?}")),
+        },
+    );
+    assert!(!gateway.holds(&root));
+    gateway.restart();
+    assert!(
+        gateway.jobs().is_empty(),
+        "resumed after a restart: {:?}",
+        gateway.jobs()
+    );
+}
