@@ -89,6 +89,8 @@ struct Knobs {
     drop_after: Option<(String, usize)>,
     /// Tree entries per page (`Link: rel="next"` for the rest).
     page_size: Option<usize>,
+    /// Paths answered with a redirect to a URL instead of their bytes.
+    redirects: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -145,6 +147,13 @@ impl HfOrigin {
     /// Cuts the first GET of `path` off after `bytes` bytes.
     pub fn drop_first_get_after(&self, path: &str, bytes: usize) {
         lock(&self.shared.knobs).drop_after = Some((path.to_owned(), bytes));
+    }
+
+    /// Answers GETs of `path` with `302 Found` to `to`.
+    pub fn redirect(&self, path: &str, to: &str) {
+        lock(&self.shared.knobs)
+            .redirects
+            .push((path.to_owned(), to.to_owned()));
     }
 
     /// Lists trees `entries` at a time.
@@ -303,6 +312,14 @@ fn resolve(
         return not_found("EntryNotFound");
     };
     let mut bytes = file.bytes.clone();
+    let redirect = lock(&shared.knobs)
+        .redirects
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, to)| to.clone());
+    if let Some(to) = redirect {
+        return (StatusCode::FOUND, [(header::LOCATION, to)], "").into_response();
+    }
     let (drop_at, corrupt) = {
         let mut knobs = lock(&shared.knobs);
         let corrupt = knobs.corrupt.iter().any(|p| p == path);

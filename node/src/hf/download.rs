@@ -120,11 +120,18 @@ impl Downloader<'_> {
         progress: &mut ProgressReporter,
     ) -> Result<(), Attempt> {
         let url = self.origin.file_url(self.commit, &file.path);
-        let mut response = self
-            .origin
-            .get_file(url, partial.len)
-            .await
-            .map_err(|e| Attempt::Dropped(e.to_string()))?;
+        let mut response = self.origin.get_file(url, partial.len).await.map_err(|e| {
+            let why = with_sources(&e);
+            if e.is_redirect() {
+                // A redirect refused by the origin policy: trying again cannot mend it.
+                Attempt::Fatal(NodeError::PeerMisbehaved(format!(
+                    "downloading {}: {why}",
+                    file.path
+                )))
+            } else {
+                Attempt::Dropped(why)
+            }
+        })?;
         let status = response.status();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(Attempt::Dropped(format!("the origin answered {status}")));
@@ -219,6 +226,18 @@ impl Downloader<'_> {
 
 /// A failed attempt: a dropped transfer, which another attempt resumes, or a failure
 /// no retry mends.
+/// `error` and the errors under it, as one line ("…: …").
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 enum Attempt {
     Dropped(String),
     Fatal(NodeError),

@@ -3,8 +3,12 @@
 //!
 //! The origin is not trusted: every JSON body is capped while it is read, the listing is
 //! bounded in pages, files, paths and sizes, and the next-page links must stay on the
-//! origin. The bytes of files are checked by the caller ([`super::download`]).
+//! origin. A redirect may leave the origin (the hub sends LFS files to a CDN) only for
+//! a host that is not this machine or a private network ([`redirect_allowed`]), so an
+//! origin cannot point the node at its own services. The bytes of files are checked by
+//! the caller ([`super::download`]).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RANGE};
@@ -41,6 +45,72 @@ pub const HTTPS_ORIGINS: bool = false;
 /// Most redirects followed (the hub sends LFS downloads to a CDN with one).
 const MAX_REDIRECTS: usize = 5;
 
+/// Follows at most [`MAX_REDIRECTS`] redirects, each allowed by [`redirect_allowed`].
+fn redirect_policy(base: Url) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        if redirect_allowed(&base, attempt.url()) {
+            attempt.follow()
+        } else {
+            let to = attempt.url().to_string();
+            attempt.error(format!(
+                "the origin redirected off itself to {to}, which is on this machine or a \
+                 private network; not followed"
+            ))
+        }
+    })
+}
+
+/// Whether a redirect from the origin at `base` to `to` may be followed: to the origin
+/// itself, or over http(s) to a host that is neither a name for this machine nor an
+/// address of a loopback, private, link-local or unspecified network.
+pub fn redirect_allowed(base: &Url, to: &Url) -> bool {
+    if to.origin() == base.origin() {
+        return true;
+    }
+    if !matches!(to.scheme(), "http" | "https") {
+        return false;
+    }
+    let Some(host) = to.host_str() else {
+        return false;
+    };
+    match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => is_public(ip),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name != "localhost" && !name.ends_with(".localhost")
+        }
+    }
+}
+
+/// Whether `ip` is outside loopback, private, shared, link-local and unspecified space.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || a == 0
+                || (a == 100 && (b & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
 /// `GET /api/{models|datasets}/{id}/revision/{rev}`, the part used.
 #[derive(Debug, Deserialize)]
 struct RevisionInfo {
@@ -74,7 +144,7 @@ impl Origin {
         let client = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(redirect_policy(base.clone()))
             .user_agent(concat!("seedbank/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NodeError::Unreachable(format!("cannot make an HTTP client: {e}")))?;
@@ -266,6 +336,47 @@ mod tests {
     use seedbank_protocol::HfRepoType;
 
     use super::*;
+
+    #[test]
+    fn redirects_leave_the_origin_only_for_public_hosts() {
+        let url = |text: &str| Url::parse(text).unwrap();
+        let hub = url("http://hub.example/");
+        for allowed in [
+            "http://hub.example/other/path",
+            "https://cdn.example/blob",
+            "http://203.0.113.7/x",
+            "http://[2001:db8::1]/x",
+        ] {
+            assert!(redirect_allowed(&hub, &url(allowed)), "{allowed}");
+        }
+        for refused in [
+            "http://127.0.0.1:5151/v1/status",
+            "http://localhost/x",
+            "http://api.localhost./x",
+            "http://10.1.2.3/x",
+            "http://192.168.1.1/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/x",
+            "http://0.0.0.0/x",
+            "http://[::1]/x",
+            "http://[fe80::1]/x",
+            "http://[fd00::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "file:///etc/passwd",
+        ] {
+            assert!(!redirect_allowed(&hub, &url(refused)), "{refused}");
+        }
+        // A loopback origin may redirect within itself, not to another local port.
+        let local = url("http://127.0.0.1:8080/");
+        assert!(redirect_allowed(
+            &local,
+            &url("http://127.0.0.1:8080/cdn/x")
+        ));
+        assert!(!redirect_allowed(
+            &local,
+            &url("http://127.0.0.1:5151/v1/status")
+        ));
+    }
 
     #[test]
     fn urls_encode_each_segment() {

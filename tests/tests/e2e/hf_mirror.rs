@@ -250,3 +250,28 @@ fn a_dropped_transfer_is_resumed_with_a_range_request() {
     a.ok(&["export", &root_of(&report), out.to_str().unwrap()]);
     assert_same_files(&out, &model);
 }
+
+#[test]
+fn an_origin_cannot_redirect_the_node_to_a_service_on_this_machine() {
+    let model = model_repo();
+    let origin = HfOrigin::start(vec![model.clone()]);
+    // Another local service, which the origin tries to make the node request.
+    let decoy = HfOrigin::start(vec![model.clone()]);
+    origin.redirect(
+        "model.safetensors",
+        &format!("{}/org/tiny/resolve/main/model.safetensors", decoy.url()),
+    );
+    let a = Daemon::start();
+
+    let failed = a.fails_with(
+        &["mirror-hf", "org/tiny", "--origin", &origin.url()],
+        "model.safetensors",
+    );
+    let message = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(message.contains("redirected off itself"), "{message}");
+    assert!(
+        decoy.served().gets.is_empty(),
+        "the node followed the redirect: {:?}",
+        decoy.served()
+    );
+}
