@@ -22,11 +22,15 @@ use crate::library::meta::{decode, encode, Meta};
 use crate::library::store::BlobStore;
 
 /// How often a blob that is still arriving is looked at before it is hashed.
-const ARRIVAL_POLL: Duration = Duration::from_millis(100);
+const ARRIVAL_POLL: Duration = Duration::from_millis(250);
 
 /// How long a blob may take to arrive before hashing it is given up (a later request
 /// starts again).
-const ARRIVAL_LIMIT: Duration = Duration::from_secs(30 * 60);
+const ARRIVAL_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+/// Most blobs waited for or hashed at once: gateway requests for many files cannot
+/// start more.
+const MAX_HASHING: usize = 64;
 
 /// Both hub hashes of one blob's bytes, lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,12 +107,13 @@ impl HubHashBook {
         Ok(hashes)
     }
 
-    /// Starts hashing `hash` once the store holds all of it, unless a task already is.
+    /// Starts hashing `hash` once the store holds all of it, unless a task already is
+    /// (or [`MAX_HASHING`] are running; a later request tries again).
     pub fn hash_when_stored(&self, store: &BlobStore, hash: BlobHash, size: u64) {
         let Ok(mut hashing) = self.hashing.lock() else {
             return;
         };
-        if !hashing.insert(hash) {
+        if hashing.len() >= MAX_HASHING || !hashing.insert(hash) {
             return;
         }
         drop(hashing);
