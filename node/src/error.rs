@@ -223,6 +223,21 @@ pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// `error` followed by each cause under it that adds something, as one line
+/// ("…: …"); causes whose text is empty or already said are left out.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// The Linux errno of a full disk.
 const ENOSPC: i32 = 28;
 

@@ -121,7 +121,7 @@ impl Downloader<'_> {
     ) -> Result<(), Attempt> {
         let url = self.origin.file_url(self.commit, &file.path);
         let mut response = self.origin.get_file(url, partial.len).await.map_err(|e| {
-            let why = with_sources(&e);
+            let why = crate::error::with_causes(&e);
             if e.is_redirect() {
                 // A redirect refused by the origin policy: trying again cannot mend it.
                 Attempt::Fatal(NodeError::PeerMisbehaved(format!(
@@ -226,18 +226,6 @@ impl Downloader<'_> {
 
 /// A failed attempt: a dropped transfer, which another attempt resumes, or a failure
 /// no retry mends.
-/// `error` and the errors under it, as one line ("…: …").
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
 enum Attempt {
     Dropped(String),
     Fatal(NodeError),

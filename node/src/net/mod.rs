@@ -128,15 +128,7 @@ fn listen_error(address: &Multiaddr, error: &libp2p::TransportError<std::io::Err
              stop it, or listen elsewhere with --listen (e.g. --listen /ip4/0.0.0.0/tcp/4151 --listen /ip4/0.0.0.0/udp/4151/quic-v1) or [net] listen in config.toml"
         ));
     }
-    let mut reason = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !text.is_empty() && !reason.contains(&text) {
-            reason = format!("{reason}: {text}");
-        }
-        cause = inner.source();
-    }
+    let mut reason = crate::error::with_causes(error);
     if reason.trim().is_empty() {
         reason = "the transport refused it".into();
     }
