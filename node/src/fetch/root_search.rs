@@ -28,7 +28,7 @@ use crate::library::chunk_ranges::CHUNK_BYTES;
 use crate::library::root::{read_root, RootAndManifest};
 use crate::library::store::to_iroh;
 use crate::peers::{PeerAction, PeerBook};
-use crate::transfer::client::{BlobClient, RequestError, REQUEST_IDLE_TIMEOUT};
+use crate::transfer::client::{BlobClient, RequestError, Tally, REQUEST_IDLE_TIMEOUT};
 
 /// How many candidates are asked for the root and manifest at once.
 pub const ROOT_SOURCES_AT_ONCE: usize = 3;
@@ -173,12 +173,13 @@ async fn fetch_root(
             let Some(peer) = waiting.next() else { break };
             let request = request.clone();
             running.push(async move {
-                (
-                    peer,
-                    client
-                        .get(peer, request, REQUEST_IDLE_TIMEOUT, arrived)
-                        .await,
-                )
+                let this_request = std::sync::atomic::AtomicU64::new(0);
+                let tally = Tally {
+                    transfer: arrived,
+                    request: &this_request,
+                };
+                let result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, tally).await;
+                (peer, result)
             });
         }
         let Some((peer, result)) = running.next().await else {

@@ -201,14 +201,15 @@ pub struct BlobClient {
 
 impl BlobClient {
     /// Runs one get request against `peer`; returns the payload bytes received. Gives up
-    /// when no verified byte arrives for `idle_timeout`. Verified bytes are added to
-    /// `arrived` as they come, so a caller sees progress before the request ends.
+    /// when no verified byte arrives for `idle_timeout`. Verified bytes are counted in
+    /// `tally` as they come, so a caller sees progress before the request ends and knows
+    /// what a request it cancels or that fails half-way delivered.
     pub async fn get(
         &self,
         peer: PeerId,
         request: GetRequest,
         idle_timeout: Duration,
-        arrived: &AtomicU64,
+        tally: Tally<'_>,
     ) -> Result<u64, RequestError> {
         let stream = open_blob_stream(&self.net, peer).await?;
         let busy = Arc::new(AtomicBool::new(false));
@@ -220,12 +221,21 @@ impl BlobClient {
         );
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
-        let result = until_done(peer, progress, idle_timeout, arrived).await;
+        let result = until_done(peer, progress, idle_timeout, tally).await;
         match result {
             Err(_) if busy.load(Ordering::Relaxed) => Err(RequestError::Busy { peer }),
             other => other,
         }
     }
+}
+
+/// Where a get request's verified bytes are counted as they arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally<'a> {
+    /// The whole transfer's count, shared by its requests (what a stall timer watches).
+    pub transfer: &'a AtomicU64,
+    /// This request's own count, still true when the request is dropped half-way.
+    pub request: &'a AtomicU64,
 }
 
 /// Follows a get request's progress to its end, failing it when no verified byte
@@ -234,7 +244,7 @@ async fn until_done(
     peer: PeerId,
     progress: impl futures::Stream<Item = GetProgressItem>,
     idle_timeout: Duration,
-    arrived: &AtomicU64,
+    tally: Tally<'_>,
 ) -> Result<u64, RequestError> {
     tokio::pin!(progress);
     let mut so_far = 0;
@@ -247,7 +257,9 @@ async fn until_done(
             })?;
         match item {
             Some(GetProgressItem::Progress(bytes)) => {
-                arrived.fetch_add(bytes.saturating_sub(so_far), Ordering::Relaxed);
+                let new = bytes.saturating_sub(so_far);
+                tally.transfer.fetch_add(new, Ordering::Relaxed);
+                tally.request.fetch_add(new, Ordering::Relaxed);
                 so_far = so_far.max(bytes);
             }
             Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
@@ -283,13 +295,22 @@ mod tests {
             }
         });
         let started = tokio::time::Instant::now();
-        let arrived = AtomicU64::new(0);
-        let result = until_done(peer, trickle.boxed(), idle, &arrived).await;
+        let (transfer, request) = (AtomicU64::new(0), AtomicU64::new(0));
+        let tally = Tally {
+            transfer: &transfer,
+            request: &request,
+        };
+        let result = until_done(peer, trickle.boxed(), idle, tally).await;
         assert_eq!(result, Err(RequestError::TimedOut { peer, after: idle }));
         assert_eq!(
-            arrived.load(Ordering::Relaxed),
+            transfer.load(Ordering::Relaxed),
             6 * 1024,
             "progress is seen as it comes"
+        );
+        assert_eq!(
+            request.load(Ordering::Relaxed),
+            6 * 1024,
+            "what a failed request delivered is known"
         );
         assert_eq!(started.elapsed(), Duration::from_secs(7 * 9 + 10));
     }

@@ -463,9 +463,10 @@ impl Scheduler {
             current.bytes = current.bytes.min(bytes);
             current.ranges = &current.ranges & &missing;
         }
-        // A request cut short (cancelled, or failed half-way) reports nothing received;
-        // what it added to the store is credited instead, but only if it worked on the
-        // segment alone: with others on it (the end-game), those bytes may be theirs.
+        // A request reports the verified bytes it delivered, even when cut short
+        // (cancelled, or failed half-way). What the store gained is credited to it too,
+        // but only if it worked on the segment alone: with others on it (the end-game),
+        // those bytes may be theirs.
         let alone = entry.peers.iter().all(|p| *p == peer);
         let credited = if alone { received.max(added) } else { received };
         *self.per_peer.entry(peer).or_default() += credited;

@@ -3,7 +3,7 @@
 //! it on its own stream, and reports how it went.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use super::scheduler::{Next, Scheduler};
 use crate::discovery::Candidate;
 use crate::library::store::from_iroh;
 use crate::peers::{PeerAction, PeerBook};
-use crate::transfer::client::{BlobClient, RequestError, REQUEST_IDLE_TIMEOUT};
+use crate::transfer::client::{BlobClient, RequestError, Tally, REQUEST_IDLE_TIMEOUT};
 use crate::transfer::have::ask_have;
 
 /// Parallel streams per peer: keeps a peer's link busy across request gaps.
@@ -163,9 +163,15 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
             }
             Next::Work(item, part, done) => {
                 let request = GetRequest::blob_ranges(item.hash, part);
+                let delivered = AtomicU64::new(0);
+                let tally = Tally {
+                    transfer: &shared.arrived,
+                    request: &delivered,
+                };
                 let result = tokio::select! {
-                    result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, &shared.arrived) => result,
-                    () = done.cancelled() => Ok(0),
+                    result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, tally) => result,
+                    // Others finished the segment; what this peer sent so far still counts.
+                    () = done.cancelled() => Ok(delivered.load(Ordering::Relaxed)),
                 };
                 let still_missing = local_ranges(&client, item.hash)
                     .await
@@ -174,7 +180,7 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
                     Ok(bytes) => (bytes, Ok(())),
                     Err(e) => {
                         tracing::debug!(%peer, hash = %from_iroh(item.hash), error = %e, "segment request failed");
-                        (0, Err(e))
+                        (delivered.load(Ordering::Relaxed), Err(e))
                     }
                 };
                 if let Some(action) = peer_action(&outcome) {
