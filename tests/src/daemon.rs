@@ -79,7 +79,8 @@ impl Daemon {
     /// 127.0.1.1 and 127.0.2.1 sit in two networks as a node counts them (IPv4 /24).
     /// QUIC only: a TCP dial leaves from 127.0.0.1 whatever the listener's address, a
     /// QUIC dial from the listener's own socket. Join it through a QUIC address
-    /// ([`Self::quic_peer_address`]).
+    /// ([`Self::quic_peer_address`]). A node whose view of peers' networks a test
+    /// asserts must be started this way too, or peers may reach it by TCP.
     pub fn start_configured_at(ip: &str, config: &str, args: &[&str]) -> Self {
         assert!(
             ip.starts_with("127."),

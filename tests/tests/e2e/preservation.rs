@@ -42,7 +42,9 @@ fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
 #[test]
 fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let work = tempfile::tempdir().unwrap();
-    let a = Daemon::start();
+    // A counts the copies, so it is QUIC-only too: a peer reaching it by TCP would come
+    // from 127.0.0.1 and B and C would look like one network.
+    let a = Daemon::start_configured_at("127.0.3.1", "", &[]);
     // B and C in networks of their own: three copies in three places.
     let b = start_configured_at("127.0.1.1", &a, FOLLOWER_CONFIG);
     let c = start_configured_at("127.0.2.1", &a, FOLLOWER_CONFIG);
@@ -153,7 +155,9 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         "{FOLLOWER_CONFIG}preserve_budget = \"{}\"\nrepairs_per_round = 5\n",
         2 * MIB + 64 * 1024
     );
-    let p = start_configured(&s1, &config);
+    // The follower counts the copies: QUIC-only at an address of its own, so that S2
+    // and S3 cannot reach it by TCP from 127.0.0.1 and look like S1's network.
+    let p = start_configured_at("127.0.3.1", &s1, &config);
     let target = format!("{}/keep-these", s1.publisher_key());
     p.ok(&["follow", &target]);
     for id in &members[..2] {
