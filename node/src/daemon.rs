@@ -104,6 +104,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) ->
             preserve: config.preserve_options(),
             denylist_refresh: config.denylist_refresh,
             fetch_timings: config.fetch_timings(),
+            mirror_low_speed: config.mirror_low_speed(),
         },
     )
     .await?;

@@ -30,6 +30,7 @@ use crate::error::{NodeError, NodeResult};
 use crate::fetch::attempt::AttemptRunner;
 use crate::fetch::jobs::JobCounts;
 use crate::fetch::{FetchTimings, Fetcher};
+use crate::hf::low_speed::LowSpeed;
 use crate::hf::HfBridge;
 use crate::library::import::AddOptions;
 use crate::library::Library;
@@ -69,6 +70,8 @@ pub struct NodeOptions {
     pub denylist_refresh: Duration,
     /// How patient fetches are.
     pub fetch_timings: FetchTimings,
+    /// The slowest an origin may send to `mirror-hf` before a download counts as dropped.
+    pub mirror_low_speed: LowSpeed,
 }
 
 impl Default for NodeOptions {
@@ -80,6 +83,7 @@ impl Default for NodeOptions {
             preserve: PreserveOptions::default(),
             denylist_refresh: DEFAULT_REFRESH_INTERVAL,
             fetch_timings: FetchTimings::default(),
+            mirror_low_speed: LowSpeed::default(),
         }
     }
 }
@@ -225,6 +229,7 @@ impl Node {
             names.clone(),
             traffic.clone(),
             seeding.clone(),
+            options.mirror_low_speed,
         )?;
         spawn_withdrawals(library.evictions(), net.clone());
         denylists.spawn_refresher();

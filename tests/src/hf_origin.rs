@@ -91,6 +91,8 @@ struct Knobs {
     page_size: Option<usize>,
     /// Paths answered with a redirect to a URL instead of their bytes.
     redirects: Vec<(String, String)>,
+    /// Paths whose GETs send one byte every 200 ms.
+    trickle: Vec<String>,
 }
 
 struct Shared {
@@ -154,6 +156,16 @@ impl HfOrigin {
         lock(&self.shared.knobs)
             .redirects
             .push((path.to_owned(), to.to_owned()));
+    }
+
+    /// Sends `path` one byte every 200 ms (on every GET until [`Self::stop_trickle`]).
+    pub fn trickle(&self, path: &str) {
+        lock(&self.shared.knobs).trickle.push(path.to_owned());
+    }
+
+    /// Serves every path at full speed again.
+    pub fn stop_trickle(&self) {
+        lock(&self.shared.knobs).trickle.clear();
     }
 
     /// Lists trees `entries` at a time.
@@ -320,9 +332,10 @@ fn resolve(
     if let Some(to) = redirect {
         return (StatusCode::FOUND, [(header::LOCATION, to)], "").into_response();
     }
-    let (drop_at, corrupt) = {
+    let (drop_at, corrupt, trickle) = {
         let mut knobs = lock(&shared.knobs);
         let corrupt = knobs.corrupt.iter().any(|p| p == path);
+        let trickle = knobs.trickle.iter().any(|p| p == path);
         let drop_at = match &knobs.drop_after {
             Some((p, n)) if p == path && request.method() == Method::GET => {
                 let n = *n;
@@ -331,7 +344,7 @@ fn resolve(
             }
             _ => None,
         };
-        (drop_at, corrupt)
+        (drop_at, corrupt, trickle)
     };
     if corrupt {
         let middle = bytes.len() / 2;
@@ -373,6 +386,15 @@ fn resolve(
         }
         let sent = drop_at.unwrap_or(body.len()).min(body.len());
         *served.bytes.entry(path.to_owned()).or_default() += sent as u64;
+    }
+    if trickle {
+        // One byte per 200 ms: never idle long enough for a read timeout. Ends when
+        // the client hangs up (the body is dropped).
+        let stream = futures_util::stream::iter(body).then(|byte| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![byte]))
+        });
+        return builder.body(Body::from_stream(stream)).expect("a response");
     }
     match drop_at {
         None => builder.body(Body::from(body)).expect("a response"),

@@ -93,6 +93,12 @@ pub struct NodeConfig {
     /// (taking no byte) before its connection is closed and its request slot freed.
     #[serde(with = "crate::units::duration_text")]
     pub client_stall_timeout: std::time::Duration,
+    /// `mirror-hf` drops a download (and resumes it, a few times) when the origin sends
+    /// slower than this, averaged over `mirror_low_speed_time` (`1K`).
+    pub mirror_low_speed_limit: ByteRate,
+    /// The span `mirror_low_speed_limit` is averaged over (`60s`).
+    #[serde(with = "crate::units::duration_text")]
+    pub mirror_low_speed_time: std::time::Duration,
     /// The peer-to-peer network (`[net]` in config.toml).
     pub net: NetConfig,
 }
@@ -101,6 +107,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         let defaults = crate::preserve::PreserveOptions::default();
         let fetch = FetchTimings::default();
+        let low_speed = crate::hf::low_speed::LowSpeed::default();
         Self {
             #[allow(clippy::unwrap_used)]
             api_addr: DEFAULT_API_ADDR.parse().unwrap(),
@@ -125,6 +132,9 @@ impl Default for NodeConfig {
             fetch_retry_delay: fetch.retry_delay,
             fetch_reader_grace: fetch.reader_grace,
             client_stall_timeout: crate::api::server::CLIENT_STALL_TIMEOUT,
+            #[allow(clippy::unwrap_used)]
+            mirror_low_speed_limit: ByteRate::new(low_speed.limit).unwrap(),
+            mirror_low_speed_time: low_speed.time,
             net: NetConfig::default(),
         }
     }
@@ -150,6 +160,14 @@ impl NodeConfig {
             retry_delay: self.fetch_retry_delay,
             reader_grace: self.fetch_reader_grace,
             ..FetchTimings::default()
+        }
+    }
+
+    /// How slow an origin may be before a mirror download is dropped, from the settings.
+    pub fn mirror_low_speed(&self) -> crate::hf::low_speed::LowSpeed {
+        crate::hf::low_speed::LowSpeed {
+            limit: self.mirror_low_speed_limit.bytes_per_second(),
+            time: self.mirror_low_speed_time,
         }
     }
 
@@ -191,6 +209,11 @@ impl NodeConfig {
         if self.follow_interval.is_zero() || self.health_interval.is_zero() {
             return Err(NodeError::BadRequest(
                 "follow_interval and health_interval must be longer than 0s".into(),
+            ));
+        }
+        if self.mirror_low_speed_time < std::time::Duration::from_secs(1) {
+            return Err(NodeError::BadRequest(
+                "mirror_low_speed_time must be at least 1s".into(),
             ));
         }
         if self.denylist_refresh < crate::denylist::MIN_REFRESH_INTERVAL {

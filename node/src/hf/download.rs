@@ -14,9 +14,11 @@ use reqwest::header::CONTENT_RANGE;
 use reqwest::StatusCode;
 use seedbank_protocol::hf::HubHasher;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::cache::RepoCache;
 use super::listing::ListedFile;
+use super::low_speed::LowSpeed;
 use super::origin::{check_status, Origin};
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
@@ -40,6 +42,8 @@ pub struct Downloader<'a> {
     pub commit: &'a str,
     /// The rate limits every byte passes (the request's, the node's download limit).
     pub limiters: &'a [Limiter],
+    /// The slowest the origin may send before an attempt counts as dropped.
+    pub low_speed: LowSpeed,
 }
 
 /// The state of one file's download: the partial file and the hash of its bytes so far.
@@ -153,11 +157,16 @@ impl Downloader<'_> {
             // A 200 carries the whole file.
             partial.restart(file.size).await?;
         }
+        let mut watch = self.low_speed.watch(Instant::now());
         loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => return Err(Attempt::Dropped(e.to_string())),
+            let chunk = match tokio::time::timeout_at(watch.deadline(), response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(Attempt::Dropped(e.to_string())),
+                Err(_) => {
+                    watch.arrived(0, Instant::now()).map_err(Attempt::Dropped)?;
+                    continue;
+                }
             };
             if partial.len + chunk.len() as u64 > file.size {
                 let error = self.mismatch(file, "more bytes than listed".into());
@@ -168,6 +177,9 @@ impl Downloader<'_> {
                 limiter.consume(chunk.len()).await;
             }
             partial.append(&chunk).await?;
+            watch
+                .arrived(chunk.len() as u64, Instant::now())
+                .map_err(Attempt::Dropped)?;
             *downloaded += chunk.len() as u64;
             progress.report(done_before + partial.len, &file.path);
         }

@@ -68,11 +68,18 @@ impl HfBridge {
             Limiter::new(request.rate_limit.map_or(f64::INFINITY, |rate| rate as f64)),
             self.traffic.download_limiter(),
         ];
+        let slowest_limit = limiters
+            .iter()
+            .map(Limiter::speed_limit)
+            .filter(|rate| rate.is_finite())
+            .map(|rate| rate as u64)
+            .min();
         let downloader = Downloader {
             origin: &origin,
             cache: &cache,
             commit: &commit,
             limiters: &limiters,
+            low_speed: self.low_speed.under_cap(slowest_limit),
         };
         let total: u64 = files.iter().map(|f| f.size).sum();
         let present: u64 = files.iter().map(|f| downloader.present_bytes(f)).sum();

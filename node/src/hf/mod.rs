@@ -9,6 +9,7 @@ pub mod download;
 pub mod hub_hashes;
 pub mod import;
 pub mod listing;
+pub mod low_speed;
 pub mod mirror;
 pub mod origin;
 
@@ -26,16 +27,19 @@ pub struct HfBridge {
     traffic: Traffic,
     seeding: Seeding,
     hub_hashes: hub_hashes::HubHashBook,
+    low_speed: low_speed::LowSpeed,
 }
 
 impl HfBridge {
     /// The bridge of a node: adds to `library`, publishes through `names` and
-    /// `seeding`, downloads within `traffic`'s limits.
+    /// `seeding`, downloads within `traffic`'s limits and gives up on an origin slower
+    /// than `low_speed`.
     pub fn new(
         library: Library,
         names: Names,
         traffic: Traffic,
         seeding: Seeding,
+        low_speed: low_speed::LowSpeed,
     ) -> NodeResult<Self> {
         Ok(Self {
             hub_hashes: hub_hashes::HubHashBook::open(library.meta())?,
@@ -43,6 +47,7 @@ impl HfBridge {
             names,
             traffic,
             seeding,
+            low_speed,
         })
     }
 

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use seedbank_node::hf::download;
 use seedbank_protocol::hf::HubHasher;
 use seedbank_tests::hf_cache::pseudo_random;
 use seedbank_tests::hf_origin::{HfOrigin, OriginFile, OriginRepo};
@@ -274,4 +275,44 @@ fn an_origin_cannot_redirect_the_node_to_a_service_on_this_machine() {
         "the node followed the redirect: {:?}",
         decoy.served()
     );
+}
+
+#[test]
+fn an_origin_that_trickles_is_given_up_on_and_the_mirror_resumes_later() {
+    let model = model_repo();
+    let origin = HfOrigin::start(vec![model.clone()]);
+    // Five bytes a second: a read timeout never fires, a floor of 1 KiB/s over 1 s does.
+    origin.trickle("model.safetensors");
+    let a = Daemon::start_configured("mirror_low_speed_time = \"1s\"\n", &[]);
+
+    let failed = a.fails_with(
+        &["mirror-hf", "org/tiny", "--origin", &origin.url()],
+        "model.safetensors",
+    );
+    let message = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        message.contains("under the floor of 1024 bytes/s"),
+        "{message}"
+    );
+    assert_eq!(
+        origin.served().gets.get("model.safetensors").copied(),
+        Some(download::MAX_ATTEMPTS as u64),
+        "each attempt was dropped once it was too slow, then the mirror gave up"
+    );
+    assert!(
+        a.ok_json(&["ls"]).as_array().unwrap().is_empty(),
+        "nothing is published from a repo not fully mirrored"
+    );
+
+    // At full speed again, the same command finishes from the bytes already here.
+    origin.stop_trickle();
+    let report = mirror(&a, &origin, "org/tiny");
+    assert!(
+        origin.served().range_gets.contains_key("model.safetensors"),
+        "the trickled bytes were kept and the rest asked for with Range"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("model");
+    a.ok(&["export", &root_of(&report), out.to_str().unwrap()]);
+    assert_same_files(&out, &model);
 }
