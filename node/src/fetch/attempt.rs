@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use seedbank_protocol::api::{FetchReport, ProviderReport};
-use seedbank_protocol::ContentId;
+use seedbank_protocol::{ContentId, FileEntry};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::root_search::find_root;
@@ -38,8 +39,9 @@ use crate::transfer::traffic::Traffic;
 pub struct Attempt {
     /// The artifact.
     pub root: ContentId,
-    /// The selection (all files when empty).
-    pub include: Vec<String>,
+    /// The selection (all files when empty), which requests may widen while the try
+    /// runs: the transfer takes the new files on.
+    pub include: watch::Receiver<Vec<String>>,
     /// Cancelled when the user cancels or the daemon stops.
     pub cancel: CancellationToken,
     /// Where progress goes.
@@ -50,6 +52,16 @@ pub struct Attempt {
     pub in_order: bool,
     /// The labels of the release it was asked for by, if any.
     pub labels: Option<Labels>,
+}
+
+/// What a try that succeeded fetched.
+#[derive(Debug)]
+pub struct Tried {
+    /// Its report.
+    pub report: FetchReport,
+    /// The selection it covered: the one it started with, widened by the requests it
+    /// took on while it ran.
+    pub include: Vec<String>,
 }
 
 /// The parts one try of a fetch needs. Cheap to clone.
@@ -88,11 +100,11 @@ impl AttemptRunner {
     }
 
     /// One try: find peers, get the root and manifest, check the space, transfer what
-    /// is missing, and record the artifact.
-    pub async fn run(&self, attempt: Attempt) -> NodeResult<FetchReport> {
+    /// is missing (and what widenings add meanwhile), and record the artifact.
+    pub async fn run(&self, attempt: Attempt) -> NodeResult<Tried> {
         let Attempt {
             root,
-            include,
+            include: mut include_rx,
             cancel,
             mut progress,
             paused,
@@ -117,6 +129,7 @@ impl AttemptRunner {
         .await?;
         tracing::info!(peers = found.candidates.len(), "fetching");
         self.library.hold_fetch(root).await?;
+        let mut include = include_rx.borrow_and_update().clone();
         let files = select_files(&found.fetched.manifest.files, &include)?;
         // Held until the artifact is recorded: until then its bytes are promised, not stored.
         let room = self.library.make_room_to_fetch(root, &files).await?;
@@ -141,7 +154,34 @@ impl AttemptRunner {
             in_order,
             room: Some(&room),
         };
-        let outcome = transfer.run(&files, found.candidates, &mut progress).await;
+        // Requests that widen the job while it transfers add files to this transfer.
+        let (wider_tx, wider_rx) = watch::channel(Vec::new());
+        let mut latest: Vec<FileEntry> = files.iter().map(|f| (*f).clone()).collect();
+        let outcome = {
+            let run = transfer.run(&files, Some(wider_rx), found.candidates, &mut progress);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    Ok(()) = include_rx.changed() => {
+                        let wider = include_rx.borrow_and_update().clone();
+                        let chosen = select_files(&found.fetched.manifest.files, &wider)?;
+                        let added: Vec<FileEntry> = chosen
+                            .iter()
+                            .filter(|f| !latest.iter().any(|l| l.path == f.path))
+                            .map(|f| (*f).clone())
+                            .collect();
+                        let refs: Vec<&FileEntry> = added.iter().collect();
+                        self.library.ensure_space_to_fetch(self.library.missing_bytes(&refs).await?)?;
+                        tracing::info!(files = added.len(), "the running fetch takes on more files");
+                        latest.extend(added);
+                        include = wider;
+                        wider_tx.send_replace(latest.clone());
+                    }
+                }
+            }
+        };
+        let files: Vec<&FileEntry> = latest.iter().collect();
         if let Some(task) = swarm_announce {
             task.abort();
             self.net.stop_providing(root.swarm_key()).await?;
@@ -170,7 +210,7 @@ impl AttemptRunner {
         if files.len() == found.fetched.manifest.files.len() {
             self.seeding.announce_soon(root).await;
         }
-        Ok(FetchReport {
+        let report = FetchReport {
             id: root,
             name: record.name,
             revision: record.revision,
@@ -181,7 +221,8 @@ impl AttemptRunner {
             providers: provider_reports(&outcome),
             pinned: false,
             warnings: Vec::new(),
-        })
+        };
+        Ok(Tried { report, include })
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Invariants:
 //! - At most one job per artifact runs. A second request for it joins the running job;
-//!   one selecting other files widens it (the job fetches again with the union of both
-//!   selections before it ends).
+//!   one selecting other files widens it: the try under way takes the new files on
+//!   without starting over (or, if it was already ending, the job fetches again with the
+//!   union of both selections before it ends).
 //! - At most [`MAX_CONCURRENT_FETCHES`] jobs transfer at once; others wait for a slot.
 //! - A job only readers asked for (the gateway, [`Origin::Streaming`]) is never saved,
 //!   so never resumed, and is cancelled once nobody has read it for the reader grace
@@ -81,7 +82,8 @@ pub struct JobView {
 }
 
 struct RunningJob {
-    include: Vec<String>,
+    /// The selection, which requests widen while the job runs; its try follows it.
+    include: watch::Sender<Vec<String>>,
     pin: bool,
     /// The labels of the release it was asked for by, recorded when it commits.
     labels: Option<Labels>,
@@ -91,9 +93,6 @@ struct RunningJob {
     cancel: CancellationToken,
     /// A reader streams it: later tries fetch in file order.
     in_order: bool,
-    /// Cancels the try under way (not the job): a streamed job widened by a new
-    /// reader starts a new try at once, with the new files, keeping what it has.
-    attempt: CancellationToken,
     /// Its last try fetched all it was asked for and it is being recorded: it can no
     /// longer be widened, so a request for it waits for its end and starts afresh.
     finishing: bool,
@@ -224,7 +223,7 @@ impl FetchJobs {
         });
         let cancel = self.stopping.child_token();
         let job = RunningJob {
-            include: include.clone(),
+            include: watch::Sender::new(include.clone()),
             pin,
             labels: labels.clone(),
             paused: Arc::default(),
@@ -232,7 +231,6 @@ impl FetchJobs {
             view: rx.clone(),
             cancel: cancel.clone(),
             in_order: origin == Origin::Streaming,
-            attempt: cancel.child_token(),
             finishing: false,
             for_readers_only: origin == Origin::Streaming,
         };
@@ -317,14 +315,11 @@ impl FetchJobs {
         }
         job.in_order |= origin == Origin::Streaming;
         job.for_readers_only &= origin == Origin::Streaming;
-        if let Some(wider) = widened(&job.include, include) {
+        let wider = widened(&job.include.borrow(), include);
+        if let Some(wider) = wider {
             tracing::info!(%root, ?wider, "widening a running fetch");
-            job.include = wider;
-            if job.in_order {
-                // A reader waits for these files now: do not make it wait for the try
-                // under way to finish first.
-                job.attempt.cancel();
-            }
+            // The try under way takes the new files on.
+            job.include.send_replace(wider);
         }
         let record = (!job.for_readers_only).then(|| record_of(root, job));
         Joining::Joined(job.view.clone(), record)
@@ -363,7 +358,7 @@ impl FetchJobs {
                 let paused = job.paused.load(Ordering::Relaxed);
                 FetchJobSummary {
                     id: *root,
-                    include: job.include.clone(),
+                    include: job.include.borrow().clone(),
                     state: if paused && view.state == FetchJobState::Running {
                         FetchJobState::PausedDiskFull
                     } else {
@@ -411,11 +406,12 @@ impl FetchJobs {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn include_of(&self, root: ContentId) -> Vec<String> {
-        self.lock()
-            .get(&root)
-            .map(|job| job.include.clone())
-            .unwrap_or_default()
+    /// The job's selection as it grows, marked seen as it is now.
+    fn include_of(&self, root: ContentId) -> watch::Receiver<Vec<String>> {
+        self.lock().get(&root).map_or_else(
+            || watch::channel(Vec::new()).1,
+            |job| job.include.subscribe(),
+        )
     }
 
     /// Marks the job finishing if its selection is still `include`, in one step with the
@@ -423,7 +419,7 @@ impl FetchJobs {
     fn finish_unless_widened(&self, root: ContentId, include: &[String]) -> bool {
         let mut running = self.lock();
         match running.get_mut(&root) {
-            Some(job) if job.include == include => {
+            Some(job) if *job.include.borrow() == include => {
                 job.finishing = true;
                 true
             }
@@ -517,7 +513,7 @@ impl FetchJobs {
 fn record_of(root: ContentId, job: &RunningJob) -> FetchJobRecord {
     FetchJobRecord {
         root,
-        include: job.include.clone(),
+        include: job.include.borrow().clone(),
         started_at: job.started_at,
         last_error: job.view.borrow().last_error.clone(),
         pin: job.pin,

@@ -2,7 +2,9 @@
 //! against the node that serves it. It resolves only through its own publishers, even
 //! when a request names another publisher's key; a manifest's claim evicts nothing
 //! before its bytes arrive; big repos are listed a page at a time; a hub ETag a manifest
-//! claims is neither written into a client cache nor served unless the bytes have it.
+//! claims is neither written into a client cache nor served unless the bytes have it;
+//! slow readers and readers who left give their slots and downloads back; files asked
+//! for one after another join the running download instead of restarting it.
 
 use seedbank_protocol::hf::HubHasher;
 use seedbank_protocol::{BlobHash, FileEntry, HfRevision, Manifest};
@@ -307,5 +309,66 @@ fn a_download_started_for_readers_who_left_is_cancelled_and_not_resumed() {
         gateway.jobs().is_empty(),
         "resumed after a restart: {:?}",
         gateway.jobs()
+    );
+}
+
+#[test]
+fn files_asked_for_one_after_another_join_the_running_download_without_restarting_it() {
+    use std::io::Read;
+
+    let work = tempfile::tempdir().unwrap();
+    // A seeder slow enough that the big file is still arriving while the others are asked.
+    let seeder = Daemon::start_with(&["--upload-limit", "1M"]);
+    let dir = work.path().join("repo");
+    write_random_file(&dir.join("weights.bin"), 8 * MIB, "widened");
+    for i in 0..12 {
+        std::fs::write(
+            dir.join(format!("part-{i}.json")),
+            format!("{{\"part\": {i}}}"),
+        )
+        .unwrap();
+    }
+    seeder.publish(&dir, "org--parts", "v1");
+    let gateway = start_joined(&seeder, &[]);
+    gateway.ok(&["trust", "add", "pat", &seeder.publisher_key()]);
+    let base = format!("{}/org/parts/resolve/main", gateway.hf_endpoint());
+
+    let reader = {
+        let url = format!("{base}/weights.bin");
+        std::thread::spawn(move || {
+            let mut response = reqwest::blocking::get(&url).unwrap();
+            assert_eq!(response.status(), 200);
+            let mut bytes = Vec::new();
+            response.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    gateway.wait_until(
+        "the download to start",
+        std::time::Duration::from_secs(20),
+        || match gateway.jobs() {
+            jobs if jobs.is_empty() => Err("no job yet".into()),
+            _ => Ok(()),
+        },
+    );
+    // Each request widens the running job: it takes the file on and keeps its one try.
+    for i in 0..12 {
+        let body = reqwest::blocking::get(format!("{base}/part-{i}.json"))
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(body, format!("{{\"part\": {i}}}"));
+        // Each came ahead of the big file's queue: that download is still running.
+        let jobs = gateway.jobs();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(
+            jobs[0]["attempts"], 1,
+            "the download started over: {jobs:?}"
+        );
+    }
+    let weights = reader.join().unwrap();
+    assert_eq!(
+        blake3::hash(&weights),
+        blake3::hash(&std::fs::read(dir.join("weights.bin")).unwrap())
     );
 }

@@ -1,5 +1,5 @@
-//! A job's tries: run one, then retry with back-off, try again at once when a reader
-//! widened it, or give up, as the jobs' module doc says.
+//! A job's tries: run one, then retry with back-off, try again at once when it was
+//! widened as its try ended, or give up, as the jobs' module doc says.
 
 use seedbank_protocol::api::{FetchJobState, FetchReport, Progress};
 use seedbank_protocol::ContentId;
@@ -34,19 +34,15 @@ impl FetchJobs {
                 v.attempts += 1;
             });
             let (progress_tx, progress_rx) = mpsc::channel(16);
-            let attempt_cancel = cancel.child_token();
             let (in_order, labels) = self
                 .lock()
-                .get_mut(&root)
-                .map(|job| {
-                    job.attempt = attempt_cancel.clone();
-                    (job.in_order, job.labels.clone())
-                })
+                .get(&root)
+                .map(|job| (job.in_order, job.labels.clone()))
                 .unwrap_or_default();
             let attempt = Attempt {
                 root,
-                include: include.clone(),
-                cancel: attempt_cancel.clone(),
+                include,
+                cancel: cancel.clone(),
                 progress: ProgressReporter::new(progress_tx),
                 paused: self.paused_flag(root),
                 in_order,
@@ -60,13 +56,11 @@ impl FetchJobs {
                 Err(NodeError::Cancelled(_)) if cancel.is_cancelled() => Err(self.cancelled()),
                 other => other,
             };
-            if attempt_cancel.is_cancelled() && !cancel.is_cancelled() && result.is_err() {
-                // Widened for a reader: try again at once with the wider selection.
-                continue;
-            }
             match result {
-                Ok(report) if self.finish_unless_widened(root, &include) => return Ok(report),
-                // Widened while it ran: fetch again with the wider selection.
+                Ok(tried) if self.finish_unless_widened(root, &tried.include) => {
+                    return Ok(tried.report)
+                }
+                // Widened as the try ended: fetch again with the wider selection.
                 Ok(_) => continue,
                 Err(e) if origin == Origin::Watched || !retry_may_mend(&e) => return Err(e),
                 Err(e) => {

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use libp2p::PeerId;
 use seedbank_protocol::api::FileProgress;
 use seedbank_protocol::{ContentId, FileEntry};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -91,15 +92,18 @@ pub struct Transfer<'a> {
 
 impl Transfer<'_> {
     /// Fetches the missing parts of `files` from `candidates` and whoever discovery
-    /// finds. Memory grows with the work in flight, not with the size of the files.
+    /// finds, and of the files `wider` adds while it runs (the whole selection each
+    /// time; those already wanted are skipped). Memory grows with the work in flight,
+    /// not with the size of the files.
     pub async fn run(
         &self,
         files: &[&FileEntry],
+        wider: Option<watch::Receiver<Vec<FileEntry>>>,
         candidates: Vec<Candidate>,
         progress: &mut ProgressReporter,
     ) -> NodeResult<TransferOutcome> {
         let span = tracing::info_span!("transfer", root = ?self.root.map(|r| r.to_string()), files = files.len());
-        self.run_inner(files, candidates, progress)
+        self.run_inner(files, wider, candidates, progress)
             .instrument(span)
             .await
     }
@@ -107,51 +111,17 @@ impl Transfer<'_> {
     async fn run_inner(
         &self,
         files: &[&FileEntry],
+        mut wider: Option<watch::Receiver<Vec<FileEntry>>>,
         candidates: Vec<Candidate>,
         progress: &mut ProgressReporter,
     ) -> NodeResult<TransferOutcome> {
-        let mut planner = Planner::new(files.iter().map(|file| PlannedBlob {
-            hash: to_iroh(file.hash),
-            size: file.size,
-        }));
+        let mut planner = Planner::new(std::iter::empty());
         if self.in_order {
             planner = planner.striped();
         }
-        let mut missing = 0u64;
-        let mut missing_by_blob = HashMap::new();
-        for blob in planner.blobs() {
-            let present = local_ranges(self.client, blob.hash).await.ok_or_else(|| {
-                NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
-            })?;
-            let blob_missing = missing_bytes(blob.size, &present);
-            missing = missing.saturating_add(blob_missing);
-            missing_by_blob.insert(blob.hash, blob_missing);
-        }
-        progress.set_total(missing);
-        // Bytes of the wanted blobs stored before this transfer: part of what the room
-        // must hold, as the bytes that verify now are.
-        let stored_before: u64 = planner
-            .blobs()
-            .iter()
-            .filter_map(|blob| {
-                let blob_missing = *missing_by_blob.get(&blob.hash)?;
-                (blob_missing > 0).then(|| blob.size - blob_missing)
-            })
-            .sum();
-        let mut named = HashSet::new();
-        // One file per blob (identical files share one), in the manifest's order.
-        let wanted: Vec<(iroh_blobs::Hash, &str, u64)> = files
-            .iter()
-            .filter_map(|file| {
-                let hash = to_iroh(file.hash);
-                let blob_missing = *missing_by_blob.get(&hash)?;
-                (blob_missing > 0 && named.insert(hash)).then_some((
-                    hash,
-                    file.path.as_str(),
-                    blob_missing,
-                ))
-            })
-            .collect();
+        let mut wanted = Wanted::default();
+        wanted.add(self.client, &mut planner, files).await?;
+        progress.set_total(wanted.missing);
         let mut scheduler = Scheduler::new(Some(self.client.net.local_peer()));
         scheduler.set_in_order(self.in_order);
         for peer in &self.banned {
@@ -169,6 +139,17 @@ impl Transfer<'_> {
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut stall = StallTimer::new(STALL_TIMEOUT, Instant::now());
         let ending = loop {
+            // Files added while the last segments were in flight are taken on before
+            // the transfer could end without them.
+            if let Some(files) = wider.as_mut().filter(|w| w.has_changed().unwrap_or(false)) {
+                let files = files.borrow_and_update().clone();
+                if self
+                    .take_on(&files, &mut wanted, &mut planner, &shared, progress)
+                    .await?
+                {
+                    crew.hurry(self.client, &shared);
+                }
+            }
             if shared.lock().all_done() {
                 break None;
             }
@@ -196,11 +177,11 @@ impl Transfer<'_> {
                     }
                     let (done, serving, known, under_way) = {
                         let state = shared.lock();
-                        let under_way = files_under_way(&wanted, state.done_by_blob());
+                        let under_way = files_under_way(&wanted.files, state.done_by_blob());
                         (state.done_bytes(), state.serving(), state.peers().count(), under_way)
                     };
                     if let Some(room) = self.room {
-                        if let Err(e) = room.cover(stored_before.saturating_add(done)).await {
+                        if let Err(e) = room.cover(wanted.stored_before.saturating_add(done)).await {
                             crew.workers.abort_all();
                             return Err(e);
                         }
@@ -218,6 +199,12 @@ impl Transfer<'_> {
                     }
                 }
                 () = shared.refill.notified() => self.plan_more(&mut planner, &shared).await?,
+                Ok(()) = async { wider.as_mut().expect("guarded by is_some").changed().await }, if wider.is_some() => {
+                    let files = wider.as_mut().map(|w| w.borrow_and_update().clone()).unwrap_or_default();
+                    if self.take_on(&files, &mut wanted, &mut planner, &shared, progress).await? {
+                        crew.hurry(self.client, &shared);
+                    }
+                }
                 _ = refresh.tick(), if self.root.is_some() && lookup.is_none() => {
                     refreshes += 1;
                     if refreshes <= EARLY_REFRESHES
@@ -236,7 +223,7 @@ impl Transfer<'_> {
         crew.workers.abort_all();
         let state = shared.lock();
         let outcome = TransferOutcome {
-            bytes_missing_at_start: missing,
+            bytes_missing_at_start: wanted.missing,
             bytes_downloaded: state.done_bytes(),
             per_peer: state.per_peer().clone(),
             peers: state.peers().collect(),
@@ -247,6 +234,41 @@ impl Transfer<'_> {
             return Ok(outcome);
         }
         Err(self.failure(&state, ending))
+    }
+
+    /// Adds `files` not wanted yet to the plan, and queues their first segments ahead
+    /// of the rest (striped plans: a reader waits for them). Returns whether it did.
+    async fn take_on(
+        &self,
+        files: &[FileEntry],
+        wanted: &mut Wanted,
+        planner: &mut Planner,
+        shared: &Shared,
+        progress: &mut ProgressReporter,
+    ) -> NodeResult<bool> {
+        let files: Vec<&FileEntry> = files.iter().collect();
+        let added = wanted.add(self.client, planner, &files).await?;
+        if added.is_empty() {
+            return Ok(false);
+        }
+        tracing::debug!(blobs = added.len(), "files added to the running transfer");
+        progress.set_total(wanted.missing);
+        // A reader streams them: their first segments go ahead of the queue.
+        let mut first = Vec::new();
+        for blob in &added {
+            let present = local_ranges(self.client, blob.hash)
+                .await
+                .unwrap_or_default();
+            first.extend(planner.next_segment_of(blob.hash, &present));
+        }
+        let hurry = !first.is_empty();
+        {
+            let mut state = shared.lock();
+            state.set_planning_more();
+            state.enqueue_first(first, Instant::now());
+        }
+        self.plan_more(planner, shared).await?;
+        Ok(hurry)
     }
 
     /// Complete and partial peers discovery lists, and connected peers as partial ones.
@@ -366,8 +388,52 @@ const MAX_FILES_REPORTED: usize = 8;
 
 /// The files of `wanted` (blob, path, bytes missing at the start) that have started and
 /// not finished, with how far each has got.
+/// What a transfer fetches: its blobs' missing bytes, and one file per blob for progress.
+#[derive(Debug, Default)]
+struct Wanted {
+    /// One file per missing blob (identical files share one), in the order added.
+    files: Vec<(iroh_blobs::Hash, String, u64)>,
+    /// Bytes missing when each blob was added.
+    missing: u64,
+    /// Bytes of the wanted blobs stored before they were added: part of what the room
+    /// must hold, as the bytes that verify now are.
+    stored_before: u64,
+}
+
+impl Wanted {
+    /// Adds the blobs of `files` the planner lacks, reading what the store holds of
+    /// each. Returns the blobs added.
+    async fn add(
+        &mut self,
+        client: &BlobClient,
+        planner: &mut Planner,
+        files: &[&FileEntry],
+    ) -> NodeResult<Vec<PlannedBlob>> {
+        let added = planner.extend(files.iter().map(|file| PlannedBlob {
+            hash: to_iroh(file.hash),
+            size: file.size,
+        }));
+        for blob in &added {
+            let present = local_ranges(client, blob.hash).await.ok_or_else(|| {
+                NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
+            })?;
+            let blob_missing = missing_bytes(blob.size, &present);
+            if blob_missing == 0 {
+                continue;
+            }
+            self.missing = self.missing.saturating_add(blob_missing);
+            self.stored_before += blob.size - blob_missing;
+            if let Some(file) = files.iter().find(|f| to_iroh(f.hash) == blob.hash) {
+                self.files
+                    .push((blob.hash, file.path.clone(), blob_missing));
+            }
+        }
+        Ok(added)
+    }
+}
+
 fn files_under_way(
-    wanted: &[(iroh_blobs::Hash, &str, u64)],
+    wanted: &[(iroh_blobs::Hash, String, u64)],
     done_by_blob: &HashMap<iroh_blobs::Hash, u64>,
 ) -> Vec<FileProgress> {
     wanted
@@ -375,7 +441,7 @@ fn files_under_way(
         .filter_map(|(hash, path, missing)| {
             let done = *done_by_blob.get(hash)?;
             (done < *missing).then(|| FileProgress {
-                path: (*path).to_owned(),
+                path: path.clone(),
                 done_bytes: done,
                 total_bytes: *missing,
             })
@@ -414,7 +480,11 @@ mod tests {
             iroh_blobs::Hash::new(b"b"),
             iroh_blobs::Hash::new(b"c"),
         );
-        let wanted = [(a, "a.bin", 100), (b, "b.bin", 50), (c, "c.bin", 10)];
+        let wanted = [
+            (a, "a.bin".to_owned(), 100),
+            (b, "b.bin".to_owned(), 50),
+            (c, "c.bin".to_owned(), 10),
+        ];
         let done = HashMap::from([(a, 40), (b, 50)]);
         assert_eq!(
             files_under_way(&wanted, &done),

@@ -88,6 +88,25 @@ impl Planner {
         }
     }
 
+    /// Plans `blobs` too, after those planned so far; empty blobs and blobs already
+    /// planned are skipped. Returns the blobs added.
+    pub fn extend(&mut self, blobs: impl IntoIterator<Item = PlannedBlob>) -> Vec<PlannedBlob> {
+        let mut added = Vec::new();
+        for blob in blobs {
+            if blob.size > 0
+                && !self.blobs.iter().any(|b| b.hash == blob.hash)
+                && !added.iter().any(|b: &PlannedBlob| b.hash == blob.hash)
+            {
+                added.push(blob);
+            }
+        }
+        self.blobs.extend(added.iter().copied());
+        if let Some(positions) = &mut self.striped {
+            positions.resize(self.blobs.len(), 0);
+        }
+        added
+    }
+
     /// Hands out one segment of each blob in turn (from each blob's start), instead of
     /// blob after blob, so that readers streaming several files all get bytes early.
     pub fn striped(mut self) -> Self {
@@ -176,6 +195,28 @@ impl Planner {
         };
         self.next_id += 1;
         (Some(item), end)
+    }
+
+    /// Striped: the next missing segment of `hash` out of turn (skipping those `present`
+    /// covers), for a blob a reader just asked for. `None` when not striped, or when
+    /// nothing of it is left to hand out.
+    pub fn next_segment_of(&mut self, hash: Hash, present: &ChunkRanges) -> Option<WorkItem> {
+        let index = self.blobs.iter().position(|b| b.hash == hash)?;
+        let blob = self.blobs[index];
+        let chunks = blob.size.div_ceil(CHUNK_BYTES);
+        loop {
+            let start = *self.striped.as_ref()?.get(index)?;
+            if start >= chunks {
+                return None;
+            }
+            let (item, end) = self.cut(blob, start, present);
+            if let Some(positions) = self.striped.as_mut() {
+                positions[index] = end;
+            }
+            if item.is_some() {
+                return item;
+            }
+        }
     }
 
     /// Striped: the next missing segment of the blob whose turn it is (skipping those
@@ -292,6 +333,44 @@ mod tests {
         }
         assert!(planner.is_done());
         assert_eq!(order, vec![(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn files_added_to_a_striped_plan_are_cut_once_whether_out_of_turn_or_in_it() {
+        let blob = |byte: u8, segments: u64| PlannedBlob {
+            hash: Hash::from_bytes([byte; 32]),
+            size: segments * SEGMENT_BYTES,
+        };
+        let none = ChunkRanges::empty();
+        let mut planner = Planner::new([blob(1, 3)]).striped();
+        assert_eq!(planner.next_segments(&none, 100).len(), 1);
+        let added = planner.extend([blob(1, 3), blob(2, 2), blob(3, 0)]);
+        assert_eq!(added, vec![blob(2, 2)], "known and empty blobs are skipped");
+        let out_of_turn = planner.next_segment_of(blob(2, 2).hash, &none).unwrap();
+        assert_eq!(out_of_turn.hash, blob(2, 2).hash);
+        let mut segments = vec![out_of_turn.segment];
+        while !planner.is_done() {
+            for item in planner.next_segments(&none, 100) {
+                if item.hash == blob(2, 2).hash {
+                    segments.push(item.segment);
+                }
+            }
+        }
+        let starts: Vec<u64> = segments
+            .iter()
+            .map(|s| match s.iter().next() {
+                Some(RangeSetRange::Range(r)) => r.start.0 / SEGMENT_CHUNKS,
+                other => panic!("unexpected segment {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            vec![0, 1],
+            "each segment of the new blob once, in order"
+        );
+        assert!(Planner::new([blob(4, 2)])
+            .next_segment_of(blob(4, 2).hash, &none)
+            .is_none());
     }
 
     use super::*;

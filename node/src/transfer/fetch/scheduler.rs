@@ -159,9 +159,22 @@ impl Scheduler {
         }
     }
 
+    /// Queues `items` ahead of everything queued (a reader waits for them).
+    pub fn enqueue_first(&mut self, items: Vec<WorkItem>, now: Instant) {
+        for mut item in items.into_iter().rev() {
+            item.queued_at = Some(now);
+            self.queue.push_front(item);
+        }
+    }
+
     /// Says that no more segments will be planned.
     pub fn set_planned_all(&mut self) {
         self.planned_all = true;
+    }
+
+    /// More segments will be planned: files were added to the fetch.
+    pub fn set_planning_more(&mut self) {
+        self.planned_all = false;
     }
 
     /// Stops or resumes handing out requests (requests in flight finish).
@@ -197,6 +210,17 @@ impl Scheduler {
     /// Peers known to this fetch.
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
+    }
+
+    /// Peers that hold everything and may take work now (not backing off).
+    pub fn ready_complete_peers(&self, now: Instant) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(peer, state)| {
+                state.complete && self.may_work(**peer) && state.retry_at.is_none_or(|at| at <= now)
+            })
+            .map(|(peer, _)| *peer)
+            .collect()
     }
 
     /// Peers banned for bad data.

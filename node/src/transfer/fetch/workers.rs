@@ -28,6 +28,10 @@ pub const STREAMS_PER_PEER: usize = 2;
 pub const MAX_FETCH_STREAMS: usize = 32;
 /// How often an idle worker looks again for work returned by a failed one.
 const IDLE_RECHECK: Duration = Duration::from_millis(200);
+/// Streams started beside the others when a reader asks for files the fetch just took
+/// on, each for one request: their segments go ahead of the queue, but every stream may
+/// be busy with a long request.
+pub const HURRY_STREAMS: usize = 2;
 /// When fewer segments than this are queued, the driver plans more.
 pub const PLAN_LOW_WATER: usize = PLAN_WINDOW / 2;
 
@@ -119,6 +123,20 @@ impl Crew {
         added
     }
 
+    /// Starts up to [`HURRY_STREAMS`] one-request workers on the best complete peers, for
+    /// segments queued first for a waiting reader.
+    pub fn hurry(&mut self, client: &BlobClient, shared: &Arc<Shared>) {
+        let now = Instant::now();
+        let mut peers = shared.lock().ready_complete_peers(now);
+        shared.book.rank(&mut peers, now);
+        for peer in peers.into_iter().take(HURRY_STREAMS) {
+            let span = tracing::debug_span!("peer", %peer, hurry = true);
+            self.workers.spawn(
+                run_worker(client.clone(), shared.clone(), peer, Requests::One).instrument(span),
+            );
+        }
+    }
+
     /// Starts waiting workers while there are free slots.
     pub fn fill(&mut self, client: &BlobClient, shared: &Arc<Shared>) {
         while self.workers.len() < MAX_FETCH_STREAMS {
@@ -126,17 +144,28 @@ impl Crew {
                 break;
             };
             let span = tracing::debug_span!("peer", %peer);
-            self.workers
-                .spawn(run_worker(client.clone(), shared.clone(), peer).instrument(span));
+            self.workers.spawn(
+                run_worker(client.clone(), shared.clone(), peer, Requests::Many).instrument(span),
+            );
         }
     }
 }
 
-async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
+/// How many requests a worker makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requests {
+    /// Until the fetch ends or the peer is dropped.
+    Many,
+    /// One, then the worker ends (it does not wait or ask).
+    One,
+}
+
+async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId, requests: Requests) {
     loop {
         let next = shared.lock().next_for(peer, Instant::now());
         match next {
             Next::Stop => break,
+            Next::Wait | Next::Ask(_) if requests == Requests::One => break,
             Next::Wait => {
                 // Nothing for this peer now; others' progress or failures may change that.
                 let _ = tokio::time::timeout(IDLE_RECHECK, shared.changed.notified()).await;
@@ -199,6 +228,9 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId) {
                     state.queued()
                 };
                 shared.notify(queued);
+                if requests == Requests::One {
+                    break;
+                }
             }
         }
     }
