@@ -33,6 +33,14 @@ use crate::transfer::client::{BlobClient, RequestError, Tally, REQUEST_IDLE_TIME
 /// How many candidates are asked for the root and manifest at once.
 pub const ROOT_SOURCES_AT_ONCE: usize = 3;
 
+/// While no candidate has answered for this long, one more is asked beside those
+/// waited on (a peer that claims the artifact and never answers holds a request until
+/// its idle timeout), up to [`MAX_ROOT_SOURCES_AT_ONCE`].
+pub const ROOT_HEDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// Most candidates asked for the root and manifest at once, hedged requests included.
+pub const MAX_ROOT_SOURCES_AT_ONCE: usize = 12;
+
 /// How many times a fetch looks for peers and asks them for the root before it fails.
 const ROOT_ROUNDS: u32 = 3;
 
@@ -69,7 +77,9 @@ pub async fn find_root(
         round += 1;
         let candidates = find_candidates(discovery, timings, root, cancel).await?;
         tracing::debug!(peers = candidates.len(), round, "asking for the root");
+        // Peers that served well before first, complete providers before partial ones.
         let mut sources: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
+        peers.rank(&mut sources, tokio::time::Instant::now());
         sources.sort_by_key(|peer| !candidates.iter().any(|c| c.peer == *peer && c.complete));
         let result = tokio::select! {
             () = cancel.cancelled() => Err(cancelled()),
@@ -165,26 +175,46 @@ async fn fetch_root(
         .build(to_iroh(root.hash()));
     let arrived = std::sync::atomic::AtomicU64::new(0);
     let arrived = &arrived;
-    let mut waiting = candidates.iter().copied();
+    let ask = |peer: PeerId| {
+        let request = request.clone();
+        async move {
+            let this_request = std::sync::atomic::AtomicU64::new(0);
+            let tally = Tally {
+                transfer: arrived,
+                request: &this_request,
+            };
+            let result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, tally).await;
+            (peer, result)
+        }
+    };
+    let mut waiting = candidates.iter().copied().peekable();
     let mut running = FuturesUnordered::new();
     let mut errors: Vec<String> = Vec::new();
+    let mut hedge = tokio::time::interval_at(
+        tokio::time::Instant::now() + ROOT_HEDGE_AFTER,
+        ROOT_HEDGE_AFTER,
+    );
     loop {
         while running.len() < ROOT_SOURCES_AT_ONCE {
             let Some(peer) = waiting.next() else { break };
-            let request = request.clone();
-            running.push(async move {
-                let this_request = std::sync::atomic::AtomicU64::new(0);
-                let tally = Tally {
-                    transfer: arrived,
-                    request: &this_request,
-                };
-                let result = client.get(peer, request, REQUEST_IDLE_TIMEOUT, tally).await;
-                (peer, result)
-            });
+            running.push(ask(peer));
         }
-        let Some((peer, result)) = running.next().await else {
+        let may_hedge = running.len() < MAX_ROOT_SOURCES_AT_ONCE && waiting.peek().is_some();
+        let next = tokio::select! {
+            next = running.next() => next,
+            _ = hedge.tick(), if may_hedge => {
+                if let Some(peer) = waiting.next() {
+                    tracing::debug!(%peer, "no root yet; asking one more candidate");
+                    running.push(ask(peer));
+                }
+                continue;
+            }
+        };
+        let Some((peer, result)) = next else {
             break;
         };
+        // An answer came: the next hedge waits a whole period again.
+        hedge.reset();
         match result {
             Ok(_) => match read_root(&client.store, root).await {
                 Ok(found) => return Ok(found),

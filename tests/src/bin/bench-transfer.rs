@@ -5,8 +5,9 @@
 //! 2. four seeders each upload-limited to R, one fetcher: throughput against 3.2 R;
 //! 3. CPU seconds per GiB, seeder plus fetcher;
 //! 4. the fetch path's costs, each fetch against the same fetch without the burden:
-//!    2,000 small files with two idle peers connected to the fetcher, 24 MiB with a
-//!    silent peer claiming it (it accepts requests and never answers), and 2,000 small
+//!    2,000 small files with two idle peers connected to the fetcher, 24 MiB from a
+//!    seeder limited to 4 MiB/s with 1 and with 8 silent peers claiming it (they accept
+//!    requests and never answer), and 2,000 small
 //!    files fetched straight after the fetcher starts against once its DHT lookup lists
 //!    the seeder.
 //!
@@ -105,7 +106,6 @@ fn fetch_path_costs(work: &Path) -> Result<()> {
     write_small_files(&dataset, 2000, 30 * MIB, "bench-small");
     let seeder = Daemon::start();
     let id = seeder.add_artifact(&dataset);
-    let seed = seeder.peer_address();
     let listed = [seeder.peer_id()];
     // Every daemon stays up to the end: one that stopped would still be listed as a
     // provider, and reaching for it would cost later fetches a handshake timeout.
@@ -120,21 +120,50 @@ fn fetch_path_costs(work: &Path) -> Result<()> {
         ("with two idle peers connected", with),
     );
 
+    // A seeder limited to 4 MiB/s, so the fetch takes about 6 s: long enough for a peer
+    // that holds requests and never answers to cost something if it can.
     let model = work.join("silent-claimed");
     write_random_file(&model.join("weights.bin"), 24 * MIB, "bench-silent");
-    let id = seeder.add_artifact(&model);
-    let without = timed_fetch(&alone, &id, &listed);
-    let silent = HostileSeeder::start_silent();
-    let fetcher =
-        Daemon::start_with(&["--bootstrap", &seed, "--bootstrap", &silent.peer_address()]);
-    fetcher.wait_for_routing_table(2);
-    silent.claim(id.parse().context("content id")?);
-    let with = timed_fetch(&fetcher, &id, &[silent.peer_id(), seeder.peer_id()]);
-    compare(
-        "24 MiB",
-        ("alone", without),
-        ("with a silent peer claiming it", with),
-    );
+    let limited = Daemon::start_with(&["--upload-limit", "4M"]);
+    let id = limited.add_artifact(&model);
+    let limited_seed = limited.peer_address();
+    let limited_listed = [limited.peer_id()];
+    let plain = start_joined(&limited, &[]);
+    let without = timed_fetch(&plain, &id, &limited_listed);
+    // Kept to the end like every daemon here: a peer that left stays in the others'
+    // routing tables, and dialling it would cost later lookups a handshake timeout.
+    let mut all_silent = Vec::new();
+    for liars in [1, 8] {
+        let silent: Vec<HostileSeeder> =
+            (0..liars).map(|_| HostileSeeder::start_silent()).collect();
+        let mut flags = vec!["--bootstrap".to_owned(), limited_seed.clone()];
+        for peer in &silent {
+            flags.extend(["--bootstrap".to_owned(), peer.peer_address()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let fetcher = Daemon::start_with(&flags);
+        fetcher.wait_for_routing_table(1 + liars);
+        // Another artifact of the same size: the first one is seeded by its fetcher now.
+        let model = work.join(format!("silent-claimed-{liars}"));
+        write_random_file(
+            &model.join("weights.bin"),
+            24 * MIB,
+            &format!("bench-silent-{liars}"),
+        );
+        let id = limited.add_artifact(&model);
+        let mut providers = vec![limited.peer_id()];
+        for peer in &silent {
+            peer.claim(id.parse().context("content id")?);
+            providers.push(peer.peer_id());
+        }
+        let with = timed_fetch(&fetcher, &id, &providers);
+        compare(
+            "24 MiB from a seeder limited to 4 MiB/s",
+            ("alone", without),
+            (&format!("with {liars} silent peers claiming it"), with),
+        );
+        all_silent.push((silent, fetcher));
+    }
 
     let dataset = work.join("early-files");
     write_small_files(&dataset, 2000, 8 * MIB, "bench-early");
