@@ -49,6 +49,12 @@ pub const MAX_CARD_TEXT_BYTES: usize = 64 * 1024;
 /// Where the peer book is saved in the node's state.
 const PEER_BOOK_KEY: &str = "peer_book";
 
+/// Longest wait for the store to record complete a blob whose ranges all verified.
+pub const COMPLETE_SETTLE_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often that wait looks again.
+const COMPLETE_SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The node's artifacts, store and metadata.
 #[derive(Debug, Clone)]
 pub struct Library {
@@ -180,11 +186,26 @@ impl Library {
         read_root(&self.store, root).await
     }
 
-    /// Whether every blob of `files` is complete in the store.
+    /// Whether every blob of `files` is complete in the store. A blob whose ranges all
+    /// verified is given up to [`COMPLETE_SETTLE_TIME`] to be recorded complete: the
+    /// store records it a moment after its last range verifies, and a transfer ends on
+    /// the ranges.
     pub async fn files_complete(&self, files: &[&FileEntry]) -> NodeResult<bool> {
         for file in files {
-            if file.size > 0 && self.store.size(file.hash).await?.is_none() {
+            if file.size == 0 || self.store.size(file.hash).await?.is_some() {
+                continue;
+            }
+            let present = self.store.verified_ranges(file.hash).await?;
+            if chunk_ranges::missing_bytes(file.size, &present) > 0 {
                 return Ok(false);
+            }
+            let settle_by = tokio::time::Instant::now() + COMPLETE_SETTLE_TIME;
+            while self.store.size(file.hash).await?.is_none() {
+                if tokio::time::Instant::now() >= settle_by {
+                    tracing::warn!(hash = %file.hash, "every range verified, yet the store does not record the blob complete");
+                    return Ok(false);
+                }
+                tokio::time::sleep(COMPLETE_SETTLE_POLL).await;
             }
         }
         Ok(true)

@@ -4,7 +4,9 @@ use bao_tree::ChunkNum;
 
 use super::*;
 use crate::transfer::fetch::peer_state::FIRST_ASK_INTERVAL;
-use crate::transfer::fetch::plan::{PlannedBlob, Planner, SEGMENT_BYTES, SEGMENT_CHUNKS};
+use crate::transfer::fetch::plan::{
+    PlannedBlob, Planner, SEGMENT_BYTES, SEGMENT_CHUNKS, SWARM_REQUEST_BYTES,
+};
 
 fn blob() -> Hash {
     Hash::from_bytes([7; 32])
