@@ -166,9 +166,11 @@ impl AttemptRunner {
                     Ok(()) = include_rx.changed() => {
                         let wider = include_rx.borrow_and_update().clone();
                         let chosen = select_files(&found.fetched.manifest.files, &wider)?;
+                        let have: std::collections::HashSet<&str> =
+                            latest.iter().map(|l| l.path.as_str()).collect();
                         let added: Vec<FileEntry> = chosen
                             .iter()
-                            .filter(|f| !latest.iter().any(|l| l.path == f.path))
+                            .filter(|f| !have.contains(f.path.as_str()))
                             .map(|f| (*f).clone())
                             .collect();
                         let refs: Vec<&FileEntry> = added.iter().collect();

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use iroh_blobs::protocol::ChunkRanges;
 use libp2p::PeerId;
 use seedbank_protocol::api::FileProgress;
 use seedbank_protocol::{ContentId, FileEntry};
@@ -143,12 +144,15 @@ impl Transfer<'_> {
             // the transfer could end without them.
             if let Some(files) = wider.as_mut().filter(|w| w.has_changed().unwrap_or(false)) {
                 let files = files.borrow_and_update().clone();
-                if self
-                    .take_on(&files, &mut wanted, &mut planner, &shared, progress)
-                    .await?
-                {
-                    crew.hurry(self.client, &shared);
-                }
+                self.take_on(
+                    &files,
+                    &mut wanted,
+                    &mut planner,
+                    &shared,
+                    &mut crew,
+                    progress,
+                )
+                .await?;
             }
             if shared.lock().all_done() {
                 break None;
@@ -201,9 +205,7 @@ impl Transfer<'_> {
                 () = shared.refill.notified() => self.plan_more(&mut planner, &shared).await?,
                 Ok(()) = async { wider.as_mut().expect("guarded by is_some").changed().await }, if wider.is_some() => {
                     let files = wider.as_mut().map(|w| w.borrow_and_update().clone()).unwrap_or_default();
-                    if self.take_on(&files, &mut wanted, &mut planner, &shared, progress).await? {
-                        crew.hurry(self.client, &shared);
-                    }
+                    self.take_on(&files, &mut wanted, &mut planner, &shared, &mut crew, progress).await?;
                 }
                 _ = refresh.tick(), if self.root.is_some() && lookup.is_none() => {
                     refreshes += 1;
@@ -236,31 +238,28 @@ impl Transfer<'_> {
         Err(self.failure(&state, ending))
     }
 
-    /// Adds `files` not wanted yet to the plan, and queues their first segments ahead
-    /// of the rest (striped plans: a reader waits for them). Returns whether it did.
+    /// Adds `files` not wanted yet to the plan, and (striped plans: a reader waits for
+    /// them) queues their first segments ahead of the rest, on extra streams.
     async fn take_on(
         &self,
         files: &[FileEntry],
         wanted: &mut Wanted,
         planner: &mut Planner,
-        shared: &Shared,
+        shared: &Arc<Shared>,
+        crew: &mut Crew,
         progress: &mut ProgressReporter,
-    ) -> NodeResult<bool> {
+    ) -> NodeResult<()> {
         let files: Vec<&FileEntry> = files.iter().collect();
         let added = wanted.add(self.client, planner, &files).await?;
         if added.is_empty() {
-            return Ok(false);
+            return Ok(());
         }
         tracing::debug!(blobs = added.len(), "files added to the running transfer");
         progress.set_total(wanted.missing);
-        // A reader streams them: their first segments go ahead of the queue.
-        let mut first = Vec::new();
-        for blob in &added {
-            let present = local_ranges(self.client, blob.hash)
-                .await
-                .unwrap_or_default();
-            first.extend(planner.next_segment_of(blob.hash, &present));
-        }
+        let first: Vec<_> = added
+            .iter()
+            .filter_map(|(blob, present)| planner.next_segment_of(blob.hash, present))
+            .collect();
         let hurry = !first.is_empty();
         {
             let mut state = shared.lock();
@@ -268,7 +267,10 @@ impl Transfer<'_> {
             state.enqueue_first(first, Instant::now());
         }
         self.plan_more(planner, shared).await?;
-        Ok(hurry)
+        if hurry {
+            crew.hurry(self.client, shared);
+        }
+        Ok(())
     }
 
     /// Complete and partial peers discovery lists, and connected peers as partial ones.
@@ -402,33 +404,40 @@ struct Wanted {
 
 impl Wanted {
     /// Adds the blobs of `files` the planner lacks, reading what the store holds of
-    /// each. Returns the blobs added.
+    /// each. Returns the blobs added, with what the store held of them.
     async fn add(
         &mut self,
         client: &BlobClient,
         planner: &mut Planner,
         files: &[&FileEntry],
-    ) -> NodeResult<Vec<PlannedBlob>> {
-        let added = planner.extend(files.iter().map(|file| PlannedBlob {
-            hash: to_iroh(file.hash),
-            size: file.size,
+    ) -> NodeResult<Vec<(PlannedBlob, ChunkRanges)>> {
+        // The first file of each blob names it (identical files share one blob).
+        let mut first_path: HashMap<iroh_blobs::Hash, &str> = HashMap::new();
+        let added = planner.extend(files.iter().map(|file| {
+            let hash = to_iroh(file.hash);
+            first_path.entry(hash).or_insert(file.path.as_str());
+            PlannedBlob {
+                hash,
+                size: file.size,
+            }
         }));
-        for blob in &added {
+        let mut read = Vec::with_capacity(added.len());
+        for blob in added {
             let present = local_ranges(client, blob.hash).await.ok_or_else(|| {
                 NodeError::Store(format!("reading what is stored of blob {}", blob.hash))
             })?;
             let blob_missing = missing_bytes(blob.size, &present);
-            if blob_missing == 0 {
-                continue;
+            if blob_missing > 0 {
+                self.missing = self.missing.saturating_add(blob_missing);
+                self.stored_before += blob.size - blob_missing;
+                if let Some(path) = first_path.get(&blob.hash) {
+                    self.files
+                        .push((blob.hash, (*path).to_owned(), blob_missing));
+                }
             }
-            self.missing = self.missing.saturating_add(blob_missing);
-            self.stored_before += blob.size - blob_missing;
-            if let Some(file) = files.iter().find(|f| to_iroh(f.hash) == blob.hash) {
-                self.files
-                    .push((blob.hash, file.path.clone(), blob_missing));
-            }
+            read.push((blob, present));
         }
-        Ok(added)
+        Ok(read)
     }
 }
 

@@ -62,6 +62,8 @@ pub struct PlannedBlob {
 #[derive(Debug)]
 pub struct Planner {
     blobs: Vec<PlannedBlob>,
+    /// Where each blob is in `blobs`.
+    index: std::collections::HashMap<Hash, usize>,
     /// The blob being cut, and the first chunk of it not yet handed out.
     blob: usize,
     chunk: u64,
@@ -74,18 +76,16 @@ pub struct Planner {
 impl Planner {
     /// Plans `blobs`; empty blobs and repeats are skipped (nothing to fetch twice).
     pub fn new(blobs: impl IntoIterator<Item = PlannedBlob>) -> Self {
-        let mut seen = std::collections::HashSet::new();
-        let blobs = blobs
-            .into_iter()
-            .filter(|blob| blob.size > 0 && seen.insert(blob.hash))
-            .collect();
-        Self {
-            blobs,
+        let mut planner = Self {
+            blobs: Vec::new(),
+            index: std::collections::HashMap::new(),
             blob: 0,
             chunk: 0,
             next_id: 0,
             striped: None,
-        }
+        };
+        planner.extend(blobs);
+        planner
     }
 
     /// Plans `blobs` too, after those planned so far; empty blobs and blobs already
@@ -93,14 +93,12 @@ impl Planner {
     pub fn extend(&mut self, blobs: impl IntoIterator<Item = PlannedBlob>) -> Vec<PlannedBlob> {
         let mut added = Vec::new();
         for blob in blobs {
-            if blob.size > 0
-                && !self.blobs.iter().any(|b| b.hash == blob.hash)
-                && !added.iter().any(|b: &PlannedBlob| b.hash == blob.hash)
-            {
+            if blob.size > 0 && !self.index.contains_key(&blob.hash) {
+                self.index.insert(blob.hash, self.blobs.len());
+                self.blobs.push(blob);
                 added.push(blob);
             }
         }
-        self.blobs.extend(added.iter().copied());
         if let Some(positions) = &mut self.striped {
             positions.resize(self.blobs.len(), 0);
         }
@@ -201,7 +199,7 @@ impl Planner {
     /// covers), for a blob a reader just asked for. `None` when not striped, or when
     /// nothing of it is left to hand out.
     pub fn next_segment_of(&mut self, hash: Hash, present: &ChunkRanges) -> Option<WorkItem> {
-        let index = self.blobs.iter().position(|b| b.hash == hash)?;
+        let index = *self.index.get(&hash)?;
         let blob = self.blobs[index];
         let chunks = blob.size.div_ceil(CHUNK_BYTES);
         loop {

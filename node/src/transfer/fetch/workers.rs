@@ -156,7 +156,7 @@ impl Crew {
 enum Requests {
     /// Until the fetch ends or the peer is dropped.
     Many,
-    /// One, then the worker ends (it does not wait or ask).
+    /// One, then the worker ends (it does not wait for work).
     One,
 }
 
@@ -165,7 +165,8 @@ async fn run_worker(client: BlobClient, shared: Arc<Shared>, peer: PeerId, reque
         let next = shared.lock().next_for(peer, Instant::now());
         match next {
             Next::Stop => break,
-            Next::Wait | Next::Ask(_) if requests == Requests::One => break,
+            // An ask is answered even so (the scheduler waits for its answer).
+            Next::Wait if requests == Requests::One => break,
             Next::Wait => {
                 // Nothing for this peer now; others' progress or failures may change that.
                 let _ = tokio::time::timeout(IDLE_RECHECK, shared.changed.notified()).await;
