@@ -199,6 +199,9 @@ pub struct SearchResponse {
     pub nodes: u32,
     /// Publishers whose catalogs were read.
     pub publishers: u32,
+    /// DHT lookups the search made (words, directories, catalog pages).
+    #[serde(default)]
+    pub lookups: u32,
     /// False if a bound on count or time cut the search short.
     pub complete: bool,
 }

@@ -28,8 +28,9 @@ use crate::fixtures::wait_until;
 use crate::hostile::peer_runtime;
 
 /// A dial-only TCP transport whose connections leave from `source`.
-struct TcpFrom {
-    source: IpAddr,
+pub(crate) struct TcpFrom {
+    /// The address connections leave from.
+    pub source: IpAddr,
 }
 
 impl Transport for TcpFrom {

@@ -19,6 +19,7 @@ pub mod hf_origin;
 pub mod hostile;
 pub mod publishing;
 pub mod records;
+pub mod search_poison;
 pub mod small_disk;
 
 pub use cli::{artifact_id, run_cli, seedbank_binary, CliOutput};

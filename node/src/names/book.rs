@@ -6,6 +6,12 @@
 //! Keys: `trust` by alias; `records` and `reputs` by the 32-byte DHT key; `releases`
 //! by root then publisher (64 bytes); `published` by publisher then name; `served` by
 //! publisher; `words` by word. Values are postcard.
+//!
+//! The record cache is bounded in bytes ([`MAX_CACHED_RECORD_BYTES`]): past the bound,
+//! the records seen longest ago go first, down to three quarters of it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use seedbank_protocol::names_api::TrustEntry;
 use seedbank_protocol::{ContentId, PublisherKey, SignedRelease};
@@ -13,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, NodeResult};
 use crate::library::meta::{decode, encode};
+
+/// Most bytes of signed records the cache keeps.
+pub const MAX_CACHED_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A signed record as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +44,10 @@ pub struct NameBook {
     published: sled::Tree,
     served: sled::Tree,
     words: sled::Tree,
+    /// Bytes the record cache holds now.
+    cached_bytes: Arc<AtomicU64>,
+    /// Most bytes it may hold.
+    cache_limit: u64,
 }
 
 fn key_of(bytes: &[u8]) -> Option<PublisherKey> {
@@ -44,9 +57,22 @@ fn key_of(bytes: &[u8]) -> Option<PublisherKey> {
 impl NameBook {
     /// Its trees in the node's metadata database.
     pub fn open(meta: &crate::library::meta::Meta) -> NodeResult<Self> {
+        Self::open_bounded(meta, MAX_CACHED_RECORD_BYTES)
+    }
+
+    /// [`Self::open`], its record cache holding at most `cache_limit` bytes.
+    pub fn open_bounded(meta: &crate::library::meta::Meta, cache_limit: u64) -> NodeResult<Self> {
+        let records = meta.tree("name_records")?;
+        let mut bytes = 0u64;
+        for item in records.iter() {
+            let (key, value) = item?;
+            bytes += (key.len() + value.len()) as u64;
+        }
         Ok(Self {
+            cached_bytes: Arc::new(AtomicU64::new(bytes)),
+            cache_limit,
             trust: meta.tree("trust")?,
-            records: meta.tree("name_records")?,
+            records,
             releases: meta.tree("releases")?,
             reputs: meta.tree("reputs")?,
             published: meta.tree("published")?,
@@ -135,8 +161,47 @@ impl NameBook {
             sequence,
             seen_at: now,
         };
-        self.records.insert(key, encode(&record)?)?;
+        let value = encode(&record)?;
+        let added = (key.len() + value.len()) as u64;
+        let replaced = self.records.insert(key, value)?;
+        let removed = replaced.map_or(0, |old| (key.len() + old.len()) as u64);
+        let total = self.cached_bytes.fetch_add(added, Ordering::Relaxed) + added;
+        self.cached_bytes.fetch_sub(removed, Ordering::Relaxed);
+        if total.saturating_sub(removed) > self.cache_limit {
+            self.shrink_cache()?;
+        }
         Ok(record)
+    }
+
+    /// Drops the records seen longest ago until the cache holds three quarters of its
+    /// limit.
+    fn shrink_cache(&self) -> NodeResult<()> {
+        let mut held = Vec::new();
+        for item in self.records.iter() {
+            let (key, value) = item?;
+            let seen_at = decode::<CachedRecord>(&value).map_or(0, |r| r.seen_at);
+            held.push((seen_at, key, value.len()));
+        }
+        held.sort_by_key(|(seen_at, _, _)| *seen_at);
+        let goal = self.cache_limit / 4 * 3;
+        let mut total: u64 = held.iter().map(|(_, k, v)| (k.len() + v) as u64).sum();
+        let mut dropped = 0usize;
+        for (_, key, len) in held {
+            if total <= goal {
+                break;
+            }
+            self.records.remove(&key)?;
+            total -= (key.len() + len) as u64;
+            dropped += 1;
+        }
+        self.cached_bytes.store(total, Ordering::Relaxed);
+        tracing::debug!(dropped, bytes = total, "record cache shrunk");
+        Ok(())
+    }
+
+    /// Bytes the record cache holds.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cached_bytes.load(Ordering::Relaxed)
     }
 
     /// Remembers a verified release of `root`.
@@ -266,5 +331,26 @@ mod tests {
         );
         assert!(book.distrust("alice").unwrap().is_some());
         assert!(book.trusted_key("alice").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_cache_drops_the_records_seen_longest_ago_past_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::library::meta::Meta::open(dir.path()).unwrap();
+        let book = NameBook::open_bounded(&db, 64 * 1024).unwrap();
+        for i in 0..32u8 {
+            book.cache(&[i; 32], vec![i; 4096], 1, u64::from(i))
+                .unwrap();
+        }
+        assert!(book.cached_bytes() <= 64 * 1024, "{}", book.cached_bytes());
+        assert!(
+            book.cached(&[31; 32]).unwrap().is_some(),
+            "the newest stays"
+        );
+        assert!(book.cached(&[0; 32]).unwrap().is_none(), "the oldest goes");
+        // Reopened, it counts what it holds.
+        let held = book.cached_bytes();
+        drop(book);
+        assert_eq!(NameBook::open(&db).unwrap().cached_bytes(), held);
     }
 }

@@ -17,6 +17,16 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(25);
 /// Catalog pages read at once.
 const PAGE_READS_AT_ONCE: usize = 8;
 
+/// Whether a record read from the network is written to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keep {
+    /// Cached: a record this node's user asked for or relies on.
+    Cache,
+    /// Held only while in use: what a search reads from publishers nobody here trusts,
+    /// so that searching cannot grow the database with strangers' records.
+    InMemory,
+}
+
 /// A checked record and where it came from.
 #[derive(Debug, Clone)]
 pub(super) struct Found {
@@ -31,6 +41,16 @@ impl Names {
     /// neither the DHT nor the cache has one. When values were found and every one
     /// failed its checks, says why.
     pub(super) async fn lookup(&self, key: [u8; 32], what: &str) -> NodeResult<Option<Found>> {
+        self.read_record(key, what, Keep::Cache).await
+    }
+
+    /// [`Self::lookup`], writing the record to the cache only if `keep` says so.
+    pub(super) async fn read_record(
+        &self,
+        key: [u8; 32],
+        what: &str,
+        keep: Keep,
+    ) -> NodeResult<Option<Found>> {
         let book = &self.inner.book;
         let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, self.inner.net.get_records(key))
             .await
@@ -57,16 +77,18 @@ impl Names {
         let newest_known = cached.as_ref().map_or(0, |c| c.sequence);
         match best {
             Some(record) if record.sequence() >= newest_known => {
-                let kept = book.cache(
-                    &key,
-                    record.encode(),
-                    record.sequence(),
-                    self.inner.clock.now_secs(),
-                )?;
+                let now = self.inner.clock.now_secs();
+                let seen_at = match keep {
+                    Keep::Cache => {
+                        book.cache(&key, record.encode(), record.sequence(), now)?
+                            .seen_at
+                    }
+                    Keep::InMemory => now,
+                };
                 return Ok(Some(Found {
                     record,
                     source: RecordSource::Network,
-                    seen_at: kept.seen_at,
+                    seen_at,
                 }));
             }
             // The network offers only an older record than one seen before: a replay,
@@ -260,8 +282,18 @@ impl Names {
         publisher: &PublisherKey,
         page: u16,
     ) -> NodeResult<Option<(seedbank_protocol::catalog::SignedCatalogPage, RecordSource)>> {
+        self.catalog_page_kept(publisher, page, Keep::Cache).await
+    }
+
+    /// [`Self::catalog_page`], cached only if `keep` says so.
+    pub(super) async fn catalog_page_kept(
+        &self,
+        publisher: &PublisherKey,
+        page: u16,
+        keep: Keep,
+    ) -> NodeResult<Option<(seedbank_protocol::catalog::SignedCatalogPage, RecordSource)>> {
         match self
-            .lookup(catalog_key(publisher, page), "catalog page")
+            .read_record(catalog_key(publisher, page), "catalog page", keep)
             .await?
         {
             Some(Found {

@@ -14,6 +14,9 @@ mod policy;
 mod publish;
 mod reput;
 mod search;
+mod search_pick;
+
+pub use search::{MAX_SEARCH_EXTRA_PAGES, MAX_SEARCH_LOOKUPS};
 
 use std::sync::Arc;
 
