@@ -5,9 +5,17 @@
 //! most [`CHECKS_AT_ONCE`] at a time, and each one gets one 16 KiB request, so a check
 //! costs a provider 16 KiB however many artifacts it holds for us.
 //!
+//! Silent providers cost little: every check ends after
+//! [`super::spot_check::SPOT_CHECK_TIMEOUT`], and a peer that let one check time out
+//! is not waited for again in the same round of checks ([`SilentPeers`]), so a crowd
+//! of fake providers claiming many artifacts costs one timeout, not one per artifact.
+//!
 //! A pass proves the bytes came through that provider, not that it stores them: it could
 //! relay the challenge. So this node serves nobody the range while it challenges for it
 //! (a relay back here fails), and passes count once per network they came from.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
@@ -18,31 +26,67 @@ use super::spot_check::{pick_range, random_pair, spot_check};
 use crate::net::ip_network::network_label;
 use crate::net::NetHandle;
 use crate::transfer::challenges::Challenges;
+use crate::transfer::client::RequestError;
 use crate::transfer::traffic::Traffic;
 
 /// Most providers spot-checked for one artifact: more than any replica target asks for,
 /// few enough that a DHT full of claims costs little.
 pub const MAX_CHECKED_PROVIDERS: usize = 24;
 
-/// Spot checks of one artifact's providers running at once.
-pub const CHECKS_AT_ONCE: usize = 4;
+/// Spot checks of one artifact's providers running at once: half of
+/// [`MAX_CHECKED_PROVIDERS`], so a dozen silent providers cost one timeout.
+pub const CHECKS_AT_ONCE: usize = 12;
 
 /// Artifacts checked at once by a keeper round or `health --refresh`: with
-/// [`CHECKS_AT_ONCE`] each, at most 32 spot checks in flight. One by one, a collection
+/// [`CHECKS_AT_ONCE`] each, at most 96 spot checks (16 KiB each) in flight. One by one, a collection
 /// of thousands of members would take hours of DHT lookups per round.
 pub const ARTIFACTS_AT_ONCE: usize = 8;
+
+/// Peers that let a spot check time out during one round of checks; they are not
+/// waited for again in that round.
+#[derive(Debug, Clone, Default)]
+pub struct SilentPeers(Arc<Mutex<HashSet<PeerId>>>);
+
+impl SilentPeers {
+    fn contains(&self, peer: &PeerId) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(peer))
+    }
+
+    fn insert(&self, peer: PeerId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(peer);
+        }
+    }
+}
+
+/// What a round of spot checks works with.
+#[derive(Debug, Clone, Copy)]
+pub struct Checker<'a> {
+    /// The network.
+    pub net: &'a NetHandle,
+    /// Where the checks' bytes are counted.
+    pub traffic: &'a Traffic,
+    /// The ranges this node serves nobody while it challenges for them.
+    pub challenges: &'a Challenges,
+    /// Peers already found silent in this round.
+    pub silent: &'a SilentPeers,
+}
 
 /// Looks up `root`'s providers and spot-checks each other one against `manifest`.
 /// `held_here` says whether this node holds it complete (its own copy counts).
 pub async fn check_copies(
-    net: &NetHandle,
-    traffic: &Traffic,
-    challenges: &Challenges,
+    checker: Checker<'_>,
     root: ContentId,
     manifest: &Manifest,
     held_here: bool,
     now: u64,
 ) -> HealthRecord {
+    let Checker {
+        net,
+        traffic,
+        challenges,
+        silent,
+    } = checker;
     let me = net.local_peer();
     let mut listed = match net.find_providers(root).await {
         Ok(peers) => peers,
@@ -71,11 +115,24 @@ pub async fn check_copies(
                     network: net.peer_ip(&peer).map(network_label),
                 };
             };
+            if silent.contains(&peer) {
+                return PeerOutcome {
+                    peer: peer.to_string(),
+                    verified: false,
+                    error: Some(format!(
+                        "{peer} let another spot check of this round time out"
+                    )),
+                    network: net.peer_ip(&peer).map(network_label),
+                };
+            }
             // Nobody gets the challenged range from this node while the check runs.
             let _challenge = challenges.open(root, range.blob, range.chunks());
             let result = spot_check(net, traffic, peer, range).await;
             if let Err(e) = &result {
                 tracing::debug!(%root, %peer, error = %e, "spot check failed");
+                if matches!(e, RequestError::TimedOut { .. }) {
+                    silent.insert(peer);
+                }
             }
             PeerOutcome {
                 peer: peer.to_string(),

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::follow::FollowTarget;
-use super::health::{check_copies, ARTIFACTS_AT_ONCE};
+use super::health::{check_copies, Checker, SilentPeers, ARTIFACTS_AT_ONCE};
 use super::{
     follow_reason, FollowRecord, HealthRecord, PreserveBook, PreserveOptions, DEFAULT_REPLICAS,
     FOLLOW_REASON_PREFIX,
@@ -215,10 +215,12 @@ impl Preserver {
         &self,
         roots: Vec<(ContentId, bool)>,
     ) -> HashMap<ContentId, NodeResult<HealthRecord>> {
+        let silent = SilentPeers::default();
+        let silent = &silent;
         stream::iter(roots)
-            .map(
-                |(root, held_here)| async move { (root, self.check_health(root, held_here).await) },
-            )
+            .map(|(root, held_here)| async move {
+                (root, self.check_health_with(root, held_here, silent).await)
+            })
             .buffer_unordered(ARTIFACTS_AT_ONCE)
             .collect()
             .await
@@ -230,6 +232,17 @@ impl Preserver {
         root: ContentId,
         held_here: bool,
     ) -> NodeResult<HealthRecord> {
+        self.check_health_with(root, held_here, &SilentPeers::default())
+            .await
+    }
+
+    /// [`Self::check_health`] within a round that already found `silent` silent.
+    async fn check_health_with(
+        &self,
+        root: ContentId,
+        held_here: bool,
+        silent: &SilentPeers,
+    ) -> NodeResult<HealthRecord> {
         let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, self.fetcher.fetch_manifest(root))
             .await
             .map_err(|_| {
@@ -240,16 +253,13 @@ impl Preserver {
             .gate()
             .map(|gate| gate.challenges().clone())
             .unwrap_or_default();
-        let record = check_copies(
-            &self.net,
-            &self.traffic,
-            &challenges,
-            root,
-            &manifest,
-            held_here,
-            self.clock.now_secs(),
-        )
-        .await;
+        let checker = Checker {
+            net: &self.net,
+            traffic: &self.traffic,
+            challenges: &challenges,
+            silent,
+        };
+        let record = check_copies(checker, root, &manifest, held_here, self.clock.now_secs()).await;
         self.book.put_health(root, &record)?;
         Ok(record)
     }

@@ -351,3 +351,78 @@ fn providers_that_relay_the_challenge_back_to_the_checker_prove_nothing() {
     let fetcher = start_joined(&a, &[]);
     fetcher.ok(&["fetch", &id]);
 }
+
+#[test]
+fn providers_that_never_answer_cost_one_spot_check_timeout_per_round() {
+    use seedbank_node::preserve::health::ARTIFACTS_AT_ONCE;
+    use seedbank_node::preserve::spot_check::SPOT_CHECK_TIMEOUT;
+    use seedbank_tests::hostile::HostileSeeder;
+
+    // Twelve peers that accept blob requests and never answer, claiming every artifact
+    // A pins: more artifacts than A checks at once.
+    let silent: Vec<HostileSeeder> = (0..12).map(|_| HostileSeeder::start_silent()).collect();
+    let addresses: Vec<String> = silent.iter().map(HostileSeeder::peer_address).collect();
+    let mut args = Vec::new();
+    for address in &addresses {
+        args.extend(["--bootstrap", address.as_str()]);
+    }
+    let a = Daemon::start_with(&args);
+    a.wait_for_routing_table(12);
+    let work = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..ARTIFACTS_AT_ONCE + 2)
+        .map(|i| {
+            let dir = work.path().join(format!("a{i}"));
+            write_random_file(&dir.join("data.bin"), 256 * 1024, &format!("silent {i}"));
+            let id = a.add_artifact(&dir);
+            a.ok(&["pin", &id, "--replicas", "2"]);
+            for peer in &silent {
+                peer.claim(id.parse().unwrap());
+            }
+            id
+        })
+        .collect();
+    let silent_ids: Vec<String> = silent.iter().map(HostileSeeder::peer_id).collect();
+    for id in &ids {
+        a.wait_for_providers(id, &silent_ids);
+    }
+
+    let started = std::time::Instant::now();
+    let report = a.ok_json(&["health", "--refresh"]);
+    eprintln!(
+        "health --refresh of {} artifacts, each claimed by 12 silent peers: {:?}",
+        ids.len(),
+        started.elapsed()
+    );
+    let timeout_text = format!("sent nothing for {} s", SPOT_CHECK_TIMEOUT.as_secs());
+    let (mut timed_out, mut skipped) = (0, 0);
+    for id in &ids {
+        let health = report["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} is not in the report: {report}"));
+        assert_eq!(health["verified"], 1, "only A's own copy exists: {health}");
+        assert_eq!(health["under_target"], true, "{health}");
+        let peers = health["peers"].as_array().unwrap();
+        assert_eq!(peers.len(), 12, "every silent peer was checked: {health}");
+        for peer in peers {
+            assert_eq!(peer["verified"], false, "{peer}");
+            let error = peer["error"].as_str().unwrap_or_default();
+            if error.contains(&timeout_text) {
+                timed_out += 1;
+            } else if error.contains("let another spot check of this round time out") {
+                skipped += 1;
+            } else {
+                panic!("unexpected failure: {peer}");
+            }
+        }
+    }
+    // The first artifacts waited for the silent peers once; those checked after them
+    // did not wait again.
+    assert!(timed_out >= 12, "{timed_out} timeouts: {report}");
+    assert!(
+        skipped >= 12,
+        "no check skipped a peer already silent: {report}"
+    );
+}
