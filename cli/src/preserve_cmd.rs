@@ -77,6 +77,13 @@ fn print_health(report: &HealthReport, refresh: bool) {
         if let Some(error) = &artifact.check_error {
             outln!("could not check {}: {error}", artifact.id);
         }
+        if artifact.failed_checks > 1 {
+            outln!(
+                "{}: no provider answered the last {} checks; the keeper waits twice as long after each (up to 16 health_intervals)",
+                artifact.id,
+                artifact.failed_checks
+            );
+        }
     }
     if !refresh && report.artifacts.iter().any(|a| a.checked_at.is_none()) {
         outln!("some artifacts are not checked yet: `seedbank health --refresh` checks now");
@@ -96,6 +103,7 @@ fn health_row(a: &ArtifactHealth) -> Vec<String> {
     let id = a.id.to_string();
     let state = match (a.under_target, a.checked_at, a.held_here) {
         _ if a.check_error.is_some() => "CHECK FAILED",
+        _ if a.failed_checks > 0 => "NO PROVIDER",
         (true, _, _) => "UNDER TARGET",
         (false, None, _) => "not checked",
         (false, Some(_), true) => "ok",

@@ -83,6 +83,10 @@ pub struct ArtifactHealth {
     /// of the last check, if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_error: Option<String>,
+    /// Checks in a row, the latest included, that found no provider sending its
+    /// manifest; 0 once one does. The keeper waits longer before each next try.
+    #[serde(default)]
+    pub failed_checks: u32,
 }
 
 /// `GET /v1/health`.

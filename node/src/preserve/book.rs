@@ -126,11 +126,38 @@ impl HealthRecord {
     }
 }
 
+/// Checks in a row that found no provider sending an artifact's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    /// How many checks in a row failed.
+    pub failures: u32,
+    /// When the last one did, seconds since the Unix epoch.
+    pub last: u64,
+}
+
+/// The longest a keeper waits between checks of an unreachable artifact, in
+/// `health_interval`s: the wait doubles with each failed check up to this.
+pub const MAX_UNREACHABLE_BACKOFF: u64 = 16;
+
+impl Unreachable {
+    /// Whether a keeper round at `now` checks it again, when checks are due every
+    /// `interval` seconds: after `interval` × 2^(failures − 1), at most
+    /// [`MAX_UNREACHABLE_BACKOFF`] × `interval`.
+    pub fn is_due(&self, now: u64, interval: u64) -> bool {
+        let factor = 1u64
+            .checked_shl(self.failures.saturating_sub(1))
+            .unwrap_or(u64::MAX)
+            .min(MAX_UNREACHABLE_BACKOFF);
+        now.saturating_sub(self.last) >= interval.saturating_mul(factor)
+    }
+}
+
 /// The trees of preservation.
 #[derive(Debug, Clone)]
 pub struct PreserveBook {
     follows: sled::Tree,
     health: sled::Tree,
+    unreachable: sled::Tree,
 }
 
 impl PreserveBook {
@@ -139,6 +166,7 @@ impl PreserveBook {
         Ok(Self {
             follows: meta.tree("follows")?,
             health: meta.tree("health")?,
+            unreachable: meta.tree("unreachable")?,
         })
     }
 
@@ -185,7 +213,33 @@ impl PreserveBook {
     /// Forgets the checks of `root` (it is neither kept nor watched any more).
     pub fn forget_health(&self, root: ContentId) -> NodeResult<()> {
         self.health.remove(root.hash().0)?;
+        self.unreachable.remove(root.hash().0)?;
         Ok(())
+    }
+
+    /// Notes that a check of `root` at `now` found no provider; returns the tally.
+    pub fn note_unreachable(&self, root: ContentId, now: u64) -> NodeResult<Unreachable> {
+        let failures = self.unreachable(root)?.map_or(0, |u| u.failures);
+        let tally = Unreachable {
+            failures: failures.saturating_add(1),
+            last: now,
+        };
+        self.unreachable.insert(root.hash().0, encode(&tally)?)?;
+        Ok(tally)
+    }
+
+    /// Notes that a check of `root` reached a provider.
+    pub fn note_reachable(&self, root: ContentId) -> NodeResult<()> {
+        self.unreachable.remove(root.hash().0)?;
+        Ok(())
+    }
+
+    /// The failed checks in a row of `root`, if its last check failed.
+    pub fn unreachable(&self, root: ContentId) -> NodeResult<Option<Unreachable>> {
+        Ok(self
+            .unreachable
+            .get(root.hash().0)?
+            .and_then(|bytes| decode(&bytes).ok()))
     }
 }
 
@@ -194,6 +248,33 @@ mod tests {
     use seedbank_protocol::BlobHash;
 
     use super::*;
+
+    #[test]
+    fn an_unreachable_artifact_waits_twice_as_long_after_each_failed_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::library::meta::Meta::open(dir.path()).unwrap();
+        let book = PreserveBook::open(&db).unwrap();
+        let root = ContentId(BlobHash([7; 32]));
+        let hour = 3600;
+        let first = book.note_unreachable(root, 1000).unwrap();
+        assert!(!first.is_due(1000 + hour - 1, hour));
+        assert!(first.is_due(1000 + hour, hour));
+        book.note_unreachable(root, 5000).unwrap();
+        let third = book.note_unreachable(root, 9000).unwrap();
+        assert_eq!(third.failures, 3);
+        assert!(!third.is_due(9000 + 4 * hour - 1, hour));
+        assert!(third.is_due(9000 + 4 * hour, hour));
+        let many = Unreachable {
+            failures: 200,
+            last: 0,
+        };
+        assert!(
+            many.is_due(MAX_UNREACHABLE_BACKOFF * hour, hour),
+            "the wait is capped"
+        );
+        book.note_reachable(root).unwrap();
+        assert!(book.unreachable(root).unwrap().is_none());
+    }
 
     #[test]
     fn follows_and_checks_read_back_as_written() {

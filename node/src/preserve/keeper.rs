@@ -1,10 +1,14 @@
 //! The keeper: a round every `follow_interval` (and at once when a follow is added)
 //! that reads each follow's publisher records, fetches and pins new releases, refreshes
 //! the spot checks that have grown old, and repairs: fetches watched collection members
-//! whose verified copies fell below their target ([`super::plan`]).
+//! whose verified copies fell below their target ([`super::plan`]). A member no
+//! provider answers for is checked again after a wait that doubles each time
+//! ([`super::book::Unreachable`]), so a collection of lost members costs little per
+//! round.
 
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use seedbank_protocol::api::FetchRequest;
 use seedbank_protocol::{ArtifactKind, ContentId};
 use tracing::Instrument;
@@ -16,6 +20,9 @@ use super::spot_check::random_pair;
 use super::{follow_reason, FollowRecord, WatchedMember};
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
+
+/// Follows whose publisher records are read at once in a round.
+const FOLLOWS_READ_AT_ONCE: usize = 8;
 
 /// The first round after a start waits this long, so the node has found peers.
 const FIRST_ROUND_DELAY: Duration = Duration::from_secs(5);
@@ -68,8 +75,19 @@ impl Preserver {
     /// One round: follows, stale spot checks, repairs.
     pub async fn preserve_round(&self) -> NodeResult<RoundReport> {
         let mut report = RoundReport::default();
-        for follow in self.book.follows()? {
-            self.refresh_follow(follow, &mut report).await?;
+        // The publishers' records are read a few follows at once (DHT lookups wait on
+        // the network); what they name is then kept one follow after another, so
+        // each fetch sees the budget the ones before it left.
+        let reads = stream::iter(self.book.follows()?)
+            .map(|follow| async move {
+                let releases = latest_releases(&self.names, &follow.follow_target()).await;
+                (follow, releases)
+            })
+            .buffered(FOLLOWS_READ_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for (follow, releases) in reads {
+            self.refresh_follow(follow, releases, &mut report).await?;
         }
         self.repair(&mut report).await?;
         Ok(report)
@@ -80,11 +98,12 @@ impl Preserver {
     async fn refresh_follow(
         &self,
         mut follow: FollowRecord,
+        releases: NodeResult<Vec<Latest>>,
         report: &mut RoundReport,
     ) -> NodeResult<()> {
         let target = follow.target();
         let mut errors = Vec::new();
-        match latest_releases(&self.names, &follow.follow_target()).await {
+        match releases {
             Ok(releases) => {
                 let mut watched = Vec::new();
                 for latest in releases {
@@ -225,7 +244,12 @@ impl Preserver {
     async fn repair(&self, report: &mut RoundReport) -> NodeResult<()> {
         let stale_after = self.options.health_interval.as_secs();
         let now = self.clock.now_secs();
+        // An artifact no provider answered for is tried again after a wait that
+        // doubles with each failure, so unreachable members cost little per round.
         let is_stale = |root| -> NodeResult<bool> {
+            if let Some(unreachable) = self.book.unreachable(root)? {
+                return Ok(unreachable.is_due(now, stale_after));
+            }
             let old = self.book.health(root)?;
             Ok(old.is_none_or(|h| h.is_stale(now, stale_after)))
         };
@@ -283,7 +307,7 @@ impl Preserver {
             // preserver would spend a repair slot (and a fetch timeout) on it each
             // round, least-replicated first, and none would be left for members
             // that can still be saved.
-            if record.verified() == 0 {
+            if record.verified() == 0 || self.book.unreachable(member.root)?.is_some() {
                 tracing::debug!(root = %member.root, "no verified copy left to repair from");
                 continue;
             }

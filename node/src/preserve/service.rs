@@ -198,6 +198,7 @@ impl Preserver {
             };
             let mut entry = health_of(subject, held_here, record.as_ref());
             entry.check_error = check_error.map(|e| e.to_string());
+            entry.failed_checks = self.book.unreachable(entry.id)?.map_or(0, |u| u.failures);
             artifacts.push(entry);
         }
         artifacts.sort_by(|a, b| a.verified.cmp(&b.verified).then(a.id.cmp(&b.id)));
@@ -243,11 +244,20 @@ impl Preserver {
         held_here: bool,
         silent: &SilentPeers,
     ) -> NodeResult<HealthRecord> {
-        let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, self.fetcher.fetch_manifest(root))
-            .await
-            .map_err(|_| {
-                NodeError::Unreachable(format!("no provider sent the manifest of {root}"))
-            })??;
+        let manifest =
+            match tokio::time::timeout(MANIFEST_TIMEOUT, self.fetcher.fetch_manifest(root)).await {
+                Ok(Ok(manifest)) => manifest,
+                failed => {
+                    self.book.note_unreachable(root, self.clock.now_secs())?;
+                    return Err(match failed {
+                        Ok(Err(e)) => e,
+                        _ => NodeError::Unreachable(format!(
+                            "no provider sent the manifest of {root}"
+                        )),
+                    });
+                }
+            };
+        self.book.note_reachable(root)?;
         let challenges = self
             .seeding
             .gate()
@@ -492,6 +502,7 @@ fn health_of(subject: Subject, held_here: bool, record: Option<&HealthRecord>) -
         checked_at: record.map(|r| r.checked_at),
         peers: record.map_or_else(Vec::new, |r| r.peers.iter().map(Into::into).collect()),
         check_error: None,
+        failed_checks: 0,
     }
 }
 

@@ -215,7 +215,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
 }
 
 #[test]
-fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
+fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_listed() {
     let work = tempfile::tempdir().unwrap();
     let s1 = Daemon::start();
     let mut s2 = start_joined(&s1, &[]);
@@ -237,29 +237,76 @@ fn health_refresh_reports_a_member_it_cannot_check_and_still_lists_the_rest() {
             _ => Err(following.to_string()),
         }
     });
-    let health = p.ok_json(&["health", "--refresh"]);
-    let artifacts = health["artifacts"].as_array().unwrap();
-    let member = artifacts
-        .iter()
-        .find(|a| a["id"] == gone.as_str())
-        .unwrap_or_else(|| panic!("{health}"));
-    let error = member["check_error"].as_str().unwrap_or_default();
-    assert!(error.contains(&gone), "{member}");
+    // The keeper tries it once, then waits a health_interval (1 h) before trying again,
+    // however many rounds run meanwhile.
+    let member_of = |health: &serde_json::Value| {
+        health["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == gone.as_str())
+            .unwrap_or_else(|| panic!("{health}"))
+            .clone()
+    };
+    let started = std::time::Instant::now();
+    p.wait_until(
+        "the keeper to try the member",
+        Duration::from_secs(60),
+        || {
+            let member = member_of(&p.ok_json(&["health"]));
+            match member["failed_checks"].as_u64() {
+                Some(n) if n > 0 => Ok(()),
+                _ => Err(member.to_string()),
+            }
+        },
+    );
+    let rounds_seen = |p: &Daemon| {
+        p.ok_json(&["following"])["follows"][0]["checked_at"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let after = rounds_seen(&p);
+    p.wait_until(
+        "two more rounds",
+        Duration::from_secs(30),
+        || match rounds_seen(&p) {
+            seen if seen >= after + 4 => Ok(()),
+            seen => Err(format!("checked at {seen}, {after} before")),
+        },
+    );
+    let member = member_of(&p.ok_json(&["health"]));
+    assert_eq!(
+        member["failed_checks"], 1,
+        "checked again too soon: {member}"
+    );
+    eprintln!("tried once in {:?}", started.elapsed());
+
+    // Asked to, it checks now, and says why it could not.
+    let text = p.ok(&["health", "--refresh"]).stdout;
+    assert!(text.contains("CHECK FAILED"), "{text}");
+    assert!(text.contains(&format!("could not check {gone}")), "{text}");
+    assert!(
+        text.contains(&format!("{gone}: no provider answered the last 2 checks")),
+        "{text}"
+    );
+    let health = p.ok_json(&["health"]);
+    let member = member_of(&health);
+    assert_eq!(member["failed_checks"], 2, "{member}");
     assert_eq!(member["verified"], 0, "{member}");
     // The collection itself, pinned for the follow, is checked as usual.
-    let collection = artifacts
+    let collection = health["artifacts"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|a| a["id"] != gone.as_str())
-        .unwrap_or_else(|| panic!("{health}"));
+        .unwrap_or_else(|| panic!("{health}"))
+        .clone();
     assert!(collection["checked_at"].is_u64(), "{collection}");
-    assert!(collection["check_error"].is_null(), "{collection}");
+    assert_eq!(collection["failed_checks"], 0, "{collection}");
     assert!(
         collection["verified"].as_u64().unwrap() >= 1,
         "{collection}"
     );
-    let text = p.ok(&["health", "--refresh"]).stdout;
-    assert!(text.contains("CHECK FAILED"), "{text}");
-    assert!(text.contains(&format!("could not check {gone}")), "{text}");
 }
 
 #[test]
