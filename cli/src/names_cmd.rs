@@ -165,15 +165,21 @@ pub(crate) fn publish(
             r.root
         );
         outln!(
-            "  {} {}, {}, licence {}, sequence {}, put answered by {} (catalog: {})",
+            "  {} {}, {}, licence {}, sequence {}, put answered by {}, kept by {} (catalog: {})",
             r.kind,
             human_bytes(r.size),
             count(r.files, "file"),
             r.licence.as_deref().unwrap_or("-"),
             report.sequence,
             count(u64::from(report.replicas), "peer"),
+            report.kept_by,
             count(u64::from(report.catalog_pages), "page"),
         );
+        if report.replicas > 0 && report.kept_by == 0 {
+            outln!(
+                "  warning: the peers that answered the put did not keep the name record (their record stores refused it); it is put again in 5 minutes. Others find it while this node is reachable."
+            );
+        }
         if let Some(parent) = &r.parent {
             outln!("  follows {parent}");
         }

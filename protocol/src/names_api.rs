@@ -110,6 +110,10 @@ pub struct PublishReport {
     /// DHT peers that answered while the name record was put: those asked for closer
     /// peers included, so an upper bound on the copies stored (0 on a lone node).
     pub replicas: u32,
+    /// Other nodes that handed the name record back when it was read right after the
+    /// put: the copies really kept. A node acknowledges a put it refuses to keep.
+    #[serde(default)]
+    pub kept_by: u32,
     /// Pages the publisher's catalog now has.
     pub catalog_pages: u32,
     /// Words the name can be searched by.

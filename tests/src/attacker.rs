@@ -371,3 +371,85 @@ impl SilentConnections {
 pub fn tcp_socket_address(address: &str) -> SocketAddr {
     socket_address(&address.parse().expect("address")).expect("a TCP address")
 }
+
+/// Puts `records` (DHT key and value, sent unchecked) to the daemon at `victim` from
+/// one identity at `source` (PUT_VALUE messages); at most 64 puts are in flight; gives
+/// up after `within`.
+pub fn flood_value_records(
+    victim: &str,
+    source: IpAddr,
+    records: Vec<([u8; 32], Vec<u8>)>,
+    within: Duration,
+) -> FloodReport {
+    use libp2p::kad::store::MemoryStore;
+    use libp2p::kad::{self, QueryResult, Record, RecordKey};
+    use libp2p::swarm::SwarmEvent;
+
+    let runtime = peer_runtime();
+    let (victim, victim_peer) = parse_victim(victim);
+    runtime.block_on(async move {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|key| {
+                TcpFrom { source }
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key).expect("noise keys"))
+                    .multiplex(yamux::Config::default())
+            })
+            .expect("attacker transport")
+            .with_behaviour(|key| {
+                let peer = key.public().to_peer_id();
+                let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
+                config.set_query_timeout(Duration::from_secs(10));
+                config.set_max_packet_size(256 * 1024);
+                let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            })
+            .expect("attacker behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let mut bare = victim.clone();
+        bare.pop();
+        swarm.behaviour_mut().add_address(&victim_peer, bare);
+        swarm.dial(victim.clone()).expect("dialling the victim");
+
+        let deadline = tokio::time::Instant::now() + within;
+        let mut report = FloodReport::default();
+        let mut records = records.into_iter();
+        let mut in_flight = 0usize;
+        let mut more = true;
+        while (more || in_flight > 0) && tokio::time::Instant::now() < deadline {
+            while more && in_flight < 64 {
+                let Some((key, value)) = records.next() else {
+                    more = false;
+                    break;
+                };
+                let record = Record::new(RecordKey::new(&key), value);
+                swarm.behaviour_mut().put_record_to(
+                    record,
+                    std::iter::once(victim_peer),
+                    kad::Quorum::One,
+                );
+                in_flight += 1;
+            }
+            let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
+            let Ok(event) = event else { break };
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: QueryResult::PutRecord(result),
+                step,
+                ..
+            }) = event
+            {
+                if step.last {
+                    in_flight -= 1;
+                    match result {
+                        Ok(_) => report.acknowledged += 1,
+                        Err(_) => report.failed += 1,
+                    }
+                }
+            }
+        }
+        report
+    })
+}

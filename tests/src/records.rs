@@ -49,6 +49,16 @@ fn split(address: &str) -> (PeerId, Multiaddr) {
 impl RecordPeer {
     /// Starts the peer on 127.0.0.1 in server mode.
     pub fn start() -> Self {
+        Self::start_storing(true)
+    }
+
+    /// Starts a peer that acknowledges every record put to it and keeps none, as a
+    /// node whose record store is full or flooded does.
+    pub fn start_keeping_nothing() -> Self {
+        Self::start_storing(false)
+    }
+
+    fn start_storing(keep: bool) -> Self {
         let runtime = crate::hostile::peer_runtime();
         let (commands, mut inbox) = mpsc::unbounded_channel();
         runtime.spawn(async move {
@@ -72,6 +82,10 @@ impl RecordPeer {
                     let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
                     config.set_query_timeout(Duration::from_secs(10));
                     config.set_max_packet_size(256 * 1024);
+                    if !keep {
+                        // Puts are answered and handed to the behaviour, which drops them.
+                        config.set_record_filtering(kad::StoreInserts::FilterBoth);
+                    }
                     let mut kad = kad::Behaviour::with_config(peer, store, config);
                     kad.set_mode(Some(kad::Mode::Server));
                     kad

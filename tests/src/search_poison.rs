@@ -91,6 +91,34 @@ pub fn catalog_claiming_pages(
     (catalog_key(&publisher.public(), 0), signed.encode())
 }
 
+/// The first page of a fresh publisher's catalog (drawn from `seed`), listing 48 names
+/// of 120 bytes: about 9 KiB, as a DHT key and value.
+pub fn big_catalog_page(seed: u64) -> ([u8; 32], Vec<u8>) {
+    let mut secret_seed = [0u8; 32];
+    secret_seed[..8].copy_from_slice(&seed.to_le_bytes());
+    secret_seed[8] = 0xf1;
+    let publisher = PublisherSecret::from_seed(secret_seed);
+    let entries = (0..48)
+        .map(|i| CatalogEntry {
+            name: format!("flood-{i:03}-{}", "x".repeat(110)),
+            revision: "v1".into(),
+            root: ContentId(BlobHash(*blake3::hash(&[i]).as_bytes())),
+            kind: ArtifactKind::Dataset,
+            size: 1,
+            licence: None,
+            tags: vec![],
+        })
+        .collect();
+    let page = CatalogPage {
+        page: 0,
+        pages: 1,
+        sequence: 1,
+        entries,
+    };
+    let signed = Signed::sign(page, &publisher).expect("signing a catalog page");
+    (catalog_key(&publisher.public(), 0), signed.encode())
+}
+
 /// Announces `word` to the daemon at `victim` as a DHT provider from each of
 /// `identities`, dialling from `source`; returns how many announcements the victim
 /// acknowledged. Each record names a made-up address on `source`, port 9.

@@ -195,6 +195,9 @@ impl Names {
         let replicas = self
             .put_and_keep(key, name_record.encode(), sequence)
             .await?;
+        let kept_by = self
+            .copies_kept(key, &name_record.encode(), replicas)
+            .await?;
         inner.book.put_release(&signed_release)?;
         inner.book.mark_published(&publisher, &request.name)?;
         inner
@@ -216,11 +219,12 @@ impl Names {
         let words = entry_words(&request.name, &tags);
         self.announce_words(&words).await;
         inner.library.flush().await?;
-        tracing::info!(%root, name = %request.name, %revision, sequence, replicas, "published");
+        tracing::info!(%root, name = %request.name, %revision, sequence, replicas, kept_by, "published");
         Ok(PublishReport {
             release: self.release_info(&signed_release)?,
             sequence,
             replicas,
+            kept_by,
             catalog_pages,
             words,
         })
@@ -245,6 +249,33 @@ impl Names {
         };
         book.schedule_reput(&key, self.inner.clock.now_secs() + next)?;
         Ok(replicas)
+    }
+
+    /// How many other nodes hand back `bytes` under `key` right after it was put: a
+    /// node acknowledges every put, even one it then refuses to keep (its record store
+    /// full or flooded), so only reading it back tells. When peers answered the put
+    /// and none kept it, the re-put is brought forward to [`REPUT_RETRY_SECS`].
+    async fn copies_kept(&self, key: [u8; 32], bytes: &[u8], replicas: u32) -> NodeResult<u32> {
+        if replicas == 0 {
+            return Ok(0);
+        }
+        let lookup = self.inner.net.get_records(key).await?;
+        let kept = lookup
+            .values
+            .iter()
+            .position(|v| v == bytes)
+            .and_then(|i| lookup.copies.get(i).copied())
+            .unwrap_or(0);
+        if kept == 0 {
+            tracing::warn!(
+                replicas,
+                "no node kept the name record it was sent: their record stores refused it"
+            );
+            self.inner
+                .book
+                .schedule_reput(&key, self.inner.clock.now_secs() + REPUT_RETRY_SECS)?;
+        }
+        Ok(kept)
     }
 
     /// Rebuilds and puts `secret`'s catalog from the names this node publishes under

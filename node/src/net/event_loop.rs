@@ -66,6 +66,8 @@ struct PendingLookup {
 struct PendingGet {
     reply: oneshot::Sender<RecordLookup>,
     values: Vec<Vec<u8>>,
+    /// How many other peers sent each of `values`.
+    copies: Vec<u32>,
 }
 
 /// Owns the swarm.
@@ -274,6 +276,7 @@ impl EventLoop {
                     PendingGet {
                         reply,
                         values: Vec::new(),
+                        copies: Vec::new(),
                     },
                 );
             }
@@ -427,10 +430,14 @@ impl EventLoop {
                     Ok(kad::GetRecordOk::FoundRecord(found)) => {
                         if let Some(get) = self.pending_gets.get_mut(&id) {
                             let value = found.record.value;
-                            if !get.values.contains(&value)
-                                && get.values.len() < MAX_VALUES_PER_LOOKUP
-                            {
-                                get.values.push(value);
+                            let remote = u32::from(found.peer.is_some());
+                            match get.values.iter().position(|v| *v == value) {
+                                Some(i) => get.copies[i] += remote,
+                                None if get.values.len() < MAX_VALUES_PER_LOOKUP => {
+                                    get.values.push(value);
+                                    get.copies.push(remote);
+                                }
+                                None => {}
                             }
                         }
                         step.last
@@ -445,6 +452,7 @@ impl EventLoop {
                     if let Some(get) = self.pending_gets.remove(&id) {
                         let _ = get.reply.send(RecordLookup {
                             values: get.values,
+                            copies: get.copies,
                             peers_answered: stats.num_successes(),
                         });
                     }

@@ -84,6 +84,8 @@ pub struct ProviderLookup {
 pub struct RecordLookup {
     /// Distinct values found, this node's own copy first if it holds one.
     pub values: Vec<Vec<u8>>,
+    /// How many other peers sent each of `values` (this node's own copy not counted).
+    pub copies: Vec<u32>,
     /// DHT peers that answered.
     pub peers_answered: u32,
 }

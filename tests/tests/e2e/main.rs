@@ -17,7 +17,7 @@ mod hf_mirror;
 mod hostile_files;
 mod hostile_gateway;
 mod hostile_network;
-mod hostile_search;
+mod hostile_records;
 mod mdns;
 mod names;
 mod network;

@@ -1,18 +1,22 @@
-//! Search on a hostile network: cheap identities that announce a word and sign
-//! directories, and catalogs that claim more pages than they have, written with
-//! libp2p in this test process from their own loopback address, against real daemons.
+//! DHT records and search on a hostile network: floods of signed value records, cheap
+//! identities that announce a word and sign directories, and catalogs that claim more
+//! pages than they have, written with libp2p in this test process from loopback
+//! addresses of their own, against real daemons.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use seedbank_node::names::{MAX_SEARCH_EXTRA_PAGES, MAX_SEARCH_LOOKUPS};
+use seedbank_node::net::value_store::{MAX_REMOTE_VALUE_BYTES, MAX_VALUES_PER_NETWORK};
 use seedbank_protocol::PublisherSecret;
+use seedbank_tests::attacker::flood_value_records;
 use seedbank_tests::fixtures::MIB;
 use seedbank_tests::records::RecordPeer;
 use seedbank_tests::search_poison::{
-    announce_word, catalog_claiming_pages, directory, identity_sorting_before, node_secret,
+    announce_word, big_catalog_page, catalog_claiming_pages, directory, identity_sorting_before,
+    node_secret,
 };
-use seedbank_tests::{model_dir, start_joined, Daemon};
+use seedbank_tests::{model_dir, rss_bytes, start_joined, Daemon};
 
 /// Where the attackers connect from: a loopback address of their own.
 const ATTACKER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66));
@@ -100,4 +104,77 @@ fn cheap_announcers_and_catalogs_claiming_many_pages_neither_blind_nor_flood_a_s
     let found = q.ok_json(&["search", "llama"]);
     assert_eq!(found["results"][0]["publisher"], honest.as_str(), "{found}");
     assert_eq!(found["results"][0]["trusted"], true, "{found}");
+}
+
+#[test]
+fn a_flood_of_value_records_neither_bloats_the_node_nor_keeps_a_publishers_record_out() {
+    let victim = Daemon::start();
+    let pid = victim.pid().unwrap();
+    let idle = rss_bytes(pid).unwrap();
+
+    // Eight networks, each sending as many signed catalog pages as one network may have
+    // kept (about 9 KiB each: twice the bytes the whole store keeps), all at once.
+    let started = std::time::Instant::now();
+    let floods: Vec<_> = (0..8u8)
+        .map(|n| {
+            let address = victim.peer_address();
+            let source = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 10 + n, 66));
+            std::thread::spawn(move || {
+                let records = (0..MAX_VALUES_PER_NETWORK as u64)
+                    .map(|i| big_catalog_page(u64::from(n) << 32 | i))
+                    .collect();
+                flood_value_records(&address, source, records, Duration::from_secs(240))
+            })
+        })
+        .collect();
+    let reports: Vec<_> = floods.into_iter().map(|f| f.join().unwrap()).collect();
+    let acknowledged: u64 = reports.iter().map(|r| r.acknowledged).sum();
+    let flooded = rss_bytes(pid).unwrap();
+    eprintln!(
+        "idle RSS {} MiB, after the flood {} MiB ({:?}; {acknowledged} of {} puts acknowledged)",
+        idle / MIB,
+        flooded / MIB,
+        started.elapsed(),
+        8 * MAX_VALUES_PER_NETWORK,
+    );
+    assert!(
+        acknowledged * 9 * 1024 > 2 * MAX_REMOTE_VALUE_BYTES as u64,
+        "the flood barely reached the victim: {reports:?}"
+    );
+    assert!(
+        flooded < idle + 2 * MAX_REMOTE_VALUE_BYTES as u64,
+        "the victim grew from {} to {} MiB",
+        idle / MIB,
+        flooded / MIB
+    );
+
+    // The attackers have left. A publisher whose only peer is the victim publishes, and
+    // is told the victim kept its name record; a newcomer resolves the name there.
+    let step = std::time::Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    model_dir(&model, "after the flood", MIB);
+    let p = start_joined(&victim, &[]);
+    let report = p.ok_json(&[
+        "publish",
+        model.to_str().unwrap(),
+        "--name",
+        "toy",
+        "--revision",
+        "v1",
+    ]);
+    assert_eq!(
+        report["kept_by"], 1,
+        "the victim refused the record: {report}"
+    );
+    let key = p.publisher_key();
+    let mut p = p;
+    p.stop();
+    let newcomer = start_joined(&victim, &[]);
+    let resolved = newcomer.ok_json(&["resolve", &format!("{key}/toy")]);
+    assert_eq!(resolved["revision"], "v1", "{resolved}");
+    eprintln!(
+        "an honest name record was kept and resolved {:?} after the flood",
+        step.elapsed()
+    );
 }
