@@ -55,8 +55,16 @@ pub struct TreePage {
 }
 
 /// `GET /api/{…}/tree/{rev}[/{dir}]`: up to [`TREE_PAGE`] files (and, unless
-/// recursive, folders) below `dir`, from entry `cursor` on.
-pub fn tree_page(manifest: &Manifest, dir: &str, recursive: bool, cursor: usize) -> TreePage {
+/// recursive, folders) below `dir`, from entry `cursor` on. A file's hub ETag (and its
+/// LFS entry) is listed only when `vouched(index, etag)` says this node has hashed its
+/// bytes and found that ETag; otherwise its BLAKE3 hash stands in, as for downloads.
+pub fn tree_page(
+    manifest: &Manifest,
+    dir: &str,
+    recursive: bool,
+    cursor: usize,
+    vouched: impl Fn(usize, &str) -> bool,
+) -> TreePage {
     let prefix = if dir.is_empty() {
         String::new()
     } else {
@@ -86,14 +94,15 @@ pub fn tree_page(manifest: &Manifest, dir: &str, recursive: bool, cursor: usize)
         .iter()
         .map(|path| json!({ "type": "directory", "path": path, "oid": "", "size": 0 }));
     let file_entries = files.map(|(index, file, _)| {
-        let etag = etag_for(manifest, index).unwrap_or_default();
+        let hub_etag = etag_for(manifest, index).filter(|etag| vouched(index, etag));
+        let etag = hub_etag.clone().unwrap_or_else(|| file.hash.to_hex());
         let mut entry = json!({
             "type": "file",
             "path": file.path,
             "oid": etag,
             "size": file.size,
         });
-        if manifest.hf.is_some() && is_lfs_etag(&etag) {
+        if hub_etag.is_some_and(|e| is_lfs_etag(&e)) {
             entry["lfs"] =
                 json!({ "oid": etag, "size": file.size, "pointerSize": LFS_POINTER_BYTES });
         }
@@ -138,18 +147,26 @@ mod tests {
 
     #[test]
     fn trees_list_files_with_lfs_and_folders_when_not_recursive() {
-        let all = tree_page(&manifest(), "", true, 0).entries;
+        let all = tree_page(&manifest(), "", true, 0, |_, _| true).entries;
         assert_eq!(all.len(), 2);
         assert_eq!(all[0]["lfs"]["oid"], "e".repeat(64));
         assert!(all[1].get("lfs").is_none());
-        let top = tree_page(&manifest(), "", false, 0).entries;
+        let top = tree_page(&manifest(), "", false, 0, |_, _| true).entries;
         assert_eq!(top[0]["type"], "directory");
         assert_eq!(top[0]["path"], "a");
         assert_eq!(top[1]["path"], "config.json");
-        let sub = tree_page(&manifest(), "a", false, 0);
+        let sub = tree_page(&manifest(), "a", false, 0, |_, _| true);
         assert_eq!(sub.entries.len(), 1);
         assert_eq!(sub.entries[0]["path"], "a/b.bin");
-        assert!(!tree_page(&manifest(), "absent", false, 0).found);
+        assert!(!tree_page(&manifest(), "absent", false, 0, |_, _| true).found);
+    }
+
+    #[test]
+    fn a_hub_etag_not_vouched_for_by_hashed_bytes_is_not_listed() {
+        let all = tree_page(&manifest(), "", true, 0, |index, _| index == 1).entries;
+        assert_eq!(all[0]["oid"], BlobHash([1; 32]).to_hex());
+        assert!(all[0].get("lfs").is_none(), "{}", all[0]);
+        assert_eq!(all[1]["oid"], "f".repeat(40));
     }
 
     #[test]
@@ -170,7 +187,7 @@ mod tests {
             let mut seen = Vec::new();
             let mut cursor = Some(0);
             while let Some(at) = cursor {
-                let page = tree_page(&big, "", recursive, at);
+                let page = tree_page(&big, "", recursive, at, |_, _| true);
                 assert!(page.entries.len() <= TREE_PAGE);
                 seen.extend(
                     page.entries

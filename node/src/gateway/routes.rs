@@ -117,7 +117,22 @@ async fn tree(
 ) -> Result<Response, HfError> {
     let target = state.resolver.resolve(repo, Some(revision)).await?;
     let dir = listing.dir;
-    let page = tree_page(&target.manifest, dir, listing.recursive, listing.cursor);
+    // A hub ETag is listed only once this node hashed the file's bytes and found it.
+    let book = state.node.hf().hub_hashes();
+    let files = &target.manifest.files;
+    let vouched = |index: usize, etag: &str| {
+        book.get(files[index].hash)
+            .ok()
+            .flatten()
+            .is_some_and(|hashes| hashes.names(etag))
+    };
+    let page = tree_page(
+        &target.manifest,
+        dir,
+        listing.recursive,
+        listing.cursor,
+        vouched,
+    );
     if !page.found && !dir.is_empty() {
         return Err(HfError::EntryNotFound {
             message: format!("{repo} has no folder {dir:?} at {}", target.commit),

@@ -222,6 +222,11 @@ fn a_file_claiming_another_files_hub_etag_is_neither_cached_nor_served_under_it(
             "{response:?}"
         );
     }
+    // Nor does the tree listing name the file by the claimed ETag.
+    let tree = format!("{}/api/models/org/tiny/tree/main", node.hf_endpoint());
+    let listing: serde_json::Value = http.get(&tree).send().unwrap().json().unwrap();
+    assert_eq!(listing[0]["path"], "config.json", "{listing}");
+    assert_eq!(listing[0]["oid"], file.hash.to_hex(), "{listing}");
 }
 
 #[test]
