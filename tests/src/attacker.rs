@@ -28,7 +28,7 @@ use crate::fixtures::wait_until;
 use crate::hostile::peer_runtime;
 
 /// A dial-only TCP transport whose connections leave from `source`.
-pub(crate) struct TcpFrom {
+struct TcpFrom {
     /// The address connections leave from.
     pub source: IpAddr,
 }
@@ -123,6 +123,96 @@ async fn start_identity(source: IpAddr, bootstrap: &Multiaddr) -> NetHandle {
     start_network(Keypair::generate_ed25519(), config, transport)
         .await
         .expect("starting an attacker identity")
+}
+
+/// The DHT behaviour of the attackers that speak it.
+pub(crate) type KadBehaviour = libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>;
+
+/// Adds the victim (`…/p2p/<id>`) to `swarm`'s routing table and dials it.
+fn aim_at(swarm: &mut libp2p::Swarm<KadBehaviour>, victim: &Multiaddr, victim_peer: PeerId) {
+    let mut bare = victim.clone();
+    bare.pop();
+    swarm.behaviour_mut().add_address(&victim_peer, bare);
+    swarm.dial(victim.clone()).expect("dialling the victim");
+}
+
+/// Sends a flood until `send` has no more or `within` passes: `send` starts the next
+/// query (`Some(false)` if it could not, `None` when done), at most `at_once` run at
+/// once, and `outcome` tells each finished query of the flood's kind, true if the
+/// victim acknowledged it.
+async fn run_flood(
+    swarm: &mut libp2p::Swarm<KadBehaviour>,
+    within: Duration,
+    at_once: usize,
+    mut send: impl FnMut(&mut KadBehaviour) -> Option<bool>,
+    outcome: impl Fn(&libp2p::kad::QueryResult) -> Option<bool>,
+) -> FloodReport {
+    use libp2p::kad;
+    use libp2p::swarm::SwarmEvent;
+
+    let deadline = tokio::time::Instant::now() + within;
+    let mut report = FloodReport::default();
+    let (mut in_flight, mut more) = (0usize, true);
+    while (more || in_flight > 0) && tokio::time::Instant::now() < deadline {
+        while more && in_flight < at_once {
+            match send(swarm.behaviour_mut()) {
+                Some(true) => in_flight += 1,
+                Some(false) => {}
+                None => more = false,
+            }
+        }
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
+        let Ok(event) = event else { break };
+        if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed { result, step, .. }) =
+            event
+        {
+            match outcome(&result) {
+                Some(acknowledged) if step.last => {
+                    in_flight -= 1;
+                    if acknowledged {
+                        report.acknowledged += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    report
+}
+
+/// A Kademlia peer in server mode with identity `identity`, dialling out from `source`
+/// only, its store configured by `store`, for attackers that speak the DHT.
+pub(crate) fn kad_swarm_from(
+    source: IpAddr,
+    identity: Keypair,
+    store: libp2p::kad::store::MemoryStoreConfig,
+) -> libp2p::Swarm<KadBehaviour> {
+    use libp2p::kad;
+
+    libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_other_transport(|key| {
+            TcpFrom { source }
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key).expect("noise keys"))
+                .multiplex(yamux::Config::default())
+        })
+        .expect("attacker transport")
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let store = kad::store::MemoryStore::with_config(peer, store);
+            let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
+            config.set_query_timeout(Duration::from_secs(10));
+            config.set_max_packet_size(256 * 1024);
+            let mut kad = kad::Behaviour::with_config(peer, store, config);
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        })
+        .expect("attacker behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
 }
 
 /// Throw-away identities that each hold blob streams open on a victim and never send
@@ -238,40 +328,20 @@ pub fn flood_provider_records(
     addresses: usize,
     within: Duration,
 ) -> FloodReport {
-    use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
-    use libp2p::kad::{self, QueryResult, RecordKey};
-    use libp2p::swarm::SwarmEvent;
+    use libp2p::kad::store::MemoryStoreConfig;
+    use libp2p::kad::{QueryResult, RecordKey};
 
     let runtime = peer_runtime();
     let (victim, victim_peer) = parse_victim(victim);
     runtime.block_on(async move {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_other_transport(|key| {
-                TcpFrom { source }
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key).expect("noise keys"))
-                    .multiplex(yamux::Config::default())
-            })
-            .expect("attacker transport")
-            .with_behaviour(|key| {
-                let peer = key.public().to_peer_id();
-                let store = MemoryStore::with_config(
-                    peer,
-                    MemoryStoreConfig {
-                        max_provided_keys: keys + 1,
-                        ..MemoryStoreConfig::default()
-                    },
-                );
-                let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
-                config.set_query_timeout(Duration::from_secs(10));
-                let mut kad = kad::Behaviour::with_config(peer, store, config);
-                kad.set_mode(Some(kad::Mode::Server));
-                kad
-            })
-            .expect("attacker behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let mut swarm = kad_swarm_from(
+            source,
+            Keypair::generate_ed25519(),
+            MemoryStoreConfig {
+                max_provided_keys: keys + 1,
+                ..MemoryStoreConfig::default()
+            },
+        );
         for i in 0..addresses {
             let address = format!(
                 "/ip4/127.{}.{}.{}/tcp/9",
@@ -281,40 +351,20 @@ pub fn flood_provider_records(
             );
             swarm.add_external_address(address.parse().expect("made-up address"));
         }
-        let mut bare = victim.clone();
-        bare.pop();
-        swarm.behaviour_mut().add_address(&victim_peer, bare);
-        swarm.dial(victim.clone()).expect("dialling the victim");
-
-        let deadline = tokio::time::Instant::now() + within;
-        let mut report = FloodReport::default();
-        let (mut started, mut in_flight) = (0usize, 0usize);
-        while (started < keys || in_flight > 0) && tokio::time::Instant::now() < deadline {
-            while started < keys && in_flight < 256 {
+        aim_at(&mut swarm, &victim, victim_peer);
+        let mut started = 0usize;
+        let send = |kad: &mut KadBehaviour| {
+            (started < keys).then(|| {
                 let key = RecordKey::new(blake3::hash(&started.to_le_bytes()).as_bytes());
-                if swarm.behaviour_mut().start_providing(key).is_ok() {
-                    in_flight += 1;
-                }
                 started += 1;
-            }
-            let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
-            let Ok(event) = event else { break };
-            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
-                result: QueryResult::StartProviding(result),
-                step,
-                ..
-            }) = event
-            {
-                if step.last {
-                    in_flight -= 1;
-                    match result {
-                        Ok(_) => report.acknowledged += 1,
-                        Err(_) => report.failed += 1,
-                    }
-                }
-            }
-        }
-        report
+                kad.start_providing(key).is_ok()
+            })
+        };
+        let outcome = |result: &QueryResult| match result {
+            QueryResult::StartProviding(result) => Some(result.is_ok()),
+            _ => None,
+        };
+        run_flood(&mut swarm, within, 256, send, outcome).await
     })
 }
 
@@ -381,75 +431,24 @@ pub fn flood_value_records(
     records: Vec<([u8; 32], Vec<u8>)>,
     within: Duration,
 ) -> FloodReport {
-    use libp2p::kad::store::MemoryStore;
     use libp2p::kad::{self, QueryResult, Record, RecordKey};
-    use libp2p::swarm::SwarmEvent;
 
     let runtime = peer_runtime();
     let (victim, victim_peer) = parse_victim(victim);
     runtime.block_on(async move {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_other_transport(|key| {
-                TcpFrom { source }
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key).expect("noise keys"))
-                    .multiplex(yamux::Config::default())
-            })
-            .expect("attacker transport")
-            .with_behaviour(|key| {
-                let peer = key.public().to_peer_id();
-                let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
-                config.set_query_timeout(Duration::from_secs(10));
-                config.set_max_packet_size(256 * 1024);
-                let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
-                kad.set_mode(Some(kad::Mode::Server));
-                kad
-            })
-            .expect("attacker behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        let mut bare = victim.clone();
-        bare.pop();
-        swarm.behaviour_mut().add_address(&victim_peer, bare);
-        swarm.dial(victim.clone()).expect("dialling the victim");
-
-        let deadline = tokio::time::Instant::now() + within;
-        let mut report = FloodReport::default();
+        let mut swarm = kad_swarm_from(source, Keypair::generate_ed25519(), Default::default());
+        aim_at(&mut swarm, &victim, victim_peer);
         let mut records = records.into_iter();
-        let mut in_flight = 0usize;
-        let mut more = true;
-        while (more || in_flight > 0) && tokio::time::Instant::now() < deadline {
-            while more && in_flight < 64 {
-                let Some((key, value)) = records.next() else {
-                    more = false;
-                    break;
-                };
-                let record = Record::new(RecordKey::new(&key), value);
-                swarm.behaviour_mut().put_record_to(
-                    record,
-                    std::iter::once(victim_peer),
-                    kad::Quorum::One,
-                );
-                in_flight += 1;
-            }
-            let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
-            let Ok(event) = event else { break };
-            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
-                result: QueryResult::PutRecord(result),
-                step,
-                ..
-            }) = event
-            {
-                if step.last {
-                    in_flight -= 1;
-                    match result {
-                        Ok(_) => report.acknowledged += 1,
-                        Err(_) => report.failed += 1,
-                    }
-                }
-            }
-        }
-        report
+        let send = |kad: &mut KadBehaviour| {
+            let (key, value) = records.next()?;
+            let record = Record::new(RecordKey::new(&key), value);
+            kad.put_record_to(record, std::iter::once(victim_peer), kad::Quorum::One);
+            Some(true)
+        };
+        let outcome = |result: &QueryResult| match result {
+            QueryResult::PutRecord(result) => Some(result.is_ok()),
+            _ => None,
+        };
+        run_flood(&mut swarm, within, 64, send, outcome).await
     })
 }

@@ -6,18 +6,16 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::kad::store::MemoryStore;
 use libp2p::kad::{self, QueryResult, RecordKey};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, yamux, Multiaddr, PeerId, Transport};
+use libp2p::{Multiaddr, PeerId};
 use seedbank_protocol::catalog::{
     catalog_key, directory_key, word_key, CatalogEntry, CatalogPage, Directory, SignedDirectory,
 };
 use seedbank_protocol::{ArtifactKind, BlobHash, ContentId, PublisherKey, PublisherSecret, Signed};
 
-use crate::attacker::TcpFrom;
+use crate::attacker::kad_swarm_from;
 use crate::hostile::peer_runtime;
 
 /// How long an announcer stays after its query, for its messages to be delivered.
@@ -160,25 +158,7 @@ async fn announce(
     let Some(libp2p::multiaddr::Protocol::P2p(victim_peer)) = victim.pop() else {
         panic!("victim address {victim} lacks /p2p/");
     };
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
-        .with_tokio()
-        .with_other_transport(|key| {
-            TcpFrom { source }
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(key).expect("noise keys"))
-                .multiplex(yamux::Config::default())
-        })
-        .expect("announcer transport")
-        .with_behaviour(|key| {
-            let peer = key.public().to_peer_id();
-            let mut config = kad::Config::new(seedbank_node::net::KAD_PROTOCOL);
-            config.set_query_timeout(Duration::from_secs(10));
-            let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
-            kad.set_mode(Some(kad::Mode::Server));
-            kad
-        })
-        .expect("announcer behaviour")
-        .build();
+    let mut swarm = kad_swarm_from(source, identity, Default::default());
     swarm.add_external_address(
         format!("/ip4/{source}/tcp/9")
             .parse()

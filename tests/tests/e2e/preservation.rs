@@ -39,6 +39,25 @@ fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Waits until the first follow of `p`, whose rounds run every 2 s, has been checked
+/// twice more.
+fn wait_for_two_more_rounds(p: &Daemon) {
+    let checked_at = |p: &Daemon| {
+        p.ok_json(&["following"])["follows"][0]["checked_at"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let after = checked_at(p);
+    p.wait_until(
+        "the follow to be checked twice more",
+        Duration::from_secs(30),
+        || match checked_at(p) {
+            seen if seen >= after + 4 => Ok(()),
+            seen => Err(format!("checked at {seen}, {after} before")),
+        },
+    );
+}
+
 #[test]
 fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let work = tempfile::tempdir().unwrap();
@@ -164,20 +183,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         p.wait_until_complete(id, Duration::from_secs(60));
     }
     // Two more rounds after that: the third never fits.
-    let rounds_seen = |p: &Daemon| {
-        p.ok_json(&["following"])["follows"][0]["checked_at"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let after = rounds_seen(&p);
-    p.wait_until(
-        "the follow to be checked twice more",
-        Duration::from_secs(30),
-        || match rounds_seen(&p) {
-            seen if seen >= after + 4 => Ok(()),
-            seen => Err(format!("checked at {seen}, {after} before")),
-        },
-    );
+    wait_for_two_more_rounds(&p);
     assert!(
         !p.holds(&members[2]),
         "the most replicated member was fetched past the budget"
@@ -260,20 +266,7 @@ fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_lis
             }
         },
     );
-    let rounds_seen = |p: &Daemon| {
-        p.ok_json(&["following"])["follows"][0]["checked_at"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let after = rounds_seen(&p);
-    p.wait_until(
-        "two more rounds",
-        Duration::from_secs(30),
-        || match rounds_seen(&p) {
-            seen if seen >= after + 4 => Ok(()),
-            seen => Err(format!("checked at {seen}, {after} before")),
-        },
-    );
+    wait_for_two_more_rounds(&p);
     let member = member_of(&p.ok_json(&["health"]));
     assert_eq!(
         member["failed_checks"], 1,
