@@ -33,10 +33,6 @@ use crate::error::{NodeError, NodeResult};
 use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
 
-/// Bytes buffered before each write to the target file: large enough for few system
-/// calls, small enough that memory stays flat for any file size.
-const EXPORT_BUFFER_BYTES: usize = 1024 * 1024;
-
 /// Permissions asked for new folders and files; the umask narrows them, as for any
 /// other program writing files for the user.
 const NEW_FOLDER_MODE: u32 = 0o777;

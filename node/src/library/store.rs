@@ -27,13 +27,14 @@ use futures_util::StreamExt;
 use iroh_blobs::api::blobs::{AddBytesOptions, AddPathOptions, ImportMode};
 use iroh_blobs::api::proto::{AddProgressItem, BlobStatus, ExportRangesItem};
 use iroh_blobs::api::TempTag;
-use iroh_blobs::store::fs::options::Options;
+use iroh_blobs::store::fs::options::{Options, PathOptions};
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::store::{GcConfig, ProtectOutcome};
 use iroh_blobs::{BlobFormat, Hash, HashAndFormat};
 use seedbank_protocol::{BlobHash, ContentId};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+
+mod copying;
 
 use crate::error::{NodeError, NodeResult};
 use crate::library::folder::{empty_folder, folder_bytes};
@@ -75,6 +76,8 @@ pub struct BlobStore {
     root: PathBuf,
     /// iroh-blobs' temp folder (see the module invariants).
     temp: PathBuf,
+    /// Where iroh-blobs keeps blob files, to copy a complete one out directly.
+    paths: PathOptions,
     gc: Arc<GcTrigger>,
 }
 
@@ -133,6 +136,7 @@ impl BlobStore {
             })),
         });
         let temp = options.path.temp_path.clone();
+        let paths = options.path.clone();
         let inner = FsStore::load_with_opts(dir.join("blobs.db"), options)
             .await
             .map_err(|e| NodeError::store("opening blob store", &e, dir))?;
@@ -150,6 +154,7 @@ impl BlobStore {
             inner,
             root: dir.to_owned(),
             temp,
+            paths,
             gc,
         })
     }
@@ -358,52 +363,6 @@ impl BlobStore {
             .status(to_iroh(hash))
             .await
             .map_err(|e| self.store_error("blob status", e))
-    }
-
-    /// Streams a complete blob's bytes through BLAKE3 into `output`, calling `on_bytes`
-    /// with the running count; returns the byte count and the hash of what was read.
-    /// One store operation for the whole blob keeps this at disk speed.
-    pub async fn copy_and_hash<W: AsyncWrite + Unpin>(
-        &self,
-        hash: BlobHash,
-        output: &mut W,
-        mut on_bytes: impl FnMut(u64),
-    ) -> NodeResult<(u64, BlobHash)> {
-        let mut stream = self
-            .inner
-            .blobs()
-            .export_ranges(to_iroh(hash), 0..u64::MAX)
-            .stream();
-        let mut hasher = blake3::Hasher::new();
-        let mut read = 0u64;
-        while let Some(item) = stream.next().await {
-            match item {
-                ExportRangesItem::Size(_) => {}
-                ExportRangesItem::Data(leaf) => {
-                    if leaf.offset != read {
-                        return Err(NodeError::Corrupt(format!(
-                            "blob {hash}: store returned offset {} where {read} was expected",
-                            leaf.offset
-                        )));
-                    }
-                    hasher.update(&leaf.data);
-                    output
-                        .write_all(&leaf.data)
-                        .await
-                        .map_err(|e| NodeError::io("writing", &self.root, e))?;
-                    read += leaf.data.len() as u64;
-                    on_bytes(read);
-                }
-                ExportRangesItem::Error(e) => {
-                    return Err(NodeError::Corrupt(format!("reading blob {hash}: {e}")))
-                }
-            }
-        }
-        output
-            .flush()
-            .await
-            .map_err(|e| NodeError::io("writing", &self.root, e))?;
-        Ok((read, BlobHash(*hasher.finalize().as_bytes())))
     }
 
     /// Streams the bytes `range` of `hash` (which the caller has seen verified) as

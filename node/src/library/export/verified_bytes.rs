@@ -4,14 +4,11 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::FileType;
-use seedbank_protocol::FileEntry;
-use tokio::io::BufWriter;
-
-use super::EXPORT_BUFFER_BYTES;
 use crate::error::{NodeError, NodeResult};
 use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
+use rustix::fs::FileType;
+use seedbank_protocol::FileEntry;
 
 /// Streams `file`'s bytes from the store into `output` (the partial file at `partial`),
 /// syncs it, and fails if what was written does not hash to the file's hash.
@@ -23,10 +20,8 @@ pub(super) async fn write_verified(
     done_before: u64,
     progress: &mut ProgressReporter,
 ) -> NodeResult<()> {
-    let output = tokio::fs::File::from_std(output);
-    let mut output = BufWriter::with_capacity(EXPORT_BUFFER_BYTES, output);
-    let (written, actual) = store
-        .copy_and_hash(file.hash, &mut output, |bytes| {
+    let (written, actual, output) = store
+        .copy_out_and_hash(file.hash, file.size, output, |bytes| {
             progress.report(done_before + bytes, &file.path)
         })
         .await
@@ -34,11 +29,10 @@ pub(super) async fn write_verified(
             NodeError::Io { source, .. } => NodeError::io("writing", partial, source),
             other => other,
         })?;
-    output
-        .into_inner()
-        .sync_all()
+    let synced = tokio::task::spawn_blocking(move || output.sync_all())
         .await
-        .map_err(|e| NodeError::io("writing", partial, e))?;
+        .map_err(|e| NodeError::Internal(format!("syncing an export: {e}")))?;
+    synced.map_err(|e| NodeError::io("writing", partial, e))?;
     if written != file.size || actual != file.hash {
         return Err(NodeError::Corrupt(format!(
             "stored bytes of {} do not match its hash {}; run `seedbank verify`",
