@@ -27,8 +27,10 @@ use super::provider_stats::{CloseReason, ProviderStats};
 /// Most inbound blob streams served at once: bounds memory and file handles; fetchers
 /// open a few streams per provider, so this serves dozens of peers concurrently.
 pub const MAX_STREAMS: usize = 128;
-/// Most inbound blob streams one peer may hold.
-pub const MAX_STREAMS_PER_PEER: usize = 8;
+/// Most inbound blob streams one peer may hold: a fetcher's
+/// [`crate::transfer::fetch::workers::STREAMS_PER_PEER`], with room for the extra
+/// streams of a widened fetch, questions about what this node holds and spot checks.
+pub const MAX_STREAMS_PER_PEER: usize = 12;
 /// Most inbound blob streams all peers behind one IP address may hold: identities are
 /// free, addresses are not.
 pub const MAX_STREAMS_PER_IP: usize = 32;

@@ -436,6 +436,10 @@ impl Scheduler {
                 });
             }
             Err(RequestError::Busy { .. }) => state.retry_at = Some(now + BUSY_RETRY_DELAY),
+            // Requests under way together fail together when a peer goes away (a fetch
+            // runs several streams to it): one that ends while the peer is already
+            // backed off is part of the same outage, not another failure in a row.
+            Err(_) if state.retry_at.is_some_and(|at| now < at) => {}
             Err(e) => {
                 state.failures += 1;
                 let delay = FIRST_RETRY_DELAY

@@ -150,7 +150,24 @@ fn a_seeder_whose_stream_ends_early_backs_off_and_is_never_banned() {
         now,
     );
     let (item, _) = work(s.next_for(seeder, now));
+    // Its streams under way fail together: one outage, one failure.
     for _ in 0..MAX_FAILURES_PER_PEER {
+        s.request_ended(
+            &item,
+            seeder,
+            0,
+            Some(item.ranges.clone()),
+            Err(&incomplete(seeder)),
+            now,
+        );
+    }
+    assert!(
+        !s.dropped().contains(&seeder),
+        "requests failing together count as one failure"
+    );
+    // Failures in a row, each after its back-off, drop it.
+    for _ in 0..MAX_FAILURES_PER_PEER {
+        now += MAX_RETRY_DELAY;
         s.request_ended(
             &item,
             seeder,
