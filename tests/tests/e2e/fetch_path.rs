@@ -345,7 +345,7 @@ fn a_fetch_bigger_than_the_disk_is_refused_and_one_that_fills_it_pauses() {
 }
 
 #[test]
-fn a_fetch_beside_a_peer_that_claims_everything_and_sends_nothing_completes() {
+fn a_fetch_beside_peers_that_claim_everything_and_send_nothing_completes() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("m");
     write_random_file(&model.join("weights.bin"), 24 * MIB, "silent-peer");
@@ -353,13 +353,21 @@ fn a_fetch_beside_a_peer_that_claims_everything_and_sends_nothing_completes() {
     let id = seeder.add_artifact(&model);
     let seed = seeder.peer_address();
 
-    let silent = HostileSeeder::start_silent();
+    // Eight silent peers: with all their streams they would fill every slot a fetch has.
+    let silent: Vec<HostileSeeder> = (0..8).map(|_| HostileSeeder::start_silent()).collect();
     let root: seedbank_protocol::ContentId = id.parse().unwrap();
-    let fetcher =
-        Daemon::start_with(&["--bootstrap", &seed, "--bootstrap", &silent.peer_address()]);
-    fetcher.wait_for_routing_table(2);
-    silent.claim(root);
-    fetcher.wait_for_providers(&id, &[silent.peer_id()]);
+    let addresses: Vec<String> = silent.iter().map(HostileSeeder::peer_address).collect();
+    let mut args = vec!["--bootstrap", seed.as_str()];
+    for address in &addresses {
+        args.extend(["--bootstrap", address.as_str()]);
+    }
+    let fetcher = Daemon::start_with(&args);
+    fetcher.wait_for_routing_table(9);
+    for peer in &silent {
+        peer.claim(root);
+    }
+    let silent_ids: Vec<String> = silent.iter().map(HostileSeeder::peer_id).collect();
+    fetcher.wait_for_providers(&id, &silent_ids);
     fetcher.wait_for_providers(&id, &[seeder.peer_id()]);
     let report = fetcher.ok_json(&["fetch", &id]);
     no_peer_banned(&report);

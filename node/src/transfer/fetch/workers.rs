@@ -83,7 +83,9 @@ impl Shared {
 pub struct Crew {
     /// Running workers.
     pub workers: tokio::task::JoinSet<()>,
-    waiting: VecDeque<PeerId>,
+    /// Streams not started yet: (stream number of its peer, whether the peer holds only
+    /// part, peer), in starting order.
+    waiting: VecDeque<(usize, bool, PeerId)>,
 }
 
 impl Crew {
@@ -109,18 +111,18 @@ impl Crew {
             for candidate in candidates {
                 if state.add_peer(candidate) {
                     added += 1;
-                    let streams = std::iter::repeat_n(candidate.peer, STREAMS_PER_PEER);
-                    if candidate.complete {
-                        // Holders of everything get the next free slots.
-                        for peer in streams {
-                            self.waiting.push_front(peer);
-                        }
-                    } else {
-                        self.waiting.extend(streams);
-                    }
+                    let partial = !candidate.complete;
+                    self.waiting
+                        .extend((0..STREAMS_PER_PEER).map(|n| (n, partial, candidate.peer)));
                 }
             }
         }
+        // Every peer's first stream starts before anyone's second, and so on, holders of
+        // everything first within each round (the sort is stable: best-known first): a
+        // crowd of peers that claim everything and never answer cannot take every slot.
+        self.waiting
+            .make_contiguous()
+            .sort_by_key(|(n, partial, _)| (*n, *partial));
         self.fill(client, shared);
         added
     }
@@ -142,7 +144,7 @@ impl Crew {
     /// Starts waiting workers while there are free slots.
     pub fn fill(&mut self, client: &BlobClient, shared: &Arc<Shared>) {
         while self.workers.len() < MAX_FETCH_STREAMS {
-            let Some(peer) = self.waiting.pop_front() else {
+            let Some((_, _, peer)) = self.waiting.pop_front() else {
                 break;
             };
             let span = tracing::debug_span!("peer", %peer);
