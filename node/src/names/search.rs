@@ -17,11 +17,10 @@ use seedbank_protocol::{BlobHash, ContentId, DhtRecord, PublisherKey};
 use tokio::time::Instant;
 
 use super::lookup::Keep;
-use super::search_pick::{pick_nodes, pick_publishers, plan_pages};
+use super::search_pick::{pick_nodes, pick_publishers, plan_pages, random_u64};
 use super::Names;
 use crate::error::{NodeError, NodeResult};
 use crate::net::provider_key;
-use crate::preserve::spot_check::random_pair;
 
 /// Most words one search looks up.
 pub const MAX_SEARCH_WORDS: usize = 8;
@@ -89,9 +88,7 @@ impl Names {
         if announcers.len() > MAX_SEARCH_NODES {
             complete = false;
         }
-        let nodes = pick_nodes(announcers, &record_keys, MAX_SEARCH_NODES, || {
-            random_pair().0
-        });
+        let nodes = pick_nodes(announcers, &record_keys, MAX_SEARCH_NODES, random_u64);
 
         // Their directories, read but not cached.
         lookups += nodes.len();
@@ -131,9 +128,7 @@ impl Names {
             }
         }
         let offered = listed.len() + first.len();
-        let publishers = pick_publishers(&first, directories, MAX_SEARCH_PUBLISHERS, || {
-            random_pair().0
-        });
+        let publishers = pick_publishers(&first, directories, MAX_SEARCH_PUBLISHERS, random_u64);
         if offered > publishers.len() && listed.iter().any(|p| !publishers.contains(p)) {
             complete = false;
         }

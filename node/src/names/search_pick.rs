@@ -20,6 +20,16 @@ use libp2p::kad::{KBucketDistance, KBucketKey, RecordKey};
 use libp2p::PeerId;
 use seedbank_protocol::PublisherKey;
 
+/// A random number for the draws; 0 when the system has no entropy to give (the
+/// nearest nodes are still read, and the draw degrades to a fixed order).
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0;
+    }
+    u64::from_le_bytes(bytes)
+}
+
 /// XOR distance from `peer` to the nearest of `keys` (DHT keys of the search words).
 fn nearest_distance(peer: &PeerId, keys: &[RecordKey]) -> Option<KBucketDistance> {
     let peer_key = KBucketKey::from(*peer);
