@@ -26,6 +26,7 @@ pub mod node;
 pub mod peers;
 pub mod preserve;
 pub mod progress;
+pub mod random;
 pub mod startup_report;
 pub mod transfer;
 pub mod units;

@@ -17,11 +17,16 @@ impl Daemon {
     /// Publishes the directory `dir` as `name` at `revision`; returns the release's
     /// root content id.
     pub fn publish(&self, dir: &Path, name: &str, revision: &str) -> String {
-        let dir = dir.to_str().expect("a UTF-8 path");
-        let report = self.ok_json(&["publish", dir, "--name", name, "--revision", revision]);
+        let report = self.publish_report(dir, name, revision);
         report["release"]["root"]
             .as_str()
             .unwrap_or_else(|| panic!("`publish` reported no root: {report}"))
             .to_owned()
+    }
+
+    /// Publishes the directory `dir` as `name` at `revision`; returns the whole report.
+    pub fn publish_report(&self, dir: &Path, name: &str, revision: &str) -> serde_json::Value {
+        let dir = dir.to_str().expect("a UTF-8 path");
+        self.ok_json(&["publish", dir, "--name", name, "--revision", revision])
     }
 }

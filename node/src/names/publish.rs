@@ -192,12 +192,11 @@ impl Names {
             &secret,
         )
         .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let record_bytes = name_record.encode();
         let replicas = self
-            .put_and_keep(key, name_record.encode(), sequence)
+            .put_and_keep(key, record_bytes.clone(), sequence)
             .await?;
-        let kept_by = self
-            .copies_kept(key, &name_record.encode(), replicas)
-            .await?;
+        let kept_by = self.copies_kept(key, &record_bytes, replicas).await?;
         inner.book.put_release(&signed_release)?;
         inner.book.mark_published(&publisher, &request.name)?;
         inner

@@ -17,10 +17,11 @@ use seedbank_protocol::{BlobHash, ContentId, DhtRecord, PublisherKey};
 use tokio::time::Instant;
 
 use super::lookup::Keep;
-use super::search_pick::{pick_nodes, pick_publishers, plan_pages, random_u64};
+use super::search_pick::{pick_nodes, pick_publishers, plan_pages};
 use super::Names;
 use crate::error::{NodeError, NodeResult};
 use crate::net::provider_key;
+use crate::random::random_u64;
 
 /// Most words one search looks up.
 pub const MAX_SEARCH_WORDS: usize = 8;
@@ -92,32 +93,28 @@ impl Names {
 
         // Their directories, read but not cached.
         lookups += nodes.len();
-        let directories: Vec<Vec<PublisherKey>> =
-            stream::iter(nodes.iter().filter_map(node_key_of))
-                .map(|node| {
-                    tokio::time::timeout_at(
-                        deadline,
-                        self.read_record(directory_key(&node), "directory", Keep::InMemory),
-                    )
-                })
-                .buffer_unordered(READS_AT_ONCE)
-                .filter_map(|result| async move {
-                    match result {
-                        Ok(Ok(Some(found))) => match found.record {
-                            DhtRecord::Directory(directory) => {
-                                Some(Ok(directory.body().publishers.clone()))
-                            }
-                            _ => None,
-                        },
-                        Ok(_) => None,
-                        Err(_) => Some(Err(())),
+        let reads = stream::iter(nodes.iter().filter_map(node_key_of))
+            .map(|node| {
+                tokio::time::timeout_at(
+                    deadline,
+                    self.read_record(directory_key(&node), "directory", Keep::InMemory),
+                )
+            })
+            .buffer_unordered(READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        let mut directories: Vec<Vec<PublisherKey>> = Vec::new();
+        for read in reads {
+            match read {
+                Ok(Ok(Some(found))) => {
+                    if let DhtRecord::Directory(directory) = found.record {
+                        directories.push(directory.body().publishers.clone());
                     }
-                })
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .filter_map(|r| r.map_err(|()| complete = false).ok())
-                .collect();
+                }
+                Ok(_) => {}
+                Err(_) => complete = false,
+            }
+        }
 
         // Publishers: this node's served ones and trusted ones listed first.
         let listed: HashSet<PublisherKey> = directories.iter().flatten().copied().collect();
@@ -127,9 +124,8 @@ impl Names {
                 first.push(*publisher);
             }
         }
-        let offered = listed.len() + first.len();
         let publishers = pick_publishers(&first, directories, MAX_SEARCH_PUBLISHERS, random_u64);
-        if offered > publishers.len() && listed.iter().any(|p| !publishers.contains(p)) {
+        if listed.iter().any(|p| !publishers.contains(p)) {
             complete = false;
         }
 

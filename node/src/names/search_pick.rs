@@ -20,15 +20,7 @@ use libp2p::kad::{KBucketDistance, KBucketKey, RecordKey};
 use libp2p::PeerId;
 use seedbank_protocol::PublisherKey;
 
-/// A random number for the draws; 0 when the system has no entropy to give (the
-/// nearest nodes are still read, and the draw degrades to a fixed order).
-pub fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0;
-    }
-    u64::from_le_bytes(bytes)
-}
+use crate::random::shuffle;
 
 /// XOR distance from `peer` to the nearest of `keys` (DHT keys of the search words).
 fn nearest_distance(peer: &PeerId, keys: &[RecordKey]) -> Option<KBucketDistance> {
@@ -44,7 +36,7 @@ pub fn pick_nodes(
     mut candidates: Vec<PeerId>,
     keys: &[RecordKey],
     most: usize,
-    mut random: impl FnMut() -> u64,
+    random: impl FnMut() -> u64,
 ) -> Vec<PeerId> {
     candidates.sort();
     candidates.dedup();
@@ -54,11 +46,7 @@ pub fn pick_nodes(
     candidates.sort_by_cached_key(|p| nearest_distance(p, keys));
     let nearest = most / 2;
     let mut rest = candidates.split_off(nearest);
-    // A partial Fisher–Yates shuffle draws the others.
-    for i in 0..(most - nearest) {
-        let j = i + (random() % (rest.len() - i) as u64) as usize;
-        rest.swap(i, j);
-    }
+    shuffle(&mut rest, random);
     rest.truncate(most - nearest);
     candidates.extend(rest);
     candidates
@@ -83,11 +71,7 @@ pub fn pick_publishers(
     let mut lists: Vec<Vec<PublisherKey>> = directories
         .into_iter()
         .map(|mut list| {
-            for i in (1..list.len()).rev() {
-                let j = (random() % (i as u64 + 1)) as usize;
-                list.swap(i, j);
-            }
-            list.reverse();
+            shuffle(&mut list, &mut random);
             list
         })
         .collect();

@@ -25,6 +25,7 @@ use super::book::{HealthRecord, PeerOutcome};
 use super::spot_check::{pick_range, random_pair, spot_check};
 use crate::net::ip_network::network_label;
 use crate::net::NetHandle;
+use crate::random::{random_u64, shuffle};
 use crate::transfer::challenges::Challenges;
 use crate::transfer::client::RequestError;
 use crate::transfer::traffic::Traffic;
@@ -38,8 +39,8 @@ pub const MAX_CHECKED_PROVIDERS: usize = 24;
 pub const CHECKS_AT_ONCE: usize = 12;
 
 /// Artifacts checked at once by a keeper round or `health --refresh`: with
-/// [`CHECKS_AT_ONCE`] each, at most 96 spot checks (16 KiB each) in flight. One by one, a collection
-/// of thousands of members would take hours of DHT lookups per round.
+/// [`CHECKS_AT_ONCE`] each, at most 96 spot checks (16 KiB each) in flight. One by one,
+/// a collection of thousands of members would take hours of DHT lookups per round.
 pub const ARTIFACTS_AT_ONCE: usize = 8;
 
 /// Peers that let a spot check time out during one round of checks; they are not
@@ -157,9 +158,6 @@ pub async fn check_copies(
 /// `peers` in a random order, so the ones checked when there are too many differ each
 /// time and a crowd of fake providers cannot always fill the first places.
 fn shuffled(mut peers: Vec<PeerId>) -> Vec<PeerId> {
-    for i in (1..peers.len()).rev() {
-        let j = (random_pair().0 % (i as u64 + 1)) as usize;
-        peers.swap(i, j);
-    }
+    shuffle(&mut peers, random_u64);
     peers
 }

@@ -20,6 +20,7 @@ use seedbank_protocol::{BlobHash, FileEntry, Manifest};
 use crate::library::chunk_ranges::CHUNK_BYTES;
 use crate::library::store::to_iroh;
 use crate::net::NetHandle;
+use crate::random::random_u64;
 use crate::transfer::client::{open_blob_stream, RequestError};
 use crate::transfer::streams::{split_stream, StreamSide};
 use crate::transfer::traffic::Traffic;
@@ -72,18 +73,10 @@ pub fn pick_range(manifest: &Manifest, random: (u64, u64)) -> Option<SpotRange> 
     })
 }
 
-/// Two random numbers for [`pick_range`].
+/// Two random numbers for [`pick_range`]; without an entropy source, a fixed pair still
+/// checks a real range of the data.
 pub fn random_pair() -> (u64, u64) {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No entropy source: a fixed pair still checks a real range of the data.
-        return (0, 0);
-    }
-    let (a, b) = bytes.split_at(8);
-    (
-        u64::from_le_bytes(a.try_into().unwrap_or_default()),
-        u64::from_le_bytes(b.try_into().unwrap_or_default()),
-    )
+    (random_u64(), random_u64())
 }
 
 /// Asks `peer` for `range` and verifies the answer; `Ok` only when every byte asked for

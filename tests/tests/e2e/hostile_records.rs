@@ -155,14 +155,7 @@ fn a_flood_of_value_records_neither_bloats_the_node_nor_keeps_a_publishers_recor
     let model = work.path().join("m");
     model_dir(&model, "after the flood", MIB);
     let p = start_joined(&victim, &[]);
-    let report = p.ok_json(&[
-        "publish",
-        model.to_str().unwrap(),
-        "--name",
-        "toy",
-        "--revision",
-        "v1",
-    ]);
+    let report = p.publish_report(&model, "toy", "v1");
     assert_eq!(
         report["kept_by"], 1,
         "the victim refused the record: {report}"

@@ -388,22 +388,28 @@ fn a_publisher_is_told_when_the_nodes_it_puts_to_keep_nothing() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("m");
     model_dir(&dir, "kept?", MIB);
-    let dir = dir.to_str().unwrap();
     // The publisher's only DHT peer acknowledges every put and keeps nothing.
     let hole = RecordPeer::start_keeping_nothing();
     let p = Daemon::start_with(&["--bootstrap", &hole.peer_address()]);
     p.wait_for_routing_table(1);
-    let report = p.ok_json(&["publish", dir, "--name", "toy", "--revision", "v1"]);
+    let report = p.publish_report(&dir, "toy", "v1");
     assert!(report["replicas"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(report["kept_by"], 0, "{report}");
     let text = p
-        .ok(&["publish", dir, "--name", "toy", "--revision", "v2"])
+        .ok(&[
+            "publish",
+            dir.to_str().unwrap(),
+            "--name",
+            "toy",
+            "--revision",
+            "v2",
+        ])
         .stdout;
     assert!(text.contains("did not keep the name record"), "{text}");
 
     // With an honest node beside it, the next revision is kept, and said to be.
     let _honest = start_joined(&p, &[]);
     p.wait_for_routing_table(2);
-    let report = p.ok_json(&["publish", dir, "--name", "toy", "--revision", "v3"]);
+    let report = p.publish_report(&dir, "toy", "v3");
     assert!(report["kept_by"].as_u64().unwrap() >= 1, "{report}");
 }

@@ -27,9 +27,8 @@ fn start_configured_at(ip: &str, seed: &Daemon, config: &str) -> Daemon {
     daemon
 }
 
-/// The health entry of `id` after a fresh round of spot checks.
-fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
-    let report = daemon.ok_json(&["health", "--refresh"]);
+/// The entry of `id` in a health report.
+fn entry_of(report: &serde_json::Value, id: &str) -> serde_json::Value {
     report["artifacts"]
         .as_array()
         .unwrap()
@@ -37,6 +36,11 @@ fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
         .find(|a| a["id"] == id)
         .unwrap_or_else(|| panic!("{id} is not in the health report: {report}"))
         .clone()
+}
+
+/// The health entry of `id` after a fresh round of spot checks.
+fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
+    entry_of(&daemon.ok_json(&["health", "--refresh"]), id)
 }
 
 /// Waits until the first follow of `p`, whose rounds run every 2 s, has been checked
@@ -208,14 +212,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         assert_eq!(entry["pinned"], true, "{entry}");
     }
     // Health lists the watched member that is not here, with its copies.
-    let health = p.ok_json(&["health"]);
-    let third = health["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == members[2].as_str())
-        .unwrap_or_else(|| panic!("{health}"))
-        .clone();
+    let third = entry_of(&p.ok_json(&["health"]), &members[2]);
     assert_eq!(third["held_here"], false, "{third}");
     assert_eq!(third["replica_target"], 4, "{third}");
 }
@@ -245,15 +242,7 @@ fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_lis
     });
     // The keeper tries it once, then waits a health_interval (1 h) before trying again,
     // however many rounds run meanwhile.
-    let member_of = |health: &serde_json::Value| {
-        health["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["id"] == gone.as_str())
-            .unwrap_or_else(|| panic!("{health}"))
-            .clone()
-    };
+    let member_of = |health: &serde_json::Value| entry_of(health, &gone);
     let started = std::time::Instant::now();
     p.wait_until(
         "the keeper to try the member",
@@ -436,12 +425,7 @@ fn providers_that_never_answer_cost_one_spot_check_timeout_per_round() {
     let timeout_text = format!("sent nothing for {} s", SPOT_CHECK_TIMEOUT.as_secs());
     let (mut timed_out, mut skipped) = (0, 0);
     for id in &ids {
-        let health = report["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{id} is not in the report: {report}"));
+        let health = entry_of(&report, id);
         assert_eq!(health["verified"], 1, "only A's own copy exists: {health}");
         assert_eq!(health["under_target"], true, "{health}");
         let peers = health["peers"].as_array().unwrap();

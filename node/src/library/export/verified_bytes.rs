@@ -4,11 +4,12 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
+use seedbank_protocol::FileEntry;
+
 use crate::error::{NodeError, NodeResult};
 use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
-use rustix::fs::FileType;
-use seedbank_protocol::FileEntry;
 
 /// Streams `file`'s bytes from the store into `output` (the partial file at `partial`),
 /// syncs it, and fails if what was written does not hash to the file's hash.

@@ -1,8 +1,9 @@
-//! Copying a complete blob out of the store with its BLAKE3 hash computed on the way,
-//! for exports and verification: straight from the file iroh-blobs keeps it in, in one
-//! blocking thread with large buffers, when there is one; else through the store's
-//! export stream (small blobs kept in its database, files referenced from outside it).
-//! Either way the hash of what was read is returned, so the caller checks it.
+//! Copying a complete blob out of the store with its BLAKE3 hash computed on the way.
+//! Exports copy straight from the file iroh-blobs keeps the blob in, in one blocking
+//! thread with large buffers, when there is one, else through the store's export stream
+//! (small blobs kept in its database, files referenced from outside it); verification
+//! reads through the export stream. Either way the hash of what was read is returned,
+//! so the caller checks it.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
