@@ -247,14 +247,18 @@ impl Preserver {
         let manifest =
             match tokio::time::timeout(MANIFEST_TIMEOUT, self.fetcher.fetch_manifest(root)).await {
                 Ok(Ok(manifest)) => manifest,
-                failed => {
+                // Nobody sent it (nobody listed, every peer silent or gone, or out of
+                // time): the keeper backs off. A local failure is not the network's.
+                Ok(Err(e @ (NodeError::Unreachable(_) | NodeError::TimedOut(_)))) => {
                     self.book.note_unreachable(root, self.clock.now_secs())?;
-                    return Err(match failed {
-                        Ok(Err(e)) => e,
-                        _ => NodeError::Unreachable(format!(
-                            "no provider sent the manifest of {root}"
-                        )),
-                    });
+                    return Err(e);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    self.book.note_unreachable(root, self.clock.now_secs())?;
+                    return Err(NodeError::Unreachable(format!(
+                        "no provider sent the manifest of {root}"
+                    )));
                 }
             };
         self.book.note_reachable(root)?;
