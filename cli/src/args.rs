@@ -188,12 +188,17 @@ pub struct FetchArgs {
     /// Only files whose path matches this glob (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
-    /// Export the fetched files into this directory when done
+    /// Put the fetched files in this directory when done: the store's own files move
+    /// there and are seeded from there (changing or removing one stops that), unless
+    /// --copy, pinned, or another artifact here shares them
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// With --out: overwrite files that already exist
     #[arg(long)]
     pub force: bool,
+    /// With --out: keep the store's own copy and write a second one into DIR
+    #[arg(long, requires = "out")]
+    pub copy: bool,
     /// Lay the files out in a Hugging Face cache when done, so HF_HUB_OFFLINE=1 loads
     /// them [default DIR: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
     #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with = "out")]

@@ -77,6 +77,7 @@ pub(crate) fn export(
         &args.dir,
         args.include,
         args.force,
+        false,
     )?;
     print(json, &report, || {
         outln!(

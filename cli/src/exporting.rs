@@ -11,7 +11,8 @@ use crate::client::DaemonClient;
 use crate::progress::Bars;
 
 /// Exports `artifact` (an id, prefix or name) into `dir`, only the files `include`
-/// matches when it is not empty, overwriting existing files if `force`.
+/// matches when it is not empty, overwriting existing files if `force`, moving the
+/// store's own files there rather than copying them if `hand_over`.
 pub(crate) fn export_files(
     client: &DaemonClient,
     quiet: bool,
@@ -19,12 +20,14 @@ pub(crate) fn export_files(
     dir: &Path,
     include: Vec<String>,
     force: bool,
+    hand_over: bool,
 ) -> Result<ExportReport> {
     let dir = std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let request = ExportRequest {
         dir: dir.display().to_string(),
         include,
         force,
+        hand_over,
     };
     let mut bars = Bars::new("exporting", quiet);
     let report: ExportReport =

@@ -32,6 +32,7 @@ pub(crate) fn fetch(
         include,
         out,
         force,
+        copy,
         hf_cache: hf_cache_dir,
         hf_repo,
         pin,
@@ -83,6 +84,7 @@ pub(crate) fn fetch(
                 &dir,
                 include.clone(),
                 force,
+                !copy,
             )?)
         }
         None => None,
@@ -105,6 +107,12 @@ pub(crate) fn fetch(
             fetch: &report,
             hf_cache: cached,
         };
+        return print(json, &both, || {}).map(|()| Exit::Ok);
+    }
+    if let (true, Some(exported)) = (json, &exported) {
+        // The fetch report as always, with what the export did beside it.
+        let mut both = serde_json::to_value(&report)?;
+        both["export"] = serde_json::to_value(exported)?;
         return print(json, &both, || {}).map(|()| Exit::Ok);
     }
     print(json, &report, || {
@@ -144,6 +152,12 @@ pub(crate) fn fetch(
                 count(exported.files, "file"),
                 exported.dir
             );
+            if exported.moved > 0 {
+                outln!(
+                    "{} moved there from the store and seeded from there; changing or removing one stops its seeding (--copy keeps the store's copy)",
+                    count(exported.moved, "file")
+                );
+            }
         }
         if let Some(cached) = &cached {
             hf_cache::print_cached(cached);

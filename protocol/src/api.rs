@@ -257,6 +257,11 @@ pub struct ExportRequest {
     pub include: Vec<String>,
     /// Overwrite files that already exist.
     pub force: bool,
+    /// Move the store's own file of each blob into `dir` and serve it from there from
+    /// now on, instead of copying it, where the store and `dir` share a filesystem and
+    /// no other artifact, pin or follow needs the store's copy (`fetch --out`).
+    #[serde(default)]
+    pub hand_over: bool,
 }
 
 /// Result of an export.
@@ -268,6 +273,9 @@ pub struct ExportReport {
     pub bytes: u64,
     /// The target directory.
     pub dir: String,
+    /// Files moved out of the store into `dir` (and served from there) rather than copied.
+    #[serde(default)]
+    pub moved: u64,
 }
 
 /// `PUT` and `DELETE /v1/pins/{ref}`.

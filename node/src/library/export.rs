@@ -16,20 +16,23 @@
 //! did not exist before, and the folders it created, again relative to descriptors, so
 //! removal never goes through a link either.
 
+mod hand_over;
 mod selection;
 mod verified_bytes;
 
 pub use selection::select_files;
 use verified_bytes::{same_bytes, write_verified};
 
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
-use seedbank_protocol::FileEntry;
+use seedbank_protocol::{BlobHash, FileEntry};
 
 use crate::error::{NodeError, NodeResult};
+use crate::library::meta::ReferenceRecord;
 use crate::library::store::BlobStore;
 use crate::progress::ProgressReporter;
 
@@ -45,8 +48,19 @@ const PARTIAL_NAME_KEPT_BYTES: usize = 200;
 /// Suffix of partial files, so a user who finds one knows what left it.
 const PARTIAL_SUFFIX: &str = ".seedbank-partial";
 
+/// What an export did: the bytes it put in `dir`, and the files it moved there from the
+/// store rather than copying, with what they looked like then.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Bytes written or moved.
+    pub bytes: u64,
+    /// Blobs whose store file now lives in the export directory.
+    pub moved: Vec<(BlobHash, ReferenceRecord)>,
+}
+
 /// Writes `files` under `dir`, refusing to overwrite existing files unless `force` and
-/// refusing symbolic links below `dir` always. Returns the bytes written.
+/// refusing symbolic links below `dir` always. The blobs in `movable` are moved out of
+/// the store where it can (see `hand_over`), the rest copied.
 ///
 /// The folder and name calls here run on the async thread: each is one system call on
 /// a descriptor, as quick as the store calls around it. File bytes go through tokio.
@@ -55,27 +69,59 @@ pub async fn export_files(
     files: &[&FileEntry],
     dir: &Path,
     force: bool,
+    movable: &HashSet<BlobHash>,
     progress: &mut ProgressReporter,
-) -> NodeResult<u64> {
+) -> NodeResult<Exported> {
     let mut export = ExportDir::create(dir).await?;
     for file in files {
         export.check_target(&file.path, force)?;
     }
     progress.set_total(files.iter().map(|f| f.size).sum());
-    let mut done = 0;
+    let mut exported = Exported::default();
     for file in files {
-        progress.start_file(&file.path, file.size, done);
-        if let Err(e) = export
-            .write_file(store, file, &file.path, force, done, progress)
-            .await
+        progress.start_file(&file.path, file.size, exported.bytes);
+        if let Err(e) = export_one(
+            &mut export,
+            store,
+            file,
+            force,
+            movable,
+            &mut exported,
+            progress,
+        )
+        .await
         {
             export.remove_written();
             return Err(e);
         }
-        done += file.size;
-        progress.report(done, &file.path);
+        exported.bytes += file.size;
+        progress.report(exported.bytes, &file.path);
     }
-    Ok(done)
+    Ok(exported)
+}
+
+/// Moves `file` out of the store when it is `movable` and can be, else copies it.
+async fn export_one(
+    export: &mut ExportDir,
+    store: &BlobStore,
+    file: &FileEntry,
+    force: bool,
+    movable: &HashSet<BlobHash>,
+    exported: &mut Exported,
+    progress: &mut ProgressReporter,
+) -> NodeResult<()> {
+    if movable.contains(&file.hash) {
+        if let Some(record) = export
+            .hand_over_file(store, file, &file.path, force)
+            .await?
+        {
+            exported.moved.push((file.hash, record));
+            return Ok(());
+        }
+    }
+    export
+        .write_file(store, file, &file.path, force, exported.bytes, progress)
+        .await
 }
 
 /// A partial file this export created, removed when dropped unless renamed into place:

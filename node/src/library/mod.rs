@@ -433,19 +433,24 @@ impl Library {
         })
     }
 
-    /// Whether `root` is held and `verify` found some of its bytes damaged.
+    /// Whether `root` is held and some of its bytes must be fetched again: `verify` found
+    /// them damaged, or a file they were served from (moved out by `fetch --out`, or
+    /// added with `--reference`) changed or went.
     pub async fn is_damaged(&self, root: ContentId) -> NodeResult<bool> {
         match self.meta.artifact(root)? {
-            Some(record) => Ok(self.summary(&record).await?.state == Completeness::Damaged),
+            Some(record) => Ok(matches!(
+                self.summary(&record).await?.state,
+                Completeness::Damaged | Completeness::Modified
+            )),
             None => Ok(false),
         }
     }
 
-    /// Lets go of the damaged blobs of an artifact so that fetching it again replaces
-    /// them and nothing else: its tags are removed (its record and pin record stay), the
-    /// root, manifest and undamaged files are protected while garbage is collected, and
-    /// the fetch hold taken before that protection ends. Blobs other artifacts also hold
-    /// stay.
+    /// Lets go of the damaged blobs of an artifact, and those whose outside file changed,
+    /// so that fetching it again replaces them and nothing else: its tags are removed (its
+    /// record and pin record stay), the root, manifest and other files are protected
+    /// while garbage is collected (which never deletes an outside file), and the fetch
+    /// hold taken before that protection ends. Blobs other artifacts also hold stay.
     pub async fn discard_damaged(&self, root: ContentId) -> NodeResult<()> {
         let fetched = read_root(&self.store, root).await?;
         let mut keep = vec![root.hash()];
@@ -453,6 +458,9 @@ impl Library {
         for hash in std::iter::once(fetched.root.manifest).chain(fetched.root.files) {
             if self.meta.is_damaged(hash)? {
                 self.meta.set_damaged(hash, false)?;
+                discarded += 1;
+            } else if self.check_references(hash).is_err() {
+                self.meta.remove_references(hash)?;
                 discarded += 1;
             } else {
                 keep.push(hash);

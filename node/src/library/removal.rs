@@ -133,7 +133,10 @@ impl Library {
         for (hash, size) in before {
             if !after.contains_key(hash) {
                 blobs_removed += 1;
-                bytes_freed += size;
+                // A blob served from a file outside the store leaves that file in place.
+                if self.meta.references(*hash)?.is_empty() {
+                    bytes_freed += size;
+                }
                 self.meta.remove_references(*hash)?;
             }
         }

@@ -35,6 +35,9 @@ use seedbank_protocol::{BlobHash, ContentId};
 use tokio::sync::Notify;
 
 mod copying;
+mod moving;
+
+pub use moving::FileSpot;
 
 use crate::error::{NodeError, NodeResult};
 use crate::library::folder::{empty_folder, folder_bytes};

@@ -232,3 +232,58 @@ fn a_restarted_seeder_announces_again() {
     let c = start_joined(&b, &[]);
     c.wait_for_providers(&id, &[a.peer_id()]);
 }
+
+/// The path of the file `daemon`'s store keeps the blob of `original` in.
+fn stored_copy(daemon: &Daemon, original: &Path) -> std::path::PathBuf {
+    let hash = file_hash(original).to_hex().to_string();
+    daemon
+        .data_dir()
+        .join("blobs/data")
+        .join(format!("{hash}.data"))
+}
+
+#[test]
+fn fetch_out_moves_the_files_out_of_the_store_seeds_them_from_there_and_refetches_one_removed() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("moved");
+    let weights = model.join("weights.bin");
+    write_random_file(&weights, 8 * MIB, "moved");
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let mut a = Daemon::start();
+    let id = a.add_artifact(&model);
+    let b = start_joined(&a, &[]);
+
+    let out = work.path().join("out");
+    let report = b.ok_json(&["fetch", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&out), tree_hashes(&model));
+    // The weights moved; config.json is small enough to live in the store's database.
+    assert_eq!(report["export"]["moved"], 1, "{report}");
+    assert!(
+        !stored_copy(&b, &weights).exists(),
+        "the store kept a second copy of what it moved out"
+    );
+    b.ok(&["verify"]);
+
+    // B seeds from the directory: with A gone, C gets every byte from B.
+    a.stop();
+    let c = start_joined(&b, &[]);
+    let fetched = c.ok_json(&["fetch", &id]);
+    assert!(
+        provider_bytes(&fetched, &b.peer_id()) >= 8 * MIB,
+        "{fetched}"
+    );
+
+    // The user removes the file: B says so, and fetching again brings it back.
+    std::fs::remove_file(out.join("weights.bin")).unwrap();
+    assert_eq!(b.ok_json(&["ls"])[0]["state"], "modified");
+    b.ok(&["fetch", &id]);
+    assert_eq!(b.ok_json(&["ls"])[0]["state"], "complete");
+    assert_eq!(file_hash(&stored_copy(&b, &weights)), file_hash(&weights));
+
+    // --copy leaves the store its own copy.
+    let copied = work.path().join("copied");
+    let report = c.ok_json(&["fetch", &id, "--out", copied.to_str().unwrap(), "--copy"]);
+    assert_eq!(report["export"]["moved"], 0, "{report}");
+    assert_eq!(tree_hashes(&copied), tree_hashes(&model));
+    assert!(stored_copy(&c, &weights).exists());
+}

@@ -73,7 +73,7 @@ impl BlobStore {
 
     /// The file iroh-blobs keeps the complete blob `hash` of `size` bytes in, if it
     /// keeps it in a file of its own.
-    fn data_file(&self, hash: BlobHash, size: u64) -> Option<PathBuf> {
+    pub(super) fn data_file(&self, hash: BlobHash, size: u64) -> Option<PathBuf> {
         let path = self.paths.data_path(&to_iroh(hash));
         let meta = std::fs::metadata(&path).ok()?;
         (meta.is_file() && meta.len() == size).then_some(path)
