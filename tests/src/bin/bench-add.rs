@@ -6,12 +6,10 @@
 //! in the page cache for every measurement, so all of them read from memory alike.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use seedbank_tests::{rss_bytes, write_random_file, Daemon};
+use seedbank_tests::{flush_disk_writes, write_random_file, Daemon, PeakRss};
 
 fn main() -> Result<()> {
     let size_mib: u64 = match std::env::args().nth(1) {
@@ -71,36 +69,16 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn flush_disk_writes() -> Result<()> {
-    let status = std::process::Command::new("sync")
-        .status()
-        .context("running sync")?;
-    anyhow::ensure!(status.success(), "sync failed");
-    Ok(())
-}
-
 fn time(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Runs `seedbank add`, sampling the daemon's RSS every 10 ms; returns seconds and peak
-/// bytes.
+/// Runs `seedbank add`, sampling the daemon's RSS; returns seconds and peak bytes.
 fn timed_add(daemon: &Daemon, path: &Path, flags: &[&str]) -> Result<(f64, u64)> {
     let pid = daemon.pid().context("daemon is not running")?;
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while !done.load(Ordering::Relaxed) {
-                peak = peak.max(rss_bytes(pid).unwrap_or(0));
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            peak
-        })
-    };
+    let rss = PeakRss::watch(vec![pid]);
     let mut args = vec!["add"];
     args.extend_from_slice(flags);
     let path_text = path.to_str().context("non-UTF-8 temp path")?;
@@ -108,9 +86,5 @@ fn timed_add(daemon: &Daemon, path: &Path, flags: &[&str]) -> Result<(f64, u64)>
     let start = Instant::now();
     daemon.ok(&args);
     let secs = start.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    let peak = sampler
-        .join()
-        .map_err(|_| anyhow::anyhow!("RSS sampler panicked"))?;
-    Ok((secs, peak))
+    Ok((secs, rss.stop()[0]))
 }

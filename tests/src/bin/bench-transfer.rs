@@ -1,10 +1,12 @@
 //! Benchmarks of peer-to-peer transfer, measured side by side in one run:
 //!
 //! 1. one artifact between two daemons on loopback, against `curl` fetching the same file
-//!    from `nginx` on loopback (needs the Debian packages nginx and curl);
+//!    from `nginx` on loopback (needs the Debian packages nginx and curl) and against two
+//!    libtorrent sessions (needs python3-libtorrent), in alternating rounds; with CPU
+//!    seconds per GiB (seeder plus fetcher), `fetch --out DIR` against the plain fetch,
+//!    and both daemons' peak RSS;
 //! 2. four seeders each upload-limited to R, one fetcher: throughput against 3.2 R;
-//! 3. CPU seconds per GiB, seeder plus fetcher;
-//! 4. the fetch path's costs, each fetch against the same fetch without the burden:
+//! 3. the fetch path's costs, each fetch against the same fetch without the burden:
 //!    2,000 small files with two idle peers connected to the fetcher, 24 MiB from a
 //!    seeder limited to 4 MiB/s with 1 and with 8 silent peers claiming it (they accept
 //!    requests and never answer), and 2,000 small
@@ -14,16 +16,21 @@
 //! `cargo run --release -p seedbank-tests --bin bench-transfer -- [SIZE_MIB] [R_MIB_PER_S]`
 //! (defaults 1024 and 16).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use seedbank_tests::baselines;
 use seedbank_tests::fixtures::MIB;
 use seedbank_tests::hostile::HostileSeeder;
 use seedbank_tests::{
-    cpu_seconds, free_port, start_joined, wait_until, write_random_file, write_small_files, Daemon,
+    cpu_seconds, flush_disk_writes, start_joined, write_random_file, write_small_files, Daemon,
+    PeakRss,
 };
+
+/// Rounds of each one-seeder transfer, alternating; medians are compared.
+const ROUNDS: usize = 3;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -40,36 +47,11 @@ fn main() -> Result<()> {
     let model = work.path().join("model");
     write_random_file(&model.join("weights.bin"), size, "bench-transfer");
 
-    println!("transfer benchmark: {size_mib} MiB artifact, loopback, release build");
-    let nginx = nginx_baseline(&model.join("weights.bin"), work.path())?;
-    let (p2p_secs, cpu) = two_daemons(&model)?;
-    let gib = size as f64 / (1u64 << 30) as f64;
-    let rate = |secs: f64| size as f64 / secs / MIB as f64;
-    println!("{:<44} {:>8} {:>10}", "transfer", "seconds", "MiB/s");
-    if let Some(secs) = nginx {
-        println!(
-            "{:<44} {secs:>8.2} {:>10.1}",
-            "curl <- nginx (loopback)",
-            rate(secs)
-        );
-    }
     println!(
-        "{:<44} {p2p_secs:>8.2} {:>10.1}",
-        "seedbank fetch <- 1 daemon (loopback)",
-        rate(p2p_secs)
+        "transfer benchmark: {size_mib} MiB artifact, loopback, {} build, medians of {ROUNDS} alternating rounds",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
-    if let Some(secs) = nginx {
-        println!(
-            "ratio seedbank/nginx throughput: {:.2} (goal >= 0.6)",
-            secs / p2p_secs
-        );
-    }
-    println!(
-        "CPU seconds per GiB: seeder {:.2} + fetcher {:.2} = {:.2}",
-        cpu.0 / gib,
-        cpu.1 / gib,
-        (cpu.0 + cpu.1) / gib
-    );
+    one_seeder(&model, work.path())?.print(size);
 
     let swarm_size = (256 * MIB).min(size);
     let swarm_secs = four_limited_seeders(work.path(), swarm_size, rate_mib)?;
@@ -179,25 +161,154 @@ fn fetch_path_costs(work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Seconds for one fetch between two daemons, and CPU seconds of (seeder, fetcher).
-fn two_daemons(model: &Path) -> Result<(f64, (f64, f64))> {
+/// One artifact from one seeder, each way measured in the same rounds.
+#[derive(Default)]
+struct OneSeeder {
+    /// Seconds per round of curl fetching the file from nginx.
+    nginx: Vec<f64>,
+    /// Seconds and CPU seconds per round of libtorrent.
+    libtorrent: Vec<(f64, f64)>,
+    /// Seconds per round of `seedbank fetch`, and CPU seconds of seeder and fetcher.
+    seedbank: Vec<(f64, f64, f64)>,
+    /// Seconds of one `seedbank fetch --out DIR`.
+    fetch_out: f64,
+    /// Peak resident bytes of the seeder and of the fetchers while fetching.
+    peak_rss: (u64, u64),
+}
+
+/// Medians: the middle value of each round's reading.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl OneSeeder {
+    fn print(&self, size: u64) {
+        let gib = size as f64 / (1u64 << 30) as f64;
+        let rate = |secs: f64| size as f64 / secs / MIB as f64;
+        let seedbank = median(self.seedbank.iter().map(|r| r.0).collect());
+        let seeder_cpu = median(self.seedbank.iter().map(|r| r.1).collect()) / gib;
+        let fetcher_cpu = median(self.seedbank.iter().map(|r| r.2).collect()) / gib;
+        println!(
+            "{:<44} {:>8} {:>10} {:>10}",
+            "transfer", "seconds", "MiB/s", "CPU s/GiB"
+        );
+        let nginx = (!self.nginx.is_empty()).then(|| median(self.nginx.clone()));
+        if let Some(secs) = nginx {
+            let what = "curl <- nginx (loopback)";
+            println!("{what:<44} {secs:>8.2} {:>10.1} {:>10}", rate(secs), "-");
+        }
+        let libtorrent = (!self.libtorrent.is_empty()).then(|| {
+            (
+                median(self.libtorrent.iter().map(|r| r.0).collect()),
+                median(self.libtorrent.iter().map(|r| r.1).collect()),
+            )
+        });
+        if let Some((secs, cpu)) = libtorrent {
+            let what = "libtorrent <- libtorrent (loopback, TCP)";
+            println!(
+                "{what:<44} {secs:>8.2} {:>10.1} {:>10.2}",
+                rate(secs),
+                cpu / gib
+            );
+        }
+        let what = "seedbank fetch <- 1 daemon (loopback)";
+        println!(
+            "{what:<44} {seedbank:>8.2} {:>10.1} {:>10.2}",
+            rate(seedbank),
+            seeder_cpu + fetcher_cpu
+        );
+        let what = "seedbank fetch --out DIR";
+        let out = self.fetch_out;
+        println!("{what:<44} {out:>8.2} {:>10.1} {:>10}", rate(out), "-");
+        if let Some(secs) = nginx {
+            let ratio = secs / seedbank;
+            println!("ratio seedbank/nginx throughput: {ratio:.2} (goal >= 0.6)");
+        }
+        if let Some((secs, _)) = libtorrent {
+            let ratio = secs / seedbank;
+            println!("ratio seedbank/libtorrent throughput: {ratio:.2} (goal >= 1.5)");
+        }
+        println!(
+            "CPU seconds per GiB: seeder {seeder_cpu:.2} + fetcher {fetcher_cpu:.2} = {:.2} (goal <= 3.5)",
+            seeder_cpu + fetcher_cpu
+        );
+        println!(
+            "fetch --out DIR against the plain fetch: {:.2} times as long (goal <= 1.15)",
+            out / seedbank
+        );
+        println!(
+            "peak RSS while fetching: seeder {:.1} MiB, fetcher {:.1} MiB",
+            self.peak_rss.0 as f64 / MIB as f64,
+            self.peak_rss.1 as f64 / MIB as f64
+        );
+    }
+}
+
+/// Rounds of nginx, libtorrent and `seedbank fetch`, then one `fetch --out`. Each
+/// fetch is of an artifact of its own, by a new fetcher, from the one seeder, and every
+/// fetcher stays up to the end: one that stopped would still be listed as a provider,
+/// and a lookup that reaches for it waits out its dial.
+fn one_seeder(model: &Path, work: &Path) -> Result<OneSeeder> {
+    let file = model.join("weights.bin");
+    let size = std::fs::metadata(&file)?.len();
     let seeder = Daemon::start();
-    let id = seeder.add_artifact(model);
+    let seeder_pid = seeder.pid().context("pid")?;
+    let mut artifacts = vec![seeder.add_artifact(model)];
+    for round in 1..=ROUNDS {
+        let other = work.join(format!("model-{round}"));
+        write_random_file(
+            &other.join("weights.bin"),
+            size,
+            &format!("bench-round-{round}"),
+        );
+        artifacts.push(seeder.add_artifact(&other));
+        std::fs::remove_dir_all(&other)?;
+    }
+    let mut measured = OneSeeder::default();
+    let mut fetchers = Vec::new();
+    for id in &artifacts[..ROUNDS] {
+        flush_disk_writes()?;
+        if let Some(secs) = baselines::nginx(&file, work)? {
+            measured.nginx.push(secs);
+        }
+        flush_disk_writes()?;
+        if let Some(round) = baselines::libtorrent(&file, work)? {
+            measured.libtorrent.push(round);
+        }
+        let fetcher = Daemon::start_with(&["--bootstrap", &seeder.peer_address()]);
+        fetcher.wait_for_routing_table(1);
+        flush_disk_writes()?;
+        let pids = (seeder_pid, fetcher.pid().context("pid")?);
+        let before = (cpu_seconds(pids.0), cpu_seconds(pids.1));
+        let rss = PeakRss::watch(vec![pids.0, pids.1]);
+        let started = Instant::now();
+        fetcher.ok(&["fetch", id]);
+        let secs = started.elapsed().as_secs_f64();
+        let peaks = rss.stop();
+        let after = (cpu_seconds(pids.0), cpu_seconds(pids.1));
+        let spent = |b: Option<f64>, a: Option<f64>| a.unwrap_or(0.0) - b.unwrap_or(0.0);
+        measured
+            .seedbank
+            .push((secs, spent(before.0, after.0), spent(before.1, after.1)));
+        measured.peak_rss.0 = measured.peak_rss.0.max(peaks[0]);
+        measured.peak_rss.1 = measured.peak_rss.1.max(peaks[1]);
+        fetchers.push(fetcher);
+    }
     let fetcher = Daemon::start_with(&["--bootstrap", &seeder.peer_address()]);
     fetcher.wait_for_routing_table(1);
-    let pids = (seeder.pid().context("pid")?, fetcher.pid().context("pid")?);
-    let before = (
-        cpu_seconds(pids.0).unwrap_or(0.0),
-        cpu_seconds(pids.1).unwrap_or(0.0),
-    );
+    let out = work.join("fetched-out");
+    flush_disk_writes()?;
     let started = Instant::now();
-    fetcher.ok(&["fetch", &id]);
-    let secs = started.elapsed().as_secs_f64();
-    let after = (
-        cpu_seconds(pids.0).unwrap_or(0.0),
-        cpu_seconds(pids.1).unwrap_or(0.0),
-    );
-    Ok((secs, (after.0 - before.0, after.1 - before.1)))
+    fetcher.ok(&[
+        "fetch",
+        &artifacts[ROUNDS],
+        "--out",
+        out.to_str().context("UTF-8 path")?,
+    ]);
+    measured.fetch_out = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&out)?;
+    Ok(measured)
 }
 
 /// Seconds for four seeders, each upload-limited to `rate_mib` MiB/s, to serve `size` bytes.
@@ -242,73 +353,4 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         bail!("cp -a {} {} failed", from.display(), to.display());
     }
     Ok(())
-}
-
-/// Seconds for curl to fetch `file` from nginx on loopback, or None (with a note) when
-/// nginx or curl is not installed.
-fn nginx_baseline(file: &Path, work: &Path) -> Result<Option<f64>> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    let (Some(nginx), true) = (
-        nginx,
-        Command::new("curl")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok(),
-    ) else {
-        println!("(nginx baseline skipped: install the Debian packages nginx and curl)");
-        return Ok(None);
-    };
-    let port = free_port();
-    let root = file.parent().context("file has no directory")?;
-    let conf = work.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\npid {pid};\nerror_log {err};\nevents {{}}\nhttp {{\n access_log off;\n sendfile on;\n client_body_temp_path {tmp};\n proxy_temp_path {tmp};\n fastcgi_temp_path {tmp};\n uwsgi_temp_path {tmp};\n scgi_temp_path {tmp};\n server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
-            pid = work.join("nginx.pid").display(),
-            err = work.join("nginx.err").display(),
-            tmp = work.display(),
-            root = root.display(),
-        ),
-    )?;
-    let mut server: Child = Command::new(nginx)
-        .arg("-c")
-        .arg(&conf)
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    wait_until("nginx to listen", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
-    let name = file
-        .file_name()
-        .context("file name")?
-        .to_string_lossy()
-        .into_owned();
-    let target = work.join("curl.out");
-    let started = Instant::now();
-    let status = Command::new("curl")
-        .args(["-s", "-o"])
-        .arg(&target)
-        .arg(format!("http://127.0.0.1:{port}/{name}"))
-        .status();
-    let secs = started.elapsed().as_secs_f64();
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_file(&target);
-    if !status.map(|s| s.success()).unwrap_or(false) {
-        bail!(
-            "curl could not fetch from nginx (see {})",
-            work.join("nginx.err").display()
-        );
-    }
-    Ok(Some(secs))
 }
