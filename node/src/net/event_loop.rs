@@ -18,13 +18,14 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, PeerId, Swarm};
 use seedbank_protocol::ContentId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::connection_view::{is_dialable, shown_address};
 use super::handle::{
-    split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup, RecordLookup,
+    split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup, ProvidersSoFar,
+    RecordLookup,
 };
 use super::provider_store::ProviderStore;
 use super::redial::BootstrapPeer;
@@ -54,12 +55,56 @@ pub fn provider_key(root: ContentId) -> RecordKey {
     RecordKey::new(root.hash().as_bytes())
 }
 
+/// Where a provider lookup's findings go.
+enum LookupReply {
+    /// Once, when the lookup ends.
+    Once(oneshot::Sender<ProviderLookup>),
+    /// As they turn up, until the lookup ends or nobody watches.
+    Watch(watch::Sender<ProvidersSoFar>),
+}
+
 /// A provider lookup under way.
 struct PendingLookup {
-    reply: oneshot::Sender<ProviderLookup>,
+    reply: LookupReply,
     found: HashSet<PeerId>,
     /// DHT peers that had answered when the first provider turned up.
     requests_to_first: Option<u32>,
+}
+
+impl PendingLookup {
+    fn new(reply: LookupReply) -> Self {
+        Self {
+            reply,
+            found: HashSet::new(),
+            requests_to_first: None,
+        }
+    }
+
+    /// Tells a watcher what is found so far; whether nobody watches any more.
+    fn report_progress(&self, finished: bool) -> bool {
+        match &self.reply {
+            LookupReply::Once(_) => false,
+            LookupReply::Watch(watcher) => {
+                watcher.send_replace(ProvidersSoFar {
+                    providers: self.found.iter().copied().collect(),
+                    finished,
+                });
+                watcher.is_closed()
+            }
+        }
+    }
+
+    /// Sends the outcome to a caller waiting for the end (`requests`: DHT peers that
+    /// answered); a watcher has had it already.
+    fn finish(self, requests: u32) {
+        if let LookupReply::Once(reply) = self.reply {
+            let _ = reply.send(ProviderLookup {
+                providers: self.found.into_iter().collect(),
+                requests_to_first: self.requests_to_first,
+                requests,
+            });
+        }
+    }
 }
 
 /// A value-record lookup under way.
@@ -242,14 +287,13 @@ impl EventLoop {
             NetCommand::StopProviding { root } => kad.stop_providing(&provider_key(root)),
             NetCommand::FindProviders { root, reply } => {
                 let id = kad.get_providers(provider_key(root));
-                self.pending_providers.insert(
-                    id,
-                    PendingLookup {
-                        reply,
-                        found: HashSet::new(),
-                        requests_to_first: None,
-                    },
-                );
+                self.pending_providers
+                    .insert(id, PendingLookup::new(LookupReply::Once(reply)));
+            }
+            NetCommand::WatchProviders { root, found } => {
+                let id = kad.get_providers(provider_key(root));
+                self.pending_providers
+                    .insert(id, PendingLookup::new(LookupReply::Watch(found)));
             }
             NetCommand::StoredProviders { root, reply } => {
                 let stored = kad.store_mut().providers(&provider_key(root));
@@ -479,13 +523,18 @@ impl EventLoop {
                         true
                     }
                 };
-                if finished {
+                let unwatched = match self.pending_providers.get(&id) {
+                    Some(lookup) => lookup.report_progress(finished),
+                    None => false,
+                };
+                if finished || unwatched {
                     if let Some(lookup) = self.pending_providers.remove(&id) {
-                        let _ = lookup.reply.send(ProviderLookup {
-                            providers: lookup.found.into_iter().collect(),
-                            requests_to_first: lookup.requests_to_first,
-                            requests: stats.num_successes(),
-                        });
+                        lookup.finish(stats.num_successes());
+                    }
+                }
+                if unwatched && !finished {
+                    if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                        query.finish();
                     }
                 }
             }

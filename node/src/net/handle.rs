@@ -4,7 +4,7 @@
 use libp2p::{Multiaddr, PeerId};
 use seedbank_protocol::ContentId;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::PeerIps;
 use crate::error::{NodeError, NodeResult};
@@ -30,6 +30,14 @@ pub enum NetCommand {
         root: ContentId,
         /// Providers other than this node, and how the lookup went.
         reply: oneshot::Sender<ProviderLookup>,
+    },
+    /// Ask the DHT who provides `root`, reporting providers as they turn up; the lookup
+    /// ends early once nobody watches.
+    WatchProviders {
+        /// The artifact.
+        root: ContentId,
+        /// Providers other than this node found so far, and whether the lookup ended.
+        found: watch::Sender<ProvidersSoFar>,
     },
     /// The providers of `root` this node's own DHT store lists (no network request).
     StoredProviders {
@@ -76,6 +84,15 @@ pub struct ProviderLookup {
     pub requests_to_first: Option<u32>,
     /// DHT peers that answered in all.
     pub requests: u32,
+}
+
+/// A provider lookup watched while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvidersSoFar {
+    /// Providers other than this node found so far.
+    pub providers: Vec<PeerId>,
+    /// Whether the lookup has ended (nothing more will turn up).
+    pub finished: bool,
 }
 
 /// The outcome of a value-record lookup. The values are as peers sent them: the
@@ -190,6 +207,20 @@ impl NetHandle {
     /// Peers the DHT says provide `root` (this node excluded).
     pub async fn find_providers(&self, root: ContentId) -> NodeResult<Vec<PeerId>> {
         Ok(self.lookup_providers(root).await?.providers)
+    }
+
+    /// Starts a provider lookup for `root` whose findings arrive as they turn up; drop
+    /// the receiver to end it.
+    pub async fn watch_providers(
+        &self,
+        root: ContentId,
+    ) -> NodeResult<watch::Receiver<ProvidersSoFar>> {
+        let (found, watching) = watch::channel(ProvidersSoFar::default());
+        self.commands
+            .send(NetCommand::WatchProviders { root, found })
+            .await
+            .map_err(|_| stopped())?;
+        Ok(watching)
     }
 
     /// Like [`Self::find_providers`], with how many DHT peers the lookup asked.

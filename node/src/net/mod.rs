@@ -33,7 +33,7 @@ pub use address_policy::{is_link_local, AddressPolicy};
 pub use event_loop::provider_key;
 pub use handle::{
     split_peer_address, without_peer_id, NetHandle, NetStatus, PeerInfo, ProviderLookup,
-    RecordLookup,
+    ProvidersSoFar, RecordLookup,
 };
 pub use peer_ips::{ip_of, PeerIps};
 
