@@ -18,15 +18,13 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, PeerId, Swarm};
 use seedbank_protocol::ContentId;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::connection_view::{is_dialable, shown_address};
-use super::handle::{
-    split_peer_address, NetCommand, NetStatus, PeerInfo, ProviderLookup, ProvidersSoFar,
-    RecordLookup,
-};
+use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, RecordLookup};
+use super::pending_lookup::{LookupReply, PendingLookup};
 use super::provider_store::ProviderStore;
 use super::redial::BootstrapPeer;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
@@ -53,58 +51,6 @@ const RECORD_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 /// The DHT key of an artifact: its root hash.
 pub fn provider_key(root: ContentId) -> RecordKey {
     RecordKey::new(root.hash().as_bytes())
-}
-
-/// Where a provider lookup's findings go.
-enum LookupReply {
-    /// Once, when the lookup ends.
-    Once(oneshot::Sender<ProviderLookup>),
-    /// As they turn up, until the lookup ends or nobody watches.
-    Watch(watch::Sender<ProvidersSoFar>),
-}
-
-/// A provider lookup under way.
-struct PendingLookup {
-    reply: LookupReply,
-    found: HashSet<PeerId>,
-    /// DHT peers that had answered when the first provider turned up.
-    requests_to_first: Option<u32>,
-}
-
-impl PendingLookup {
-    fn new(reply: LookupReply) -> Self {
-        Self {
-            reply,
-            found: HashSet::new(),
-            requests_to_first: None,
-        }
-    }
-
-    /// Tells a watcher what is found so far; whether nobody watches any more.
-    fn report_progress(&self, finished: bool) -> bool {
-        match &self.reply {
-            LookupReply::Once(_) => false,
-            LookupReply::Watch(watcher) => {
-                watcher.send_replace(ProvidersSoFar {
-                    providers: self.found.iter().copied().collect(),
-                    finished,
-                });
-                watcher.is_closed()
-            }
-        }
-    }
-
-    /// Sends the outcome to a caller waiting for the end (`requests`: DHT peers that
-    /// answered); a watcher has had it already.
-    fn finish(self, requests: u32) {
-        if let LookupReply::Once(reply) = self.reply {
-            let _ = reply.send(ProviderLookup {
-                providers: self.found.into_iter().collect(),
-                requests_to_first: self.requests_to_first,
-                requests,
-            });
-        }
-    }
 }
 
 /// A value-record lookup under way.

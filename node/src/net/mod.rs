@@ -15,6 +15,7 @@ pub mod ip_network;
 mod make_way;
 mod peer_ips;
 mod pending_guard;
+mod pending_lookup;
 pub mod provider_store;
 mod redial;
 mod tally;
