@@ -86,6 +86,8 @@ pub struct Candidate {
     /// Listed as holding the whole artifact. Otherwise it may hold parts (a peer still
     /// fetching, or just a connected peer) and is asked what it has before any request.
     pub complete: bool,
+    /// Listed in the DHT (as holding it, or as fetching it), not only connected.
+    pub listed: bool,
 }
 
 /// Where a fetch finds peers.
@@ -113,6 +115,7 @@ pub async fn candidates(
             found.push(Candidate {
                 peer,
                 complete: false,
+                listed: false,
             });
         }
     }
@@ -132,6 +135,7 @@ impl ContentDiscovery for NetHandle {
                 .map(|peer| Candidate {
                     peer: *peer,
                     complete: true,
+                    listed: true,
                 })
                 .collect();
             found.extend(
@@ -141,6 +145,7 @@ impl ContentDiscovery for NetHandle {
                     .map(|peer| Candidate {
                         peer,
                         complete: false,
+                        listed: true,
                     }),
             );
             found

@@ -23,8 +23,11 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::peer_state::{PeerState, GREW_ASK_INTERVAL, MAX_ASK_INTERVAL};
+use super::peer_state::{
+    PeerState, FIRST_STREAMS_TO_COMPLETE, GREW_ASK_INTERVAL, MAX_ASK_INTERVAL,
+};
 use super::plan::{range_bytes, WorkItem};
+use super::workers::STREAMS_PER_PEER;
 use crate::discovery::Candidate;
 use crate::transfer::client::RequestError;
 
@@ -42,6 +45,12 @@ pub const BUSY_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// wait and ask while they hold nothing useful, so they must not take every stream slot
 /// from holders of everything found later; it also bounds what their answers cost.
 pub const MAX_PARTIAL_PEERS: usize = 12;
+/// Most fetchers of the artifact a node splits pieces among (the DHT lists at most 64
+/// under one key per answering node).
+pub const MAX_SWARM_MEMBERS: usize = 256;
+/// How long a fetch's complete peers ramp up their requests even with no co-fetcher
+/// listed: the fetchers that start together find each other within the first lookups.
+pub const SWARM_WARMUP: Duration = Duration::from_secs(2);
 /// Complete peers serve the rarest segment among this many at the head of the queue.
 pub const RAREST_FIRST_WINDOW: usize = 64;
 /// Most blobs a partial peer is asked about at once.
@@ -104,6 +113,11 @@ pub struct Scheduler {
     requests: usize,
     /// This node, for splitting pieces between fetchers (`None`: owns everything).
     me: Option<PeerId>,
+    /// Other fetchers of the artifact as the DHT lists them (bounded by
+    /// [`MAX_SWARM_MEMBERS`]), whether or not this node works with them: pieces are split
+    /// among all of them, so that nodes which each know a different dozen of co-fetchers
+    /// still agree on who asks the seeder for what.
+    swarm: HashSet<PeerId>,
     /// Since when this node has owned no untouched piece.
     owned_exhausted_at: Option<Instant>,
     /// Every segment has been planned (none will be added to the queue but returns).
@@ -114,6 +128,11 @@ pub struct Scheduler {
     paused: bool,
     /// Queue segments in file order instead of this node's own order.
     in_order: bool,
+    /// When this fetch first looked for work.
+    started: Option<Instant>,
+    /// Requests a new complete peer may serve at once, when not
+    /// [`FIRST_STREAMS_TO_COMPLETE`] (tests of other rules).
+    first_streams: Option<usize>,
 }
 
 impl Scheduler {
@@ -130,6 +149,12 @@ impl Scheduler {
             salt,
             ..Self::default()
         }
+    }
+
+    /// Lets new complete peers serve `streams` requests at once from the start.
+    #[cfg(test)]
+    pub fn set_first_streams(&mut self, streams: usize) {
+        self.first_streams = Some(streams);
     }
 
     /// Queues segments in file order from now on (a reader streams the files).
@@ -262,6 +287,11 @@ impl Scheduler {
         if Some(candidate.peer) == self.me || !self.may_work(candidate.peer) {
             return false;
         }
+        if candidate.complete {
+            self.swarm.remove(&candidate.peer);
+        } else if candidate.listed && self.swarm.len() < MAX_SWARM_MEMBERS {
+            self.swarm.insert(candidate.peer);
+        }
         let partial = self.peers.values().filter(|p| !p.complete).count();
         if !candidate.complete
             && !self.peers.contains_key(&candidate.peer)
@@ -275,8 +305,11 @@ impl Scheduler {
                 false
             }
             None => {
-                self.peers
-                    .insert(candidate.peer, PeerState::new(candidate.complete));
+                let first_streams = self.first_streams.unwrap_or(FIRST_STREAMS_TO_COMPLETE);
+                self.peers.insert(
+                    candidate.peer,
+                    PeerState::new(candidate.complete, first_streams),
+                );
                 true
             }
         }
@@ -289,6 +322,26 @@ impl Scheduler {
         if self.all_done() || !self.may_work(peer) || self.local_failure.is_some() {
             return Next::Stop;
         }
+        let started = *self.started.get_or_insert(now);
+        // Complete peers ramp up only where other fetchers may share them: beside listed
+        // co-fetchers, and at the start, before the first lookups could list them. A
+        // streamed fetch (a reader waits on it) never waits for the ramp.
+        let shared_seeders = !self.swarm.is_empty() || now.duration_since(started) < SWARM_WARMUP;
+        if shared_seeders
+            && !self.in_order
+            && self.peers.get(&peer).is_some_and(|state| !state.has_room())
+        {
+            return Next::Wait;
+        }
+        let next = self.pick_next(peer, now);
+        if let (Next::Work(..), Some(state)) = (&next, self.peers.get_mut(&peer)) {
+            state.in_flight += 1;
+        }
+        next
+    }
+
+    /// [`Self::next_for`] once the peer has room for one more request.
+    fn pick_next(&mut self, peer: PeerId, now: Instant) -> Next {
         let Some(state) = self.peers.get(&peer) else {
             return Next::Stop;
         };
@@ -475,6 +528,14 @@ impl Scheduler {
             }
         }
         self.judge(peer, result, now);
+        let took = self
+            .in_flight
+            .get(&item.id)
+            .map_or(Duration::ZERO, |entry| now.duration_since(entry.since));
+        if let Some(state) = self.peers.get_mut(&peer) {
+            let bytes = if result.is_ok() { received } else { 0 };
+            state.request_done(bytes, took, STREAMS_PER_PEER);
+        }
         let Some(entry) = self.in_flight.get_mut(&item.id) else {
             *self.per_peer.entry(peer).or_default() += received;
             return;

@@ -41,7 +41,11 @@ fn segment_start(item: &WorkItem) -> u64 {
 }
 
 fn candidate(peer: PeerId, complete: bool) -> Candidate {
-    Candidate { peer, complete }
+    Candidate {
+        peer,
+        complete,
+        listed: true,
+    }
 }
 
 fn incomplete(peer: PeerId) -> RequestError {
@@ -57,6 +61,7 @@ fn work_is_stolen_only_at_the_end_and_bad_peers_are_banned() {
     let (a, b) = (PeerId::random(), PeerId::random());
     let mut s = two_segments(None, now);
     for peer in [a, b] {
+        s.set_first_streams(64);
         s.add_peer(candidate(peer, true));
     }
     let (first, _) = work(s.next_for(a, now));
@@ -194,7 +199,11 @@ fn an_idle_connected_peer_takes_no_work_and_changes_nothing() {
     let (me, seeder, idle) = (PeerId::random(), PeerId::random(), PeerId::random());
     let mut s = two_segments(Some(me), now);
     s.add_peer(candidate(seeder, true));
-    s.add_peer(candidate(idle, false));
+    s.add_peer(Candidate {
+        peer: idle,
+        complete: false,
+        listed: false,
+    });
     let Next::Ask(hashes) = s.next_for(idle, now) else {
         panic!("a partial peer is asked what it holds first");
     };
@@ -225,6 +234,41 @@ fn an_idle_connected_peer_takes_no_work_and_changes_nothing() {
     assert!(s.all_done());
     assert_eq!(pieces_asked as u64, 2 * SEGMENT_BYTES / SWARM_REQUEST_BYTES);
     assert_eq!(s.per_peer().get(&idle).copied().unwrap_or(0), 0);
+}
+
+#[test]
+fn fetchers_the_dht_lists_split_the_seeders_pieces_before_they_hold_anything() {
+    let now = Instant::now();
+    let (me, seeder) = (PeerId::random(), PeerId::random());
+    let others: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+    let mut s = two_segments(Some(me), now);
+    s.add_peer(candidate(seeder, true));
+    for peer in &others {
+        s.add_peer(candidate(*peer, false));
+    }
+    // Until the owners' patience runs out, the seeder is asked only for this node's share
+    // of the pieces (rendezvous hashing among 4 fetchers), though nobody holds anything.
+    let mut pieces_asked = 0;
+    while let Next::Work(item, part, _) = s.next_for(seeder, now) {
+        pieces_asked += 1;
+        let still = &item.ranges - &part;
+        s.request_ended(
+            &item,
+            seeder,
+            range_bytes(&part, item.size),
+            Some(still),
+            Ok(()),
+            now,
+        );
+    }
+    let all = 2 * SEGMENT_BYTES / SWARM_REQUEST_BYTES;
+    assert!(
+        pieces_asked > 0 && pieces_asked < all,
+        "asked {pieces_asked} of {all} pieces"
+    );
+    // Once they have had their chance, the rest is asked for too.
+    let later = now + ENDGAME_PATIENCE * 2;
+    assert!(matches!(s.next_for(seeder, later), Next::Work(..)));
 }
 
 #[test]
@@ -322,6 +366,7 @@ fn a_streamed_fetch_asks_for_a_file_from_its_start_onwards() {
     s.enqueue(planner.next_segments(&ChunkRanges::empty(), 64), now);
     s.set_planned_all();
     let seeder = PeerId::random();
+    s.set_first_streams(64);
     s.add_peer(candidate(seeder, true));
     let starts: Vec<u64> = (0..16)
         .map(|_| segment_start(&work(s.next_for(seeder, now)).0))
@@ -336,6 +381,7 @@ fn a_request_cut_short_beside_another_peer_is_not_credited_with_its_bytes() {
     let (a, b) = (PeerId::random(), PeerId::random());
     let mut s = two_segments(None, now);
     for peer in [a, b] {
+        s.set_first_streams(64);
         s.add_peer(candidate(peer, true));
     }
     let (first, _) = work(s.next_for(a, now));

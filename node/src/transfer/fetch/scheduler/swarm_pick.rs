@@ -36,6 +36,20 @@ impl Scheduler {
             .collect()
     }
 
+    /// Whom pieces are split among besides this node: the co-fetchers, and every other
+    /// fetcher the DHT listed that may work and has not turned out complete. Nodes that
+    /// work with different co-fetchers thus mostly agree on each piece's owner, and each
+    /// piece is asked of the seeder about once.
+    fn swarm_members(&self, fetchers: &[PeerId]) -> Vec<PeerId> {
+        let mut members = fetchers.to_vec();
+        members.extend(self.swarm.iter().filter(|peer| {
+            self.may_work(**peer)
+                && !fetchers.contains(peer)
+                && self.peers.get(peer).is_none_or(|state| !state.complete)
+        }));
+        members
+    }
+
     /// What the co-fetchers hold, per blob (union over peers).
     fn held_by(&self, fetchers: &[PeerId]) -> HashMap<Hash, ChunkRanges> {
         let mut held: HashMap<Hash, ChunkRanges> = HashMap::new();
@@ -60,9 +74,10 @@ impl Scheduler {
     /// some peer holds part of whose segment has waited that long in the queue.
     pub(super) fn pick_for_complete_peer(&mut self, now: Instant) -> Option<(usize, ChunkRanges)> {
         let fetchers = self.co_fetchers();
+        let members = self.swarm_members(&fetchers);
         // A streamed fetch takes the front of the queue even beside co-fetchers: its
         // reader waits for exactly that part.
-        if fetchers.is_empty() || self.in_order {
+        if members.is_empty() || self.in_order {
             // Pieces even so: other fetchers may turn up any moment, and then what this
             // node has asked for cannot be taken back.
             self.owned_exhausted_at = None;
@@ -83,7 +98,7 @@ impl Scheduler {
             let (untouched, any) = pieces(&item.ranges, &fresh, SWARM_REQUEST_BYTES);
             let (owned, others): (Vec<_>, Vec<_>) = untouched
                 .into_iter()
-                .partition(|(block, _)| self.owns(&fetchers, item.hash, *block));
+                .partition(|(block, _)| self.owns(&members, item.hash, *block));
             if let Some(piece) = choose(owned, salt) {
                 self.owned_exhausted_at = None;
                 return Some((position, piece));
@@ -107,14 +122,14 @@ impl Scheduler {
         unowned.or(overdue)
     }
 
-    /// Whether this node, among itself and `fetchers`, owns block `block` of `hash`: it
+    /// Whether this node, among itself and `members`, owns block `block` of `hash`: it
     /// scores highest (rendezvous hashing with BLAKE3, the same on every node).
-    pub(super) fn owns(&self, fetchers: &[PeerId], hash: Hash, block: u64) -> bool {
+    pub(super) fn owns(&self, members: &[PeerId], hash: Hash, block: u64) -> bool {
         let Some(me) = self.me else {
             return true;
         };
         let mine = rendezvous_score(&me, hash, block);
-        fetchers
+        members
             .iter()
             .all(|peer| rendezvous_score(peer, hash, block) < mine)
     }
