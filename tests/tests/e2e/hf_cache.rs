@@ -124,6 +124,13 @@ fn a_fetched_model_loads_offline_from_the_cache_and_blobs_are_reused() {
         "the output does not say where the snapshot is:\n{human}"
     );
 
+    // The cache it wrote names files by BLAKE3 (they never came from the hub), and
+    // another node seeds from it: import-hf takes it as it is.
+    let importer = Daemon::start();
+    let imported = importer.ok_json(&["import-hf", "--cache", hub_arg]);
+    assert_eq!(imported["skipped"], serde_json::json!([]), "{imported}");
+    assert_eq!(importer.ok_json(&["ls"])[0]["files"], 5, "{imported}");
+
     // A link planted where a blob goes is refused, and what it points at is untouched.
     let outside = work.path().join("precious");
     std::fs::write(&outside, b"keep me").unwrap();

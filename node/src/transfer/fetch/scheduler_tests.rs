@@ -25,6 +25,19 @@ fn two_segments(me: Option<PeerId>, now: Instant) -> Scheduler {
     s
 }
 
+/// `peer` delivered all of `part` of `item`, and the request ended.
+fn deliver(s: &mut Scheduler, item: &WorkItem, part: &ChunkRanges, peer: PeerId, now: Instant) {
+    let still = &item.ranges - part;
+    s.request_ended(
+        item,
+        peer,
+        range_bytes(part, item.size),
+        Some(still),
+        Ok(()),
+        now,
+    );
+}
+
 fn work(next: Next) -> (WorkItem, ChunkRanges) {
     match next {
         Next::Work(item, part, _) => (item, part),
@@ -217,15 +230,7 @@ fn an_idle_connected_peer_takes_no_work_and_changes_nothing() {
     let mut pieces_asked = 0;
     while let Next::Work(item, part, _) = s.next_for(seeder, now) {
         pieces_asked += 1;
-        let still = &item.ranges - &part;
-        s.request_ended(
-            &item,
-            seeder,
-            range_bytes(&part, item.size),
-            Some(still),
-            Ok(()),
-            now,
-        );
+        deliver(&mut s, &item, &part, seeder, now);
         if s.all_done() {
             break;
         }
@@ -251,15 +256,7 @@ fn fetchers_the_dht_lists_split_the_seeders_pieces_before_they_hold_anything() {
     let mut pieces_asked = 0;
     while let Next::Work(item, part, _) = s.next_for(seeder, now) {
         pieces_asked += 1;
-        let still = &item.ranges - &part;
-        s.request_ended(
-            &item,
-            seeder,
-            range_bytes(&part, item.size),
-            Some(still),
-            Ok(()),
-            now,
-        );
+        deliver(&mut s, &item, &part, seeder, now);
     }
     let all = 2 * SEGMENT_BYTES / SWARM_REQUEST_BYTES;
     assert!(
