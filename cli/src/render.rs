@@ -122,14 +122,15 @@ pub(crate) fn print_detail(detail: &ArtifactDetail) {
     }
 }
 
+/// `name@revision  id  size`, leaving out the labels an artifact does not have (one
+/// fetched by content id has none) rather than printing a bare `@`.
 fn removed_line(artifact: &RemovedArtifact) -> String {
-    format!(
-        "{}@{}  {}  {}",
-        artifact.name,
-        artifact.revision,
-        artifact.id,
-        human_bytes(artifact.size)
-    )
+    let label = match (artifact.name.as_str(), artifact.revision.as_str()) {
+        ("", _) => String::new(),
+        (name, "") => format!("{name}  "),
+        (name, revision) => format!("{name}@{revision}  "),
+    };
+    format!("{label}{}  {}", artifact.id, human_bytes(artifact.size))
 }
 
 pub(crate) fn print_gc(report: &GcReport) {
@@ -298,5 +299,28 @@ pub(crate) fn print_import(report: &HfImportReport) {
     }
     if report.imported.is_empty() {
         outln!("nothing was imported");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use seedbank_protocol::{BlobHash, ContentId};
+
+    use super::*;
+
+    #[test]
+    fn a_removed_artifact_is_shown_with_the_labels_it_has_and_no_bare_at() {
+        let id = ContentId::from_hash(BlobHash([7; 32]));
+        let removed = |name: &str, revision: &str| {
+            removed_line(&RemovedArtifact {
+                id,
+                name: name.into(),
+                revision: revision.into(),
+                size: 1024,
+            })
+        };
+        assert_eq!(removed("tiny", "v1"), format!("tiny@v1  {id}  1.00 KiB"));
+        assert_eq!(removed("tiny", ""), format!("tiny  {id}  1.00 KiB"));
+        assert_eq!(removed("", ""), format!("{id}  1.00 KiB"));
     }
 }
