@@ -20,13 +20,17 @@ pub const GREW_ASK_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest wait between asking a partial peer what it holds.
 pub const MAX_ASK_INTERVAL: Duration = Duration::from_secs(8);
 
+/// Parallel streams per peer: keeps a peer's link busy across request gaps. Measured
+/// on loopback (1 GiB, one seeder): 2 streams 5.2 s and 7.3 CPU-s, 4 streams 4.5 s,
+/// 8 streams 4.25 s and 6.3 CPU-s; fewer gaps also mean fewer wake-ups.
+pub const STREAMS_PER_PEER: usize = 8;
 /// Requests a fetch first sends at once to a peer that holds everything. More follow
 /// while each runs fast: a seeder that many fetchers share (its upload divided among
 /// them all) then serves each a piece or two at a time, which completes and can be
 /// traded on, instead of dozens of pieces each crawling in and most sent twice.
 pub const FIRST_STREAMS_TO_COMPLETE: usize = 1;
 /// A request to a complete peer that ran at least this fast (bytes per second) earns it
-/// one more request at once, up to the fetch's streams per peer...
+/// one more request at once, up to [`STREAMS_PER_PEER`]...
 pub const FAST_REQUEST_RATE: f64 = 2.0 * 1024.0 * 1024.0;
 /// ...and one slower than this costs it one (down to one).
 pub const SLOW_REQUEST_RATE: f64 = 512.0 * 1024.0;
@@ -79,15 +83,15 @@ impl PeerState {
     }
 
     /// Counts a request to it that ended, having moved `bytes` in `took`: a fast one lets
-    /// it serve one more at once (up to `most`), a slow one one fewer.
-    pub fn request_done(&mut self, bytes: u64, took: Duration, most: usize) {
+    /// it serve one more at once (up to [`STREAMS_PER_PEER`]), a slow one one fewer.
+    pub fn request_done(&mut self, bytes: u64, took: Duration) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if !self.complete || bytes < RATE_SAMPLE_BYTES {
             return;
         }
         let rate = bytes as f64 / took.as_secs_f64().max(1e-3);
         if rate >= FAST_REQUEST_RATE {
-            self.streams_allowed = self.streams_allowed.saturating_add(1).min(most);
+            self.streams_allowed = self.streams_allowed.saturating_add(1).min(STREAMS_PER_PEER);
         } else if rate < SLOW_REQUEST_RATE {
             self.streams_allowed = self.streams_allowed.saturating_sub(1).max(1);
         }

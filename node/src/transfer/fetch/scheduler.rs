@@ -27,7 +27,6 @@ use super::peer_state::{
     PeerState, FIRST_STREAMS_TO_COMPLETE, GREW_ASK_INTERVAL, MAX_ASK_INTERVAL,
 };
 use super::plan::{range_bytes, WorkItem};
-use super::workers::STREAMS_PER_PEER;
 use crate::discovery::Candidate;
 use crate::transfer::client::RequestError;
 
@@ -534,7 +533,7 @@ impl Scheduler {
             .map_or(Duration::ZERO, |entry| now.duration_since(entry.since));
         if let Some(state) = self.peers.get_mut(&peer) {
             let bytes = if result.is_ok() { received } else { 0 };
-            state.request_done(bytes, took, STREAMS_PER_PEER);
+            state.request_done(bytes, took);
         }
         let Some(entry) = self.in_flight.get_mut(&item.id) else {
             *self.per_peer.entry(peer).or_default() += received;

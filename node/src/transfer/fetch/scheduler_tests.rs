@@ -38,6 +38,18 @@ fn deliver(s: &mut Scheduler, item: &WorkItem, part: &ChunkRanges, peer: PeerId,
     );
 }
 
+/// A request of `peer` for `item` ended with nothing delivered: its stream was cut short.
+fn fail(s: &mut Scheduler, item: &WorkItem, peer: PeerId, now: Instant) {
+    s.request_ended(
+        item,
+        peer,
+        0,
+        Some(item.ranges.clone()),
+        Err(&incomplete(peer)),
+        now,
+    );
+}
+
 fn work(next: Next) -> (WorkItem, ChunkRanges) {
     match next {
         Next::Work(item, part, _) => (item, part),
@@ -73,8 +85,8 @@ fn work_is_stolen_only_at_the_end_and_bad_peers_are_banned() {
     let now = Instant::now();
     let (a, b) = (PeerId::random(), PeerId::random());
     let mut s = two_segments(None, now);
+    s.set_first_streams(64);
     for peer in [a, b] {
-        s.set_first_streams(64);
         s.add_peer(candidate(peer, true));
     }
     let (first, _) = work(s.next_for(a, now));
@@ -134,14 +146,7 @@ fn a_seeder_whose_stream_ends_early_backs_off_and_is_never_banned() {
     let mut waited = Duration::ZERO;
     for failure in 1..MAX_FAILURES_PER_PEER {
         let (item, _) = work(s.next_for(seeder, now));
-        s.request_ended(
-            &item,
-            seeder,
-            0,
-            Some(item.ranges.clone()),
-            Err(&incomplete(seeder)),
-            now,
-        );
+        fail(&mut s, &item, seeder, now);
         assert!(s.banned().is_empty(), "a truncated stream is not bad data");
         assert!(
             matches!(s.next_for(seeder, now), Next::Wait),
@@ -170,14 +175,7 @@ fn a_seeder_whose_stream_ends_early_backs_off_and_is_never_banned() {
     let (item, _) = work(s.next_for(seeder, now));
     // Its streams under way fail together: one outage, one failure.
     for _ in 0..MAX_FAILURES_PER_PEER {
-        s.request_ended(
-            &item,
-            seeder,
-            0,
-            Some(item.ranges.clone()),
-            Err(&incomplete(seeder)),
-            now,
-        );
+        fail(&mut s, &item, seeder, now);
     }
     assert!(
         !s.dropped().contains(&seeder),
@@ -186,14 +184,7 @@ fn a_seeder_whose_stream_ends_early_backs_off_and_is_never_banned() {
     // Failures in a row, each after its back-off, drop it.
     for _ in 0..MAX_FAILURES_PER_PEER {
         now += MAX_RETRY_DELAY;
-        s.request_ended(
-            &item,
-            seeder,
-            0,
-            Some(item.ranges.clone()),
-            Err(&incomplete(seeder)),
-            now,
-        );
+        fail(&mut s, &item, seeder, now);
     }
     assert!(
         s.dropped().contains(&seeder),
@@ -363,8 +354,8 @@ fn a_streamed_fetch_asks_for_a_file_from_its_start_onwards() {
     s.enqueue(planner.next_segments(&ChunkRanges::empty(), 64), now);
     s.set_planned_all();
     let seeder = PeerId::random();
-    s.set_first_streams(64);
     s.add_peer(candidate(seeder, true));
+    // A streamed fetch does not ramp up: 16 requests at once, in file order.
     let starts: Vec<u64> = (0..16)
         .map(|_| segment_start(&work(s.next_for(seeder, now)).0))
         .collect();
@@ -377,8 +368,8 @@ fn a_request_cut_short_beside_another_peer_is_not_credited_with_its_bytes() {
     let now = Instant::now();
     let (a, b) = (PeerId::random(), PeerId::random());
     let mut s = two_segments(None, now);
+    s.set_first_streams(64);
     for peer in [a, b] {
-        s.set_first_streams(64);
         s.add_peer(candidate(peer, true));
     }
     let (first, _) = work(s.next_for(a, now));

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use super::peer_state::STREAMS_PER_PEER;
 use super::plan::PLAN_WINDOW;
 use super::scheduler::{Next, Scheduler};
 use crate::discovery::Candidate;
@@ -22,10 +23,6 @@ use crate::peers::{PeerAction, PeerBook};
 use crate::transfer::client::{BlobClient, RequestError, Tally, REQUEST_IDLE_TIMEOUT};
 use crate::transfer::have::ask_have;
 
-/// Parallel streams per peer: keeps a peer's link busy across request gaps. Measured
-/// on loopback (1 GiB, one seeder): 2 streams 5.2 s and 7.3 CPU-s, 4 streams 4.5 s,
-/// 8 streams 4.25 s and 6.3 CPU-s; fewer gaps also mean fewer wake-ups.
-pub const STREAMS_PER_PEER: usize = 8;
 /// Most streams one fetch runs at once, across all peers.
 pub const MAX_FETCH_STREAMS: usize = 32;
 /// How often an idle worker looks again for work returned by a failed one.
