@@ -54,6 +54,27 @@ impl From<KindArg> for ArtifactKind {
     }
 }
 
+/// `--relay-service`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RelayServiceArg {
+    /// On once this node is known to be public.
+    Auto,
+    /// Always on.
+    On,
+    /// Never.
+    Off,
+}
+
+impl From<RelayServiceArg> for seedbank_node::net::nat_config::RelayService {
+    fn from(mode: RelayServiceArg) -> Self {
+        match mode {
+            RelayServiceArg::Auto => Self::Auto,
+            RelayServiceArg::On => Self::On,
+            RelayServiceArg::Off => Self::Off,
+        }
+    }
+}
+
 /// Flags of `seedbank daemon`; each wins over config.toml and `SEEDBANK_*` variables.
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -72,6 +93,12 @@ pub struct DaemonArgs {
     /// Answer DHT queries even before this node knows it is reachable (servers, test networks)
     #[arg(long)]
     pub kad_server: bool,
+    /// Do not map the listen ports on the home router (UPnP) [default: mapped when listening beyond loopback]
+    #[arg(long)]
+    pub no_port_mapping: bool,
+    /// Relay for nodes behind NAT: auto (once this node is public), on, off [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub relay_service: Option<RelayServiceArg>,
     /// Upload limit for all peers together, bytes per second (suffixes K, M, G: 1024-based)
     #[arg(long, value_name = "RATE")]
     pub upload_limit: Option<ByteRate>,
@@ -118,6 +145,8 @@ impl From<DaemonArgs> for seedbank_node::daemon::ConfigOverrides {
             bootstrap: args.bootstrap,
             no_mdns: args.no_mdns,
             kad_server: args.kad_server,
+            no_port_mapping: args.no_port_mapping,
+            relay_service: args.relay_service.map(Into::into),
             upload_limit: args.upload_limit,
             download_limit: args.download_limit,
             max_storage: args.max_storage,

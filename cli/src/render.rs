@@ -260,6 +260,16 @@ pub(crate) fn print_status(status: &StatusResponse) {
             net.connected_peers,
             net.routing_table_size
         );
+        let reach = &net.reachability;
+        outln!("reachable:  {}", reach.state.describe());
+        for fact in &reach.evidence {
+            outln!("            {fact}");
+        }
+        for relay in &reach.relays {
+            outln!("relayed:    {relay}");
+        }
+        outln!("port map:   {}", reach.port_mapping);
+        outln!("relaying:   {}", reach.relay_service);
     }
     for job in &status.fetches {
         outln!(

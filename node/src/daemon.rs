@@ -112,7 +112,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) ->
     let api_addr = listener
         .local_addr()
         .map_err(|e| NodeError::io("reading bound address", data_dir.root(), e))?;
-    let listen_addresses = reported_listen_addresses(node.net()).await;
+    let listen_addresses = reported_listen_addresses(node.net(), &config.net.listen).await;
     let block = startup_block(&StartupFacts {
         node_id: peer_id,
         data_dir: data_dir.root(),
@@ -154,6 +154,7 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) ->
         watch_store(library.clone(), store_failed_tx),
         tracing::info_span!("store_watchdog"),
     ));
+    let net = node.net().clone();
     let stop = async move {
         tokio::select! {
             _ = shutdown_signal() => {}
@@ -177,6 +178,8 @@ pub async fn run(data_dir: DataDir, overrides: ConfigOverrides, clock: Clock) ->
     watchdog.abort();
     let store_failed = !library.store_is_alive().await;
     tracing::info!("shutting down");
+    // Port mappings on the home router go with the listeners.
+    let _ = tokio::time::timeout(Duration::from_secs(3), net.stop_listening()).await;
     let _ = std::fs::remove_file(data_dir.api_addr());
     library.close().await?;
     if store_failed {
@@ -207,26 +210,25 @@ async fn bind_api(addr: SocketAddr) -> NodeResult<tokio::net::TcpListener> {
     })
 }
 
-/// The swarm's listen addresses once it has reported them (concrete IPs for wildcard
-/// listeners), else the addresses it was asked to listen on.
-async fn reported_listen_addresses(net: &NetHandle) -> Vec<Multiaddr> {
+/// The swarm's external addresses once it has reported them (concrete IPs for wildcard
+/// listeners), else its listen addresses (a node behind NAT has no external address
+/// yet), else the addresses it was asked to listen on.
+async fn reported_listen_addresses(net: &NetHandle, asked: &[Multiaddr]) -> Vec<Multiaddr> {
     let deadline = tokio::time::Instant::now() + LISTEN_REPORT_WAIT;
-    let mut listeners = Vec::new();
+    let mut listeners = asked.to_vec();
     loop {
         if let Ok(status) = net.status().await {
-            let external: Vec<Multiaddr> = status
-                .external_addresses
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect();
+            let parse = |list: &[String]| -> Vec<Multiaddr> {
+                list.iter().filter_map(|a| a.parse().ok()).collect()
+            };
+            let external = parse(&status.external_addresses);
             if !external.is_empty() {
                 return external;
             }
-            listeners = status
-                .listen_addresses
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect();
+            let listening = parse(&status.listen_addresses);
+            if !listening.is_empty() {
+                listeners = listening;
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return listeners;

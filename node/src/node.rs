@@ -448,6 +448,7 @@ impl Node {
             external_addresses: net.external_addresses,
             routing_table_size: net.routing_table_size,
             connected_peers: net.connected_peers,
+            reachability: net.reachability,
         });
         status.fetches = self.fetcher.jobs()?;
         Ok(status)

@@ -61,6 +61,32 @@ pub fn startup_block(facts: &StartupFacts<'_>) -> String {
             "off"
         }
     );
+    let beyond_loopback = crate::net::listens_beyond_loopback(&config.net.listen);
+    let _ = writeln!(
+        block,
+        "port map:   {}",
+        match (config.net.port_mapping, beyond_loopback) {
+            (true, true) => "on: asks the home router (UPnP) to open the listen ports",
+            (true, false) => "off (listening on loopback only)",
+            (false, _) => "off (port_mapping = false)",
+        }
+    );
+    let _ = writeln!(
+        block,
+        "relaying:   {}",
+        match config.net.relay_service {
+            crate::net::nat_config::RelayService::Auto =>
+                "auto: relays for nodes behind NAT once this node is known to be public",
+            crate::net::nat_config::RelayService::On => "on: relays for nodes behind NAT",
+            crate::net::nat_config::RelayService::Off => "off",
+        }
+    );
+    if beyond_loopback {
+        let _ = writeln!(
+            block,
+            "reachable:  checking; `seedbank status` says whether others can fetch from this node"
+        );
+    }
     let _ = writeln!(
         block,
         "bootstrap:  {}",

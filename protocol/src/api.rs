@@ -505,4 +505,7 @@ pub struct NetworkStatus {
     pub routing_table_size: u64,
     /// Peers connected now.
     pub connected_peers: u64,
+    /// Whether other nodes can reach this one, and why (absent from older daemons).
+    #[serde(default)]
+    pub reachability: crate::reachability_api::ReachabilityStatus,
 }

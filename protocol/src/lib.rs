@@ -25,6 +25,7 @@ pub mod name_ref;
 pub mod names_api;
 pub mod preserve_api;
 pub mod publisher_key;
+pub mod reachability_api;
 pub mod release;
 pub mod signed;
 pub mod test_api;

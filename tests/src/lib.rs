@@ -19,6 +19,7 @@ pub mod hf_cache;
 pub mod hf_client;
 pub mod hf_origin;
 pub mod hostile;
+pub mod nat_lab;
 pub mod peak_rss;
 pub mod publishing;
 pub mod records;

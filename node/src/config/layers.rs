@@ -38,6 +38,10 @@ pub struct ConfigOverrides {
     pub no_mdns: bool,
     /// `--kad-server`.
     pub kad_server: bool,
+    /// `--no-port-mapping`.
+    pub no_port_mapping: bool,
+    /// `--relay-service`.
+    pub relay_service: Option<crate::net::nat_config::RelayService>,
     /// `--upload-limit`.
     pub upload_limit: Option<ByteRate>,
     /// `--download-limit`.
@@ -261,6 +265,12 @@ fn flag_values(overrides: &ConfigOverrides) -> NodeResult<Dict> {
     }
     if overrides.kad_server {
         insert(&mut net, "kad_server", &true)?;
+    }
+    if overrides.no_port_mapping {
+        insert(&mut net, "port_mapping", &false)?;
+    }
+    if let Some(mode) = &overrides.relay_service {
+        insert(&mut net, "relay_service", mode)?;
     }
     if !net.is_empty() {
         values.insert("net".into(), net.into());

@@ -6,11 +6,13 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId};
+use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, upnp, PeerId};
 
+use super::nat_config::RelayService;
 use super::pending_guard::PendingGuard;
 use super::provider_store::ProviderStore;
-use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
+use super::relayed_addresses::RelayedAddresses;
+use super::{listens_beyond_loopback, NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 
 /// Largest DHT message accepted, in bytes. Provider lists and small records fit easily;
 /// a peer sending more is trying to make us allocate.
@@ -38,14 +40,22 @@ pub struct NodeBehaviour {
     pub ping: ping::Behaviour,
     /// Finds peers on the local network.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// Learns whether we are reachable from outside.
-    pub autonat: autonat::Behaviour,
+    /// Asks other nodes to dial this node's address candidates back (AutoNAT v2).
+    pub autonat: Toggle<autonat::v2::client::Behaviour>,
+    /// Dials other nodes' address candidates back for them (AutoNAT v2).
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    /// Maps listen ports on a home router (UPnP IGD).
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
+    /// Relays for nodes behind NAT (circuit relay v2), within [`super::nat_config::RelayLimits`].
+    pub relay_server: Toggle<relay::Behaviour>,
     /// Reaches peers behind NAT through relays.
     pub relay: Toggle<relay::client::Behaviour>,
     /// Upgrades relayed connections to direct ones.
     pub dcutr: Toggle<dcutr::Behaviour>,
     /// Raw substreams for the blob protocol.
     pub stream: libp2p_stream::Behaviour,
+    /// Relayed addresses of peers behind NAT, for dialling them again.
+    pub relayed_addresses: RelayedAddresses,
 }
 
 impl NodeBehaviour {
@@ -81,9 +91,12 @@ impl NodeBehaviour {
             kad.set_mode(Some(kad::Mode::Server));
         }
 
+        // Peers learn only the addresses this node knows others can use (its external
+        // addresses), never every interface it listens on.
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
-                .with_cache_size(NonZeroUsize::new(256).map_or(0, NonZeroUsize::get)),
+                .with_cache_size(NonZeroUsize::new(256).map_or(0, NonZeroUsize::get))
+                .with_hide_listen_addrs(true),
         );
         let mdns = if config.mdns {
             Some(mdns::tokio::Behaviour::new(
@@ -93,7 +106,25 @@ impl NodeBehaviour {
         } else {
             None
         };
+        // Address checks, port mapping and relaying are for real networks: the simulator's
+        // in-memory transport (no relay client) has none of them.
+        let real_network = relay.is_some();
         let dcutr = relay.as_ref().map(|_| dcutr::Behaviour::new(peer_id));
+        let beyond_loopback = listens_beyond_loopback(&config.listen);
+        let upnp = (real_network && beyond_loopback && config.port_mapping)
+            .then(upnp::tokio::Behaviour::default);
+        let relay_server = (real_network && config.relay_service != RelayService::Off).then(|| {
+            let mut server = relay::Behaviour::new(peer_id, config.relay_limits.to_relay_config());
+            // `auto` is decided by this node's reachability (see `nat`), not by libp2p's
+            // rule that any confirmed address (loopback included) turns it on.
+            server.set_status(Some(match config.relay_service {
+                RelayService::On => relay::Status::Enable,
+                _ => relay::Status::Disable,
+            }));
+            server
+        });
+        let autonat = real_network.then(autonat::v2::client::Behaviour::default);
+        let autonat_server = real_network.then(autonat::v2::server::Behaviour::default);
         Ok(Self {
             pending: PendingGuard::default(),
             limits: connection_limits::Behaviour::new(limits),
@@ -101,10 +132,14 @@ impl NodeBehaviour {
             identify,
             ping: ping::Behaviour::default(),
             mdns: mdns.into(),
-            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            autonat: autonat.into(),
+            autonat_server: autonat_server.into(),
+            upnp: upnp.into(),
+            relay_server: relay_server.into(),
             relay: relay.into(),
             dcutr: dcutr.into(),
             stream: libp2p_stream::Behaviour::new(),
+            relayed_addresses: RelayedAddresses::default(),
         })
     }
 }

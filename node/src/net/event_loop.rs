@@ -15,6 +15,7 @@ use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, PeerId, Swarm};
 use seedbank_protocol::ContentId;
@@ -24,6 +25,7 @@ use super::address_policy::AddressPolicy;
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::connection_view::{is_dialable, shown_address};
 use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, RecordLookup};
+use super::nat::Nat;
 use super::pending_lookup::{LookupReply, PendingLookup};
 use super::provider_store::ProviderStore;
 use super::redial::BootstrapPeer;
@@ -47,6 +49,9 @@ const MAX_VALUES_PER_LOOKUP: usize = 32;
 
 /// How often expired provider records of other peers are dropped.
 const RECORD_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often reachability work runs (relay lookups, relay announcements).
+const NAT_TICK: Duration = Duration::from_secs(2);
 
 /// The DHT key of an artifact: its root hash.
 pub fn provider_key(root: ContentId) -> RecordKey {
@@ -79,6 +84,10 @@ pub struct EventLoop {
     /// DHT queries since start, counted at their first result (libp2p says nothing when
     /// one starts, and starts some on its own).
     dht_queries_started: u64,
+    /// Reachability, relays and external addresses.
+    nat: Nat,
+    /// Listening stopped: answered at this time, once the router had its chance.
+    stopping: Option<(Instant, oneshot::Sender<()>)>,
 }
 
 impl EventLoop {
@@ -88,6 +97,7 @@ impl EventLoop {
         commands: mpsc::Receiver<NetCommand>,
         config: &NetConfig,
         peer_ips: PeerIps,
+        real_network: bool,
     ) -> NodeResult<Self> {
         let mut bootstrap_peers = Vec::new();
         let now = Instant::now();
@@ -113,9 +123,18 @@ impl EventLoop {
             peer_ips,
             address_policy: AddressPolicy::from_listen(&config.listen),
             dht_queries_started: 0,
+            nat: Nat::new(config, real_network),
+            stopping: None,
         };
         event_loop.dial_due_bootstrap_peers();
         Ok(event_loop)
+    }
+
+    /// The listeners started with the node, stopped by [`NetCommand::StopListening`].
+    pub fn own_listeners(&mut self, listeners: Vec<libp2p::core::transport::ListenerId>) {
+        for listener in listeners {
+            self.nat.add_listener(listener);
+        }
     }
 
     /// Runs until every handle is dropped.
@@ -126,6 +145,7 @@ impl EventLoop {
         redial.tick().await;
         let mut expiry = tokio::time::interval(RECORD_EXPIRY_INTERVAL);
         expiry.tick().await;
+        let mut nat_tick = tokio::time::interval(NAT_TICK);
         loop {
             tokio::select! {
                 // Local work first: commands before new remote events.
@@ -137,6 +157,16 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.handle_event(event),
                 _ = bootstrap.tick() => self.bootstrap(),
                 _ = redial.tick() => self.redial_bootstrap_peers(),
+                _ = nat_tick.tick() => self.nat.tick(&mut self.swarm),
+                _ = tokio::time::sleep(Duration::from_millis(50)), if self.stopping.is_some() => {
+                    if let Some((at, reply)) = self.stopping.take() {
+                        if Instant::now() >= at {
+                            let _ = reply.send(());
+                        } else {
+                            self.stopping = Some((at, reply));
+                        }
+                    }
+                }
                 _ = expiry.tick() => {
                     let removed = self.swarm.behaviour_mut().kad.store_mut().remove_expired(Instant::now());
                     if removed > 0 {
@@ -281,6 +311,10 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(peers);
             }
+            NetCommand::StopListening { reply } => {
+                let release = self.nat.stop_listening(&mut self.swarm);
+                self.stopping = Some((Instant::now() + release, reply));
+            }
             NetCommand::Status { reply } => {
                 let routing_table_size = routing_table_size(kad) as u64;
                 let dht_queries = kad.iter_queries().count() as u64;
@@ -295,6 +329,7 @@ impl EventLoop {
                     connected_peers: self.connected.len() as u64,
                     dht_queries,
                     dht_queries_started: self.dht_queries_started,
+                    reachability: self.nat.status(),
                 };
                 let _ = reply.send(status);
             }
@@ -305,13 +340,27 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");
-                if is_dialable(&address) {
+                if address.iter().any(|p| matches!(p, Protocol::Memory(_))) {
                     self.swarm.add_external_address(address);
+                } else {
+                    self.nat.on_listen_address(&mut self.swarm, &address);
                 }
             }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.nat
+                    .on_listen_address_expired(&mut self.swarm, &address);
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.nat.on_listener_closed(&mut self.swarm, listener_id);
+            }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
+                self.nat
+                    .on_connection(&mut self.swarm, peer_id, connection_id, &endpoint);
                 self.connected
                     .entry(peer_id)
                     .or_default()
@@ -328,9 +377,14 @@ impl EventLoop {
                 peer_id,
                 num_established,
                 cause,
+                connection_id,
+                endpoint,
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                self.nat.on_connection_closed(&peer_id, connection_id);
+                self.peer_ips
+                    .connection_closed(&peer_id, endpoint.get_remote_address());
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
                     self.peer_ips.disconnected(&peer_id);
@@ -367,6 +421,26 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(NodeBehaviourEvent::Kad(event)) => self.handle_kad(event),
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Autonat(event)) => {
+                self.nat.on_autonat(&mut self.swarm, event);
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Upnp(event)) => {
+                self.nat.on_upnp(&mut self.swarm, event);
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Relay(event)) => {
+                self.nat.on_relay_client(&mut self.swarm, event);
+            }
+            SwarmEvent::Behaviour(NodeBehaviourEvent::Dcutr(event)) => match event.result {
+                Ok(_) => {
+                    tracing::info!(peer = %event.remote_peer_id, "hole punched: direct connection")
+                }
+                Err(error) => {
+                    tracing::info!(peer = %event.remote_peer_id, %error, "hole punching failed")
+                }
+            },
+            SwarmEvent::Behaviour(NodeBehaviourEvent::RelayServer(event)) => {
+                tracing::debug!(?event, "relay service");
+            }
             _ => {}
         }
     }
@@ -448,10 +522,25 @@ impl EventLoop {
                     }
                 }
             }
+            QueryResult::GetProviders(result) if self.nat.owns_lookup(id) => {
+                let relays = match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => providers,
+                    _ => HashSet::new(),
+                };
+                self.nat.on_relays_found(&mut self.swarm, relays, step.last);
+            }
             QueryResult::GetProviders(result) => {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        // Dialled while the lookup still holds their addresses: a provider
+                        // behind NAT is in no routing table, only its record names its relay.
+                        for provider in providers.iter().filter(|p| **p != local) {
+                            let dial = DialOpts::peer_id(*provider)
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
+                            let _ = self.swarm.dial(dial);
+                        }
                         if let Some(lookup) = self.pending_providers.get_mut(&id) {
                             let before = lookup.found.len();
                             lookup

@@ -67,6 +67,12 @@ pub enum NetCommand {
         /// Their ids and addresses.
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
+    /// Stop listening (so the home router's port mappings are removed) before the
+    /// daemon exits; answered once that had its chance.
+    StopListening {
+        /// Answered when done.
+        reply: oneshot::Sender<()>,
+    },
     /// Listen addresses and DHT state.
     Status {
         /// The status.
@@ -131,6 +137,26 @@ pub struct NetStatus {
     pub dht_queries: u64,
     /// DHT queries since start, counted at their first result.
     pub dht_queries_started: u64,
+    /// Whether other nodes can reach this one, and why.
+    pub reachability: seedbank_protocol::reachability_api::ReachabilityStatus,
+}
+
+/// How transfers treat a peer reached only through relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayedTransfers {
+    /// How long to wait for hole punching to bring a direct connection.
+    pub direct_wait: std::time::Duration,
+    /// Most bytes fetched from one peer over relays.
+    pub cap: u64,
+}
+
+/// How a stream to a peer will run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Directly (or the peer is not connected yet).
+    Direct,
+    /// Through a relay, within [`RelayedTransfers::cap`].
+    Relayed,
 }
 
 /// Cloneable handle to the network event loop.
@@ -140,6 +166,7 @@ pub struct NetHandle {
     commands: mpsc::Sender<NetCommand>,
     control: libp2p_stream::Control,
     peer_ips: PeerIps,
+    relayed: RelayedTransfers,
 }
 
 impl std::fmt::Debug for NetHandle {
@@ -160,13 +187,52 @@ impl NetHandle {
         commands: mpsc::Sender<NetCommand>,
         control: libp2p_stream::Control,
         peer_ips: PeerIps,
+        relayed: RelayedTransfers,
     ) -> Self {
         Self {
             local_peer,
             commands,
             control,
             peer_ips,
+            relayed,
         }
+    }
+
+    /// How a transfer from `peer` may run now. A peer reached only through relays is
+    /// given [`RelayedTransfers::direct_wait`] for hole punching to bring a direct
+    /// connection; without one, it is used through the relay only while the bytes
+    /// fetched from it that way stay under [`RelayedTransfers::cap`]. The error says why
+    /// not, in words for the user.
+    pub async fn route_to(&self, peer: &PeerId) -> Result<Route, String> {
+        if !self.peer_ips.relayed_only(peer) {
+            return Ok(Route::Direct);
+        }
+        let deadline = tokio::time::Instant::now() + self.relayed.direct_wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if !self.peer_ips.relayed_only(peer) {
+                return Ok(Route::Direct);
+            }
+        }
+        if self.peer_ips.relayed_bytes(peer) < self.relayed.cap {
+            return Ok(Route::Relayed);
+        }
+        Err(format!(
+            "reachable only through a relay: hole punching brought no direct connection within {} s, \
+             and transfers over relays stop at {} bytes per peer (net.relayed_transfer_cap)",
+            self.relayed.direct_wait.as_secs_f32(),
+            self.relayed.cap
+        ))
+    }
+
+    /// Counts `bytes` fetched from `peer` through a relay.
+    pub fn add_relayed_bytes(&self, peer: &PeerId, bytes: u64) {
+        self.peer_ips.add_relayed_bytes(peer, bytes);
+    }
+
+    /// Whether `peer` is connected only through relays.
+    pub fn relayed_only(&self, peer: &PeerId) -> bool {
+        self.peer_ips.relayed_only(peer)
     }
 
     /// The IP address a connected peer reaches us from.
@@ -257,6 +323,11 @@ impl NetHandle {
     /// Listen addresses and DHT state.
     pub async fn status(&self) -> NodeResult<NetStatus> {
         self.ask(|reply| NetCommand::Status { reply }).await
+    }
+
+    /// Stops listening and gives the router a moment to drop this node's port mappings.
+    pub async fn stop_listening(&self) -> NodeResult<()> {
+        self.ask(|reply| NetCommand::StopListening { reply }).await
     }
 }
 

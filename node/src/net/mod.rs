@@ -13,11 +13,14 @@ mod event_loop;
 mod handle;
 pub mod ip_network;
 mod make_way;
+mod nat;
+pub mod nat_config;
 mod peer_ips;
 mod pending_guard;
 mod pending_lookup;
 pub mod provider_store;
 mod redial;
+mod relayed_addresses;
 mod tally;
 pub mod value_store;
 
@@ -34,9 +37,9 @@ pub use address_policy::{is_link_local, AddressPolicy};
 pub use event_loop::provider_key;
 pub use handle::{
     split_peer_address, without_peer_id, NetHandle, NetStatus, PeerInfo, ProviderLookup,
-    ProvidersSoFar, RecordLookup,
+    ProvidersSoFar, RecordLookup, RelayedTransfers, Route,
 };
-pub use peer_ips::{ip_of, PeerIps};
+pub use peer_ips::{ip_of, is_relayed, PeerIps};
 
 use crate::error::{NodeError, NodeResult};
 
@@ -83,6 +86,22 @@ pub struct NetConfig {
     pub max_connections_per_peer: u32,
     /// Most connections being set up by remote peers at once.
     pub max_pending_incoming: u32,
+    /// Map the listen ports on the home router (UPnP IGD) when listening beyond
+    /// loopback; never on a loopback-only node.
+    pub port_mapping: bool,
+    /// Relay for nodes behind NAT: `auto` (once this node is public), `on` or `off`.
+    pub relay_service: nat_config::RelayService,
+    /// What the relay service gives others.
+    pub relay_limits: nat_config::RelayLimits,
+    /// Reserve slots on relays found through the DHT while this node is behind NAT.
+    pub use_relays: bool,
+    /// How long a transfer waits for a direct connection (hole punching) to a peer it
+    /// reaches only through a relay (`5s`).
+    #[serde(with = "crate::units::duration_text")]
+    pub direct_connection_wait: Duration,
+    /// Most bytes fetched from one peer over relays when no direct connection came
+    /// (`0`: none); relays cut circuits at their own limit too.
+    pub relayed_transfer_cap: crate::units::ByteSize,
 }
 
 impl Default for NetConfig {
@@ -106,8 +125,21 @@ impl Default for NetConfig {
             max_connections: 512,
             max_connections_per_peer: 4,
             max_pending_incoming: 64,
+            port_mapping: true,
+            relay_service: nat_config::RelayService::Auto,
+            relay_limits: nat_config::RelayLimits::default(),
+            use_relays: true,
+            direct_connection_wait: Duration::from_secs(5),
+            relayed_transfer_cap: crate::units::ByteSize::new(1 << 20),
         }
     }
+}
+
+/// Whether any of `listen` reaches beyond this machine (a wildcard address does).
+pub fn listens_beyond_loopback(listen: &[Multiaddr]) -> bool {
+    listen
+        .iter()
+        .any(|address| ip_of(address).is_some_and(|ip| !ip.is_loopback()))
 }
 
 /// Why listening on `address` failed, in words that say what to do.
@@ -221,6 +253,7 @@ pub async fn start_network(
         |c: libp2p::swarm::Config| c.with_idle_connection_timeout(config.idle_timeout);
     let net_error =
         |what: &str, e: &dyn std::fmt::Display| NodeError::BadRequest(format!("{what}: {e}"));
+    let real_network = matches!(transport, NetTransport::Default);
     let mut swarm = match transport {
         NetTransport::Default => SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -251,18 +284,32 @@ pub async fn start_network(
     for address in &config.listen {
         check_tcp_port_free(address)?;
     }
+    let mut listeners = Vec::new();
     for address in &config.listen {
-        swarm
+        let listener = swarm
             .listen_on(address.clone())
             .map_err(|e| listen_error(address, &e))?;
+        listeners.push(listener);
     }
     let control = swarm.behaviour().stream.new_control();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
     let peer_ips = PeerIps::default();
-    let event_loop = event_loop::EventLoop::new(swarm, commands_rx, &config, peer_ips.clone())?;
+    let mut event_loop =
+        event_loop::EventLoop::new(swarm, commands_rx, &config, peer_ips.clone(), real_network)?;
+    event_loop.own_listeners(listeners);
     tokio::spawn(tracing::Instrument::instrument(
         event_loop.run(),
         tracing::debug_span!("net"),
     ));
-    Ok(NetHandle::new(local_peer, commands_tx, control, peer_ips))
+    let relayed = handle::RelayedTransfers {
+        direct_wait: config.direct_connection_wait,
+        cap: config.relayed_transfer_cap.bytes(),
+    };
+    Ok(NetHandle::new(
+        local_peer,
+        commands_tx,
+        control,
+        peer_ips,
+        relayed,
+    ))
 }

@@ -8,39 +8,89 @@ use std::sync::{Arc, RwLock};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-/// Connected peers' IP addresses; cheap to clone.
+/// How one peer is connected.
+#[derive(Debug, Clone, Copy, Default)]
+struct Link {
+    /// The IP of its latest direct connection.
+    ip: Option<IpAddr>,
+    /// Connections through a relay (circuits).
+    relayed: u32,
+    /// Bytes fetched from it through relays.
+    relayed_bytes: u64,
+}
+
+/// Connected peers' IP addresses, and which peers are reached only through relays;
+/// cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIps {
-    ips: Arc<RwLock<HashMap<PeerId, IpAddr>>>,
+    links: Arc<RwLock<HashMap<PeerId, Link>>>,
 }
 
 impl PeerIps {
-    /// Records the address of a new connection of `peer` (the latest one wins).
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PeerId, Link>> {
+        self.links.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PeerId, Link>> {
+        self.links.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new connection of `peer` to `address` (the latest direct one's IP
+    /// wins). A relayed connection's address names the relay's IP, not the peer's, so
+    /// it is counted apart and never charged to that IP.
     pub fn connected(&self, peer: PeerId, address: &Multiaddr) {
-        if let Some(ip) = ip_of(address) {
-            self.ips
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(peer, ip);
+        let mut links = self.write();
+        let link = links.entry(peer).or_default();
+        if is_relayed(address) {
+            link.relayed += 1;
+        } else if let Some(ip) = ip_of(address) {
+            link.ip = Some(ip);
+        }
+    }
+
+    /// Records that one connection of `peer` to `address` closed.
+    pub fn connection_closed(&self, peer: &PeerId, address: &Multiaddr) {
+        if is_relayed(address) {
+            if let Some(link) = self.write().get_mut(peer) {
+                link.relayed = link.relayed.saturating_sub(1);
+            }
         }
     }
 
     /// Forgets `peer` once its last connection closed.
     pub fn disconnected(&self, peer: &PeerId) {
-        self.ips
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(peer);
+        self.write().remove(peer);
     }
 
-    /// The IP address `peer` is connected from, if it is connected over IP.
+    /// The IP address `peer` is connected from, if it is connected directly over IP.
     pub fn get(&self, peer: &PeerId) -> Option<IpAddr> {
-        self.ips
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(peer)
-            .copied()
+        self.read().get(peer).and_then(|link| link.ip)
     }
+
+    /// Whether `peer` is connected, but only through relays.
+    pub fn relayed_only(&self, peer: &PeerId) -> bool {
+        self.read()
+            .get(peer)
+            .is_some_and(|link| link.relayed > 0 && link.ip.is_none())
+    }
+
+    /// Counts `bytes` fetched from `peer` through a relay; returns the total so far.
+    pub fn add_relayed_bytes(&self, peer: &PeerId, bytes: u64) -> u64 {
+        let mut links = self.write();
+        let link = links.entry(*peer).or_default();
+        link.relayed_bytes = link.relayed_bytes.saturating_add(bytes);
+        link.relayed_bytes
+    }
+
+    /// Bytes fetched from `peer` through relays while it stayed connected.
+    pub fn relayed_bytes(&self, peer: &PeerId) -> u64 {
+        self.read().get(peer).map_or(0, |link| link.relayed_bytes)
+    }
+}
+
+/// Whether `address` runs through a relay (`/p2p-circuit`).
+pub fn is_relayed(address: &Multiaddr) -> bool {
+    address.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 /// The IP address at the start of `address`, if it has one.
@@ -68,5 +118,21 @@ mod tests {
         assert_eq!(ips.get(&peer), Some(IpAddr::from([127, 0, 0, 66])));
         ips.disconnected(&peer);
         assert_eq!(ips.get(&peer), None);
+    }
+
+    #[test]
+    fn a_peer_reached_through_a_relay_is_not_charged_to_the_relays_ip() {
+        let ips = PeerIps::default();
+        let peer = PeerId::random();
+        let relay = PeerId::random();
+        let circuit: Multiaddr = format!("/ip4/203.0.113.7/tcp/4150/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        ips.connected(peer, &circuit);
+        assert_eq!(ips.get(&peer), None);
+        assert!(ips.relayed_only(&peer));
+        ips.connected(peer, &"/ip4/198.51.100.9/tcp/4150".parse().unwrap());
+        assert!(!ips.relayed_only(&peer));
+        assert_eq!(ips.get(&peer), Some(IpAddr::from([198, 51, 100, 9])));
     }
 }

@@ -21,7 +21,7 @@ use crate::error::is_storage_full;
 use super::streams::{split_stream, StreamSide};
 use super::traffic::Traffic;
 use crate::library::store::BlobStore;
-use crate::net::{NetHandle, BLOB_PROTOCOL};
+use crate::net::{NetHandle, Route, BLOB_PROTOCOL};
 
 /// Longest wait for a stream to a peer to open (dialling included).
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -170,6 +170,32 @@ pub async fn open_blob_stream(
     net: &NetHandle,
     peer: PeerId,
 ) -> Result<libp2p::Stream, RequestError> {
+    Ok(open_routed_stream(net, peer).await?.0)
+}
+
+/// Opens a blob-protocol stream to `peer` and says whether it runs through a relay. A
+/// peer reached only through relays first gets its chance at a direct connection (see
+/// [`NetHandle::route_to`]); one first reached by this very open (a provider behind NAT,
+/// dialled through its relay) too.
+async fn open_routed_stream(
+    net: &NetHandle,
+    peer: PeerId,
+) -> Result<(libp2p::Stream, Route), RequestError> {
+    let unreachable = |reason: String| RequestError::Unreachable { peer, reason };
+    let route = net.route_to(&peer).await.map_err(unreachable)?;
+    let stream = open_stream_in_time(net, peer).await?;
+    if route == Route::Direct && net.relayed_only(&peer) {
+        drop(stream);
+        let route = net.route_to(&peer).await.map_err(unreachable)?;
+        return Ok((open_stream_in_time(net, peer).await?, route));
+    }
+    Ok((stream, route))
+}
+
+async fn open_stream_in_time(
+    net: &NetHandle,
+    peer: PeerId,
+) -> Result<libp2p::Stream, RequestError> {
     match tokio::time::timeout(
         OPEN_STREAM_TIMEOUT,
         net.stream_control().open_stream(peer, BLOB_PROTOCOL),
@@ -177,10 +203,15 @@ pub async fn open_blob_stream(
     .await
     {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(RequestError::Unreachable {
-            peer,
-            reason: format!("cannot open a stream: {e}"),
-        }),
+        Ok(Err(e)) => {
+            let e = e.to_string();
+            let reason = if e.contains("/p2p-circuit") {
+                format!("reachable only through a relay, which refused another circuit: {e}")
+            } else {
+                format!("cannot open a stream: {e}")
+            };
+            Err(RequestError::Unreachable { peer, reason })
+        }
         Err(_) => Err(RequestError::TimedOut {
             peer,
             after: OPEN_STREAM_TIMEOUT,
@@ -211,7 +242,7 @@ impl BlobClient {
         idle_timeout: Duration,
         tally: Tally<'_>,
     ) -> Result<u64, RequestError> {
-        let stream = open_blob_stream(&self.net, peer).await?;
+        let (stream, route) = open_routed_stream(&self.net, peer).await?;
         let busy = Arc::new(AtomicBool::new(false));
         let (id, recv, send) = split_stream(
             stream,
@@ -222,6 +253,20 @@ impl BlobClient {
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
         let result = until_done(peer, progress, idle_timeout, tally).await;
+        if route == Route::Relayed {
+            match &result {
+                Ok(bytes) => self.net.add_relayed_bytes(&peer, *bytes),
+                Err(e) => {
+                    return Err(RequestError::Unreachable {
+                        peer,
+                        reason: format!(
+                            "reachable only through a relay (hole punching brought no direct connection), \
+                             and the relay cut the transfer at its limits: {e}"
+                        ),
+                    })
+                }
+            }
+        }
         match result {
             Err(_) if busy.load(Ordering::Relaxed) => Err(RequestError::Busy { peer }),
             other => other,

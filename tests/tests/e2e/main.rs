@@ -20,6 +20,7 @@ mod hostile_network;
 mod hostile_records;
 mod mdns;
 mod names;
+mod nat;
 mod network;
 mod operators;
 mod operators_artifacts;

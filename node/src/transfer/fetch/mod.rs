@@ -314,8 +314,11 @@ impl Transfer<'_> {
                 "the fetch was cancelled; verified bytes are kept, fetch again to resume".into(),
             ),
             Some(Ending::Stalled) => NodeError::TimedOut(format!(
-                "nothing arrived for {} s from {known} peers; {left} segments missing (fetch again to resume)",
-                STALL_TIMEOUT.as_secs()
+                "nothing arrived for {} s from {known} peers; {left} segments missing (fetch again to resume){}",
+                STALL_TIMEOUT.as_secs(),
+                state
+                    .drop_reason()
+                    .map_or(String::new(), |reason| format!("; last failure: {reason}"))
             )),
             None if known > 0 && state.banned().len() == known => NodeError::PeerMisbehaved(format!(
                 "every peer that offered the data sent bytes failing verification ({})",

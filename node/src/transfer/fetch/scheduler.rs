@@ -102,6 +102,8 @@ pub struct Scheduler {
     peers: HashMap<PeerId, PeerState>,
     banned: HashSet<PeerId>,
     dropped: HashSet<PeerId>,
+    /// Why the last peer dropped from this fetch failed, for the user.
+    drop_reason: Option<String>,
     per_peer: HashMap<PeerId, u64>,
     done_bytes: u64,
     /// `done_bytes` by blob, for per-file progress.
@@ -248,6 +250,11 @@ impl Scheduler {
     /// Peers banned for bad data.
     pub fn banned(&self) -> &HashSet<PeerId> {
         &self.banned
+    }
+
+    /// Why the last peer dropped from this fetch failed.
+    pub fn drop_reason(&self) -> Option<&str> {
+        self.drop_reason.as_deref()
     }
 
     /// Peers dropped after failing too often.
@@ -501,6 +508,7 @@ impl Scheduler {
                 if state.failures >= MAX_FAILURES_PER_PEER {
                     tracing::debug!(%peer, error = %e, "dropping peer from the fetch: failed too often");
                     self.dropped.insert(peer);
+                    self.drop_reason = Some(e.to_string());
                 }
             }
         }

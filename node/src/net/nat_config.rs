@@ -1,0 +1,88 @@
+//! Settings for nodes behind NAT and for the relay service this node may offer them.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use libp2p::relay;
+use serde::{Deserialize, Serialize};
+
+use crate::units::ByteSize;
+
+/// Whether this node relays for nodes behind NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayService {
+    /// On once this node knows it is public (a public listen address, or one confirmed
+    /// by AutoNAT), off otherwise.
+    #[default]
+    Auto,
+    /// Always on (a server whose public address is not its listen address).
+    On,
+    /// Never.
+    Off,
+}
+
+/// Limits of the relay service: what one node behind NAT, one IP address and everyone
+/// together may take from this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayLimits {
+    /// Most reservations held for others at once.
+    pub max_reservations: u32,
+    /// Most reservations one peer holds.
+    pub max_reservations_per_peer: u32,
+    /// New reservations one IP address may make per minute.
+    pub reservations_per_ip_per_minute: u32,
+    /// How long a reservation lasts before its holder renews it (`1h`).
+    #[serde(with = "crate::units::duration_text")]
+    pub reservation_duration: Duration,
+    /// Most circuits relayed at once.
+    pub max_circuits: u32,
+    /// Most circuits one peer has relayed at once.
+    pub max_circuits_per_peer: u32,
+    /// New circuits one IP address may open per minute.
+    pub circuits_per_ip_per_minute: u32,
+    /// A circuit is closed after this long (`2m`): long enough to punch a hole.
+    #[serde(with = "crate::units::duration_text")]
+    pub circuit_duration: Duration,
+    /// A circuit is closed after this many bytes each way: enough for the DHT, identify
+    /// and hole punching, never for a model.
+    pub circuit_bytes: ByteSize,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: 64,
+            max_reservations_per_peer: 1,
+            reservations_per_ip_per_minute: 4,
+            reservation_duration: Duration::from_secs(3600),
+            max_circuits: 16,
+            max_circuits_per_peer: 4,
+            circuits_per_ip_per_minute: 8,
+            circuit_duration: Duration::from_secs(120),
+            circuit_bytes: ByteSize::new(1 << 20),
+        }
+    }
+}
+
+impl RelayLimits {
+    /// The relay behaviour's configuration.
+    pub fn to_relay_config(&self) -> relay::Config {
+        let at_least_one = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        let minute = Duration::from_secs(60);
+        relay::Config {
+            max_reservations: self.max_reservations as usize,
+            max_reservations_per_peer: self.max_reservations_per_peer as usize,
+            reservation_duration: self.reservation_duration,
+            reservation_rate_limiters: Vec::new(),
+            max_circuits: self.max_circuits as usize,
+            max_circuits_per_peer: self.max_circuits_per_peer as usize,
+            max_circuit_duration: self.circuit_duration,
+            max_circuit_bytes: self.circuit_bytes.bytes(),
+            circuit_src_rate_limiters: Vec::new(),
+        }
+        .reservation_rate_per_ip(at_least_one(self.reservations_per_ip_per_minute), minute)
+        .circuit_src_per_ip(at_least_one(self.circuits_per_ip_per_minute), minute)
+    }
+}
