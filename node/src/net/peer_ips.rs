@@ -13,7 +13,9 @@ use libp2p::{Multiaddr, PeerId};
 struct Link {
     /// The IP of its latest direct connection.
     ip: Option<IpAddr>,
-    /// Connections through a relay (circuits).
+    /// Direct connections open now.
+    direct: u32,
+    /// Connections through a relay (circuits) open now.
     relayed: u32,
     /// Bytes fetched from it through relays.
     relayed_bytes: u64,
@@ -43,17 +45,21 @@ impl PeerIps {
         let link = links.entry(peer).or_default();
         if is_relayed(address) {
             link.relayed += 1;
-        } else if let Some(ip) = ip_of(address) {
-            link.ip = Some(ip);
+        } else {
+            link.direct += 1;
+            link.ip = ip_of(address).or(link.ip);
         }
     }
 
     /// Records that one connection of `peer` to `address` closed.
     pub fn connection_closed(&self, peer: &PeerId, address: &Multiaddr) {
-        if is_relayed(address) {
-            if let Some(link) = self.write().get_mut(peer) {
-                link.relayed = link.relayed.saturating_sub(1);
-            }
+        if let Some(link) = self.write().get_mut(peer) {
+            let count = if is_relayed(address) {
+                &mut link.relayed
+            } else {
+                &mut link.direct
+            };
+            *count = count.saturating_sub(1);
         }
     }
 
@@ -71,7 +77,7 @@ impl PeerIps {
     pub fn relayed_only(&self, peer: &PeerId) -> bool {
         self.read()
             .get(peer)
-            .is_some_and(|link| link.relayed > 0 && link.ip.is_none())
+            .is_some_and(|link| link.relayed > 0 && link.direct == 0)
     }
 
     /// Counts `bytes` fetched from `peer` through a relay; returns the total so far.
@@ -131,8 +137,12 @@ mod tests {
         ips.connected(peer, &circuit);
         assert_eq!(ips.get(&peer), None);
         assert!(ips.relayed_only(&peer));
-        ips.connected(peer, &"/ip4/198.51.100.9/tcp/4150".parse().unwrap());
+        let direct: Multiaddr = "/ip4/198.51.100.9/tcp/4150".parse().unwrap();
+        ips.connected(peer, &direct);
         assert!(!ips.relayed_only(&peer));
         assert_eq!(ips.get(&peer), Some(IpAddr::from([198, 51, 100, 9])));
+        // The direct connection goes, the circuit stays: relayed only again.
+        ips.connection_closed(&peer, &direct);
+        assert!(ips.relayed_only(&peer));
     }
 }

@@ -252,24 +252,41 @@ impl BlobClient {
         );
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
-        let result = until_done(peer, progress, idle_timeout, tally).await;
-        if route == Route::Relayed {
-            match &result {
-                Ok(bytes) => self.net.add_relayed_bytes(&peer, *bytes),
-                Err(e) => {
-                    return Err(RequestError::Unreachable {
-                        peer,
-                        reason: format!(
-                            "reachable only through a relay (hole punching brought no direct connection), \
-                             and the relay cut the transfer at its limits: {e}"
-                        ),
-                    })
-                }
-            }
-        }
-        match result {
+        let result = match until_done(peer, progress, idle_timeout, tally).await {
             Err(_) if busy.load(Ordering::Relaxed) => Err(RequestError::Busy { peer }),
             other => other,
+        };
+        if route == Route::Relayed {
+            return self.relayed_outcome(peer, result);
+        }
+        result
+    }
+
+    /// A request that ran through a relay: counts what it delivered against the cap,
+    /// and says so when it was cut short. Bad bytes, a full disk or a busy peer stay
+    /// what they are: only a transfer cut short is the relay's doing.
+    fn relayed_outcome(
+        &self,
+        peer: PeerId,
+        result: Result<u64, RequestError>,
+    ) -> Result<u64, RequestError> {
+        match result {
+            Ok(bytes) => {
+                self.net.add_relayed_bytes(&peer, bytes);
+                Ok(bytes)
+            }
+            Err(
+                e @ (RequestError::Unreachable { .. }
+                | RequestError::Incomplete { .. }
+                | RequestError::TimedOut { .. }),
+            ) => Err(RequestError::Unreachable {
+                peer,
+                reason: format!(
+                    "reachable only through a relay (hole punching brought no direct connection), \
+                     and the relay cut the transfer at its limits: {e}"
+                ),
+            }),
+            Err(other) => Err(other),
         }
     }
 }
