@@ -210,28 +210,29 @@ async fn bind_api(addr: SocketAddr) -> NodeResult<tokio::net::TcpListener> {
     })
 }
 
-/// The swarm's external addresses once it has reported them (concrete IPs for wildcard
-/// listeners), else its listen addresses (a node behind NAT has no external address
-/// yet), else the addresses it was asked to listen on.
+/// The swarm's listen addresses once it has reported one for each address it was
+/// asked to listen on (concrete IPs for wildcard listeners), else what it reported by
+/// the deadline, else the addresses it was asked to listen on.
 async fn reported_listen_addresses(net: &NetHandle, asked: &[Multiaddr]) -> Vec<Multiaddr> {
     let deadline = tokio::time::Instant::now() + LISTEN_REPORT_WAIT;
-    let mut listeners = asked.to_vec();
+    let mut listening = Vec::new();
     loop {
         if let Ok(status) = net.status().await {
-            let parse = |list: &[String]| -> Vec<Multiaddr> {
-                list.iter().filter_map(|a| a.parse().ok()).collect()
-            };
-            let external = parse(&status.external_addresses);
-            if !external.is_empty() {
-                return external;
-            }
-            let listening = parse(&status.listen_addresses);
-            if !listening.is_empty() {
-                listeners = listening;
+            listening = status
+                .listen_addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            if listening.len() >= asked.len() {
+                return listening;
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return listeners;
+            return if listening.is_empty() {
+                asked.to_vec()
+            } else {
+                listening
+            };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -9,7 +9,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::config::NodeConfig;
-use crate::net::{ip_of, is_link_local, without_peer_id};
+use crate::net::nat_config::RelayService;
+use crate::net::{ip_of, is_link_local, listens_beyond_loopback, without_peer_id};
 
 /// What the start-up block shows.
 #[derive(Debug)]
@@ -61,7 +62,7 @@ pub fn startup_block(facts: &StartupFacts<'_>) -> String {
             "off"
         }
     );
-    let beyond_loopback = crate::net::listens_beyond_loopback(&config.net.listen);
+    let beyond_loopback = listens_beyond_loopback(&config.net.listen);
     let _ = writeln!(
         block,
         "port map:   {}",
@@ -75,10 +76,10 @@ pub fn startup_block(facts: &StartupFacts<'_>) -> String {
         block,
         "relaying:   {}",
         match config.net.relay_service {
-            crate::net::nat_config::RelayService::Auto =>
+            RelayService::Auto =>
                 "auto: relays for nodes behind NAT once this node is known to be public",
-            crate::net::nat_config::RelayService::On => "on: relays for nodes behind NAT",
-            crate::net::nat_config::RelayService::Off => "off",
+            RelayService::On => "on: relays for nodes behind NAT",
+            RelayService::Off => "off",
         }
     );
     if beyond_loopback {

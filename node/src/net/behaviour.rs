@@ -8,11 +8,11 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, upnp, PeerId};
 
-use super::nat_config::RelayService;
+use super::nat_config::{NatFeatures, RelayService};
 use super::pending_guard::PendingGuard;
 use super::provider_store::ProviderStore;
 use super::relayed_addresses::RelayedAddresses;
-use super::{listens_beyond_loopback, NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
+use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 
 /// Largest DHT message accepted, in bytes. Provider lists and small records fit easily;
 /// a peer sending more is trying to make us allocate.
@@ -108,23 +108,25 @@ impl NodeBehaviour {
         };
         // Address checks, port mapping and relaying are for real networks: the simulator's
         // in-memory transport (no relay client) has none of them.
-        let real_network = relay.is_some();
+        let features = NatFeatures::of(config, relay.is_some());
         let dcutr = relay.as_ref().map(|_| dcutr::Behaviour::new(peer_id));
-        let beyond_loopback = listens_beyond_loopback(&config.listen);
-        let upnp = (real_network && beyond_loopback && config.port_mapping)
-            .then(upnp::tokio::Behaviour::default);
-        let relay_server = (real_network && config.relay_service != RelayService::Off).then(|| {
+        let upnp = features.port_mapping.then(upnp::tokio::Behaviour::default);
+        let relay_server = (features.relay_service != RelayService::Off).then(|| {
             let mut server = relay::Behaviour::new(peer_id, config.relay_limits.to_relay_config());
             // `auto` is decided by this node's reachability (see `nat`), not by libp2p's
             // rule that any confirmed address (loopback included) turns it on.
-            server.set_status(Some(match config.relay_service {
+            server.set_status(Some(match features.relay_service {
                 RelayService::On => relay::Status::Enable,
                 _ => relay::Status::Disable,
             }));
             server
         });
-        let autonat = real_network.then(autonat::v2::client::Behaviour::default);
-        let autonat_server = real_network.then(autonat::v2::server::Behaviour::default);
+        let autonat = features
+            .real_network
+            .then(autonat::v2::client::Behaviour::default);
+        let autonat_server = features
+            .real_network
+            .then(autonat::v2::server::Behaviour::default);
         Ok(Self {
             pending: PendingGuard::default(),
             limits: connection_limits::Behaviour::new(limits),

@@ -26,9 +26,10 @@ use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::connection_view::{is_dialable, shown_address};
 use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, RecordLookup};
 use super::nat::Nat;
+use super::nat_config::NatFeatures;
 use super::pending_lookup::{LookupReply, PendingLookup};
-use super::provider_store::ProviderStore;
 use super::redial::BootstrapPeer;
+use super::routing_table;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
 use crate::error::{NodeError, NodeResult};
 
@@ -123,7 +124,7 @@ impl EventLoop {
             peer_ips,
             address_policy: AddressPolicy::from_listen(&config.listen),
             dht_queries_started: 0,
-            nat: Nat::new(config, real_network),
+            nat: Nat::new(config, NatFeatures::of(config, real_network)),
             stopping: None,
         };
         event_loop.dial_due_bootstrap_peers();
@@ -137,6 +138,16 @@ impl EventLoop {
         }
     }
 
+    /// When a stop of listening is answered (far away when none is under way).
+    fn stop_at(&self) -> tokio::time::Instant {
+        let now = Instant::now();
+        let at = self
+            .stopping
+            .as_ref()
+            .map_or(now + Duration::from_secs(3600), |s| s.0);
+        tokio::time::Instant::from_std(at)
+    }
+
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         let mut bootstrap = tokio::time::interval(self.bootstrap_interval);
@@ -147,6 +158,7 @@ impl EventLoop {
         expiry.tick().await;
         let mut nat_tick = tokio::time::interval(NAT_TICK);
         loop {
+            let stop_at = self.stop_at();
             tokio::select! {
                 // Local work first: commands before new remote events.
                 biased;
@@ -158,13 +170,9 @@ impl EventLoop {
                 _ = bootstrap.tick() => self.bootstrap(),
                 _ = redial.tick() => self.redial_bootstrap_peers(),
                 _ = nat_tick.tick() => self.nat.tick(&mut self.swarm),
-                _ = tokio::time::sleep(Duration::from_millis(50)), if self.stopping.is_some() => {
-                    if let Some((at, reply)) = self.stopping.take() {
-                        if Instant::now() >= at {
-                            let _ = reply.send(());
-                        } else {
-                            self.stopping = Some((at, reply));
-                        }
+                _ = tokio::time::sleep_until(stop_at), if self.stopping.is_some() => {
+                    if let Some((_, reply)) = self.stopping.take() {
+                        let _ = reply.send(());
                     }
                 }
                 _ = expiry.tick() => {
@@ -186,7 +194,7 @@ impl EventLoop {
     /// addresses that failed to dial.
     fn redial_bootstrap_peers(&mut self) {
         if self.bootstrap_peers.is_empty()
-            || routing_table_size(&mut self.swarm.behaviour_mut().kad) >= WELL_CONNECTED_PEERS
+            || routing_table::size(&mut self.swarm.behaviour_mut().kad) >= WELL_CONNECTED_PEERS
         {
             return;
         }
@@ -225,7 +233,8 @@ impl EventLoop {
         let recent = self
             .last_bootstrap
             .is_some_and(|at| at.elapsed() < MIN_BOOTSTRAP_GAP);
-        if !recent && routing_table_size(&mut self.swarm.behaviour_mut().kad) < WELL_CONNECTED_PEERS
+        if !recent
+            && routing_table::size(&mut self.swarm.behaviour_mut().kad) < WELL_CONNECTED_PEERS
         {
             self.bootstrap();
         }
@@ -236,15 +245,6 @@ impl EventLoop {
     /// the bucket's oldest peer to see whether it is still alive; done for every new peer
     /// that identified itself, those liveness dials (each a new connection, which makes
     /// more peers identify) kept hundreds of nodes busy dialing one another.
-    fn routing_has_room(&mut self, peer: &PeerId) -> bool {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let Some(bucket) = kad.kbucket(*peer) else {
-            return false;
-        };
-        bucket.num_entries() < kad::K_VALUE.get()
-            || bucket.iter().any(|entry| entry.node.key.preimage() == peer)
-    }
-
     fn handle_command(&mut self, command: NetCommand) {
         let kad = &mut self.swarm.behaviour_mut().kad;
         match command {
@@ -316,7 +316,7 @@ impl EventLoop {
                 self.stopping = Some((Instant::now() + release, reply));
             }
             NetCommand::Status { reply } => {
-                let routing_table_size = routing_table_size(kad) as u64;
+                let routing_table_size = routing_table::size(kad) as u64;
                 let dht_queries = kad.iter_queries().count() as u64;
                 let status = NetStatus {
                     listen_addresses: self.swarm.listeners().map(ToString::to_string).collect(),
@@ -398,7 +398,7 @@ impl EventLoop {
                 info,
                 ..
             })) if info.protocols.contains(&KAD_PROTOCOL) => {
-                if !self.routing_has_room(&peer_id) {
+                if !routing_table::has_room_for(&mut self.swarm.behaviour_mut().kad, &peer_id) {
                     return;
                 }
                 for address in info.listen_addrs {
@@ -421,33 +421,20 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(NodeBehaviourEvent::Kad(event)) => self.handle_kad(event),
-            SwarmEvent::Behaviour(NodeBehaviourEvent::Autonat(event)) => {
-                self.nat.on_autonat(&mut self.swarm, event);
-            }
-            SwarmEvent::Behaviour(NodeBehaviourEvent::Upnp(event)) => {
-                self.nat.on_upnp(&mut self.swarm, event);
-            }
-            SwarmEvent::Behaviour(NodeBehaviourEvent::Relay(event)) => {
-                self.nat.on_relay_client(&mut self.swarm, event);
-            }
-            SwarmEvent::Behaviour(NodeBehaviourEvent::Dcutr(event)) => match event.result {
-                Ok(_) => {
-                    tracing::info!(peer = %event.remote_peer_id, "hole punched: direct connection")
-                }
-                Err(error) => {
-                    tracing::info!(peer = %event.remote_peer_id, %error, "hole punching failed")
-                }
-            },
-            SwarmEvent::Behaviour(NodeBehaviourEvent::RelayServer(event)) => {
-                tracing::debug!(?event, "relay service");
-            }
+            SwarmEvent::Behaviour(event) => self.nat.on_behaviour_event(&mut self.swarm, event),
             _ => {}
         }
     }
 
     fn handle_kad(&mut self, event: kad::Event) {
         if let kad::Event::InboundRequest { request } = event {
-            self.handle_inbound_record(request);
+            let connected = &self.connected;
+            self.swarm.behaviour_mut().kad.store_mut().keep_inbound(
+                request,
+                &self.peer_ips,
+                &self.address_policy,
+                |peer| connected.contains_key(peer),
+            );
             return;
         }
         let kad::Event::OutboundQueryProgressed {
@@ -533,10 +520,19 @@ impl EventLoop {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        // Dialled while the lookup still holds their addresses: a provider
-                        // behind NAT is in no routing table, only its record names its relay.
-                        for provider in providers.iter().filter(|p| **p != local) {
-                            let dial = DialOpts::peer_id(*provider)
+                        // A provider behind NAT is in no routing table: only its record
+                        // names its relay, and Kademlia forgets that when the lookup ends.
+                        // It is dialled now, while the lookup still holds the address.
+                        let kad = &mut self.swarm.behaviour_mut().kad;
+                        let unroutable: Vec<PeerId> = providers
+                            .iter()
+                            .filter(|p| {
+                                **p != local && routing_table::addresses_of(kad, p).is_none()
+                            })
+                            .copied()
+                            .collect();
+                        for provider in unroutable {
+                            let dial = DialOpts::peer_id(provider)
                                 .condition(PeerCondition::DisconnectedAndNotDialing)
                                 .build();
                             let _ = self.swarm.dial(dial);
@@ -576,52 +572,6 @@ impl EventLoop {
             _ => {}
         }
     }
-
-    /// Stores what a peer asked us to keep, if the provider store accepts it.
-    fn handle_inbound_record(&mut self, request: kad::InboundRequest) {
-        match request {
-            kad::InboundRequest::AddProvider {
-                record: Some(record),
-            } => {
-                let provider = record.provider;
-                let ip = self.peer_ips.get(&provider);
-                let connected = &self.connected;
-                let outcome = self.swarm.behaviour_mut().kad.store_mut().add_remote(
-                    record,
-                    ip,
-                    &self.address_policy,
-                    |peer| connected.contains_key(peer),
-                    Instant::now(),
-                );
-                if let Err(refusal) = outcome {
-                    tracing::trace!(%provider, ?refusal, "provider record not kept");
-                }
-            }
-            kad::InboundRequest::PutRecord {
-                source,
-                record: Some(record),
-                ..
-            } => {
-                let ip = self.peer_ips.get(&source);
-                let connected = &self.connected;
-                let outcome = self.swarm.behaviour_mut().kad.store_mut().put_remote_value(
-                    record,
-                    source,
-                    ip,
-                    |peer| connected.contains_key(peer),
-                );
-                if let Err(refusal) = outcome {
-                    tracing::debug!(peer = %source, %refusal, "value record refused");
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Peers in the routing table.
-fn routing_table_size(kad: &mut kad::Behaviour<ProviderStore>) -> usize {
-    kad.kbuckets().map(|b| b.num_entries()).sum()
 }
 
 /// A short name for a DHT query's kind, for logs.

@@ -20,7 +20,9 @@ mod pending_guard;
 mod pending_lookup;
 pub mod provider_store;
 mod redial;
+mod relay_slots;
 mod relayed_addresses;
+mod routing_table;
 mod tally;
 pub mod value_store;
 

@@ -15,35 +15,24 @@ use std::time::{Duration, Instant};
 
 use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
-use libp2p::kad::{self, QueryId, RecordKey};
-use libp2p::multiaddr::Protocol;
+use libp2p::kad::{self, QueryId};
 use libp2p::swarm::ConnectionId;
 use libp2p::{autonat, relay, upnp, Multiaddr, PeerId, Swarm};
 use seedbank_protocol::reachability_api::{Reachability, ReachabilityStatus};
 
 use super::address_policy::{scope, Scope};
-use super::behaviour::NodeBehaviour;
-use super::nat_config::RelayService;
+use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
+use super::nat_config::{NatFeatures, RelayService};
 use super::peer_ips::{ip_of, is_relayed};
-use super::{listens_beyond_loopback, without_peer_id, NetConfig};
+use super::relay_slots::{relay_service_key, RelaySlots};
+use super::NetConfig;
 
-/// Relays a node behind NAT keeps a reservation on.
-const WANTED_RELAYS: usize = 2;
-/// Least time between two DHT lookups for relays.
-const RELAY_LOOKUP_GAP: Duration = Duration::from_secs(30);
-/// A relay that refused or dropped a reservation is not asked again for this long.
-const RELAY_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// A relaying node announces itself again this often (provider records last 48 h).
 const RELAY_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// How long a stopping node keeps running so the router removes its port mappings.
 const MAPPING_RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// Failed address checks remembered as evidence.
 const MAX_FAILED_CHECKS: usize = 8;
-
-/// The DHT key under which relaying nodes announce themselves.
-pub fn relay_service_key() -> RecordKey {
-    RecordKey::new(blake3::hash(b"seedbank relay service v1").as_bytes())
-}
 
 /// Why an address is one of this node's external addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +47,6 @@ enum Evidence {
     PortMapped,
     /// Another node dialled it back (AutoNAT v2).
     DialedBack(PeerId),
-}
-
-/// A relay this node holds or asks for a reservation on.
-#[derive(Debug)]
-struct RelaySlot {
-    listener: ListenerId,
-    /// The relayed address, once the relay accepted.
-    address: Option<Multiaddr>,
 }
 
 /// The router's answer to port mapping.
@@ -88,10 +69,7 @@ pub(super) struct Nat {
     external: BTreeMap<Multiaddr, Evidence>,
     failed_checks: BTreeMap<Multiaddr, String>,
     port_mapping: PortMapping,
-    relays: HashMap<PeerId, RelaySlot>,
-    refused_relays: HashMap<PeerId, Instant>,
-    relay_lookup: Option<QueryId>,
-    last_relay_lookup: Option<Instant>,
+    relays: RelaySlots,
     serving: bool,
     announced: Option<Instant>,
     kad_client: bool,
@@ -103,30 +81,22 @@ pub(super) struct Nat {
 
 impl Nat {
     /// The state of a node that has not heard from anyone yet.
-    pub fn new(config: &NetConfig, real_network: bool) -> Self {
-        let beyond_loopback = listens_beyond_loopback(&config.listen);
+    pub fn new(config: &NetConfig, features: NatFeatures) -> Self {
         Self {
-            local_only: !beyond_loopback,
+            local_only: features.local_only,
             mdns: config.mdns,
             kad_server: config.kad_server,
-            relay_service: if real_network {
-                config.relay_service
-            } else {
-                RelayService::Off
-            },
-            use_relays: real_network && config.use_relays && beyond_loopback,
+            relay_service: features.relay_service,
+            use_relays: features.use_relays,
             external: BTreeMap::new(),
             failed_checks: BTreeMap::new(),
-            port_mapping: if real_network && beyond_loopback && config.port_mapping {
+            port_mapping: if features.port_mapping {
                 PortMapping::Searching
             } else {
                 PortMapping::Off
             },
-            relays: HashMap::new(),
-            refused_relays: HashMap::new(),
-            relay_lookup: None,
-            last_relay_lookup: None,
-            serving: config.relay_service == RelayService::On && real_network,
+            relays: RelaySlots::default(),
+            serving: features.relay_service == RelayService::On,
             announced: None,
             kad_client: false,
             circuits: HashMap::new(),
@@ -143,7 +113,7 @@ impl Nat {
             Reachability::Mapped
         } else if self.local_only {
             Reachability::LocalOnly
-        } else if self.relays.values().any(|slot| slot.address.is_some()) {
+        } else if self.relays.any_reserved() {
             Reachability::Relayed
         } else if !self.failed_checks.is_empty()
             || self.port_mapping == PortMapping::GatewayNotPublic
@@ -191,22 +161,14 @@ impl Nat {
             evidence,
             port_mapping,
             relay_service: relay_service.to_owned(),
-            relays: self
-                .relays
-                .values()
-                .filter_map(|slot| slot.address.as_ref().map(ToString::to_string))
-                .collect(),
+            relays: self.relays.addresses().map(ToString::to_string).collect(),
         }
     }
 
     /// A new listen address: kept as external when it has evidence of its own.
     pub fn on_listen_address(&mut self, swarm: &mut Swarm<NodeBehaviour>, address: &Multiaddr) {
         if is_relayed(address) {
-            if let Some(relay) = relay_of(address) {
-                if let Some(slot) = self.relays.get_mut(&relay) {
-                    slot.address = Some(address.clone());
-                }
-            }
+            self.relays.reserved(address);
             swarm.add_external_address(address.clone());
             self.update(swarm);
             return;
@@ -234,30 +196,14 @@ impl Nat {
         if self.external.remove(address).is_some() || is_relayed(address) {
             swarm.remove_external_address(address);
         }
-        for slot in self.relays.values_mut() {
-            if slot.address.as_ref() == Some(address) {
-                slot.address = None;
-            }
-        }
+        self.relays.address_expired(address);
         self.update(swarm);
     }
 
     /// A listener closed: a relay listener means the reservation is gone.
     pub fn on_listener_closed(&mut self, swarm: &mut Swarm<NodeBehaviour>, listener: ListenerId) {
-        let gone: Vec<PeerId> = self
-            .relays
-            .iter()
-            .filter(|(_, slot)| slot.listener == listener)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for relay in gone {
-            if let Some(slot) = self.relays.remove(&relay) {
-                if let Some(address) = slot.address {
-                    swarm.remove_external_address(&address);
-                }
-            }
-            tracing::info!(%relay, "relay reservation ended");
-            self.refused_relays.insert(relay, Instant::now());
+        if let Some(address) = self.relays.closed(listener) {
+            swarm.remove_external_address(&address);
         }
         self.update(swarm);
     }
@@ -276,12 +222,31 @@ impl Nat {
         self.update(swarm);
     }
 
-    /// An AutoNAT v2 check of one of our addresses ended.
-    pub fn on_autonat(
+    /// A behaviour's event about reachability: AutoNAT, UPnP, relays, hole punching.
+    pub fn on_behaviour_event(
         &mut self,
         swarm: &mut Swarm<NodeBehaviour>,
-        event: autonat::v2::client::Event,
+        event: NodeBehaviourEvent,
     ) {
+        match event {
+            NodeBehaviourEvent::Autonat(event) => self.on_autonat(swarm, event),
+            NodeBehaviourEvent::Upnp(event) => self.on_upnp(swarm, event),
+            NodeBehaviourEvent::Relay(event) => self.on_relay_client(swarm, event),
+            NodeBehaviourEvent::Dcutr(event) => match event.result {
+                Ok(_) => {
+                    tracing::info!(peer = %event.remote_peer_id, "hole punched: direct connection")
+                }
+                Err(error) => {
+                    tracing::info!(peer = %event.remote_peer_id, %error, "hole punching failed")
+                }
+            },
+            NodeBehaviourEvent::RelayServer(event) => tracing::debug!(?event, "relay service"),
+            _ => {}
+        }
+    }
+
+    /// An AutoNAT v2 check of one of our addresses ended.
+    fn on_autonat(&mut self, swarm: &mut Swarm<NodeBehaviour>, event: autonat::v2::client::Event) {
         match event.result {
             Ok(()) => {
                 let evidence = match self.external.get(&event.tested_addr) {
@@ -308,7 +273,7 @@ impl Nat {
     }
 
     /// The router answered a port-mapping request.
-    pub fn on_upnp(&mut self, swarm: &mut Swarm<NodeBehaviour>, event: upnp::Event) {
+    fn on_upnp(&mut self, swarm: &mut Swarm<NodeBehaviour>, event: upnp::Event) {
         match event {
             upnp::Event::NewExternalAddr { external_addr, .. } => {
                 if let PortMapping::Mapped(addresses) = &mut self.port_mapping {
@@ -338,11 +303,7 @@ impl Nat {
     }
 
     /// What the relay client reported.
-    pub fn on_relay_client(
-        &mut self,
-        swarm: &mut Swarm<NodeBehaviour>,
-        event: relay::client::Event,
-    ) {
+    fn on_relay_client(&mut self, swarm: &mut Swarm<NodeBehaviour>, event: relay::client::Event) {
         if let relay::client::Event::ReservationReqAccepted {
             relay_peer_id,
             renewal,
@@ -391,7 +352,7 @@ impl Nat {
     /// Stops every listener (the port-mapping behaviour removes a mapping when its
     /// listener goes); returns how long to keep the swarm running for the router to hear.
     pub fn stop_listening(&mut self, swarm: &mut Swarm<NodeBehaviour>) -> Duration {
-        let relays = self.relays.values().map(|slot| slot.listener);
+        let relays: Vec<ListenerId> = self.relays.listeners().collect();
         for listener in std::mem::take(&mut self.listeners)
             .into_iter()
             .chain(relays)
@@ -412,7 +373,7 @@ impl Nat {
 
     /// Whether `id` is this module's lookup for relays.
     pub fn owns_lookup(&self, id: QueryId) -> bool {
-        self.relay_lookup == Some(id)
+        self.relays.owns_lookup(id)
     }
 
     /// Relays the DHT listed: asks the first untried ones for a reservation.
@@ -422,45 +383,8 @@ impl Nat {
         relays: impl IntoIterator<Item = PeerId>,
         finished: bool,
     ) {
-        if finished {
-            self.relay_lookup = None;
-        }
-        let local = *swarm.local_peer_id();
-        for relay in relays {
-            if self.relays.len() >= WANTED_RELAYS || !self.wants_relays() {
-                return;
-            }
-            let recently_refused = self
-                .refused_relays
-                .get(&relay)
-                .is_some_and(|at| at.elapsed() < RELAY_RETRY_AFTER);
-            if relay == local || self.relays.contains_key(&relay) || recently_refused {
-                continue;
-            }
-            let Some(address) = direct_address_of(swarm, &relay) else {
-                tracing::debug!(%relay, "relay found without a usable address");
-                continue;
-            };
-            let circuit = without_peer_id(&address)
-                .with(Protocol::P2p(relay))
-                .with(Protocol::P2pCircuit);
-            match swarm.listen_on(circuit.clone()) {
-                Ok(listener) => {
-                    tracing::info!(%relay, address = %circuit, "asking a relay for a reservation");
-                    self.relays.insert(
-                        relay,
-                        RelaySlot {
-                            listener,
-                            address: None,
-                        },
-                    );
-                }
-                Err(error) => {
-                    tracing::debug!(%relay, address = %circuit, ?error, "cannot listen through relay");
-                    self.refused_relays.insert(relay, Instant::now());
-                }
-            }
-        }
+        let wanted = self.wants_relays();
+        self.relays.found(swarm, relays, finished, wanted);
     }
 
     fn wants_relays(&self) -> bool {
@@ -473,17 +397,8 @@ impl Nat {
 
     /// Periodic work: looks for relays while behind NAT, re-announces the relay service.
     pub fn tick(&mut self, swarm: &mut Swarm<NodeBehaviour>) {
-        let lookup_due = self
-            .last_relay_lookup
-            .is_none_or(|at| at.elapsed() >= RELAY_LOOKUP_GAP);
-        if self.wants_relays()
-            && self.relays.len() < WANTED_RELAYS
-            && self.relay_lookup.is_none()
-            && lookup_due
-        {
-            tracing::debug!("looking for relays in the DHT");
-            self.last_relay_lookup = Some(Instant::now());
-            self.relay_lookup = Some(swarm.behaviour_mut().kad.get_providers(relay_service_key()));
+        if self.wants_relays() {
+            self.relays.look_up_if_due(swarm);
         }
         let announce_due = self
             .announced
@@ -542,56 +457,68 @@ impl Nat {
     }
 }
 
-/// The relay a circuit address goes through: the peer id before `/p2p-circuit`.
-fn relay_of(address: &Multiaddr) -> Option<PeerId> {
-    let mut relay = None;
-    for part in address.iter() {
-        match part {
-            Protocol::P2p(peer) => relay = Some(peer),
-            Protocol::P2pCircuit => return relay,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// A direct address of `peer` from the routing table (relays are public nodes, so
-/// they are there).
-fn direct_address_of(swarm: &mut Swarm<NodeBehaviour>, peer: &PeerId) -> Option<Multiaddr> {
-    let kad = &mut swarm.behaviour_mut().kad;
-    for bucket in kad.kbuckets() {
-        for entry in bucket.iter() {
-            if entry.node.key.preimage() == peer {
-                return entry
-                    .node
-                    .value
-                    .iter()
-                    .find(|address| !is_relayed(address) && ip_of(address).is_some())
-                    .cloned();
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
 
+    fn node_listening_on(address: &str) -> Nat {
+        let config = NetConfig {
+            listen: vec![address.parse().unwrap()],
+            mdns: false,
+            ..NetConfig::default()
+        };
+        Nat::new(&config, NatFeatures::of(&config, true))
+    }
+
+    fn address(text: &str) -> Multiaddr {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn a_circuit_address_names_its_relay() {
-        let relay = PeerId::random();
-        let me = PeerId::random();
-        let address: Multiaddr =
-            format!("/ip4/203.0.113.7/tcp/4150/p2p/{relay}/p2p-circuit/p2p/{me}")
-                .parse()
-                .unwrap();
-        assert_eq!(relay_of(&address), Some(relay));
-        assert_eq!(
-            relay_of(&"/ip4/203.0.113.7/tcp/4150".parse().unwrap()),
-            None
+    fn a_loopback_node_is_local_and_never_looks_for_relays() {
+        let nat = node_listening_on("/ip4/127.0.0.1/tcp/0");
+        assert_eq!(nat.state(), Reachability::LocalOnly);
+        assert!(!nat.wants_relays());
+        assert_eq!(nat.port_mapping, PortMapping::Off);
+    }
+
+    #[test]
+    fn a_home_node_is_unknown_until_a_check_fails_then_behind_nat_and_wants_relays() {
+        let mut nat = node_listening_on("/ip4/0.0.0.0/tcp/4150");
+        assert_eq!(nat.state(), Reachability::Unknown);
+        assert!(!nat.wants_relays());
+        nat.failed_checks.insert(
+            address("/ip4/198.51.100.4/tcp/4150"),
+            "could not dial it back".into(),
         );
+        assert_eq!(nat.state(), Reachability::BehindNat);
+        assert!(nat.wants_relays());
+        assert!(nat.status().evidence[0].contains("not reachable from outside"));
+    }
+
+    #[test]
+    fn a_mapped_port_beats_a_failed_check_and_a_dial_back_beats_both() {
+        let mut nat = node_listening_on("/ip4/0.0.0.0/tcp/4150");
+        nat.failed_checks.insert(
+            address("/ip4/198.51.100.4/tcp/51000"),
+            "could not dial it back".into(),
+        );
+        let mapped = address("/ip4/198.51.100.4/tcp/4150");
+        nat.external.insert(mapped.clone(), Evidence::PortMapped);
+        assert_eq!(nat.state(), Reachability::Mapped);
+        assert!(!nat.wants_relays());
+        nat.external
+            .insert(mapped, Evidence::DialedBack(PeerId::random()));
+        assert_eq!(nat.state(), Reachability::Public);
+    }
+
+    #[test]
+    fn a_router_without_a_public_address_is_evidence_of_nat_behind_nat() {
+        let mut nat = node_listening_on("/ip4/0.0.0.0/tcp/4150");
+        nat.port_mapping = PortMapping::GatewayNotPublic;
+        assert_eq!(nat.state(), Reachability::BehindNat);
+        assert!(nat.status().port_mapping.contains("no public address"));
     }
 }

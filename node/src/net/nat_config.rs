@@ -86,3 +86,38 @@ impl RelayLimits {
         .circuit_src_per_ip(at_least_one(self.circuits_per_ip_per_minute), minute)
     }
 }
+
+/// Which of the NAT features a node runs: decided once from its settings, so the
+/// behaviours it builds and the reachability it reports agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatFeatures {
+    /// Listens on loopback only: none of the features below.
+    pub local_only: bool,
+    /// Asks the home router for port mappings.
+    pub port_mapping: bool,
+    /// Relays for others (`Off` on the simulator's in-memory network).
+    pub relay_service: RelayService,
+    /// Reserves slots on relays while behind NAT.
+    pub use_relays: bool,
+    /// Checks its addresses with AutoNAT and punches holes (real networks only).
+    pub real_network: bool,
+}
+
+impl NatFeatures {
+    /// The features of a node with `config`; `real_network` is false on the simulator's
+    /// in-memory transport, which has no addresses to check, map or relay.
+    pub fn of(config: &super::NetConfig, real_network: bool) -> Self {
+        let beyond_loopback = super::listens_beyond_loopback(&config.listen);
+        Self {
+            local_only: !beyond_loopback,
+            port_mapping: real_network && beyond_loopback && config.port_mapping,
+            relay_service: if real_network {
+                config.relay_service
+            } else {
+                RelayService::Off
+            },
+            use_relays: real_network && beyond_loopback && config.use_relays,
+            real_network,
+        }
+    }
+}

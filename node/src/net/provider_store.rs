@@ -35,6 +35,7 @@ use libp2p::PeerId;
 use super::address_policy::AddressPolicy;
 use super::ip_network::network_of;
 use super::make_way::{record_to_replace, REPLACEMENT_SAMPLE};
+use super::peer_ips::PeerIps;
 use super::tally::decrement;
 use super::value_store::{ValueRefusal, ValueStore};
 
@@ -119,6 +120,41 @@ impl ProviderStore {
         connected: impl Fn(&PeerId) -> bool,
     ) -> Result<(), ValueRefusal> {
         self.values.put_remote(record, sender, ip, connected)
+    }
+
+    /// Keeps what a peer asked this node to store (a provider record or a value record),
+    /// if it passes the filters and quotas; `connected` says whether a peer is connected
+    /// now. Refusals are logged, not answered: the DHT's answer is the same either way.
+    pub fn keep_inbound(
+        &mut self,
+        request: libp2p::kad::InboundRequest,
+        peer_ips: &PeerIps,
+        policy: &AddressPolicy,
+        connected: impl Fn(&PeerId) -> bool,
+    ) {
+        match request {
+            libp2p::kad::InboundRequest::AddProvider {
+                record: Some(record),
+            } => {
+                let provider = record.provider;
+                let ip = peer_ips.get(&provider);
+                let outcome = self.add_remote(record, ip, policy, connected, Instant::now());
+                if let Err(refusal) = outcome {
+                    tracing::trace!(%provider, ?refusal, "provider record not kept");
+                }
+            }
+            libp2p::kad::InboundRequest::PutRecord {
+                source,
+                record: Some(record),
+                ..
+            } => {
+                let ip = peer_ips.get(&source);
+                if let Err(refusal) = self.put_remote_value(record, source, ip, connected) {
+                    tracing::debug!(peer = %source, %refusal, "value record refused");
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Value records held for other peers now.
