@@ -2,10 +2,10 @@
 //!
 //! One namespace holds a bridge, the "internet" (11.0.0.0/24, addresses that count as
 //! public); a relay host sits on it, and two home routers, each masquerading a home
-//! network (192.168.1.0/24, 192.168.2.0/24) with one home host behind it. Nothing is
-//! joined to this machine's own network: every packet stays in namespaces the lab made,
-//! and they are deleted on drop. Where namespaces or iptables are missing, the lab says
-//! why and the test skips.
+//! network (192.168.1.0/24, 192.168.2.0/24) with one home host behind it, and dropping
+//! what comes unasked from outside. Nothing is joined to this machine's own network:
+//! every packet stays in namespaces the lab made, and they are deleted on drop. Where
+//! namespaces or iptables are missing, the lab says why and the test skips.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -228,6 +228,28 @@ impl NatLab {
                 masquerade.push("--random-fully");
             }
             run("ip", &masquerade)?;
+            // As home routers do: nothing from outside reaches the router itself unless it
+            // answers something sent from inside. (Linux would answer with a reset, which
+            // ends a hole punch whose other half has not left its own router yet.)
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &router_ns,
+                    "iptables",
+                    "-A",
+                    "INPUT",
+                    "-i",
+                    "wan",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW,INVALID",
+                    "-j",
+                    "DROP",
+                ],
+            )?;
         }
         Ok(lab)
     }

@@ -48,6 +48,27 @@ fn start_relay(lab: &NatLab, dir: &Path) -> (Daemon, String) {
     (relay, bootstrap)
 }
 
+/// Two home nodes joining through `bootstrap`: a seeder behind router 1 (mapping its
+/// port when `seeder_maps_port`) and a fetcher behind router 2.
+fn start_home_nodes(
+    lab: &NatLab,
+    work: &Path,
+    bootstrap: &str,
+    seeder_maps_port: bool,
+) -> (Daemon, Daemon) {
+    let mut flags = LISTEN_ANY.to_vec();
+    flags.extend(["--bootstrap", bootstrap]);
+    let seeder = start_on(
+        lab,
+        Host::Home1,
+        &work.join("home1"),
+        &flags,
+        seeder_maps_port,
+    );
+    let fetcher = start_on(lab, Host::Home2, &work.join("home2"), &flags, false);
+    (seeder, fetcher)
+}
+
 /// Waits until `daemon` reports `state` as its reachability; returns its status.
 fn wait_for_reachability(daemon: &Daemon, state: &str) -> serde_json::Value {
     daemon.wait_until(
@@ -66,8 +87,6 @@ fn wait_for_reachability(daemon: &Daemon, state: &str) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "passes alone (7 s), but in the full parallel suite on 2 cores hole punching \
-            did not start in 2 of 2 runs; run with --ignored until that is understood"]
 fn a_home_node_behind_nat_seeds_to_another_through_a_relay_and_a_punched_hole() {
     let Some(lab) = NatLab::create_or_skip("NAT hole-punching test", NatKind::PortPreserving)
     else {
@@ -75,13 +94,7 @@ fn a_home_node_behind_nat_seeds_to_another_through_a_relay_and_a_punched_hole() 
     };
     let work = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = start_relay(&lab, &work.path().join("relay"));
-    let join = |host, name: &str| {
-        let mut flags = LISTEN_ANY.to_vec();
-        flags.extend(["--bootstrap", &bootstrap]);
-        start_on(&lab, host, &work.path().join(name), &flags, false)
-    };
-    let seeder = join(Host::Home1, "home1");
-    let fetcher = join(Host::Home2, "home2");
+    let (seeder, fetcher) = start_home_nodes(&lab, work.path(), &bootstrap, false);
 
     // The relay knows it is public and relays; the seeder learns it is behind NAT (the
     // relay could not dial its address back) and takes a slot on the relay.
@@ -153,13 +166,7 @@ fn behind_a_symmetric_nat_a_fetch_too_big_for_the_relay_fails_naming_the_relay()
     };
     let work = tempfile::tempdir().unwrap();
     let (_relay, bootstrap) = start_relay(&lab, &work.path().join("relay"));
-    let join = |host, name: &str| {
-        let mut flags = LISTEN_ANY.to_vec();
-        flags.extend(["--bootstrap", &bootstrap]);
-        start_on(&lab, host, &work.path().join(name), &flags, false)
-    };
-    let seeder = join(Host::Home1, "home1");
-    let fetcher = join(Host::Home2, "home2");
+    let (seeder, fetcher) = start_home_nodes(&lab, work.path(), &bootstrap, false);
     wait_for_reachability(&seeder, "relayed");
 
     let model = work.path().join("home-model");
@@ -190,10 +197,7 @@ fn a_home_node_maps_its_port_on_a_upnp_router_and_is_fetched_from_directly() {
     }
     let work = tempfile::tempdir().unwrap();
     let (_relay, bootstrap) = start_relay(&lab, &work.path().join("relay"));
-    let mut flags = LISTEN_ANY.to_vec();
-    flags.extend(["--bootstrap", &bootstrap]);
-    let mut seeder = start_on(&lab, Host::Home1, &work.path().join("home1"), &flags, true);
-    let fetcher = start_on(&lab, Host::Home2, &work.path().join("home2"), &flags, false);
+    let (mut seeder, fetcher) = start_home_nodes(&lab, work.path(), &bootstrap, true);
 
     let status = wait_for_reachability(&seeder, "mapped");
     let reach = &status["network"]["reachability"];
