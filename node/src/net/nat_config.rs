@@ -69,8 +69,8 @@ impl Default for RelayLimits {
 impl RelayLimits {
     /// The relay behaviour's configuration.
     pub fn to_relay_config(&self) -> relay::Config {
-        let at_least_one = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
-        let minute = Duration::from_secs(60);
+        let (reservations, reservation_gap) = per_minute(self.reservations_per_ip_per_minute);
+        let (circuits, circuit_gap) = per_minute(self.circuits_per_ip_per_minute);
         relay::Config {
             max_reservations: self.max_reservations as usize,
             max_reservations_per_peer: self.max_reservations_per_peer as usize,
@@ -82,9 +82,16 @@ impl RelayLimits {
             max_circuit_bytes: self.circuit_bytes.bytes(),
             circuit_src_rate_limiters: Vec::new(),
         }
-        .reservation_rate_per_ip(at_least_one(self.reservations_per_ip_per_minute), minute)
-        .circuit_src_per_ip(at_least_one(self.circuits_per_ip_per_minute), minute)
+        .reservation_rate_per_ip(reservations, reservation_gap)
+        .circuit_src_per_ip(circuits, circuit_gap)
     }
+}
+
+/// `n` per minute as libp2p's rate limiter takes it: a token bucket of `n` tokens at
+/// most, one more every minute / `n` (at least one per minute).
+fn per_minute(n: u32) -> (NonZeroU32, Duration) {
+    let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+    (n, Duration::from_secs(60) / n.get())
 }
 
 /// Which of the NAT features a node runs: decided once from its settings, so the
@@ -119,5 +126,17 @@ impl NatFeatures {
             use_relays: real_network && beyond_loopback && config.use_relays,
             real_network,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_per_minute_is_a_bucket_of_n_refilled_n_times_a_minute() {
+        let eight = NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN);
+        assert_eq!(per_minute(8), (eight, Duration::from_millis(7500)));
+        assert_eq!(per_minute(0), (NonZeroU32::MIN, Duration::from_secs(60)));
     }
 }
