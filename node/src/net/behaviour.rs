@@ -10,8 +10,8 @@ use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay
 
 use super::nat_config::{NatFeatures, RelayService};
 use super::pending_guard::PendingGuard;
+use super::provider_addresses::ProviderAddresses;
 use super::provider_store::ProviderStore;
-use super::relayed_addresses::RelayedAddresses;
 use super::{NetConfig, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 
 /// Largest DHT message accepted, in bytes. Provider lists and small records fit easily;
@@ -54,8 +54,8 @@ pub struct NodeBehaviour {
     pub dcutr: Toggle<dcutr::Behaviour>,
     /// Raw substreams for the blob protocol.
     pub stream: libp2p_stream::Behaviour,
-    /// Relayed addresses of peers behind NAT, for dialling them again.
-    pub relayed_addresses: RelayedAddresses,
+    /// Addresses of providers no routing table holds (behind NAT), for dialling them.
+    pub provider_addresses: ProviderAddresses,
 }
 
 impl NodeBehaviour {
@@ -141,7 +141,7 @@ impl NodeBehaviour {
             relay: relay.into(),
             dcutr: dcutr.into(),
             stream: libp2p_stream::Behaviour::new(),
-            relayed_addresses: RelayedAddresses::default(),
+            provider_addresses: ProviderAddresses::default(),
         })
     }
 }

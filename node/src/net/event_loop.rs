@@ -15,7 +15,6 @@ use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, PeerId, Swarm};
 use seedbank_protocol::ContentId;
@@ -28,6 +27,7 @@ use super::handle::{split_peer_address, NetCommand, NetStatus, PeerInfo, RecordL
 use super::nat::Nat;
 use super::nat_config::NatFeatures;
 use super::pending_lookup::{LookupReply, PendingLookup};
+use super::provider_addresses;
 use super::redial::BootstrapPeer;
 use super::routing_table;
 use super::{NetConfig, PeerIps, KAD_PROTOCOL};
@@ -520,23 +520,10 @@ impl EventLoop {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        // A provider behind NAT is in no routing table: only its record
-                        // names its relay, and Kademlia forgets that when the lookup ends.
-                        // It is dialled now, while the lookup still holds the address.
-                        let kad = &mut self.swarm.behaviour_mut().kad;
-                        let unroutable: Vec<PeerId> = providers
-                            .iter()
-                            .filter(|p| {
-                                **p != local && routing_table::addresses_of(kad, p).is_none()
-                            })
-                            .copied()
-                            .collect();
-                        for provider in unroutable {
-                            let dial = DialOpts::peer_id(provider)
-                                .condition(PeerCondition::DisconnectedAndNotDialing)
-                                .build();
-                            let _ = self.swarm.dial(dial);
-                        }
+                        provider_addresses::keep_lookup_addresses(
+                            self.swarm.behaviour_mut(),
+                            providers.iter().filter(|p| **p != local).copied(),
+                        );
                         if let Some(lookup) = self.pending_providers.get_mut(&id) {
                             let before = lookup.found.len();
                             lookup
