@@ -235,6 +235,24 @@ impl NetHandle {
         self.peer_ips.relayed_only(peer)
     }
 
+    /// Waits (up to a second) until the event loop has recorded a connection to `peer`:
+    /// a stream can open on a new connection before the loop has seen it. Returns
+    /// whether it did.
+    pub async fn settled_connection(&self, peer: &PeerId) -> bool {
+        for _ in 0..100 {
+            if self.peer_ips.is_connected(peer) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Whether `peer` has a connection open.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.peer_ips.is_connected(peer)
+    }
+
     /// The IP address a connected peer reaches us from.
     pub fn peer_ip(&self, peer: &PeerId) -> Option<std::net::IpAddr> {
         self.peer_ips.get(peer)

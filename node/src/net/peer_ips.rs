@@ -73,6 +73,13 @@ impl PeerIps {
         self.read().get(peer).and_then(|link| link.ip)
     }
 
+    /// Whether `peer` has a connection open (direct or relayed).
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.read()
+            .get(peer)
+            .is_some_and(|link| link.direct + link.relayed > 0)
+    }
+
     /// Whether `peer` is connected, but only through relays.
     pub fn relayed_only(&self, peer: &PeerId) -> bool {
         self.read()

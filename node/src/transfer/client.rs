@@ -182,8 +182,13 @@ async fn open_routed_stream(
     peer: PeerId,
 ) -> Result<(libp2p::Stream, Route), RequestError> {
     let unreachable = |reason: String| RequestError::Unreachable { peer, reason };
+    let was_connected = net.is_connected(&peer);
     let route = net.route_to(&peer).await.map_err(unreachable)?;
     let stream = open_stream_in_time(net, peer).await?;
+    if !was_connected {
+        // The open dialled: learn over what before judging the route.
+        net.settled_connection(&peer).await;
+    }
     if route == Route::Direct && net.relayed_only(&peer) {
         drop(stream);
         let route = net.route_to(&peer).await.map_err(unreachable)?;
@@ -252,43 +257,40 @@ impl BlobClient {
         );
         let pair = iroh_blobs::get::StreamPair::new(id, recv, send);
         let progress = self.store.get_from(pair, request).stream();
+        let delivered_before = tally.request.load(Ordering::Relaxed);
         let result = match until_done(peer, progress, idle_timeout, tally).await {
             Err(_) if busy.load(Ordering::Relaxed) => Err(RequestError::Busy { peer }),
             other => other,
         };
         if route == Route::Relayed {
-            return self.relayed_outcome(peer, result);
+            // What a cut-short request delivered counts too: verified bytes are kept, so
+            // short requests would otherwise carry a whole model past the cap.
+            let delivered = tally
+                .request
+                .load(Ordering::Relaxed)
+                .saturating_sub(delivered_before);
+            self.net.add_relayed_bytes(&peer, delivered);
+            return relayed_outcome(peer, result);
         }
         result
     }
+}
 
-    /// A request that ran through a relay: counts what it delivered against the cap,
-    /// and says so when it was cut short. Bad bytes, a full disk or a busy peer stay
-    /// what they are: only a transfer cut short is the relay's doing.
-    fn relayed_outcome(
-        &self,
-        peer: PeerId,
-        result: Result<u64, RequestError>,
-    ) -> Result<u64, RequestError> {
-        match result {
-            Ok(bytes) => {
-                self.net.add_relayed_bytes(&peer, bytes);
-                Ok(bytes)
-            }
-            Err(
-                e @ (RequestError::Unreachable { .. }
-                | RequestError::Incomplete { .. }
-                | RequestError::TimedOut { .. }),
-            ) => Err(RequestError::Unreachable {
-                peer,
-                reason: format!(
-                    "reachable only through a relay (hole punching brought no direct connection), \
-                     and the relay cut the transfer at its limits: {e}"
-                ),
-            }),
-            Err(other) => Err(other),
-        }
-    }
+/// A request that ran through a relay, said so when it was cut short. Bad bytes, a full
+/// disk or a busy peer stay what they are: only a transfer cut short is the relay's doing.
+fn relayed_outcome(peer: PeerId, result: Result<u64, RequestError>) -> Result<u64, RequestError> {
+    result.map_err(|error| match error {
+        cut @ (RequestError::Unreachable { .. }
+        | RequestError::Incomplete { .. }
+        | RequestError::TimedOut { .. }) => RequestError::Unreachable {
+            peer,
+            reason: format!(
+                "reachable only through a relay (hole punching brought no direct connection), \
+                 and the relay cut the transfer at its limits: {cut}"
+            ),
+        },
+        other => other,
+    })
 }
 
 /// Where a get request's verified bytes are counted as they arrive.

@@ -317,7 +317,7 @@ impl Transfer<'_> {
                 "nothing arrived for {} s from {known} peers; {left} segments missing (fetch again to resume){}",
                 STALL_TIMEOUT.as_secs(),
                 state
-                    .drop_reason()
+                    .last_failure()
                     .map_or(String::new(), |reason| format!("; last failure: {reason}"))
             )),
             None if known > 0 && state.banned().len() == known => NodeError::PeerMisbehaved(format!(

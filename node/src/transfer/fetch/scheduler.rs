@@ -102,8 +102,8 @@ pub struct Scheduler {
     peers: HashMap<PeerId, PeerState>,
     banned: HashSet<PeerId>,
     dropped: HashSet<PeerId>,
-    /// Why the last peer dropped from this fetch failed, for the user.
-    drop_reason: Option<String>,
+    /// Why the last failed request of this fetch failed, for the user.
+    last_failure: Option<String>,
     per_peer: HashMap<PeerId, u64>,
     done_bytes: u64,
     /// `done_bytes` by blob, for per-file progress.
@@ -252,9 +252,9 @@ impl Scheduler {
         &self.banned
     }
 
-    /// Why the last peer dropped from this fetch failed.
-    pub fn drop_reason(&self) -> Option<&str> {
-        self.drop_reason.as_deref()
+    /// Why the last failed request of this fetch failed.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
     }
 
     /// Peers dropped after failing too often.
@@ -500,6 +500,7 @@ impl Scheduler {
             // backed off is part of the same outage, not another failure in a row.
             Err(_) if state.retry_at.is_some_and(|at| now < at) => {}
             Err(e) => {
+                self.last_failure = Some(e.to_string());
                 state.failures += 1;
                 let delay = FIRST_RETRY_DELAY
                     .saturating_mul(1 << (state.failures - 1).min(16))
@@ -508,7 +509,6 @@ impl Scheduler {
                 if state.failures >= MAX_FAILURES_PER_PEER {
                     tracing::debug!(%peer, error = %e, "dropping peer from the fetch: failed too often");
                     self.dropped.insert(peer);
-                    self.drop_reason = Some(e.to_string());
                 }
             }
         }
