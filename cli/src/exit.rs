@@ -33,6 +33,8 @@ pub enum Exit {
     Denied = 8,
     /// The daemon is serving as many requests as it allows; try again shortly.
     Busy = 9,
+    /// `health`: an artifact has fewer verified copies than its replica target.
+    UnderTarget = 10,
     /// Interrupted (Ctrl-C) or cancelled; 128 + SIGINT, as shells report it.
     Interrupted = 130,
 }

@@ -17,6 +17,9 @@ use crate::output::{count, human_bytes, one_line, outln, print};
 use crate::progress::Bars;
 use crate::render::print_jobs;
 
+/// How the daemon's error begins when it stops while a fetch runs.
+const DAEMON_STOPPING: &str = "the daemon is stopping";
+
 /// `seedbank fetch ARTIFACT …`
 pub(crate) fn fetch(
     client: &DaemonClient,
@@ -67,8 +70,24 @@ pub(crate) fn fetch(
     }
     cancel_on_ctrl_c(client.clone(), artifact.clone());
     let mut bars = Bars::new("fetching", quiet);
-    let report: FetchReport = client.stream(&["v1", "fetch"], &request, |p| bars.update(p))?;
+    let fetched = client.stream(&["v1", "fetch"], &request, |p| bars.update(p));
     bars.finish();
+    let report: FetchReport = match fetched {
+        Err(e) if e.to_string().contains(DAEMON_STOPPING) => {
+            // The daemon resumes the fetch when it starts again; writing the files
+            // where the user asked is this command's part, which then never runs.
+            let written_by_us = match (&out, &hf_cache_dir) {
+                (Some(dir), _) => format!(" --out {}", dir.display()),
+                (None, Some(Some(dir))) => format!(" --hf-cache {}", dir.display()),
+                (None, Some(None)) => " --hf-cache".to_owned(),
+                (None, None) => return Err(e),
+            };
+            return Err(e.context(format!(
+                "the daemon stopped mid-fetch; it resumes the fetch when it starts again, but only this command writes the files: run `seedbank fetch {artifact}{written_by_us}` again then"
+            )));
+        }
+        other => other?,
+    };
     if !json {
         for warning in &report.warnings {
             eprintln!("warning: {warning}");

@@ -245,12 +245,14 @@ pub(crate) fn search(
             .results
             .iter()
             .map(|r| {
+                // What `fetch` accepts: a trusted publisher's alias, else its whole key.
                 let publisher = match (&r.alias, r.trusted) {
                     (Some(alias), true) => alias.clone(),
-                    _ => format!("{} (untrusted)", r.publisher.short()),
+                    _ => r.publisher.to_string(),
                 };
                 vec![
                     format!("{publisher}/{}", r.entry.name),
+                    if r.trusted { "yes" } else { "no" }.into(),
                     r.entry.revision.clone(),
                     r.entry.kind.to_string(),
                     human_bytes(r.entry.size),
@@ -258,7 +260,10 @@ pub(crate) fn search(
                 ]
             })
             .collect();
-        print_table(&["NAME", "LATEST", "KIND", "SIZE", "LICENCE"], &rows);
+        print_table(
+            &["NAME", "TRUSTED", "LATEST", "KIND", "SIZE", "LICENCE"],
+            &rows,
+        );
         outln!(
             "{} from {} of {}{}",
             count(response.results.len() as u64, "result"),

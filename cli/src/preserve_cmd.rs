@@ -41,12 +41,17 @@ pub fn pin(
     Ok(Exit::Ok)
 }
 
-/// `seedbank health [--refresh]`
+/// `seedbank health [--refresh]`; ends as [`Exit::UnderTarget`] when an artifact has
+/// fewer verified copies than its target, so a script or a timer can alert on it.
 pub fn health(client: &DaemonClient, json: bool, refresh: bool) -> Result<Exit> {
     let report: HealthReport =
         client.call_with_query(Method::GET, &["v1", "health"], &HealthQuery { refresh })?;
     print(json, &report, || print_health(&report, refresh))?;
-    Ok(Exit::Ok)
+    Ok(if report.under_target > 0 {
+        Exit::UnderTarget
+    } else {
+        Exit::Ok
+    })
 }
 
 fn print_health(report: &HealthReport, refresh: bool) {
@@ -74,6 +79,7 @@ fn print_health(report: &HealthReport, refresh: bool) {
         );
     }
     for artifact in &report.artifacts {
+        print_uncounted(artifact);
         if let Some(error) = &artifact.check_error {
             outln!("could not check {}: {error}", artifact.id);
         }
@@ -87,6 +93,28 @@ fn print_health(report: &HealthReport, refresh: bool) {
     }
     if !refresh && report.artifacts.iter().any(|a| a.checked_at.is_none()) {
         outln!("some artifacts are not checked yet: `seedbank health --refresh` checks now");
+    }
+}
+
+/// Most providers named per artifact as not counted, with why.
+const UNCOUNTED_SHOWN: usize = 4;
+
+/// The providers of an artifact under target that did not prove a copy, and why.
+fn print_uncounted(artifact: &ArtifactHealth) {
+    if !artifact.under_target {
+        return;
+    }
+    let uncounted: Vec<_> = artifact.peers.iter().filter(|p| !p.verified).collect();
+    let short: String = artifact.id.to_string().chars().take(16).collect();
+    for peer in uncounted.iter().take(UNCOUNTED_SHOWN) {
+        let why = peer.error.as_deref().unwrap_or("no proof");
+        outln!("{short}: not counted: {}: {why}", peer.peer);
+    }
+    if uncounted.len() > UNCOUNTED_SHOWN {
+        outln!(
+            "{short}: {} more providers not counted (`--json` lists them)",
+            uncounted.len() - UNCOUNTED_SHOWN
+        );
     }
 }
 

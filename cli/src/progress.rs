@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use seedbank_protocol::api::{FileProgress, Progress};
+use seedbank_protocol::api::{FileProgress, Progress, STALLED};
 
 use crate::output::human_duration;
 
@@ -64,6 +64,10 @@ impl Bars {
     /// Shows what `progress` says.
     pub fn update(&mut self, progress: &Progress) {
         if let Some(current) = &progress.current {
+            if current.starts_with(STALLED) {
+                // Nothing is arriving: no rate decaying from the last burst, no ETA.
+                self.total.reset_eta();
+            }
             self.total.set_message(current.clone());
         }
         if progress.total_bytes == 0 {

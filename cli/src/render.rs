@@ -223,14 +223,14 @@ pub(crate) fn print_jobs(jobs: &[FetchJobSummary]) {
                 } else {
                     "-".into()
                 },
-                job.last_error.clone().unwrap_or_else(|| "-".into()),
+                job.activity
+                    .clone()
+                    .or_else(|| job.last_error.clone())
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    print_table(
-        &["ID", "SELECTION", "STATE", "PROGRESS", "LAST ERROR"],
-        &rows,
-    );
+    print_table(&["ID", "SELECTION", "STATE", "PROGRESS", "DETAIL"], &rows);
 }
 
 pub(crate) fn print_status(status: &StatusResponse) {

@@ -75,7 +75,7 @@ pub enum NodeError {
     /// A manifest failed validation.
     #[error("invalid manifest: {0}")]
     Manifest(#[from] ManifestError),
-    /// A published name, alias or key that nobody knows.
+    /// A published name, alias or key that nobody knows, or an artifact nobody has.
     #[error("{0}")]
     NotFound(String),
     /// The node's policy refuses it (a licence outside the seed allowlist).

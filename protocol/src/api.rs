@@ -76,6 +76,11 @@ pub enum StreamLine<T> {
     },
 }
 
+/// How a fetch's progress message starts while nothing has arrived for a few seconds
+/// (`stalled: waiting for peers (…)`), so a client can show it as stalled rather than
+/// as a falling rate.
+pub const STALLED: &str = "stalled";
+
 /// Progress of a long operation, in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -111,7 +116,8 @@ pub struct StatusResponse {
     pub version: String,
     /// The data directory.
     pub data_dir: String,
-    /// Bytes of complete blobs in the store.
+    /// Bytes of the blobs in the store: complete ones, and the verified part of partial
+    /// ones (what a cancelled fetch left until `gc`).
     pub store_bytes: u64,
     /// Bytes in the store's temp folder: files being imported right now. The folder is
     /// emptied when the daemon starts, so what an interrupted import left there is freed.
@@ -421,6 +427,9 @@ pub struct FetchJobSummary {
     /// Pin the artifact when the fetch succeeds.
     #[serde(default)]
     pub pin: bool,
+    /// What a running job says it is doing (`from 2 of 3 peers`, or `stalled: …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
 }
 
 /// `DELETE /v1/jobs/{id}`.

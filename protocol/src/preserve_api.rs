@@ -31,7 +31,8 @@ pub struct HealthQuery {
 pub struct PeerCheck {
     /// The provider's peer id.
     pub peer: String,
-    /// Whether it sent a random 16 KiB range that verified against the hash.
+    /// Whether it said it holds every file and sent random ranges across them that
+    /// verified against their hashes.
     pub verified: bool,
     /// Why not, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]

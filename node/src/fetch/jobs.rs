@@ -18,7 +18,8 @@
 //!   every job running when the daemon stops.
 //! - Jobs the daemon resumed or the user detached retry with back-off, up to
 //!   [`MAX_ATTEMPTS`] tries, since peers take a while to appear after a start; a fetch a
-//!   user is watching fails after one try and says why.
+//!   user is watching does too when it stalled after getting its root (its peers may be
+//!   rebooting), and otherwise fails after one try and says why.
 //! - A job asked to pin (by its first request or one that joined it) pins the artifact
 //!   when it succeeds, before its watchers hear the result; the wish is saved with the
 //!   job, so it outlives a restart.
@@ -370,6 +371,7 @@ impl FetchJobs {
                     last_error: view.last_error.clone(),
                     started_at: job.started_at,
                     pin: job.pin,
+                    activity: view.progress.as_ref().and_then(|p| p.current.clone()),
                 }
             })
             .collect();
@@ -385,6 +387,7 @@ impl FetchJobs {
                     last_error: record.last_error,
                     started_at: record.started_at,
                     pin: record.pin,
+                    activity: None,
                 });
             }
         }

@@ -96,6 +96,14 @@ pub async fn find_root(
                     () = tokio::time::sleep(timings.root_round_wait) => {}
                 }
             }
+            // Only peers that happen to be connected were asked, none of them had it,
+            // and the DHT lists nobody: the network answered, and nobody has it.
+            Err(NodeError::Unreachable(e)) if candidates.iter().all(|c| !c.listed) => {
+                break Err(NodeError::NotFound(format!(
+                    "nobody has {root}: the DHT lists no provider, and the {} connected peers asked do not hold it ({e})",
+                    candidates.len()
+                )))
+            }
             Err(e) => break Err(e),
         }
     };

@@ -488,7 +488,7 @@ impl Library {
 
     /// The node's status.
     pub async fn status(&self) -> NodeResult<StatusResponse> {
-        let store_bytes = self.store.blob_sizes().await?.values().sum();
+        let store_bytes = self.store.stored_bytes().await?.values().sum();
         Ok(StatusResponse {
             node_id: self.node_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -16,7 +16,7 @@ impl Library {
     /// kept artifact or fetch holds. On a `dry_run`, removes nothing and reports what
     /// would go.
     pub async fn collect_garbage(&self, dry_run: bool) -> NodeResult<GcReport> {
-        let before = self.store.blob_sizes().await?;
+        let before = self.store.stored_bytes().await?;
         let fetching: HashSet<ContentId> =
             self.meta.fetch_jobs()?.iter().map(|job| job.root).collect();
         let mut removed = Vec::new();
@@ -109,7 +109,7 @@ impl Library {
             .into_iter()
             .filter(|hash| !own.contains(hash))
             .collect();
-        let before = self.store.blob_sizes().await?;
+        let before = self.store.stored_bytes().await?;
         let protection = self.store.protect_blobs(&others).await?;
         for record in records {
             self.meta.remove_artifact(record.root)?;
@@ -127,7 +127,7 @@ impl Library {
     /// After a collection: forgets the references of the blobs of `before` that are gone,
     /// and returns how many went and their bytes.
     async fn forget_freed(&self, before: &HashMap<BlobHash, u64>) -> NodeResult<(u64, u64)> {
-        let after = self.store.blob_sizes().await?;
+        let after = self.store.stored_bytes().await?;
         let mut blobs_removed = 0;
         let mut bytes_freed = 0;
         for (hash, size) in before {

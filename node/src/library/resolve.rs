@@ -40,6 +40,11 @@ pub fn resolve_local(reference: &str, artifacts: &[ArtifactRecord]) -> NodeResul
                 }),
             };
         }
+        if !artifacts.iter().any(|a| a.name == reference) {
+            return Err(NodeError::BadRequest(format!(
+                "the id prefix {reference:?} is too short: give at least {MIN_ID_PREFIX_CHARS} characters after {CONTENT_ID_PREFIX}"
+            )));
+        }
     }
     let (name, revision) = match reference.split_once('@') {
         Some((name, revision)) => (name, Some(revision)),
@@ -104,6 +109,9 @@ mod tests {
             resolve_local("llama@v9", &all),
             Err(NodeError::UnknownArtifact(_))
         ));
+        let short = &all[0].root.to_string()[..CONTENT_ID_PREFIX.len() + 5];
+        let too_short = resolve_local(short, &all).unwrap_err().to_string();
+        assert!(too_short.contains("too short"), "{too_short}");
         let other = ContentId(BlobHash([9; 32])).to_string();
         assert!(matches!(
             resolve_local(&other, &all),

@@ -40,6 +40,7 @@ mod moving;
 pub use moving::FileSpot;
 
 use crate::error::{NodeError, NodeResult};
+use crate::library::chunk_ranges::range_bytes;
 use crate::library::folder::{empty_folder, folder_bytes};
 
 /// How often the store's GC loop asks whether a collection is wanted. Each poll is
@@ -400,6 +401,33 @@ impl BlobStore {
             .await
             .map_err(|e| self.store_error("listing blobs", e))?;
         Ok(hashes.into_iter().map(from_iroh).collect())
+    }
+
+    /// Bytes of each blob the store holds: a complete blob's size, and the verified
+    /// part of a partial one (a fetch cancelled half-way), so that what `status` and
+    /// `gc` count is what the data dir holds. A blob with no byte stored is left out.
+    pub async fn stored_bytes(&self) -> NodeResult<HashMap<BlobHash, u64>> {
+        let hashes = self.hashes().await?;
+        let mut sizes = HashMap::with_capacity(hashes.len());
+        for hash in hashes {
+            let bytes = match self.status(hash).await? {
+                BlobStatus::Complete { size } => size,
+                BlobStatus::Partial { .. } => {
+                    let held = self
+                        .inner
+                        .blobs()
+                        .observe(to_iroh(hash))
+                        .await
+                        .map_err(|e| self.store_error("reading what is stored", e))?;
+                    range_bytes(&held.ranges, held.size())
+                }
+                BlobStatus::NotFound => 0,
+            };
+            if bytes > 0 {
+                sizes.insert(hash, bytes);
+            }
+        }
+        Ok(sizes)
     }
 
     /// Sizes of all complete blobs in the store.

@@ -1,9 +1,10 @@
 //! Counting an artifact's copies: the providers the DHT lists, and of those, the ones
-//! that prove they hold it by answering a spot check ([`super::spot_check`]).
+//! that say they hold every file and prove it by answering a spot check
+//! ([`super::copy_proof`]).
 //!
 //! Bounded: at most [`MAX_CHECKED_PROVIDERS`] providers are checked per artifact, at
-//! most [`CHECKS_AT_ONCE`] at a time, and each one gets one 16 KiB request, so a check
-//! costs a provider 16 KiB however many artifacts it holds for us.
+//! most [`CHECKS_AT_ONCE`] at a time, and each one gets a few have-questions and one 64 KiB
+//! request, so a check costs a provider little however big the artifact.
 //!
 //! Silent providers cost little: every check ends after
 //! [`super::spot_check::SPOT_CHECK_TIMEOUT`], and a peer that let one check time out
@@ -22,12 +23,11 @@ use libp2p::PeerId;
 use seedbank_protocol::{ContentId, Manifest};
 
 use super::book::{HealthRecord, PeerOutcome};
-use super::spot_check::{pick_range, random_pair, spot_check};
+use super::copy_proof::{prove_copy, ProofContext};
 use crate::net::ip_network::network_label;
 use crate::net::NetHandle;
 use crate::random::{random_u64, shuffle};
 use crate::transfer::challenges::Challenges;
-use crate::transfer::client::RequestError;
 use crate::transfer::traffic::Traffic;
 
 /// Most providers spot-checked for one artifact: more than any replica target asks for,
@@ -105,42 +105,32 @@ pub async fn check_copies(
         .into_iter()
         .take(MAX_CHECKED_PROVIDERS)
         .collect();
+    let context = ProofContext {
+        net,
+        traffic,
+        challenges,
+    };
     let peers = stream::iter(checked)
         .map(|peer| async move {
-            let Some(range) = pick_range(manifest, random_pair()) else {
-                // Only empty files: nothing to prove, and nothing to lose.
-                return PeerOutcome {
-                    peer: peer.to_string(),
-                    verified: true,
-                    error: None,
-                    network: net.peer_ip(&peer).map(network_label),
-                };
+            let outcome = |error: Option<String>| PeerOutcome {
+                peer: peer.to_string(),
+                verified: error.is_none(),
+                error,
+                network: net.peer_ip(&peer).map(network_label),
             };
             if silent.contains(&peer) {
-                return PeerOutcome {
-                    peer: peer.to_string(),
-                    verified: false,
-                    error: Some(format!(
-                        "{peer} let another spot check of this round time out"
-                    )),
-                    network: net.peer_ip(&peer).map(network_label),
-                };
+                return outcome(Some(format!(
+                    "{peer} let another spot check of this round time out"
+                )));
             }
-            // Nobody gets the challenged range from this node while the check runs.
-            let _challenge = challenges.open(root, range.blob, range.chunks());
-            let result = spot_check(net, traffic, peer, range).await;
+            let result = prove_copy(context, peer, root, manifest).await;
             if let Err(e) = &result {
                 tracing::debug!(%root, %peer, error = %e, "spot check failed");
-                if matches!(e, RequestError::TimedOut { .. }) {
+                if e.timed_out() {
                     silent.insert(peer);
                 }
             }
-            PeerOutcome {
-                peer: peer.to_string(),
-                verified: result.is_ok(),
-                error: result.err().map(|e| e.to_string()),
-                network: net.peer_ip(&peer).map(network_label),
-            }
+            outcome(result.err().map(|e| e.to_string()))
         })
         .buffer_unordered(CHECKS_AT_ONCE)
         .collect::<Vec<_>>()

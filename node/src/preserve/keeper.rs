@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use seedbank_protocol::api::FetchRequest;
-use seedbank_protocol::{ArtifactKind, ContentId};
+use seedbank_protocol::{ArtifactKind, ContentId, Manifest};
 use tracing::Instrument;
 
 use super::follow::{latest_releases, Latest};
 use super::plan::{choose_repairs, Candidate};
 use super::service::Preserver;
-use super::spot_check::random_pair;
 use super::{follow_reason, FollowRecord, WatchedMember};
 use crate::error::{NodeError, NodeResult};
 use crate::progress::ProgressReporter;
+use crate::random::random_u64;
 
 /// Follows whose publisher records are read at once in a round.
 const FOLLOWS_READ_AT_ONCE: usize = 8;
@@ -171,20 +171,17 @@ impl Preserver {
             ));
             return false;
         }
-        if let Err(e) = self.check_budget(latest.size, &latest.reference) {
-            errors.push(e.to_string());
-            return false;
-        }
         // The release's size is the publisher's claim; the manifest's sizes are what the
-        // files' hashes will hold the transfer to.
-        let size = match self.fetcher.fetch_manifest(latest.root).await {
-            Ok(manifest) => manifest.files.iter().map(|f| f.size).sum(),
+        // files' hashes will hold the transfer to. Files earlier releases share are
+        // kept already and cost the budget nothing more.
+        let manifest = match self.fetcher.fetch_manifest(latest.root).await {
+            Ok(manifest) => manifest,
             Err(e) => {
                 errors.push(format!("{}: not kept: {e}", latest.reference));
                 return false;
             }
         };
-        if let Err(e) = self.check_budget(size, &latest.reference) {
+        if let Err(e) = self.check_budget(&manifest, &latest.reference).await {
             errors.push(e.to_string());
             return false;
         }
@@ -200,12 +197,23 @@ impl Preserver {
         }
     }
 
-    /// Refuses `size` more bytes when the preservation budget cannot take them.
-    fn check_budget(&self, size: u64, what: &str) -> NodeResult<()> {
+    /// Refuses an artifact with `manifest` when the preservation budget cannot take the
+    /// bytes of its files that follows do not keep already.
+    async fn check_budget(&self, manifest: &Manifest, what: &str) -> NodeResult<()> {
         let Some(budget) = self.options.budget else {
             return Ok(());
         };
-        let used = self.follow_bytes()?;
+        let mut kept = self.follow_blobs().await?;
+        let used: u64 = kept.values().sum();
+        let size: u64 = manifest
+            .files
+            .iter()
+            .filter_map(|file| {
+                kept.insert(file.hash, file.size)
+                    .is_none()
+                    .then_some(file.size)
+            })
+            .sum();
         if used.saturating_add(size) > budget {
             return Err(NodeError::BadRequest(format!(
                 "{what}: not kept: it needs {size} bytes and the preservation budget has {} of {budget} left (preserve_budget)",
@@ -322,15 +330,16 @@ impl Preserver {
                 target: member.target,
             });
         }
-        let budget_left = self
-            .options
-            .budget
-            .map(|b| b.saturating_sub(self.follow_bytes().unwrap_or(u64::MAX)));
+        let used = match self.options.budget {
+            Some(_) => self.follow_bytes().await.unwrap_or(u64::MAX),
+            None => 0,
+        };
+        let budget_left = self.options.budget.map(|b| b.saturating_sub(used));
         let chosen = choose_repairs(
             &candidates,
             budget_left,
             self.options.repairs_per_round,
-            || random_pair().0,
+            random_u64,
         );
         for candidate in chosen {
             let (root, reason) = &candidate.item;
@@ -366,7 +375,7 @@ impl Preserver {
     async fn jitter(&self) {
         let most = self.options.repair_jitter.as_millis() as u64;
         if most > 0 {
-            let millis = random_pair().0 % most;
+            let millis = random_u64() % most;
             tokio::time::sleep(Duration::from_millis(millis)).await;
         }
     }

@@ -1,13 +1,15 @@
 //! Preservation: keeping artifacts alive on the network after their first host goes.
 //!
 //! A pin can carry a replica target; [`health`] counts the copies that exist by
-//! spot-checking providers ([`spot_check`]); follows ([`follow`]) keep the latest
+//! asking providers what they hold and spot-checking them ([`copy_proof`],
+//! [`spot_check`]); follows ([`follow`]) keep the latest
 //! releases of a publisher's names and watch the members of collections; the keeper
 //! ([`keeper`], on a timer) fetches watched members whose verified copies
 //! fell below their target, least-replicated first and within the disk budget
 //! ([`plan`]). Everything it remembers is in sled ([`book`]).
 
 pub mod book;
+pub mod copy_proof;
 pub mod follow;
 pub mod health;
 pub mod keeper;

@@ -16,7 +16,7 @@ use seedbank_protocol::preserve_api::{
     ArtifactHealth, CollectionRequest, FollowEntry, FollowList, FollowRequest, HealthReport,
     PinRequest,
 };
-use seedbank_protocol::{ArtifactKind, ContentId, NameRef};
+use seedbank_protocol::{ArtifactKind, BlobHash, ContentId, NameRef};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -371,23 +371,37 @@ impl Preserver {
         Ok(FollowList {
             follows: self.book.follows()?.iter().map(entry_of).collect(),
             budget: self.options.budget,
-            budget_used: self.follow_bytes()?,
+            budget_used: self.follow_bytes().await?,
         })
     }
 
-    /// Bytes of the artifacts pinned because of follows.
-    pub(super) fn follow_bytes(&self) -> NodeResult<u64> {
-        let mut bytes = 0;
+    /// Bytes of the artifacts pinned because of follows, each file counted once
+    /// however many of them share it.
+    pub(super) async fn follow_bytes(&self) -> NodeResult<u64> {
+        Ok(self.follow_blobs().await?.values().sum())
+    }
+
+    /// The files of the artifacts pinned because of follows, with their sizes (an
+    /// artifact whose root is not stored yet counts its recorded size under its id).
+    pub(super) async fn follow_blobs(&self) -> NodeResult<HashMap<BlobHash, u64>> {
+        let mut blobs = HashMap::new();
         for (root, pin) in self.library.pins()? {
             let by_follow = pin
                 .reason
                 .as_deref()
                 .is_some_and(|r| r.starts_with(FOLLOW_REASON_PREFIX));
-            if by_follow {
-                bytes += self.library.artifact(root)?.map_or(0, |r| r.size);
+            if !by_follow {
+                continue;
+            }
+            match self.library.stored_root(root).await {
+                Ok(stored) => blobs.extend(stored.manifest.files.iter().map(|f| (f.hash, f.size))),
+                Err(_) => {
+                    let size = self.library.artifact(root)?.map_or(0, |r| r.size);
+                    blobs.insert(root.hash(), size);
+                }
             }
         }
-        Ok(bytes)
+        Ok(blobs)
     }
 
     /// Publishes a collection of `request.members` under `request.name`.

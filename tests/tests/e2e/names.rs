@@ -133,6 +133,9 @@ fn published_names_resolve_list_search_and_outlive_their_publisher() {
         q.ok_json(&["search", "generation"])["results"][0]["entry"]["name"],
         "toy-model"
     );
+    // What the table prints for an untrusted publisher is what `fetch` takes.
+    let table = q.ok(&["search", "toy"]).stdout;
+    assert!(table.contains(&format!("{key}/toy-model")), "{table}");
     let none = q.cli(&["--json", "search", "zebra"]);
     assert_eq!(none.code, Some(3), "{none}");
 

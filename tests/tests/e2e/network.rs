@@ -174,9 +174,14 @@ fn no_provider_and_dead_provider_fail_clearly() {
     b.wait_for_providers(&id, &[a.peer_id()]);
     a.kill();
     let d = start_joined(&b, &[]);
+    // The network answered (a peer is connected, the DHT lists nobody): not found, 3.
+    let nobody = d.cli(&["fetch", unknown]);
+    assert_eq!(nobody.code, Some(3), "{nobody}");
+    assert!(nobody.stderr.contains("nobody has"), "{nobody}");
     let started = Instant::now();
     let output = d.cli(&["fetch", &id]);
-    assert!(!output.success, "{output}");
+    // A provider is listed but cannot be reached: a network failure, 4.
+    assert_eq!(output.code, Some(4), "{output}");
     assert!(
         output.stderr.contains("no provider") || output.stderr.contains("could not"),
         "{output}"

@@ -201,3 +201,67 @@ fn a_detached_fetch_keeps_its_pin_through_a_restart() {
     );
     assert!(fetcher.ok_json(&["jobs"]).as_array().unwrap().is_empty());
 }
+
+/// Bytes the files under `dir` take on disk, as `du` counts them (sparse parts free).
+fn disk_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_use(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.blocks() * 512),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn store_size_gc_and_disk_use_agree_after_a_cancelled_fetch() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    write_random_file(&model.join("weights.bin"), 64 * MIB, "cancelled");
+    let a = Daemon::start();
+    let id = add(&a, &model, &[]);
+    let d = start_joined(&a, &["--download-limit", "16M"]);
+    d.wait_for_providers(&id, &[a.peer_id()]);
+    d.ok(&["fetch", "--detach", &id]);
+    d.wait_for_fetch_progress(&id, 16 * MIB);
+    d.ok(&["fetch", "--cancel", &id]);
+    d.wait_until(
+        "the cancelled job to end",
+        Duration::from_secs(30),
+        || match d.jobs().as_slice() {
+            [] => Ok(()),
+            jobs => Err(format!("{jobs:?}")),
+        },
+    );
+
+    // What the cancelled fetch left is counted, as the disk holds it (the BLAKE3
+    // outboard beside the data is 1/256 of it).
+    let stored = d.store_bytes();
+    let data = d.data_dir().join("blobs");
+    let on_disk = disk_use(&data);
+    assert!(stored >= 16 * MIB, "status counts {stored} bytes");
+    let slack = stored / 100 + stored / 256 + MIB;
+    assert!(
+        stored.abs_diff(on_disk) <= slack,
+        "status says {stored} bytes, the store's files take {on_disk}"
+    );
+    let dry = d.ok_json(&["gc", "--dry-run"]);
+    let would_free = dry["bytes_freed"].as_u64().unwrap();
+    assert!(
+        would_free.abs_diff(stored) <= stored / 100,
+        "gc --dry-run would free {would_free} of {stored} bytes: {dry}"
+    );
+    let gc = d.ok_json(&["gc"]);
+    assert_eq!(gc["bytes_freed"], would_free, "{gc}");
+    assert_eq!(d.store_bytes(), 0);
+    let left = disk_use(&data);
+    assert!(
+        on_disk - left >= would_free - would_free / 100,
+        "gc said it freed {would_free} bytes; the store's files went from {on_disk} to {left}"
+    );
+}

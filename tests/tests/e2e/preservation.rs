@@ -38,9 +38,21 @@ fn entry_of(report: &serde_json::Value, id: &str) -> serde_json::Value {
         .clone()
 }
 
+/// `health` (with `args`) as JSON; it exits 10 exactly when an artifact is under target.
+fn health_report(daemon: &Daemon, args: &[&str]) -> serde_json::Value {
+    let mut line = vec!["--json", "health"];
+    line.extend_from_slice(args);
+    let output = daemon.cli(&line);
+    let report = output.json();
+    let under = report["under_target"].as_u64().unwrap();
+    let expected = if under > 0 { 10 } else { 0 };
+    assert_eq!(output.code, Some(expected), "{output}");
+    report
+}
+
 /// The health entry of `id` after a fresh round of spot checks.
 fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
-    entry_of(&daemon.ok_json(&["health", "--refresh"]), id)
+    entry_of(&health_report(daemon, &["--refresh"]), id)
 }
 
 /// Waits until the first follow of `p`, whose rounds run every 2 s, has been checked
@@ -81,7 +93,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let health = checked_health(&a, &v1);
     assert_eq!(health["verified"], 1, "{health}");
     assert_eq!(health["under_target"], true, "{health}");
-    let text = a.ok(&["health"]).stdout;
+    let text = a.cli(&["health"]).stdout;
     assert!(text.contains("UNDER TARGET"), "{text}");
 
     // Two followers pick it up: three verified copies.
@@ -138,6 +150,60 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     assert!(b.holds(&v1), "the follower dropped the earlier release");
     // C no longer follows: it does not fetch v2.
     assert!(!c.holds(&v2));
+}
+
+#[test]
+fn a_node_that_dropped_a_revision_but_kept_its_shared_shard_is_never_counted_for_it() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Daemon::start_configured_at("127.0.3.1", "", &[]);
+    let l2 = start_configured_at("127.0.1.1", &a, "");
+    // Two revisions sharing a 4 MiB shard, each with a small file of its own: revisions
+    // of a model usually share most of their bytes.
+    let revision = |name: &str| {
+        let dir = work.path().join(name);
+        write_random_file(&dir.join("shard-1.bin"), 4 * MIB, "shared shard");
+        write_random_file(&dir.join("shard-2.bin"), 64 * 1024, name);
+        a.publish(&dir, "toy", name)
+    };
+    let v1 = revision("v1");
+    let v2 = revision("v2");
+    a.ok(&["pin", &v1, "--replicas", "2"]);
+    l2.ok(&["fetch", &v1]);
+    l2.ok(&["fetch", &v2]);
+    a.wait_for_providers(&v1, &[l2.peer_id()]);
+    let health = checked_health(&a, &v1);
+    assert_eq!(health["verified"], 2, "both hold v1: {health}");
+
+    // L2 drops v1; the shard stays for v2, and the DHT still lists L2 for v1.
+    l2.ok(&["rm", &v1]);
+    for round in 0..10 {
+        let health = checked_health(&a, &v1);
+        assert_eq!(
+            health["verified"], 1,
+            "round {round}: only A holds v1: {health}"
+        );
+        assert_eq!(health["under_target"], true, "{health}");
+        let l2_check = health["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["peer"] == l2.peer_id().as_str())
+            .unwrap_or_else(|| panic!("round {round}: L2 was not checked: {health}"))
+            .clone();
+        assert_eq!(l2_check["verified"], false, "round {round}: {l2_check}");
+        assert!(
+            l2_check["error"].as_str().unwrap().contains("shard-2.bin"),
+            "the check names the missing file: {l2_check}"
+        );
+    }
+    let shown = a.cli(&["health"]);
+    assert_eq!(shown.code, Some(10), "{shown}");
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("not counted: {}", l2.peer_id())),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -212,7 +278,7 @@ fn a_followed_collection_is_kept_least_replicated_first_within_the_budget() {
         assert_eq!(entry["pinned"], true, "{entry}");
     }
     // Health lists the watched member that is not here, with its copies.
-    let third = entry_of(&p.ok_json(&["health"]), &members[2]);
+    let third = entry_of(&health_report(&p, &[]), &members[2]);
     assert_eq!(third["held_here"], false, "{third}");
     assert_eq!(third["replica_target"], 4, "{third}");
 }
@@ -248,7 +314,7 @@ fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_lis
         "the keeper to try the member",
         Duration::from_secs(60),
         || {
-            let member = member_of(&p.ok_json(&["health"]));
+            let member = member_of(&health_report(&p, &[]));
             match member["failed_checks"].as_u64() {
                 Some(n) if n > 0 => Ok(()),
                 _ => Err(member.to_string()),
@@ -256,7 +322,7 @@ fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_lis
         },
     );
     wait_for_two_more_rounds(&p);
-    let member = member_of(&p.ok_json(&["health"]));
+    let member = member_of(&health_report(&p, &[]));
     assert_eq!(
         member["failed_checks"], 1,
         "checked again too soon: {member}"
@@ -264,14 +330,14 @@ fn a_member_nobody_holds_is_reported_and_tried_less_often_while_the_rest_are_lis
     eprintln!("tried once in {:?}", started.elapsed());
 
     // Asked to, it checks now, and says why it could not.
-    let text = p.ok(&["health", "--refresh"]).stdout;
+    let text = p.cli(&["health", "--refresh"]).stdout;
     assert!(text.contains("CHECK FAILED"), "{text}");
     assert!(text.contains(&format!("could not check {gone}")), "{text}");
     assert!(
         text.contains(&format!("{gone}: no provider answered the last 2 checks")),
         "{text}"
     );
-    let health = p.ok_json(&["health"]);
+    let health = health_report(&p, &[]);
     let member = member_of(&health);
     assert_eq!(member["failed_checks"], 2, "{member}");
     assert_eq!(member["verified"], 0, "{member}");
@@ -416,7 +482,7 @@ fn providers_that_never_answer_cost_one_spot_check_timeout_per_round() {
     }
 
     let started = std::time::Instant::now();
-    let report = a.ok_json(&["health", "--refresh"]);
+    let report = health_report(&a, &["--refresh"]);
     eprintln!(
         "health --refresh of {} artifacts, each claimed by 12 silent peers: {:?}",
         ids.len(),

@@ -1,7 +1,7 @@
 //! A job's tries: run one, then retry with back-off, try again at once when it was
 //! widened as its try ended, or give up, as the jobs' module doc says.
 
-use seedbank_protocol::api::{FetchJobState, FetchReport, Progress};
+use seedbank_protocol::api::{FetchJobState, FetchReport, Progress, STALLED};
 use seedbank_protocol::ContentId;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -62,7 +62,16 @@ impl FetchJobs {
                 }
                 // Widened as the try ended: fetch again with the wider selection.
                 Ok(_) => continue,
-                Err(e) if origin == Origin::Watched || !retry_may_mend(&e) => return Err(e),
+                Err(e) if !retry_may_mend(&e) => return Err(e),
+                // A watched fetch that stalled after getting somewhere waits for its
+                // peers as long as a detached one would; other failures end it at once.
+                Err(e)
+                    if origin == Origin::Watched
+                        && !(matches!(e, NodeError::TimedOut(_))
+                            && self.runner.library.stored_root(root).await.is_ok()) =>
+                {
+                    return Err(e)
+                }
                 Err(e) => {
                     let attempts = view.borrow().attempts;
                     if attempts >= MAX_ATTEMPTS {
@@ -72,6 +81,12 @@ impl FetchJobs {
                     view.send_modify(|v| {
                         v.state = FetchJobState::Waiting;
                         v.last_error = Some(e.to_string());
+                        if let Some(progress) = &mut v.progress {
+                            progress.current = Some(format!(
+                                "{STALLED}: trying again in {} s ({e})",
+                                delay.as_secs()
+                            ));
+                        }
                     });
                 }
             }

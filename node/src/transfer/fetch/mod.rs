@@ -10,6 +10,7 @@
 
 mod peer_state;
 pub mod plan;
+pub mod revival;
 pub mod scheduler;
 pub mod workers;
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use iroh_blobs::protocol::ChunkRanges;
 use libp2p::PeerId;
-use seedbank_protocol::api::FileProgress;
+use seedbank_protocol::api::{FileProgress, STALLED};
 use seedbank_protocol::{ContentId, FileEntry};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -29,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::plan::{missing_bytes, PlannedBlob, Planner, PLAN_WINDOW};
-use self::scheduler::Scheduler;
+use self::revival::Revival;
+use self::scheduler::{Revived, Scheduler};
 use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
 use crate::discovery::{candidates, Candidate, ContentDiscovery};
@@ -49,6 +51,9 @@ pub const EARLY_REFRESHES: u64 = 5;
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// How often progress is reported and the stall timer checked.
 const REPORT_INTERVAL: Duration = Duration::from_millis(100);
+/// After this long without a verified byte, progress says the fetch is stalled and
+/// waiting for peers instead of naming the peers serving it.
+const STALLED_AFTER: Duration = Duration::from_secs(3);
 
 /// What a transfer did.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +144,8 @@ impl Transfer<'_> {
         let mut lookup: Option<BoxFuture<'_, Vec<Candidate>>> = None;
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut stall = StallTimer::new(STALL_TIMEOUT, Instant::now());
+        let mut revival = Revival::default();
+        let mut awaiting_return = false;
         let ending = loop {
             // Files added while the last segments were in flight are taken on before
             // the transfer could end without them.
@@ -160,14 +167,21 @@ impl Transfer<'_> {
             if shared.lock().local_failure().is_some() {
                 break None;
             }
-            if crew.workers.is_empty() && lookup.is_none() {
-                // Everyone known gave up: one last look for others before failing.
+            if !crew.workers.is_empty() {
+                awaiting_return = false;
+            } else if lookup.is_none() && !awaiting_return {
+                // Everyone known gave up: one last look for others before failing,
+                // unless a dropped peer is still listed and may come back.
                 let found = tokio::select! {
                     () = self.cancel.cancelled() => break Some(Ending::Cancelled),
                     found = self.look_for_peers() => found,
                 };
+                revival.note_listed(found.iter().map(|c| c.peer));
                 if crew.add(self.client, &shared, found) == 0 {
-                    break None;
+                    if !revival.awaits_any(shared.lock().dropped()) {
+                        break None;
+                    }
+                    awaiting_return = true;
                 }
             }
             tokio::select! {
@@ -195,12 +209,13 @@ impl Transfer<'_> {
                         stall.hold(Instant::now());
                         continue;
                     }
-                    let peers = if known == 1 { "peer" } else { "peers" };
-                    progress.report_files(done, &format!("from {serving} of {known} {peers}"), under_way);
+                    let now = Instant::now();
                     let arrived = shared.arrived.load(Ordering::Relaxed);
-                    if stall.stalled(arrived, Instant::now()) {
+                    if stall.stalled(arrived, now) {
                         break Some(Ending::Stalled);
                     }
+                    progress.report_files(done, &stall.describe(serving, known, arrived, now), under_way);
+                    self.revive_returning(&mut revival, &shared, &mut crew, now);
                 }
                 () = shared.refill.notified() => self.plan_more(&mut planner, &shared).await?,
                 Ok(()) = async { wider.as_mut().expect("guarded by is_some").changed().await }, if wider.is_some() => {
@@ -217,6 +232,7 @@ impl Transfer<'_> {
                 }
                 found = async { lookup.as_mut().expect("guarded by is_some").await }, if lookup.is_some() => {
                     lookup = None;
+                    revival.note_listed(found.iter().map(|c| c.peer));
                     crew.add(self.client, &shared, found);
                 }
                 Some(_) = crew.workers.join_next() => crew.fill(self.client, &shared),
@@ -271,6 +287,47 @@ impl Transfer<'_> {
             crew.hurry(self.client, shared);
         }
         Ok(())
+    }
+
+    /// Takes back at once the failing peers that may be back (see [`revival`]).
+    fn revive_returning(
+        &self,
+        revival: &mut Revival,
+        shared: &Arc<Shared>,
+        crew: &mut Crew,
+        now: Instant,
+    ) {
+        let revived: Vec<(PeerId, Revived)> = {
+            let mut state = shared.lock();
+            let failing = state.failing();
+            if failing.is_empty() {
+                return;
+            }
+            let dropped = state.dropped().clone();
+            let net = &self.client.net;
+            revival
+                .due(&failing, &dropped, |peer| net.is_connected(peer), now)
+                .into_iter()
+                .filter_map(|(peer, tries)| Some((peer, state.revive(peer, tries)?)))
+                .collect()
+        };
+        if revived.is_empty() {
+            return;
+        }
+        tracing::info!(
+            peers = revived.len(),
+            "failing peers may be back: trying them again at once"
+        );
+        crew.revive(
+            self.client,
+            shared,
+            revived
+                .into_iter()
+                .filter(|(_, revived)| revived.was_dropped)
+                .map(|(peer, revived)| (peer, revived.complete)),
+        );
+        // Workers waiting out a back-off look again now.
+        shared.changed.notify_waiters();
     }
 
     /// Complete and partial peers discovery lists, and connected peers as partial ones.
@@ -367,6 +424,21 @@ impl StallTimer {
             self.since = now;
         }
         now.duration_since(self.since) >= self.limit
+    }
+
+    /// What progress says: who serves, or that the fetch is stalled and for how long.
+    fn describe(&self, serving: usize, known: usize, arrived: u64, now: Instant) -> String {
+        let peers = if known == 1 { "peer" } else { "peers" };
+        let quiet = now.duration_since(self.since);
+        if quiet < STALLED_AFTER {
+            return format!("from {serving} of {known} {peers}");
+        }
+        let quiet = quiet.as_secs();
+        if arrived == 0 {
+            format!("{STALLED}: waiting for peers ({known} known, nothing for {quiet} s)")
+        } else {
+            format!("{STALLED}: waiting for peers ({known} known, last byte {quiet} s ago)")
+        }
     }
 
     /// Starts the wait afresh (while paused on purpose).

@@ -10,7 +10,8 @@
 //!   peers cost nothing.
 //! - Only bytes failing verification ban a peer. Every other failure (a stream that ends
 //!   early, a timeout, an unreachable peer) backs the peer off for a growing while, and
-//!   after [`MAX_FAILURES_PER_PEER`] in a row drops it from this fetch.
+//!   after [`MAX_FAILURES_PER_PEER`] in a row drops it from this fetch until it may be
+//!   back ([`super::revival`]).
 //! - Pieces of segments that no co-fetcher holds are split between the co-fetchers of an
 //!   artifact by rendezvous hashing with BLAKE3, so every node computes the same split.
 
@@ -577,7 +578,10 @@ impl Scheduler {
     }
 }
 
+mod revive;
 mod swarm_pick;
+
+pub use revive::Revived;
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]

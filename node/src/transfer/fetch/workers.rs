@@ -124,6 +124,21 @@ impl Crew {
         added
     }
 
+    /// Starts workers again for peers taken back after they were dropped (`complete`:
+    /// listed as holding everything).
+    pub fn revive(
+        &mut self,
+        client: &BlobClient,
+        shared: &Arc<Shared>,
+        peers: impl IntoIterator<Item = (PeerId, bool)>,
+    ) {
+        for (peer, complete) in peers {
+            self.waiting
+                .extend((0..STREAMS_PER_PEER).map(|n| (n, !complete, peer)));
+        }
+        self.fill(client, shared);
+    }
+
     /// Starts up to [`HURRY_STREAMS`] one-request workers on the best complete peers, for
     /// segments queued first for a waiting reader.
     pub fn hurry(&mut self, client: &BlobClient, shared: &Arc<Shared>) {
