@@ -6,6 +6,7 @@ use seedbank_protocol::ContentId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::relayed_ledger::RelayedLedger;
 use super::PeerIps;
 use crate::error::{NodeError, NodeResult};
 
@@ -146,7 +147,7 @@ pub struct NetStatus {
 pub struct RelayedTransfers {
     /// How long to wait for hole punching to bring a direct connection.
     pub direct_wait: std::time::Duration,
-    /// Most bytes fetched from one peer over relays.
+    /// Most bytes fetched from one peer over relays in an hour, whatever the circuits.
     pub cap: u64,
 }
 
@@ -167,6 +168,7 @@ pub struct NetHandle {
     control: libp2p_stream::Control,
     peer_ips: PeerIps,
     relayed: RelayedTransfers,
+    relayed_bytes: RelayedLedger,
 }
 
 impl std::fmt::Debug for NetHandle {
@@ -195,6 +197,7 @@ impl NetHandle {
             control,
             peer_ips,
             relayed,
+            relayed_bytes: RelayedLedger::default(),
         }
     }
 
@@ -214,12 +217,12 @@ impl NetHandle {
                 return Ok(Route::Direct);
             }
         }
-        if self.peer_ips.relayed_bytes(peer) < self.relayed.cap {
+        if self.relayed_bytes.bytes(peer, std::time::Instant::now()) < self.relayed.cap {
             return Ok(Route::Relayed);
         }
         Err(format!(
             "reachable only through a relay: hole punching brought no direct connection within {} s, \
-             and transfers over relays stop at {} bytes per peer (net.relayed_transfer_cap)",
+             and transfers over relays stop at {} bytes per peer an hour (net.relayed_transfer_cap)",
             self.relayed.direct_wait.as_secs_f32(),
             self.relayed.cap
         ))
@@ -227,7 +230,8 @@ impl NetHandle {
 
     /// Counts `bytes` fetched from `peer` through a relay.
     pub fn add_relayed_bytes(&self, peer: &PeerId, bytes: u64) {
-        self.peer_ips.add_relayed_bytes(peer, bytes);
+        self.relayed_bytes
+            .add(*peer, bytes, std::time::Instant::now());
     }
 
     /// Whether `peer` is connected only through relays.

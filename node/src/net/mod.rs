@@ -22,6 +22,7 @@ mod provider_addresses;
 pub mod provider_store;
 mod redial;
 mod relay_slots;
+mod relayed_ledger;
 mod routing_table;
 mod tally;
 pub mod value_store;
@@ -101,7 +102,7 @@ pub struct NetConfig {
     /// reaches only through a relay (`5s`).
     #[serde(with = "crate::units::duration_text")]
     pub direct_connection_wait: Duration,
-    /// Most bytes fetched from one peer over relays when no direct connection came
+    /// Most bytes fetched from one peer over relays in an hour when no direct connection came
     /// (`0`: none); relays cut circuits at their own limit too.
     pub relayed_transfer_cap: crate::units::ByteSize,
 }

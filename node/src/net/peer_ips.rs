@@ -17,8 +17,6 @@ struct Link {
     direct: u32,
     /// Connections through a relay (circuits) open now.
     relayed: u32,
-    /// Bytes fetched from it through relays.
-    relayed_bytes: u64,
 }
 
 /// Connected peers' IP addresses, and which peers are reached only through relays;
@@ -85,19 +83,6 @@ impl PeerIps {
         self.read()
             .get(peer)
             .is_some_and(|link| link.relayed > 0 && link.direct == 0)
-    }
-
-    /// Counts `bytes` fetched from `peer` through a relay; returns the total so far.
-    pub fn add_relayed_bytes(&self, peer: &PeerId, bytes: u64) -> u64 {
-        let mut links = self.write();
-        let link = links.entry(*peer).or_default();
-        link.relayed_bytes = link.relayed_bytes.saturating_add(bytes);
-        link.relayed_bytes
-    }
-
-    /// Bytes fetched from `peer` through relays while it stayed connected.
-    pub fn relayed_bytes(&self, peer: &PeerId) -> u64 {
-        self.read().get(peer).map_or(0, |link| link.relayed_bytes)
     }
 }
 

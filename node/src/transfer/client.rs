@@ -67,6 +67,15 @@ pub enum RequestError {
         /// How long we waited.
         after: Duration,
     },
+    /// The peer is reached only through a relay and this node has fetched what the relay
+    /// cap allows from it (`net.relayed_transfer_cap`): it is not asked again.
+    #[error("{peer} is {reason}")]
+    OverRelayCap {
+        /// The peer.
+        peer: PeerId,
+        /// Why, in words for the user.
+        reason: String,
+    },
     /// The peer said it is serving too many others right now.
     #[error("{peer} is busy")]
     Busy {
@@ -181,9 +190,9 @@ async fn open_routed_stream(
     net: &NetHandle,
     peer: PeerId,
 ) -> Result<(libp2p::Stream, Route), RequestError> {
-    let unreachable = |reason: String| RequestError::Unreachable { peer, reason };
     let was_connected = net.is_connected(&peer);
-    let route = net.route_to(&peer).await.map_err(unreachable)?;
+    let over_cap = |reason: String| RequestError::OverRelayCap { peer, reason };
+    let route = net.route_to(&peer).await.map_err(over_cap)?;
     let stream = open_stream_in_time(net, peer).await?;
     if !was_connected {
         // The open dialled: learn over what before judging the route.
@@ -191,7 +200,7 @@ async fn open_routed_stream(
     }
     if route == Route::Direct && net.relayed_only(&peer) {
         drop(stream);
-        let route = net.route_to(&peer).await.map_err(unreachable)?;
+        let route = net.route_to(&peer).await.map_err(over_cap)?;
         return Ok((open_stream_in_time(net, peer).await?, route));
     }
     Ok((stream, route))

@@ -160,8 +160,9 @@ fn a_home_node_behind_nat_seeds_to_another_through_a_relay_and_a_punched_hole() 
 }
 
 #[test]
-#[ignore = "in 2 of the last 4 runs the 8 MiB fetch completed: either a hole was punched \
-            through the symmetric NAT or the relayed-transfer cap leaks; not yet known which"]
+#[ignore = "the 8 MiB fetch no longer completes through the relay (the per-peer relayed-byte \
+            count now outlives each circuit), but it stalls for 45 s per try instead of failing \
+            at once, and a watched fetch retries a stall: it ends only after minutes"]
 fn behind_a_symmetric_nat_a_fetch_too_big_for_the_relay_fails_naming_the_relay() {
     let Some(lab) = NatLab::create_or_skip("symmetric NAT test", NatKind::Symmetric) else {
         return;
@@ -176,7 +177,7 @@ fn behind_a_symmetric_nat_a_fetch_too_big_for_the_relay_fails_naming_the_relay()
     let id = seeder.add_artifact(&model);
 
     let failed = fetcher.cli(&["fetch", &id]);
-    assert!(!failed.success, "{failed}");
+    assert!(!failed.success, "{failed}\n{}", fetcher.log());
     assert!(
         failed.stderr.contains("reachable only through a relay"),
         "the error should say the seeder is behind a relay: {failed}\n{}",

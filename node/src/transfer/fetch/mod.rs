@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::plan::{missing_bytes, PlannedBlob, Planner, PLAN_WINDOW};
-use self::revival::Revival;
+use self::revival::{Link, Revival};
 use self::scheduler::{Revived, Scheduler};
 use self::workers::{local_ranges, Crew, Shared, PLAN_LOW_WATER};
 use super::client::BlobClient;
@@ -178,7 +178,8 @@ impl Transfer<'_> {
                 };
                 revival.note_listed(found.iter().map(|c| c.peer));
                 if crew.add(self.client, &shared, found) == 0 {
-                    if !revival.awaits_any(shared.lock().dropped()) {
+                    let dropped = shared.lock().dropped_revivable();
+                    if !revival.awaits_any(&dropped, |peer| link_to(&self.client.net, peer)) {
                         break None;
                     }
                     awaiting_return = true;
@@ -303,10 +304,10 @@ impl Transfer<'_> {
             if failing.is_empty() {
                 return;
             }
-            let dropped = state.dropped().clone();
+            let dropped = state.dropped_revivable();
             let net = &self.client.net;
             revival
-                .due(&failing, &dropped, |peer| net.is_connected(peer), now)
+                .due(&failing, &dropped, |peer| link_to(net, peer), now)
                 .into_iter()
                 .filter_map(|(peer, tries)| Some((peer, state.revive(peer, tries)?)))
                 .collect()
@@ -382,7 +383,7 @@ impl Transfer<'_> {
                 list(state.banned())
             )),
             None => NodeError::Unreachable(format!(
-                "{left} segments could not be fetched from {known} peers{}{}",
+                "{left} segments could not be fetched from {known} peers{}{}{}",
                 if state.dropped().is_empty() {
                     String::new()
                 } else {
@@ -392,7 +393,10 @@ impl Transfer<'_> {
                     String::new()
                 } else {
                     format!(" (banned for bad data: {})", list(state.banned()))
-                }
+                },
+                state
+                    .last_failure()
+                    .map_or(String::new(), |reason| format!("; last failure: {reason}"))
             )),
         }
     }
@@ -444,6 +448,17 @@ impl StallTimer {
     /// Starts the wait afresh (while paused on purpose).
     fn hold(&mut self, now: Instant) {
         self.since = now;
+    }
+}
+
+/// How `peer` is connected now, as [`revival`] weighs it.
+fn link_to(net: &crate::net::NetHandle, peer: &PeerId) -> Link {
+    if !net.is_connected(peer) {
+        Link::None
+    } else if net.relayed_only(peer) {
+        Link::Relayed
+    } else {
+        Link::Direct
     }
 }
 

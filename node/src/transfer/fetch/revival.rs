@@ -22,6 +22,18 @@ use super::scheduler::MAX_FAILURES_PER_PEER;
 /// connection to it is open.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How a peer is connected now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// No connection is open.
+    None,
+    /// Only relay circuits are open: a new circuit is no sign the peer is back, relays
+    /// open and close them at their limits.
+    Relayed,
+    /// A direct connection is open.
+    Direct,
+}
+
 /// What is known of one failing peer.
 #[derive(Debug, Clone, Copy)]
 struct FailingPeer {
@@ -45,20 +57,23 @@ impl Revival {
         self.listed = listed.into_iter().collect();
     }
 
-    /// Whether a dropped peer may still come back: one discovery lists.
-    pub fn awaits_any(&self, dropped: &HashSet<PeerId>) -> bool {
-        dropped.iter().any(|peer| self.listed.contains(peer))
+    /// Whether a dropped peer may still come back: one discovery lists that has no
+    /// connection open (one reached through a relay has been tried as it is).
+    pub fn awaits_any(&self, dropped: &HashSet<PeerId>, link: impl Fn(&PeerId) -> Link) -> bool {
+        dropped
+            .iter()
+            .any(|peer| self.listed.contains(peer) && link(peer) == Link::None)
     }
 
     /// The peers to take back now, each with the failures in a row it may have before
     /// it is dropped: those among `failing` (backed off or dropped) that reconnected, and
     /// those among `dropped` that are listed with no connection open, once per
-    /// [`PROBE_INTERVAL`]. `connected` says whether a connection to a peer is open.
+    /// [`PROBE_INTERVAL`]. `link` says how a peer is connected now.
     pub fn due(
         &mut self,
         failing: &HashSet<PeerId>,
         dropped: &HashSet<PeerId>,
-        connected: impl Fn(&PeerId) -> bool,
+        link: impl Fn(&PeerId) -> Link,
         now: Instant,
     ) -> Vec<(PeerId, u32)> {
         self.failing
@@ -69,13 +84,13 @@ impl Revival {
                 seen_gone: false,
                 last_try: now,
             });
-            let open = connected(peer);
-            if !open {
+            let now_link = link(peer);
+            if now_link == Link::None {
                 watch.seen_gone = true;
             }
-            if open && watch.seen_gone {
+            if now_link == Link::Direct && watch.seen_gone {
                 due.push((*peer, MAX_FAILURES_PER_PEER));
-            } else if !open
+            } else if now_link == Link::None
                 && dropped.contains(peer)
                 && self.listed.contains(peer)
                 && now.duration_since(watch.last_try) >= PROBE_INTERVAL
@@ -110,7 +125,14 @@ mod tests {
             };
             let (failing, dropped) = (set(failing), set(dropped));
             let start = Instant::now();
-            let due = |r: &mut Revival, open: bool, at| r.due(&failing, &dropped, |_| open, at);
+            let due = |r: &mut Revival, open: bool, at| {
+                r.due(
+                    &failing,
+                    &dropped,
+                    |_| if open { Link::Direct } else { Link::None },
+                    at,
+                )
+            };
             assert!(
                 due(&mut revival, true, start).is_empty(),
                 "still connected: no sign"
@@ -123,7 +145,7 @@ mod tests {
         }
         let mut revival = Revival::default();
         assert!(revival
-            .due(&none, &none, |_| false, Instant::now())
+            .due(&none, &none, |_| Link::None, Instant::now())
             .is_empty());
     }
 
@@ -135,7 +157,7 @@ mod tests {
         let none = HashSet::new();
         let start = Instant::now();
         let due = |r: &mut Revival, failing: &HashSet<PeerId>, dropped: &HashSet<PeerId>, at| {
-            r.due(failing, dropped, |_| false, at)
+            r.due(failing, dropped, |_| Link::None, at)
         };
         assert!(due(&mut revival, &none, &dropped, start).is_empty());
         assert!(
@@ -143,7 +165,11 @@ mod tests {
             "not listed: nothing says it may be back"
         );
         revival.note_listed([peer]);
-        assert!(revival.awaits_any(&dropped));
+        assert!(revival.awaits_any(&dropped, |_| Link::None));
+        assert!(
+            !revival.awaits_any(&dropped, |_| Link::Relayed),
+            "tried as it is"
+        );
         assert!(
             due(&mut revival, &dropped, &none, start + PROBE_INTERVAL).is_empty(),
             "backed off but not dropped: its own back-off tries it"
@@ -162,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn a_connected_peer_that_keeps_failing_is_not_taken_back_on_a_listing() {
+    fn a_connected_peer_that_keeps_failing_is_not_taken_back_on_a_listing_or_a_circuit() {
         let mut revival = Revival::default();
         let peer = PeerId::random();
         let dropped = HashSet::from([peer]);
@@ -170,7 +196,22 @@ mod tests {
         let start = Instant::now();
         for second in 0..60 {
             let now = start + Duration::from_secs(second);
-            assert!(revival.due(&dropped, &dropped, |_| true, now).is_empty());
+            assert!(revival
+                .due(&dropped, &dropped, |_| Link::Direct, now)
+                .is_empty());
+        }
+        // Behind a relay, circuits come and go: none of them is a return.
+        let mut revival = Revival::default();
+        revival.note_listed([peer]);
+        for second in 0..60 {
+            let link = if second % 2 == 0 {
+                Link::Relayed
+            } else {
+                Link::None
+            };
+            let now = start + Duration::from_secs(second);
+            let due = revival.due(&dropped, &HashSet::new(), |_| link, now);
+            assert!(due.is_empty(), "second {second}: {due:?}");
         }
     }
 }

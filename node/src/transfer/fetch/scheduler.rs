@@ -103,6 +103,8 @@ pub struct Scheduler {
     peers: HashMap<PeerId, PeerState>,
     banned: HashSet<PeerId>,
     dropped: HashSet<PeerId>,
+    /// Dropped for good: reached only through relays, over the relayed-transfer cap.
+    over_relay_cap: HashSet<PeerId>,
     /// Why the last failed request of this fetch failed, for the user.
     last_failure: Option<String>,
     per_peer: HashMap<PeerId, u64>,
@@ -496,6 +498,12 @@ impl Scheduler {
                 });
             }
             Err(RequestError::Busy { .. }) => state.retry_at = Some(now + BUSY_RETRY_DELAY),
+            // What the relay cap allows is fetched: more tries cannot change that.
+            Err(e @ RequestError::OverRelayCap { .. }) => {
+                self.last_failure = Some(e.to_string());
+                self.dropped.insert(peer);
+                self.over_relay_cap.insert(peer);
+            }
             // Requests under way together fail together when a peer goes away (a fetch
             // runs several streams to it): one that ends while the peer is already
             // backed off is part of the same outage, not another failure in a row.

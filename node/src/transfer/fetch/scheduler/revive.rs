@@ -16,20 +16,31 @@ pub struct Revived {
 }
 
 impl Scheduler {
-    /// Peers that failed their last request (backing off) or were dropped, not banned.
+    /// Peers that failed their last request (backing off) or were dropped, and may
+    /// come back: not banned, nor over the relayed-transfer cap.
     pub fn failing(&self) -> HashSet<PeerId> {
         self.peers
             .iter()
-            .filter(|(peer, state)| state.failures > 0 && !self.banned.contains(peer))
+            .filter(|(_, state)| state.failures > 0)
             .map(|(peer, _)| *peer)
             .chain(self.dropped.iter().copied())
+            .filter(|peer| !self.banned.contains(peer) && !self.over_relay_cap.contains(peer))
+            .collect()
+    }
+
+    /// The dropped peers among [`Self::failing`].
+    pub fn dropped_revivable(&self) -> HashSet<PeerId> {
+        self.dropped
+            .difference(&self.over_relay_cap)
+            .copied()
             .collect()
     }
 
     /// Takes a failing or dropped peer back at once, with `tries` failures in a row left
-    /// before it is dropped (again); `None` for a peer unknown or banned.
+    /// before it is dropped (again); `None` for a peer unknown, banned or over the
+    /// relayed-transfer cap.
     pub fn revive(&mut self, peer: PeerId, tries: u32) -> Option<Revived> {
-        if self.banned.contains(&peer) {
+        if self.banned.contains(&peer) || self.over_relay_cap.contains(&peer) {
             return None;
         }
         let state = self.peers.get_mut(&peer)?;
@@ -103,5 +114,29 @@ mod tests {
         failed(&mut scheduler, dropped, 1);
         assert!(!scheduler.may_work(dropped), "one failure drops it again");
         assert_eq!(scheduler.revive(banned, MAX_FAILURES_PER_PEER), None);
+    }
+
+    #[test]
+    fn a_peer_over_the_relay_cap_is_dropped_at_once_and_never_taken_back() {
+        let mut scheduler = Scheduler::new(None);
+        let peer = PeerId::random();
+        scheduler.add_peer(Candidate {
+            peer,
+            complete: true,
+            listed: true,
+        });
+        let capped = RequestError::OverRelayCap {
+            peer,
+            reason: "reachable only through a relay".into(),
+        };
+        scheduler.judge(peer, Err(&capped), Instant::now());
+        assert!(!scheduler.may_work(peer));
+        assert!(scheduler.failing().is_empty());
+        assert!(scheduler.dropped_revivable().is_empty());
+        assert_eq!(scheduler.revive(peer, MAX_FAILURES_PER_PEER), None);
+        assert!(scheduler
+            .last_failure()
+            .unwrap()
+            .contains("through a relay"));
     }
 }
