@@ -25,10 +25,7 @@ use seedbank_protocol::{ContentId, Manifest};
 use super::book::{HealthRecord, PeerOutcome};
 use super::copy_proof::{prove_copy, ProofContext};
 use crate::net::ip_network::network_label;
-use crate::net::NetHandle;
 use crate::random::{random_u64, shuffle};
-use crate::transfer::challenges::Challenges;
-use crate::transfer::traffic::Traffic;
 
 /// Most providers spot-checked for one artifact: more than any replica target asks for,
 /// few enough that a DHT full of claims costs little.
@@ -63,12 +60,8 @@ impl SilentPeers {
 /// What a round of spot checks works with.
 #[derive(Debug, Clone, Copy)]
 pub struct Checker<'a> {
-    /// The network.
-    pub net: &'a NetHandle,
-    /// Where the checks' bytes are counted.
-    pub traffic: &'a Traffic,
-    /// The ranges this node serves nobody while it challenges for them.
-    pub challenges: &'a Challenges,
+    /// What each provider's check works with.
+    pub proof: ProofContext<'a>,
     /// Peers already found silent in this round.
     pub silent: &'a SilentPeers,
 }
@@ -82,12 +75,8 @@ pub async fn check_copies(
     held_here: bool,
     now: u64,
 ) -> HealthRecord {
-    let Checker {
-        net,
-        traffic,
-        challenges,
-        silent,
-    } = checker;
+    let Checker { proof, silent } = checker;
+    let net = proof.net;
     let me = net.local_peer();
     let mut listed = match net.find_providers(root).await {
         Ok(peers) => peers,
@@ -105,11 +94,6 @@ pub async fn check_copies(
         .into_iter()
         .take(MAX_CHECKED_PROVIDERS)
         .collect();
-    let context = ProofContext {
-        net,
-        traffic,
-        challenges,
-    };
     let peers = stream::iter(checked)
         .map(|peer| async move {
             let outcome = |error: Option<String>| PeerOutcome {
@@ -123,7 +107,7 @@ pub async fn check_copies(
                     "{peer} let another spot check of this round time out"
                 )));
             }
-            let result = prove_copy(context, peer, root, manifest).await;
+            let result = prove_copy(proof, peer, root, manifest).await;
             if let Err(e) = &result {
                 tracing::debug!(%root, %peer, error = %e, "spot check failed");
                 if e.timed_out() {

@@ -20,6 +20,7 @@ use seedbank_protocol::{ArtifactKind, BlobHash, ContentId, NameRef};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::copy_proof::ProofContext;
 use super::follow::FollowTarget;
 use super::health::{check_copies, Checker, SilentPeers, ARTIFACTS_AT_ONCE};
 use super::{
@@ -268,9 +269,11 @@ impl Preserver {
             .map(|gate| gate.challenges().clone())
             .unwrap_or_default();
         let checker = Checker {
-            net: &self.net,
-            traffic: &self.traffic,
-            challenges: &challenges,
+            proof: ProofContext {
+                net: &self.net,
+                traffic: &self.traffic,
+                challenges: &challenges,
+            },
             silent,
         };
         let record = check_copies(checker, root, &manifest, held_here, self.clock.now_secs()).await;

@@ -50,6 +50,17 @@ fn health_report(daemon: &Daemon, args: &[&str]) -> serde_json::Value {
     report
 }
 
+/// The check of `peer` in a health entry, which must be there.
+fn check_of(health: &serde_json::Value, peer: &str) -> serde_json::Value {
+    health["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == peer)
+        .unwrap_or_else(|| panic!("{peer} was not checked: {health}"))
+        .clone()
+}
+
 /// The health entry of `id` after a fresh round of spot checks.
 fn checked_health(daemon: &Daemon, id: &str) -> serde_json::Value {
     entry_of(&health_report(daemon, &["--refresh"]), id)
@@ -123,13 +134,7 @@ fn replica_targets_count_verified_copies_and_followers_keep_new_releases() {
     let health = checked_health(&a, &v1);
     assert_eq!(health["verified"], 2, "{health}");
     assert!(health["providers"].as_u64().unwrap() >= 3, "{health}");
-    let c_check = health["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer"] == c.peer_id().as_str())
-        .unwrap_or_else(|| panic!("C was not checked: {health}"))
-        .clone();
+    let c_check = check_of(&health, &c.peer_id());
     assert_eq!(c_check["verified"], false, "{c_check}");
     assert_eq!(health["under_target"], true, "{health}");
 
@@ -183,13 +188,7 @@ fn a_node_that_dropped_a_revision_but_kept_its_shared_shard_is_never_counted_for
             "round {round}: only A holds v1: {health}"
         );
         assert_eq!(health["under_target"], true, "{health}");
-        let l2_check = health["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["peer"] == l2.peer_id().as_str())
-            .unwrap_or_else(|| panic!("round {round}: L2 was not checked: {health}"))
-            .clone();
+        let l2_check = check_of(&health, &l2.peer_id());
         assert_eq!(l2_check["verified"], false, "round {round}: {l2_check}");
         assert!(
             l2_check["error"].as_str().unwrap().contains("shard-2.bin"),
@@ -433,13 +432,7 @@ fn providers_that_relay_the_challenge_back_to_the_checker_prove_nothing() {
     assert_eq!(health["verified_peers"], 1, "{health}");
     assert_eq!(health["under_target"], true, "{health}");
     for sybil in &ids {
-        let check = health["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["peer"] == sybil.as_str())
-            .unwrap_or_else(|| panic!("{sybil} was not checked: {health}"))
-            .clone();
+        let check = check_of(&health, sybil);
         assert_eq!(check["verified"], false, "{check}");
     }
     // Between checks, A serves the same ranges to anyone as before.
