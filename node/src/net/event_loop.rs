@@ -520,8 +520,10 @@ impl EventLoop {
                 let local = *self.swarm.local_peer_id();
                 let finished = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        let behaviour = self.swarm.behaviour_mut();
                         provider_addresses::keep_lookup_addresses(
-                            self.swarm.behaviour_mut(),
+                            &mut behaviour.kad,
+                            &mut behaviour.provider_addresses,
                             providers.iter().filter(|p| **p != local).copied(),
                         );
                         if let Some(lookup) = self.pending_providers.get_mut(&id) {

@@ -21,7 +21,6 @@ use libp2p::swarm::{
 };
 use libp2p::{Multiaddr, PeerId};
 
-use super::behaviour::NodeBehaviour;
 use super::peer_ips::is_relayed;
 use super::routing_table;
 
@@ -57,26 +56,27 @@ impl ProviderAddresses {
     }
 }
 
-/// Copies into the book the addresses a running lookup holds for `providers` the
+/// Copies into `book` the addresses a running lookup of `kad` holds for `providers` the
 /// routing table lacks; called while the lookup runs, since it forgets them when it ends.
 pub(super) fn keep_lookup_addresses(
-    behaviour: &mut NodeBehaviour,
+    kad: &mut routing_table::Kad,
+    book: &mut ProviderAddresses,
     providers: impl IntoIterator<Item = PeerId>,
 ) {
     for provider in providers {
-        if routing_table::addresses_of(&mut behaviour.kad, &provider).is_some() {
+        if routing_table::addresses_of(kad, &provider).is_some() {
             continue;
         }
         // Kademlia answers this from its routing table and its running lookups; the
         // connection id is not looked at.
-        let found = behaviour.kad.handle_pending_outbound_connection(
+        let found = kad.handle_pending_outbound_connection(
             ConnectionId::new_unchecked(0),
             Some(provider),
             &[],
             Endpoint::Dialer,
         );
         if let Ok(found) = found {
-            behaviour.provider_addresses.remember(provider, found);
+            book.remember(provider, found);
         }
     }
 }

@@ -5,7 +5,7 @@ use libp2p::{kad, Multiaddr, PeerId};
 use super::provider_store::ProviderStore;
 
 /// The DHT behaviour this node runs.
-type Kad = kad::Behaviour<ProviderStore>;
+pub(super) type Kad = kad::Behaviour<ProviderStore>;
 
 /// Peers in the routing table.
 pub(super) fn size(kad: &mut Kad) -> usize {
